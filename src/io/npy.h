@@ -1,0 +1,28 @@
+/*
+ * npy.h — NumPy .npy files (format 1.0-3.0, little-endian float32/float64/int32/int64/
+ * int16/uint8/bool, C order), used for golden fixtures and voice import. Values are always
+ * loaded into a dense float32 or int64 copy.
+ */
+#ifndef COSY_NPY_H
+#define COSY_NPY_H
+
+#include <stdint.h>
+#include "cosy.h"
+
+#define NPY_MAX_DIMS 8
+
+typedef struct {
+    int ndim;
+    int64_t shape[NPY_MAX_DIMS];
+    int64_t numel;
+    int is_float;     /* the file held floats (f4/f8) */
+    float *f32;       /* dense copy (ints converted) */
+    int64_t *i64;     /* dense copy (floats truncated) */
+} npy_array;
+
+cosy_status npy_load(const char *path, npy_array *out);
+void npy_free(npy_array *a);
+/* Writes float32 data with the given shape. */
+cosy_status npy_save_f32(const char *path, const float *data, const int64_t *shape, int ndim);
+
+#endif

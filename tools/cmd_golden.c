@@ -1,0 +1,270 @@
+/* cmd_golden.c — `cosy golden DIR`: the fixture runner (see golden.h). */
+#include "cli.h"
+#include "golden.h"
+#include "core/error.h"
+#include "core/file.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Handlers, in the order cases are matched. Modules add theirs here. */
+static const golden_handler handlers[] = {
+    {NULL, NULL},
+};
+
+static const golden_handler *find_handler(const char *name)
+{
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
+        const char *h = handlers[i].name;
+        if (!h) continue;
+        size_t n = strlen(h);
+        if (n && h[n - 1] == '*' ? !strncmp(name, h, n - 1) : !strcmp(name, h)) return &handlers[i];
+    }
+    return NULL;
+}
+
+cosy_status golden_load(golden_ctx *ctx, const char *key, npy_array *out)
+{
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(ctx->manifest, "files");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(files, key);
+    const cJSON *file = f ? cJSON_GetObjectItemCaseSensitive(f, "file") : NULL;
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s/golden/%s", ctx->dir, cJSON_IsString(file) ? file->valuestring : key);
+    if (!cJSON_IsString(file)) {
+        size_t n = strlen(rel);
+        if (n < 4 || strcmp(rel + n - 4, ".npy")) strncat(rel, ".npy", sizeof rel - n - 1);
+    }
+    return npy_load(rel, out);
+}
+
+/* The tolerance object for `key` in the current case (falls back to the file's own). */
+static const cJSON *tolerance_for(golden_ctx *ctx, const char *key)
+{
+    const cJSON *per = cJSON_GetObjectItemCaseSensitive(ctx->current, "tolerance_per_output");
+    const cJSON *t = per ? cJSON_GetObjectItemCaseSensitive(per, key) : NULL;
+    if (t) return t;
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(ctx->manifest, "files");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(files, key);
+    return f ? cJSON_GetObjectItemCaseSensitive(f, "tolerance") : NULL;
+}
+
+static double tol_value(const cJSON *tol, const char *name)
+{
+    const cJSON *v = tol ? cJSON_GetObjectItemCaseSensitive(tol, name) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+}
+
+static void record(golden_ctx *ctx, const char *key, int pass, double abs_err, double rel_err, double tol, double ratio,
+                   const char *what)
+{
+    ctx->outputs_checked++;
+    if (!pass) ctx->outputs_failed++;
+    if (ratio > ctx->worst_ratio || ctx->outputs_checked == 1 || (!pass && ctx->outputs_failed == 1)) {
+        ctx->worst_ratio = ratio;
+        ctx->worst_abs = abs_err;
+        ctx->worst_rel = rel_err;
+        ctx->worst_tol = tol;
+        snprintf(ctx->worst_name, sizeof ctx->worst_name, "%s", key);
+    }
+    if (ctx->verbose)
+        printf("    %-28s max_abs %.3e  rel %.3e  %s %-9.3g %s\n", key, abs_err, rel_err, what, tol, pass ? "PASS" : "FAIL");
+}
+
+int golden_check(golden_ctx *ctx, const char *key, const float *data, int64_t n)
+{
+    npy_array ref;
+    if (golden_load(ctx, key, &ref) != COSY_OK) {
+        fprintf(stderr, "golden: %s: %s\n", key, cosy_last_error());
+        record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "missing");
+        return 0;
+    }
+    if (ref.numel != n) {
+        fprintf(stderr, "golden: %s: engine produced %lld values, the reference has %lld\n", key, (long long)n, (long long)ref.numel);
+        npy_free(&ref);
+        record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "size");
+        return 0;
+    }
+    double max_abs = 0.0, max_ref = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)data[i] - (double)ref.f32[i]);
+        if (!(d <= max_abs)) max_abs = isnan(d) ? INFINITY : d;
+        double r = fabs((double)ref.f32[i]);
+        if (r > max_ref) max_ref = r;
+    }
+    double rel = max_ref > 0 ? max_abs / max_ref : max_abs;
+    const cJSON *tol = tolerance_for(ctx, key);
+    double t_rel = tol_value(tol, "max_abs_rel"), t_abs = tol_value(tol, "max_abs");
+    int pass = 1;
+    double ratio = 0, shown = 0;
+    const char *what = "tol";
+    if (t_rel >= 0) { pass = pass && rel <= t_rel; ratio = t_rel > 0 ? rel / t_rel : (rel > 0 ? INFINITY : 0); shown = t_rel; what = "rel-tol"; }
+    if (t_abs >= 0) {
+        pass = pass && max_abs <= t_abs;
+        double r = t_abs > 0 ? max_abs / t_abs : (max_abs > 0 ? INFINITY : 0);
+        if (r >= ratio) { ratio = r; shown = t_abs; what = "abs-tol"; }
+    }
+    if (t_rel < 0 && t_abs < 0) { pass = 0; what = "no-tol"; }
+    /* same_argmax for rows of log-probabilities (lm_logp, lm_bi_logp): the last dimension */
+    if (pass && ref.ndim >= 2 && strstr(key, "logp")) {
+        int64_t cols = ref.shape[ref.ndim - 1], rows = n / cols;
+        for (int64_t r = 0; r < rows && pass; r++) {
+            int64_t a = 0, b = 0;
+            for (int64_t c = 1; c < cols; c++) {
+                if (data[r * cols + c] > data[r * cols + a]) a = c;
+                if (ref.f32[r * cols + c] > ref.f32[r * cols + b]) b = c;
+            }
+            if (a != b) {
+                fprintf(stderr, "golden: %s: row %lld argmax %lld, reference %lld\n", key, (long long)r, (long long)a, (long long)b);
+                pass = 0;
+            }
+        }
+    }
+    npy_free(&ref);
+    record(ctx, key, pass, max_abs, rel, shown, ratio, what);
+    return pass;
+}
+
+int golden_check_ints(golden_ctx *ctx, const char *key, const int64_t *data, int64_t n)
+{
+    npy_array ref;
+    if (golden_load(ctx, key, &ref) != COSY_OK) {
+        fprintf(stderr, "golden: %s: %s\n", key, cosy_last_error());
+        record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "missing");
+        return 0;
+    }
+    int pass = ref.numel == n;
+    int64_t first_bad = -1;
+    double max_abs = 0;
+    for (int64_t i = 0; pass && i < n; i++) {
+        double d = fabs((double)(data[i] - ref.i64[i]));
+        if (d > max_abs) max_abs = d;
+        if (d != 0 && first_bad < 0) first_bad = i;
+    }
+    if (ref.numel != n)
+        fprintf(stderr, "golden: %s: engine produced %lld values, the reference has %lld\n", key, (long long)n, (long long)ref.numel);
+    else if (first_bad >= 0) {
+        fprintf(stderr, "golden: %s: first difference at index %lld: %lld, reference %lld\n", key, (long long)first_bad,
+                (long long)data[first_bad], (long long)ref.i64[first_bad]);
+        pass = 0;
+    }
+    npy_free(&ref);
+    record(ctx, key, pass, max_abs, max_abs, 0, pass ? 0 : INFINITY, "exact");
+    return pass;
+}
+
+void golden_dump(golden_ctx *ctx, const char *name, const float *data, const int64_t *shape, int ndim)
+{
+    if (!ctx->dump_dir) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.npy", ctx->dump_dir, name);
+    if (npy_save_f32(path, data, shape, ndim) != COSY_OK) fprintf(stderr, "golden: dump %s: %s\n", path, cosy_last_error());
+}
+
+static void help(void)
+{
+    printf("usage: cosy golden DIR [--case NAME] [-v] [--dump OUTDIR] [--threads N]\n\n"
+           "Runs every case of DIR/golden/manifest.json that the engine implements against DIR/model\n"
+           "(converted on the fly, f32) and prints one line per case: name, max abs error, error relative\n"
+           "to the reference's max magnitude, tolerance, PASS/FAIL. Cases the engine does not implement\n"
+           "yet are listed as SKIP. Exits non-zero if any implemented case fails.\n"
+           "  --case NAME   run only this case (repeatable)\n"
+           "  -v            one line per output of each case\n"
+           "  --dump OUTDIR write intermediates (.npy) for locating a mismatch stage by stage\n");
+}
+
+int cmd_golden(int argc, char **argv)
+{
+    const char *dir = NULL, *only[64];
+    int n_only = 0;
+    golden_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long long v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return 0; }
+        else if (!strcmp(a, "-v")) ctx.verbose = 1;
+        else if (!strcmp(a, "--case") && i + 1 < argc && n_only < 64) only[n_only++] = argv[++i];
+        else if (!strcmp(a, "--dump") && i + 1 < argc) ctx.dump_dir = argv[++i];
+        else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 256, &v)) return cli_usage_error("golden", "--threads needs 1..256");
+            ctx.n_threads = (int)v;
+        } else if (a[0] == '-') return cli_usage_error("golden", "unknown option or missing value: %s", a);
+        else if (!dir) dir = a;
+        else return cli_usage_error("golden", "unexpected argument '%s'", a);
+    }
+    if (!dir) return cli_usage_error("golden", "the fixture directory is required");
+    ctx.dir = dir;
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/manifest.json", dir);
+    char *text;
+    cosy_status st = cosy_file_read_all(path, &text, NULL);
+    if (st != COSY_OK) return cli_fail("golden", st);
+    ctx.manifest = cJSON_Parse(text);
+    free(text);
+    const cJSON *cases = ctx.manifest ? cJSON_GetObjectItemCaseSensitive(ctx.manifest, "cases") : NULL;
+    if (!cJSON_IsArray(cases)) {
+        cJSON_Delete(ctx.manifest);
+        fprintf(stderr, "cosy golden: %s: not a manifest (no \"cases\" list)\n", path);
+        return 1;
+    }
+
+    /* convert the model directory to a temporary f32 model */
+    char model_dir[1024], tmp_model[1024];
+    snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(tmp_model, sizeof tmp_model, "%s/cosy-golden-%d.gguf", tmpdir && *tmpdir ? tmpdir : "/tmp", (int)getpid());
+    cosy_convert_params cp = cosy_convert_default_params();
+    st = cosy_convert(model_dir, tmp_model, &cp);
+    if (st == COSY_OK) {
+        cosy_model_params mp = cosy_model_default_params();
+        mp.n_threads = ctx.n_threads;
+        st = cosy_model_load(tmp_model, &mp, &ctx.model);
+    }
+    unlink(tmp_model); /* the map stays valid until the model is freed */
+    if (st != COSY_OK) {
+        cJSON_Delete(ctx.manifest);
+        return cli_fail("golden", st);
+    }
+
+    int n_pass = 0, n_fail = 0, n_skip = 0;
+    printf("%-22s %12s %12s %12s  %s\n", "case", "max_abs", "rel", "tolerance", "result");
+    for (const cJSON *c = cases->child; c; c = c->next) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+        if (!cJSON_IsString(name)) continue;
+        if (n_only) {
+            int want = 0;
+            for (int k = 0; k < n_only; k++) want |= !strcmp(only[k], name->valuestring);
+            if (!want) continue;
+        }
+        const golden_handler *h = find_handler(name->valuestring);
+        if (!h) {
+            printf("%-22s %12s %12s %12s  SKIP (not implemented)\n", name->valuestring, "-", "-", "-");
+            n_skip++;
+            continue;
+        }
+        ctx.current = c;
+        ctx.outputs_checked = ctx.outputs_failed = 0;
+        ctx.worst_ratio = 0;
+        ctx.worst_name[0] = 0;
+        cosy_error_clear();
+        if (ctx.verbose) printf("%s:\n", name->valuestring);
+        st = h->run(&ctx);
+        int pass = st == COSY_OK && ctx.outputs_failed == 0 && ctx.outputs_checked > 0;
+        if (st != COSY_OK)
+            printf("%-22s %12s %12s %12s  FAIL (%s)\n", name->valuestring, "-", "-", "-", cosy_last_error());
+        else
+            printf("%-22s %12.3e %12.3e %12.3g  %s%s%s%s\n", name->valuestring, ctx.worst_abs, ctx.worst_rel, ctx.worst_tol,
+                   pass ? "PASS" : "FAIL", ctx.outputs_checked > 1 ? " (worst: " : "", ctx.outputs_checked > 1 ? ctx.worst_name : "",
+                   ctx.outputs_checked > 1 ? ")" : "");
+        if (pass) n_pass++;
+        else n_fail++;
+    }
+    printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
+    cosy_model_free(ctx.model);
+    cJSON_Delete(ctx.manifest);
+    return n_fail ? 1 : 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * golden.h — `cosy golden DIR`: run the official reference's fixture cases against the engine.
+ *
+ * DIR holds model/ (an official model directory, converted on the fly) and golden/ (the .npy
+ * files and manifest.json). Each case in the manifest names its inputs and outputs; a handler
+ * (registered in the table in cmd_golden.c, implemented next to the module it exercises in
+ * golden_<module>.c) computes the outputs and hands each one to golden_check(), which compares
+ * it with the reference under the manifest's tolerance for that output.
+ */
+#ifndef COSY_GOLDEN_H
+#define COSY_GOLDEN_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include "cosy.h"
+#include "io/npy.h"
+
+typedef struct golden_ctx golden_ctx;
+
+struct golden_ctx {
+    const char *dir;          /* the fixture set */
+    cosy_model *model;        /* DIR/model converted to f32 */
+    cJSON *manifest;
+    const cJSON *current;     /* the case being run */
+    const char *dump_dir;     /* --dump: where handlers write intermediates (NULL = off) */
+    int verbose;
+    int n_threads;
+    /* results of the current case */
+    int outputs_checked, outputs_failed;
+    double worst_ratio, worst_abs, worst_rel, worst_tol;
+    char worst_name[96];
+};
+
+/* Loads golden/<key>.npy (key as in manifest "files", e.g. "speech_token"). */
+cosy_status golden_load(golden_ctx *ctx, const char *key, npy_array *out);
+/* Compares float output `key` (n values, row-major as the reference's array) with the
+ * reference under the case's tolerance for it. Returns 1 if it passed. */
+int golden_check(golden_ctx *ctx, const char *key, const float *data, int64_t n);
+/* Same for integer outputs (exact_ints tolerance). */
+int golden_check_ints(golden_ctx *ctx, const char *key, const int64_t *data, int64_t n);
+/* Writes an intermediate to <dump_dir>/<name>.npy when --dump is on. */
+void golden_dump(golden_ctx *ctx, const char *name, const float *data, const int64_t *shape, int ndim);
+
+typedef cosy_status (*golden_case_fn)(golden_ctx *ctx);
+
+typedef struct {
+    const char *name;     /* case name, or a prefix ending in '*' ("t2w_*") */
+    golden_case_fn run;
+} golden_handler;
+
+#endif
