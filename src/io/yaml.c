@@ -227,8 +227,12 @@ static cosy_status find(const cosy_yaml *cy, const char *path, yaml_node_t **out
     for (;;) {
         const char *dot = strchr(p, '.');
         size_t len = dot ? (size_t)(dot - p) : strlen(p);
-        n = deref(y, map_get(y, deref(y, n), p, len));
-        if (!n) return cosy_error(COSY_ERR_MISSING, "%s: key %s is missing", y->name, path);
+        yaml_node_t *raw = map_get(y, deref(y, n), p, len);
+        if (!raw) return cosy_error(COSY_ERR_MISSING, "%s: key %s is missing", y->name, path);
+        n = deref(y, raw);
+        if (!n)
+            return cosy_error(COSY_ERR_MISSING, "%s: key %.*s refers to %.*s, which names no key", y->name,
+                              (int)(p + len - path), path, (int)raw->data.scalar.length, (const char *)raw->data.scalar.value);
         if (!dot) break;
         p = dot + 1;
     }

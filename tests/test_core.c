@@ -1,0 +1,389 @@
+/* test_core.c — core building blocks against naive reference implementations:
+ * f16/bf16/q8_0 conversions, every f32 op, the thread pool, the arena, CPU detection. */
+#include "test.h"
+
+#include "core/arena.h"
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/half.h"
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "core/threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+static uint64_t rng_state = 88172645463325252ull;
+static float frand(void) /* uniform [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+static void fill(float *x, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++) x[i] = frand() * scale;
+}
+
+static void test_half(void)
+{
+    /* exact values */
+    CHECK(cosy_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(cosy_f16_to_f32(0xc000) == -2.0f);
+    CHECK(cosy_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(cosy_f16_to_f32(0x0001) == 5.9604644775390625e-8f);  /* smallest subnormal */
+    CHECK(cosy_f16_to_f32(0x0400) == 6.103515625e-5f);         /* smallest normal */
+    CHECK(isinf(cosy_f16_to_f32(0x7c00)));
+    CHECK(isnan(cosy_f16_to_f32(0x7e00)));
+    CHECK(cosy_f32_to_f16(1.0f) == 0x3c00);
+    CHECK(cosy_f32_to_f16(65504.0f) == 0x7bff);
+    CHECK(cosy_f32_to_f16(65520.0f) == 0x7c00);                 /* rounds up to inf */
+    CHECK(cosy_f32_to_f16(5.9604644775390625e-8f) == 0x0001);
+    CHECK(cosy_f32_to_f16(2.98023223876953125e-8f) == 0x0000);  /* exactly half the smallest subnormal: ties to even */
+    CHECK(cosy_f32_to_f16(1.0f + 1.0f / 2048.0f) == 0x3c00);      /* halfway between 1 and next: ties to even */
+    CHECK(cosy_f32_to_f16(1.0f + 3.0f / 2048.0f) == 0x3c02);
+    /* every f16 value round-trips */
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaN payloads */
+        if (cosy_f32_to_f16(cosy_f16_to_f32((uint16_t)h)) != h) bad++;
+    }
+    CHECK(bad == 0);
+    /* bf16: round to nearest even */
+    CHECK(cosy_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(cosy_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(cosy_f32_to_bf16(cosy_f32_from_bits(0x3f808000u)) == 0x3f80); /* tie -> even */
+    CHECK(cosy_f32_to_bf16(cosy_f32_from_bits(0x3f818000u)) == 0x3f82); /* tie -> even (up) */
+    CHECK(cosy_f32_to_bf16(cosy_f32_from_bits(0x3f808001u)) == 0x3f81);
+    CHECK(isnan(cosy_bf16_to_f32(cosy_f32_to_bf16(NAN))));
+    /* q8_0 */
+    float x[64], y[64];
+    fill(x, 64, 3.0f);
+    cosy_block_q8_0 q[2];
+    cosy_convert_from_f32(q, COSY_DTYPE_Q8_0, x, 64);
+    cosy_convert_to_f32(y, q, COSY_DTYPE_Q8_0, 64);
+    for (int b = 0; b < 2; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+        for (int i = 0; i < 32; i++) CHECK(fabsf(x[b * 32 + i] - y[b * 32 + i]) <= amax / 127.0f * 0.5f + 1e-3f * amax / 127.0f);
+    }
+    CHECK(cosy_dtype_nbytes(COSY_DTYPE_Q8_0, 64) == 68);
+    cosy_dtype d;
+    CHECK(cosy_dtype_from_name("bf16", &d) == 0 && d == COSY_DTYPE_BF16);
+    CHECK(cosy_dtype_from_name("f64", &d) != 0);
+}
+
+static void naive_linear(float *y, const float *x, int T, int in, const float *W, const float *b, int out)
+{
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < out; o++) {
+            double acc = b ? b[o] : 0.0;
+            for (int i = 0; i < in; i++) acc += (double)x[t * in + i] * W[o * in + i];
+            y[t * out + o] = (float)acc;
+        }
+}
+
+static void test_linear_norms(void)
+{
+    enum { T = 7, IN = 37, OUT = 19 };
+    float x[T * IN], W[OUT * IN], b[OUT], y[T * OUT], r[T * OUT];
+    fill(x, T * IN, 1.0f);
+    fill(W, OUT * IN, 0.5f);
+    fill(b, OUT, 0.5f);
+    cosy_linear(y, x, T, IN, W, b, OUT);
+    naive_linear(r, x, T, IN, W, b, OUT);
+    CHECK(test_max_abs_diff(y, r, T * OUT) < 1e-5);
+    cosy_linear(y, x, T, IN, W, NULL, OUT);
+    naive_linear(r, x, T, IN, W, NULL, OUT);
+    CHECK(test_max_abs_diff(y, r, T * OUT) < 1e-5);
+
+    float g[IN], bb[IN], ln[T * IN];
+    fill(g, IN, 1.0f);
+    fill(bb, IN, 1.0f);
+    cosy_layer_norm(ln, x, T, IN, g, bb, 1e-5f);
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < IN; i++) mean += x[t * IN + i];
+        mean /= IN;
+        for (int i = 0; i < IN; i++) var += (x[t * IN + i] - mean) * (x[t * IN + i] - mean);
+        var /= IN;
+        for (int i = 0; i < IN; i++) {
+            double want = (x[t * IN + i] - mean) / sqrt(var + 1e-5) * g[i] + bb[i];
+            worst = fmax(worst, fabs(want - ln[t * IN + i]));
+        }
+    }
+    CHECK(worst < 1e-5);
+    cosy_rms_norm(ln, x, T, IN, g, 1e-6f);
+    worst = 0;
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int i = 0; i < IN; i++) ss += (double)x[t * IN + i] * x[t * IN + i];
+        for (int i = 0; i < IN; i++) worst = fmax(worst, fabs(x[t * IN + i] / sqrt(ss / IN + 1e-6) * g[i] - ln[t * IN + i]));
+    }
+    CHECK(worst < 1e-5);
+    /* in place */
+    float xi[T * IN];
+    memcpy(xi, x, sizeof xi);
+    cosy_rms_norm(xi, xi, T, IN, g, 1e-6f);
+    CHECK(test_max_abs_diff(xi, ln, T * IN) == 0);
+
+    float s[10] = {1, 2, 3, -INFINITY, 0, 5, 5, -1, 2, 0}, ls[10];
+    memcpy(ls, s, sizeof s);
+    cosy_softmax(s, 10);
+    cosy_log_softmax(ls, 10);
+    double sum = 0;
+    for (int i = 0; i < 10; i++) sum += s[i];
+    CHECK_NEAR(sum, 1.0, 1e-6);
+    CHECK(s[3] == 0.0f && isinf(ls[3]) && ls[3] < 0);
+    for (int i = 0; i < 10; i++)
+        if (i != 3) CHECK_NEAR(expf(ls[i]), s[i], 1e-6);
+    CHECK_NEAR(s[5], s[6], 0);
+}
+
+static void test_activations(void)
+{
+    float v[9] = {-30, -3, -1, -0.1f, 0, 0.1f, 1, 3, 30}, a[9];
+#define APPLY(fn, expr)                                                             \
+    do {                                                                            \
+        memcpy(a, v, sizeof v);                                                     \
+        fn;                                                                         \
+        for (int i = 0; i < 9; i++) {                                               \
+            double x = v[i];                                                        \
+            CHECK_NEAR(a[i], (expr), 1e-6 * fmax(1.0, fabs(expr)));                 \
+        }                                                                           \
+    } while (0)
+    APPLY(cosy_silu(a, 9), x / (1 + exp(-x)));
+    APPLY(cosy_gelu(a, 9), 0.5 * x * (1 + erf(x / sqrt(2.0))));
+    APPLY(cosy_gelu_tanh(a, 9), 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))));
+    APPLY(cosy_mish(a, 9), x * tanh(log1p(exp(x))));
+    APPLY(cosy_tanh(a, 9), tanh(x));
+    APPLY(cosy_sigmoid(a, 9), 1 / (1 + exp(-x)));
+    APPLY(cosy_relu(a, 9), x > 0 ? x : 0);
+    APPLY(cosy_elu(a, 9, 1.0f), x > 0 ? x : expm1(x));
+    APPLY(cosy_leaky_relu(a, 9, 0.1f), x >= 0 ? x : 0.1 * x);
+#undef APPLY
+    float snake[2 * 9], alpha[2] = {0.5f, 2.0f};
+    memcpy(snake, v, sizeof v);
+    memcpy(snake + 9, v, sizeof v);
+    cosy_snake(snake, 2, 9, alpha);
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 9; i++) {
+            double x = v[i], s = sin(alpha[c] * x);
+            CHECK_NEAR(snake[c * 9 + i], x + 1.0 / (alpha[c] + 1e-9) * s * s, 1e-5 * fmax(1, fabs(x)));
+        }
+}
+
+static void naive_conv1d(float *y, const float *x, int Cin, int T, const float *w, const float *b, int Cout, int K,
+                         int stride, int pl, int pr, int dil, int groups)
+{
+    int Tout = (T + pl + pr - dil * (K - 1) - 1) / stride + 1;
+    int cin_g = Cin / groups, cout_g = Cout / groups;
+    for (int co = 0; co < Cout; co++) {
+        int g = co / cout_g;
+        for (int t = 0; t < Tout; t++) {
+            double acc = b ? b[co] : 0;
+            for (int ci = 0; ci < cin_g; ci++)
+                for (int k = 0; k < K; k++) {
+                    int ti = t * stride - pl + k * dil;
+                    if (ti >= 0 && ti < T) acc += (double)w[(co * cin_g + ci) * K + k] * x[(g * cin_g + ci) * T + ti];
+                }
+            y[co * Tout + t] = (float)acc;
+        }
+    }
+}
+
+static void naive_conv_transpose1d(float *y, const float *x, int Cin, int T, const float *w, const float *b, int Cout,
+                                   int K, int stride, int pad)
+{
+    int Tout = (T - 1) * stride - 2 * pad + K;
+    for (int co = 0; co < Cout; co++)
+        for (int t = 0; t < Tout; t++) y[co * Tout + t] = b ? b[co] : 0;
+    for (int ci = 0; ci < Cin; ci++)
+        for (int t = 0; t < T; t++)
+            for (int co = 0; co < Cout; co++)
+                for (int k = 0; k < K; k++) {
+                    int to = t * stride - pad + k;
+                    if (to >= 0 && to < Tout) y[co * Tout + to] += w[(ci * Cout + co) * K + k] * x[ci * T + t];
+                }
+}
+
+static void test_conv(void)
+{
+    cosy_arena arena;
+    CHECK_OK(cosy_arena_init(&arena, 1 << 22));
+    static const struct { int Cin, T, Cout, K, stride, pl, pr, dil, groups; } cases[] = {
+        {3, 17, 5, 3, 1, 1, 1, 1, 1},   {3, 17, 5, 3, 1, 2, 0, 1, 1},  {4, 20, 6, 7, 1, 9, 9, 3, 1},
+        {4, 20, 6, 5, 2, 2, 2, 1, 1},   {18, 40, 8, 30, 15, 7, 7, 1, 1}, {6, 9, 6, 31, 1, 15, 15, 1, 6},
+        {4, 12, 4, 3, 1, 2, 0, 1, 4},   {8, 10, 4, 1, 1, 0, 0, 1, 1},  {4, 10, 6, 3, 1, 1, 1, 1, 2},
+        {2, 3, 3, 5, 1, 0, 0, 1, 1},    /* output length 0 */
+        {2, 4, 3, 3, 1, 8, 0, 1, 1},    /* padding longer than the input */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int Cin = cases[c].Cin, T = cases[c].T, Cout = cases[c].Cout, K = cases[c].K, g = cases[c].groups;
+        float x[18 * 40], w[8 * 18 * 31], b[8], y[8 * 64], r[8 * 64];
+        fill(x, (size_t)Cin * T, 1.0f);
+        fill(w, (size_t)Cout * (Cin / g) * K, 0.5f);
+        fill(b, (size_t)Cout, 0.5f);
+        int Tout = cosy_conv1d(y, x, Cin, T, w, b, Cout, K, cases[c].stride, cases[c].pl, cases[c].pr, cases[c].dil, g, &arena);
+        int want = cosy_conv1d_out_len(T, K, cases[c].stride, cases[c].pl, cases[c].pr, cases[c].dil);
+        CHECK(Tout == want);
+        if (Tout > 0) {
+            naive_conv1d(r, x, Cin, T, w, b, Cout, K, cases[c].stride, cases[c].pl, cases[c].pr, cases[c].dil, g);
+            double d = test_max_abs_diff(y, r, (long)Cout * Tout);
+            if (d > 1e-5) fprintf(stderr, "conv case %zu: diff %g\n", c, d);
+            CHECK(d < 1e-5);
+        }
+        CHECK(arena.used == 0);
+    }
+    static const struct { int Cin, T, Cout, K, stride, pad; } tcases[] = {
+        {8, 5, 4, 16, 8, 4}, {4, 7, 2, 11, 5, 3}, {2, 9, 1, 7, 3, 2}, {3, 4, 3, 4, 2, 1}, {3, 1, 2, 3, 1, 0},
+    };
+    for (size_t c = 0; c < sizeof tcases / sizeof tcases[0]; c++) {
+        int Cin = tcases[c].Cin, T = tcases[c].T, Cout = tcases[c].Cout, K = tcases[c].K;
+        float x[64], w[8 * 4 * 16], b[4], y[4 * 64], r[4 * 64];
+        fill(x, (size_t)Cin * T, 1.0f);
+        fill(w, (size_t)Cin * Cout * K, 0.5f);
+        fill(b, (size_t)Cout, 0.5f);
+        int Tout = cosy_conv_transpose1d(y, x, Cin, T, w, b, Cout, K, tcases[c].stride, tcases[c].pad, &arena);
+        CHECK(Tout == (T - 1) * tcases[c].stride - 2 * tcases[c].pad + K);
+        naive_conv_transpose1d(r, x, Cin, T, w, b, Cout, K, tcases[c].stride, tcases[c].pad);
+        CHECK(test_max_abs_diff(y, r, (long)Cout * Tout) < 1e-5);
+    }
+    /* a too-small arena is reported, not overrun */
+    cosy_arena tiny;
+    CHECK_OK(cosy_arena_init(&tiny, 64));
+    float x[4 * 100], w[4 * 4 * 3], y[4 * 100];
+    fill(x, 400, 1);
+    fill(w, 48, 1);
+    CHECK(cosy_conv1d(y, x, 4, 100, w, NULL, 4, 3, 1, 1, 1, 1, 1, &tiny) == -1);
+    CHECK(strstr(cosy_last_error(), "arena") != NULL);
+    cosy_arena_free(&tiny);
+    cosy_arena_free(&arena);
+
+    float m[6] = {1, 2, 3, 4, 5, 6}, mt[6];
+    cosy_transpose(mt, m, 2, 3);
+    CHECK(mt[0] == 1 && mt[1] == 4 && mt[2] == 2 && mt[3] == 5 && mt[4] == 3 && mt[5] == 6);
+}
+
+static void test_arena(void)
+{
+    cosy_arena a;
+    CHECK_OK(cosy_arena_init(&a, 1000));
+    void *p = cosy_arena_alloc(&a, 10), *q = cosy_arena_alloc(&a, 10);
+    CHECK(p && q && ((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0 && q != p);
+    size_t mark = cosy_arena_mark(&a);
+    CHECK(cosy_arena_alloc(&a, 2000) == NULL);
+    CHECK(strstr(cosy_last_error(), "arena") != NULL);
+    CHECK(cosy_arena_mark(&a) == mark);
+    CHECK(cosy_arena_alloc(&a, 800) != NULL);
+    cosy_arena_release(&a, mark);
+    CHECK(a.used == mark && a.high_water >= 900);
+    cosy_arena_free(&a);
+}
+
+typedef struct {
+    atomic_long sum;
+    atomic_int calls;
+    cosy_pool *pool;
+} pool_ctx;
+
+static void add_task(void *vctx, int i)
+{
+    pool_ctx *c = vctx;
+    atomic_fetch_add(&c->sum, i);
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static void nested_task(void *vctx, int i)
+{
+    pool_ctx *c = vctx;
+    (void)i;
+    cosy_pool_run(c->pool, 10, add_task, c); /* runs inline, must not deadlock */
+}
+
+static void *pool_user(void *arg)
+{
+    pool_ctx *c = arg;
+    for (int r = 0; r < 200; r++) cosy_pool_run(c->pool, 17, add_task, c);
+    return NULL;
+}
+
+static void test_pool(void)
+{
+    cosy_pool *pool;
+    CHECK_OK(cosy_pool_create(3, &pool));
+    CHECK(cosy_pool_size(pool) == 3);
+    pool_ctx c;
+    atomic_init(&c.sum, 0);
+    atomic_init(&c.calls, 0);
+    c.pool = pool;
+    for (int r = 0; r < 1000; r++) cosy_pool_run(pool, 13, add_task, &c);
+    CHECK(atomic_load(&c.calls) == 13000);
+    CHECK(atomic_load(&c.sum) == 1000L * (12 * 13 / 2));
+    atomic_store(&c.sum, 0);
+    atomic_store(&c.calls, 0);
+    cosy_pool_run(pool, 4, nested_task, &c);
+    CHECK(atomic_load(&c.calls) == 40);
+    /* two threads sharing one pool */
+    atomic_store(&c.calls, 0);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, pool_user, &c);
+    pthread_create(&t2, NULL, pool_user, &c);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CHECK(atomic_load(&c.calls) == 2 * 200 * 17);
+    cosy_pool_free(pool);
+    int b, e, total = 0;
+    for (int p = 0; p < 3; p++) {
+        cosy_split_range(10, 3, p, &b, &e);
+        total += e - b;
+        CHECK(e - b == 3 || e - b == 4);
+    }
+    CHECK(total == 10);
+}
+
+static void test_cpu(void)
+{
+    const cosy_cpu_features *f = cosy_cpu_get_features();
+    CHECK(f != NULL);
+    cosy_cpu_level_t level = cosy_cpu_level();
+    CHECK(level >= COSY_CPU_PORTABLE && level <= COSY_CPU_AVX512);
+    setenv("COSY_CPU", "portable", 1);
+    cosy_cpu_reset();
+    CHECK(cosy_cpu_level() == COSY_CPU_PORTABLE);
+    unsetenv("COSY_CPU");
+    cosy_cpu_reset();
+    CHECK(cosy_cpu_level() == level);
+    CHECK(strlen(cosy_cpu_model_name()) > 0);
+}
+
+static void test_errors(void)
+{
+    CHECK(cosy_error(COSY_ERR_FORMAT, "file %s at %d", "x.pt", 12) == COSY_ERR_FORMAT);
+    CHECK(!strcmp(cosy_last_error(), "file x.pt at 12"));
+    cosy_error_prefix(COSY_ERR_FORMAT, "loading %s", "flow");
+    CHECK(!strcmp(cosy_last_error(), "loading flow: file x.pt at 12"));
+    CHECK(!strcmp(cosy_strerror(COSY_ERR_SHAPE), "shape mismatch"));
+    char longmsg[3000];
+    memset(longmsg, 'a', sizeof longmsg - 1);
+    longmsg[sizeof longmsg - 1] = 0;
+    cosy_error(COSY_ERR_IO, "%s", longmsg);
+    cosy_error_prefix(COSY_ERR_IO, "%s", longmsg); /* truncates, no overflow */
+    CHECK(strlen(cosy_last_error()) < 1024);
+}
+
+int main(void)
+{
+    test_half();
+    test_linear_norms();
+    test_activations();
+    test_conv();
+    test_arena();
+    test_pool();
+    test_cpu();
+    test_errors();
+    return test_finish("test_core");
+}

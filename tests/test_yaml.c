@@ -1,0 +1,89 @@
+/* test_yaml.c — the HyperPyYAML subset: tags kept, !ref and arithmetic resolved, lists,
+ * nulls, and clear errors for missing keys, bad expressions and reference cycles. */
+#include "test.h"
+
+#include "io/yaml.h"
+
+static const char doc[] =
+    "__set_seed1: !apply:random.seed [1986]\n"
+    "chunk_size: 25 # streaming chunk\n"
+    "token_mel_ratio: 2\n"
+    "left: -1\n"
+    "rate: 1e-06\n"
+    "nested:\n"
+    "    inner: 7\n"
+    "llm: !new:cosyvoice.llm.llm.Qwen2LM\n"
+    "    llm_input_size: !ref <chunk_size>\n"
+    "    mix_ratio: [5, 15]\n"
+    "    sampling: !name:cosyvoice.utils.common.ras_sampling\n"
+    "        top_p: 0.8\n"
+    "flow: !new:x.Flow\n"
+    "    static: !ref <chunk_size> * <token_mel_ratio>\n"
+    "    expr: !ref (<chunk_size> + 5) // 4 - <nested[inner]>\n"
+    "    alias: !ref <llm>\n"
+    "    fmax: null\n"
+    "    name: 'gelu'\n"
+    "    dil: [[1, 3, 5], [1, 3, 5]]\n"
+    "    ragged: [[1, 3], [1]]\n"
+    "    bad: !ref <nowhere>\n"
+    "    cyc: !ref <cycle_a>\n"
+    "    div: !ref <chunk_size> / 0\n"
+    "cycle_a: !ref <cycle_b>\n"
+    "cycle_b: !ref <cycle_a>\n";
+
+int main(void)
+{
+    cosy_yaml *y = NULL;
+    CHECK_OK(cosy_yaml_parse(doc, sizeof doc - 1, "test.yaml", &y));
+    if (!y) return test_finish("test_yaml");
+    int64_t v;
+    double d;
+    char buf[128];
+    int is_null;
+    CHECK_OK(cosy_yaml_get_int(y, "chunk_size", &v));
+    CHECK(v == 25);
+    CHECK_OK(cosy_yaml_get_int(y, "left", &v));
+    CHECK(v == -1);
+    CHECK_OK(cosy_yaml_get_float(y, "rate", &d));
+    CHECK(d == 1e-6);
+    CHECK_OK(cosy_yaml_get_int(y, "llm.llm_input_size", &v));
+    CHECK(v == 25);
+    CHECK_OK(cosy_yaml_get_int(y, "flow.static", &v));
+    CHECK(v == 50);
+    CHECK_OK(cosy_yaml_get_int(y, "flow.expr", &v));
+    CHECK(v == 0); /* (25 + 5) // 4 - 7 */
+    CHECK_OK(cosy_yaml_get_float(y, "llm.sampling.top_p", &d));
+    CHECK(d == 0.8);
+    CHECK_OK(cosy_yaml_get_float(y, "flow.alias.sampling.top_p", &d)); /* through a reference to a mapping */
+    CHECK(d == 0.8);
+    CHECK_OK(cosy_yaml_get_tag(y, "llm", buf, sizeof buf));
+    CHECK(!strcmp(buf, "!new:cosyvoice.llm.llm.Qwen2LM"));
+    CHECK_OK(cosy_yaml_get_tag(y, "llm.sampling", buf, sizeof buf));
+    CHECK(!strcmp(buf, "!name:cosyvoice.utils.common.ras_sampling"));
+    CHECK_OK(cosy_yaml_get_str(y, "flow.fmax", buf, sizeof buf, &is_null));
+    CHECK(is_null && buf[0] == 0);
+    CHECK_OK(cosy_yaml_get_str(y, "flow.name", buf, sizeof buf, &is_null));
+    CHECK(!is_null && !strcmp(buf, "gelu"));
+    int64_t list[8], mat[4 * 8];
+    int n, rows, cols;
+    CHECK_OK(cosy_yaml_get_int_list(y, "llm.mix_ratio", list, 8, &n));
+    CHECK(n == 2 && list[0] == 5 && list[1] == 15);
+    CHECK_FAILS(cosy_yaml_get_int_list(y, "llm.mix_ratio", list, 1, &n), COSY_ERR_FORMAT, "more than 1");
+    CHECK_OK(cosy_yaml_get_int_matrix(y, "flow.dil", mat, 4, 8, &rows, &cols));
+    CHECK(rows == 2 && cols == 3 && mat[0 * 8 + 1] == 3 && mat[1 * 8 + 2] == 5);
+    CHECK_FAILS(cosy_yaml_get_int_matrix(y, "flow.ragged", mat, 4, 8, &rows, &cols), COSY_ERR_FORMAT, "different lengths");
+    CHECK(cosy_yaml_has(y, "nested.inner") && !cosy_yaml_has(y, "nested.outer"));
+    CHECK_FAILS(cosy_yaml_get_int(y, "flow.missing", &v), COSY_ERR_MISSING, "test.yaml: key flow.missing is missing");
+    CHECK_FAILS(cosy_yaml_get_int(y, "flow.bad", &v), COSY_ERR_MISSING, "key flow.bad refers to <nowhere>, which names no key");
+    CHECK_FAILS(cosy_yaml_get_int(y, "flow.cyc", &v), COSY_ERR_FORMAT, "flow.cyc: test.yaml: references nest too deeply (a cycle?)");
+    CHECK_FAILS(cosy_yaml_get_int(y, "flow.div", &v), COSY_ERR_FORMAT, "division by zero");
+    CHECK_FAILS(cosy_yaml_get_int(y, "rate", &v), COSY_ERR_FORMAT, "integer was expected");
+    CHECK_FAILS(cosy_yaml_get_int(y, "flow.name", &v), COSY_ERR_FORMAT, "cannot evaluate");
+    CHECK_FAILS(cosy_yaml_get_int(y, "llm.mix_ratio", &v), COSY_ERR_FORMAT, "expected a number");
+    cosy_yaml_free(y);
+
+    CHECK_FAILS(cosy_yaml_parse("a: [1, 2\n", 9, "broken.yaml", &y), COSY_ERR_FORMAT, "broken.yaml: yaml error at line");
+    CHECK_FAILS(cosy_yaml_parse("- 1\n- 2\n", 8, "list.yaml", &y), COSY_ERR_FORMAT, "not a mapping");
+    CHECK_FAILS(cosy_yaml_load(test_tmp("none.yaml"), &y), COSY_ERR_MISSING, "none.yaml");
+    return test_finish("test_yaml");
+}
