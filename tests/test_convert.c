@@ -512,6 +512,145 @@ static void test_refusals(void)
     expect_refusal(dir, COSY_ERR_MISSING, "no_tensor/hift.pt: tensor conv_post.weight is missing");
 }
 
+
+/* ---- another size: an official-format directory written from the architecture table ----
+ * Every dimension differs from the fixture (layers, heads, kv heads, head_dim, rope_theta, encoder and
+ * estimator widths/depths, HiFT channels), HiFT uses the torch >= 2.1 parametrization layout with a
+ * `generator.` prefix and flow.pt is float16: the converter must take it unchanged. */
+
+typedef struct {
+    ptw_tensor t[2048];
+    char names[2048][128];
+    char keys[2048][8];
+    const char *keyp[2048];
+    const void *blobs[2048];
+    size_t sizes[2048];
+    void *data[2048];
+    int n;
+} pt_builder;
+
+static void builder_add(pt_builder *b, const char *name, int ndim, const int64_t *shape, int half, uint64_t *seed)
+{
+    int k = b->n++;
+    snprintf(b->names[k], sizeof b->names[k], "%s", name);
+    snprintf(b->keys[k], sizeof b->keys[k], "%d", k);
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    size_t es = half ? 2 : 4;
+    b->data[k] = malloc((size_t)numel * es);
+    for (int64_t i = 0; i < numel; i++) {
+        *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+        float v = (float)((*seed >> 40) & 0xffff) / 65536.0f - 0.5f;
+        if (half) ((uint16_t *)b->data[k])[i] = cosy_f32_to_f16(v);
+        else ((float *)b->data[k])[i] = v;
+    }
+    ptw_tensor *t = &b->t[k];
+    memset(t, 0, sizeof *t);
+    t->name = b->names[k];
+    t->storage_type = half ? "HalfStorage" : "FloatStorage";
+    t->storage_key = b->keys[k];
+    t->numel_storage = (long)numel;
+    t->ndim = ndim;
+    long stride = 1;
+    for (int d = ndim - 1; d >= 0; d--) { t->shape[d] = (long)shape[d]; t->stride[d] = stride; stride *= (long)shape[d]; }
+    b->keyp[k] = b->keys[k];
+    b->blobs[k] = b->data[k];
+    b->sizes[k] = (size_t)numel * es;
+}
+
+static void builder_write(pt_builder *b, const char *path, const char *prefix)
+{
+    ptw_buf pkl = {0};
+    ptw_pickle(&pkl, b->t, b->n, NULL);
+    CHECK(ptw_write_checkpoint(path, prefix, &pkl, b->keyp, b->blobs, b->sizes, b->n, 0) == 0);
+    free(pkl.p);
+    for (int i = 0; i < b->n; i++) free(b->data[i]);
+    b->n = 0;
+}
+
+typedef struct {
+    pt_builder *files[3];
+    uint64_t seed;
+} other_ctx;
+
+static int add_other(void *vctx, const arch_tensor *spec)
+{
+    other_ctx *c = vctx;
+    pt_builder *b = c->files[spec->file];
+    size_t len = strlen(spec->source);
+    int weight_norm = spec->file == ARCH_SRC_HIFT && spec->ndim == 3 && strncmp(spec->source, "source_downs", 12) != 0;
+    char name[160];
+    if (spec->file == ARCH_SRC_HIFT && weight_norm) {
+        int64_t g_shape[3] = {spec->shape[0], 1, 1};
+        snprintf(name, sizeof name, "generator.%.*s.parametrizations.weight.original0", (int)(len - 7), spec->source);
+        builder_add(b, name, 3, g_shape, 0, &c->seed);
+        snprintf(name, sizeof name, "generator.%.*s.parametrizations.weight.original1", (int)(len - 7), spec->source);
+        builder_add(b, name, 3, spec->shape, 0, &c->seed);
+    } else {
+        snprintf(name, sizeof name, "%s%s", spec->file == ARCH_SRC_HIFT ? "generator." : "", spec->source);
+        builder_add(b, name, spec->ndim, spec->shape, spec->file == ARCH_SRC_FLOW, &c->seed);
+    }
+    return 0;
+}
+
+static void test_other_sizes(void)
+{
+    cosy_hparams hp;
+    CHECK_OK(cosy_hparams_preset("cv2-tiny", &hp));
+    hp.lm_hidden = 48; hp.lm_layers = 3; hp.lm_heads = 6; hp.lm_kv_heads = 2; hp.lm_head_dim = 8; hp.lm_ffn = 96;
+    hp.lm_rope_theta = 10000.0f;
+    hp.enc_heads = 8; hp.enc_ffn = 48; hp.enc_blocks = 2;
+    hp.est_channels = 32; hp.est_head_dim = 8; hp.est_n_blocks = 2; hp.est_mid_blocks = 1; hp.est_heads = 4;
+    hp.hift_base_channels = 64; hp.f0_cond_channels = 16;
+    CHECK_OK(cosy_hparams_validate(&hp));
+
+    const char *dir = make_variant("other_sizes");
+    edit_text(dir, "cosyvoice2.yaml", "llm_input_size: 64", "llm_input_size: 48");
+    edit_text(dir, "cosyvoice2.yaml", "llm_output_size: 64", "llm_output_size: 48");
+    edit_text(dir, "cosyvoice2.yaml", "attention_heads: 4", "attention_heads: 8");
+    edit_text(dir, "cosyvoice2.yaml", "linear_units: 64", "linear_units: 48");
+    edit_text(dir, "cosyvoice2.yaml", "num_blocks: 1", "num_blocks: 2");
+    edit_text(dir, "cosyvoice2.yaml", "channels: [64]", "channels: [32]");
+    edit_text(dir, "cosyvoice2.yaml", "attention_head_dim: 16", "attention_head_dim: 8");
+    edit_text(dir, "cosyvoice2.yaml", "n_blocks: 1", "n_blocks: 2");
+    edit_text(dir, "cosyvoice2.yaml", "num_mid_blocks: 2", "num_mid_blocks: 1");
+    edit_text(dir, "cosyvoice2.yaml", "num_heads: 2", "num_heads: 4");
+    edit_text(dir, "cosyvoice2.yaml", "base_channels: 32", "base_channels: 64");
+    edit_text(dir, "cosyvoice2.yaml", "cond_channels: 32", "cond_channels: 16");
+    edit_text(dir, "CosyVoice-BlankEN/config.json", "\"hidden_size\": 64", "\"hidden_size\": 48");
+    edit_text(dir, "CosyVoice-BlankEN/config.json", "\"intermediate_size\": 128", "\"intermediate_size\": 96");
+    edit_text(dir, "CosyVoice-BlankEN/config.json", "\"num_attention_heads\": 4", "\"num_attention_heads\": 6");
+    edit_text(dir, "CosyVoice-BlankEN/config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    edit_text(dir, "CosyVoice-BlankEN/config.json", "\"rope_theta\": 1000000.0", "\"rope_theta\": 10000.0");
+
+    static pt_builder llm, flow, hift;
+    other_ctx c = {{&llm, &flow, &hift}, 42};
+    cosy_arch_tensors(&hp, add_other, &c);
+    int64_t tied[2] = {hp.lm_text_vocab, hp.lm_hidden};
+    builder_add(&llm, "llm.model.lm_head.weight", 2, tied, 0, &c.seed);
+    unlink(path_in(dir, "llm.pt"));
+    unlink(path_in(dir, "flow.pt"));
+    unlink(path_in(dir, "hift.pt"));
+    builder_write(&llm, path_in(dir, "llm.pt"), "archive");
+    builder_write(&flow, path_in(dir, "flow.pt"), "archive");
+    builder_write(&hift, path_in(dir, "hift.pt"), "archive");
+
+    CHECK_OK(cosy_convert(dir, test_tmp("other.gguf"), NULL));
+    cosy_model *m = NULL;
+    CHECK_OK(cosy_model_load(test_tmp("other.gguf"), NULL, &m));
+    if (!m) return;
+    CHECK(memcmp(&m->hp, &hp, sizeof hp) == 0);
+    CHECK(m->file.n_tensors == cosy_arch_count(&hp));
+    const cosy_tensor *t;
+    CHECK_OK(cosy_model_tensor(m, "lm.blk.2.attn_k.weight", &t));
+    CHECK(t && t->shape[0] == 16 && t->shape[1] == 48);
+    CHECK_OK(cosy_model_tensor(m, "hift.resblocks.8.convs1.0.weight", &t));
+    CHECK(t && t->shape[0] == 8);
+    CHECK_OK(cosy_model_tensor(m, "flow.est.mid_blocks.0.1.1.attn1.to_q.weight", &t));
+    CHECK(t && t->shape[0] == 32 && t->shape[1] == 32);
+    cosy_model_free(m);
+}
+
 static void test_load_refusals(void)
 {
     cosy_model *m = NULL;
@@ -541,6 +680,7 @@ int main(void)
     test_speakers();
     test_random_presets();
     test_refusals();
+    test_other_sizes();
     test_load_refusals();
     return test_finish("test_convert");
 }
