@@ -94,6 +94,19 @@ void cosy_model_free(cosy_model *model);
  * tokenizer size, speakers) to the given FILE* (passed as void* to keep stdio out of here). */
 void cosy_model_print_info(const cosy_model *model, void *file);
 
+/* ---- voices --------------------------------------------------------------------------- */
+
+/* A voice: prompt text tokens, prompt speech tokens, prompt mel and speaker embedding of one
+ * speaker, computed once (see `cosy voice`). */
+typedef struct cosy_voice cosy_voice;
+
+cosy_status cosy_voice_load(const char *path, cosy_voice **out);
+cosy_status cosy_voice_save(const cosy_voice *voice, const char *path);
+/* A built-in speaker of the model (from spk2info.pt at conversion). */
+cosy_status cosy_voice_from_speaker(const cosy_model *model, const char *speaker, cosy_voice **out);
+const char *cosy_voice_name(const cosy_voice *voice);
+void cosy_voice_free(cosy_voice *voice);
+
 #ifdef __cplusplus
 }
 #endif

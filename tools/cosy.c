@@ -13,6 +13,7 @@
 static const cli_command commands[] = {
     {"convert", cmd_convert, "convert an official CosyVoice2 model directory (or random weights) to a .gguf model"},
     {"info", cmd_info, "print a model's hyperparameters, tensors, tokenizer and speakers"},
+    {"voice", cmd_voice, "build a voice file from prompt data or a built-in speaker; inspect voices"},
     {"golden", cmd_golden, "run the official fixture cases of a fixture set against the engine"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,153 @@
+/* cmd_voice.c — `cosy voice import|info`: build voice files from prompt data (npy arrays, e.g. a
+ * fixture set's inputs) or from a model's built-in speakers (spk2info.pt), and inspect them. */
+#include "cli.h"
+#include "core/error.h"
+#include "io/npy.h"
+#include "model/model.h"
+#include "model/voice.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void)
+{
+    printf("usage: cosy voice import -m MODEL.gguf -o VOICE.voice [--name NAME]\n"
+           "           (--speaker NAME | --fixture DIR | [--prompt-text F.npy] [--llm-prompt-tokens F.npy]\n"
+           "            [--flow-prompt-tokens F.npy] [--prompt-feat F.npy] --embedding F.npy)\n"
+           "       cosy voice info VOICE.voice\n\n"
+           "A voice holds the prompt text tokens, the prompt speech tokens (for the LM and for the flow), the\n"
+           "prompt mel [frames, 80] and the speaker embedding [192] of one speaker, checked against MODEL.\n"
+           "--speaker takes a built-in speaker of the model (spk2info.pt at conversion); --fixture takes a\n"
+           "fixture set's golden/ inputs (lm_prompt_text, lm_prompt_speech_token, prompt_speech_token,\n"
+           "prompt_feat, embedding). Raw prompt audio comes later.\n");
+}
+
+static cosy_status load_ints(const char *path, int32_t **out, int *n)
+{
+    npy_array a;
+    COSY_TRY(npy_load(path, &a));
+    cosy_status st = COSY_OK;
+    if (a.is_float) st = cosy_error(COSY_ERR_INVALID_ARG, "%s: token ids must be integers", path);
+    else if (a.numel > 100000) st = cosy_error(COSY_ERR_INVALID_ARG, "%s: %lld tokens is too many", path, (long long)a.numel);
+    else if (!(*out = malloc(sizeof(int32_t) * (size_t)(a.numel ? a.numel : 1)))) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
+    else {
+        for (int64_t i = 0; i < a.numel; i++) {
+            if (a.i64[i] < 0 || a.i64[i] > 0x7fffffff) {
+                st = cosy_error(COSY_ERR_INVALID_ARG, "%s: id %lld at %lld is out of range", path, (long long)a.i64[i], (long long)i);
+                break;
+            }
+            (*out)[i] = (int32_t)a.i64[i];
+        }
+        *n = (int)a.numel;
+    }
+    npy_free(&a);
+    return st;
+}
+
+static cosy_status load_floats(const char *path, float **out, int64_t *numel, int64_t *last_dim)
+{
+    npy_array a;
+    COSY_TRY(npy_load(path, &a));
+    *out = a.f32;
+    a.f32 = NULL;
+    *numel = a.numel;
+    if (last_dim) *last_dim = a.ndim ? a.shape[a.ndim - 1] : 1;
+    npy_free(&a);
+    return COSY_OK;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *model_path = NULL, *out = NULL, *name = NULL, *speaker = NULL, *fixture = NULL;
+    const char *f_text = NULL, *f_llm = NULL, *f_flow = NULL, *f_feat = NULL, *f_emb = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return 0; }
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) slot = &model_path;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) slot = &out;
+        else if (!strcmp(a, "--name")) slot = &name;
+        else if (!strcmp(a, "--speaker")) slot = &speaker;
+        else if (!strcmp(a, "--fixture")) slot = &fixture;
+        else if (!strcmp(a, "--prompt-text")) slot = &f_text;
+        else if (!strcmp(a, "--llm-prompt-tokens")) slot = &f_llm;
+        else if (!strcmp(a, "--flow-prompt-tokens")) slot = &f_flow;
+        else if (!strcmp(a, "--prompt-feat")) slot = &f_feat;
+        else if (!strcmp(a, "--embedding")) slot = &f_emb;
+        if (!slot || i + 1 >= argc) return cli_usage_error("voice", "unknown option or missing value: %s", a);
+        *slot = argv[++i];
+    }
+    if (!model_path || !out) return cli_usage_error("voice", "import needs -m MODEL.gguf and -o VOICE.voice");
+    if ((speaker != NULL) + (fixture != NULL) + (f_emb != NULL) != 1)
+        return cli_usage_error("voice", "give exactly one of --speaker, --fixture or --embedding (with the other arrays)");
+    cosy_model_params mp = cosy_model_default_params();
+    mp.n_threads = 1;
+    cosy_model *m;
+    cosy_status st = cosy_model_load(model_path, &mp, &m);
+    if (st != COSY_OK) return cli_fail("voice", st);
+    cosy_voice *v = NULL;
+    char paths[5][1024];
+    if (fixture) {
+        const char *names[5] = {"lm_prompt_text", "lm_prompt_speech_token", "prompt_speech_token", "prompt_feat", "embedding"};
+        for (int k = 0; k < 5; k++) snprintf(paths[k], sizeof paths[k], "%s/%s.npy", fixture, names[k]);
+        f_text = paths[0]; f_llm = paths[1]; f_flow = paths[2]; f_feat = paths[3]; f_emb = paths[4];
+    }
+    if (speaker) {
+        st = cosy_voice_from_speaker(m, speaker, &v);
+    } else {
+        v = cosy_voice_alloc(name ? name : "voice");
+        st = v ? COSY_OK : cosy_error(COSY_ERR_NOMEM, "out of memory");
+        int64_t numel, last;
+        if (st == COSY_OK && f_text) st = load_ints(f_text, &v->prompt_text, &v->n_prompt_text);
+        if (st == COSY_OK && f_llm) st = load_ints(f_llm, &v->llm_prompt_tokens, &v->n_llm_prompt_tokens);
+        if (st == COSY_OK && f_flow) st = load_ints(f_flow, &v->flow_prompt_tokens, &v->n_flow_prompt_tokens);
+        if (st == COSY_OK && f_feat && (st = load_floats(f_feat, &v->prompt_feat, &numel, &last)) == COSY_OK) {
+            v->n_mels = (int)last;
+            v->n_prompt_frames = last ? (int)(numel / last) : 0;
+        }
+        if (st == COSY_OK && (st = load_floats(f_emb, &v->flow_embedding, &numel, NULL)) == COSY_OK) {
+            v->embed_dim = (int)numel;
+            v->llm_embedding = malloc(sizeof(float) * (size_t)numel);
+            if (!v->llm_embedding) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
+            else memcpy(v->llm_embedding, v->flow_embedding, sizeof(float) * (size_t)numel);
+        }
+    }
+    if (st == COSY_OK && name) {
+        free(v->name);
+        v->name = strdup(name);
+    }
+    if (st == COSY_OK) st = cosy_voice_validate(v, m);
+    if (st == COSY_OK) st = cosy_voice_save(v, out);
+    cosy_voice_free(v);
+    cosy_model_free(m);
+    if (st != COSY_OK) return cli_fail("voice", st);
+    fprintf(stderr, "cosy voice: wrote %s\n", out);
+    return 0;
+}
+
+static int cmd_info_voice(int argc, char **argv)
+{
+    if (argc != 2) return cli_usage_error("voice", "info needs one voice file");
+    cosy_voice *v;
+    cosy_status st = cosy_voice_load(argv[1], &v);
+    if (st != COSY_OK) return cli_fail("voice", st);
+    printf("voice: %s\n  name                 %s\n", argv[1], v->name);
+    if (v->transcript) printf("  transcript           %s\n", v->transcript);
+    printf("  prompt text tokens   %d\n  LM prompt tokens     %d\n  flow prompt tokens   %d\n  prompt mel           %d x %d\n"
+           "  speaker embedding    %d\n",
+           v->n_prompt_text, v->n_llm_prompt_tokens, v->n_flow_prompt_tokens, v->n_prompt_frames, v->n_mels, v->embed_dim);
+    cosy_voice_free(v);
+    return 0;
+}
+
+int cmd_voice(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        help();
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "import")) return cmd_import(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info")) return cmd_info_voice(argc - 1, argv + 1);
+    return cli_usage_error("voice", "unknown action '%s' (import, info)", argv[1]);
+}
