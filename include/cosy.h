@@ -94,6 +94,15 @@ void cosy_model_free(cosy_model *model);
  * tokenizer size, speakers) to the given FILE* (passed as void* to keep stdio out of here). */
 void cosy_model_print_info(const cosy_model *model, void *file);
 
+/* ---- streaming ------------------------------------------------------------------------ */
+
+/* How streaming token2wav cuts the speech-token stream into chunks (src/stream/schedule.h). */
+typedef enum {
+    COSY_CHUNK_DEFAULT = 0,     /* CosyVoice2: 25 tokens aligned with the prompt, x2 per chunk up to 100 */
+    COSY_CHUNK_EQUAL = 1,       /* fixed chunks of chunk_tokens */
+    COSY_CHUNK_EXPONENTIAL = 2, /* chunk_tokens x 2^i */
+} cosy_chunk_strategy;
+
 /* ---- voices --------------------------------------------------------------------------- */
 
 /* A voice: prompt text tokens, prompt speech tokens, prompt mel and speaker embedding of one
