@@ -311,6 +311,16 @@ static void *pool_user(void *arg)
     return NULL;
 }
 
+typedef struct {
+    atomic_int hits[64];
+} once_ctx;
+
+static void once_task(void *vctx, int i)
+{
+    once_ctx *c = vctx;
+    atomic_fetch_add(&c->hits[i], 1);
+}
+
 static void test_pool(void)
 {
     cosy_pool *pool;
@@ -335,6 +345,16 @@ static void test_pool(void)
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     CHECK(atomic_load(&c.calls) == 2 * 200 * 17);
+    /* regions of varying sizes back to back: every task runs exactly once per region */
+    int bad = 0;
+    for (int r = 0; r < 3000; r++) {
+        once_ctx oc;
+        int n = 1 + (r * 7) % 50;
+        for (int i = 0; i < 64; i++) atomic_init(&oc.hits[i], 0);
+        cosy_pool_run(pool, n, once_task, &oc);
+        for (int i = 0; i < 64; i++) bad += atomic_load(&oc.hits[i]) != (i < n);
+    }
+    CHECK(bad == 0);
     cosy_pool_free(pool);
     int b, e, total = 0;
     for (int p = 0; p < 3; p++) {

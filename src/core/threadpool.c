@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -24,13 +25,15 @@ struct cosy_pool {
     pthread_mutex_t run_lock; /* one parallel region at a time */
     pthread_mutex_t mutex;
     pthread_cond_t work_cond, done_cond;
-    atomic_uint generation;
-    atomic_int next_task, tasks_done, stop;
-    /* Written by the caller before `next_task` is reset; read by workers after they win an
-     * index from `next_task`, which orders the reads after the writes. */
-    int n_tasks;
-    cosy_task_fn fn;
-    void *ctx;
+    atomic_uint generation;       /* the current region's number; workers wake when it changes */
+    atomic_int tasks_done, stop;
+    /* Tasks are claimed from one word holding the region number (24 bits), the region's task
+     * count and the next index (20 bits each). A worker late leaving region r can never claim a
+     * task of region r + 1: its compare-and-swap carries r and fails; and a successful claim
+     * proves region r was still open, so the function and context it read were region r's. */
+    _Atomic uint64_t claim;
+    _Atomic(cosy_task_fn) fn;
+    _Atomic(void *) ctx;
 };
 
 static _Thread_local int inside_region;
@@ -41,18 +44,34 @@ int cosy_online_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
-static void run_tasks(cosy_pool *pool)
+#define CLAIM_BITS 20
+#define CLAIM_MASK ((1u << CLAIM_BITS) - 1u)
+#define REGION_MASK 0xffffffu
+#define MAX_TASKS ((int)CLAIM_MASK)
+
+static uint64_t claim_word(unsigned region, int n, int next)
 {
+    return (uint64_t)(region & REGION_MASK) << (2 * CLAIM_BITS) | (uint64_t)n << CLAIM_BITS | (uint64_t)next;
+}
+
+/* Runs tasks of region `region` until none are left (or the region is over). */
+static void run_tasks(cosy_pool *pool, unsigned region)
+{
+    cosy_task_fn fn = atomic_load_explicit(&pool->fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&pool->ctx, memory_order_relaxed);
+    uint64_t v = atomic_load(&pool->claim);
     for (;;) {
-        int i = atomic_fetch_add(&pool->next_task, 1);
-        int n = pool->n_tasks;
+        if ((unsigned)(v >> (2 * CLAIM_BITS)) != (region & REGION_MASK)) return;
+        int n = (int)((v >> CLAIM_BITS) & CLAIM_MASK), i = (int)(v & CLAIM_MASK);
         if (i >= n) return;
-        pool->fn(pool->ctx, i);
+        if (!atomic_compare_exchange_weak(&pool->claim, &v, v + 1)) continue; /* v reloaded */
+        fn(ctx, i);
         if (atomic_fetch_add(&pool->tasks_done, 1) + 1 == n) {
             pthread_mutex_lock(&pool->mutex);
             pthread_cond_signal(&pool->done_cond);
             pthread_mutex_unlock(&pool->mutex);
         }
+        v = atomic_load(&pool->claim);
     }
 }
 
@@ -76,7 +95,7 @@ static void *worker_main(void *arg)
         }
         if (atomic_load(&pool->stop)) return NULL;
         seen = atomic_load(&pool->generation);
-        run_tasks(pool);
+        run_tasks(pool, seen);
     }
 }
 
@@ -93,7 +112,9 @@ cosy_status cosy_pool_create(int n_threads, cosy_pool **out)
     pthread_cond_init(&pool->work_cond, NULL);
     pthread_cond_init(&pool->done_cond, NULL);
     atomic_init(&pool->generation, 0);
-    atomic_init(&pool->next_task, 0);
+    atomic_init(&pool->claim, 0);
+    atomic_init(&pool->fn, NULL);
+    atomic_init(&pool->ctx, NULL);
     atomic_init(&pool->tasks_done, 0);
     atomic_init(&pool->stop, 0);
     pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
@@ -130,23 +151,23 @@ int cosy_pool_size(const cosy_pool *pool) { return pool ? pool->n_threads : 1; }
 void cosy_pool_run(cosy_pool *pool, int n_tasks, cosy_task_fn fn, void *ctx)
 {
     if (n_tasks <= 0) return;
-    if (!pool || pool->n_threads == 1 || n_tasks == 1 || inside_region) {
+    if (!pool || pool->n_threads == 1 || n_tasks == 1 || inside_region || n_tasks > MAX_TASKS) {
         for (int i = 0; i < n_tasks; i++) fn(ctx, i);
         return;
     }
     pthread_mutex_lock(&pool->run_lock);
     inside_region = 1;
-    pool->fn = fn;
-    pool->ctx = ctx;
-    pool->n_tasks = n_tasks;
+    unsigned region = atomic_load(&pool->generation) + 1;
+    atomic_store_explicit(&pool->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&pool->ctx, ctx, memory_order_relaxed);
     atomic_store(&pool->tasks_done, 0);
-    atomic_store(&pool->next_task, 0);
+    atomic_store(&pool->claim, claim_word(region, n_tasks, 0));
     pthread_mutex_lock(&pool->mutex);
-    atomic_fetch_add(&pool->generation, 1);
+    atomic_store(&pool->generation, region); /* publishes the fields above */
     pthread_cond_broadcast(&pool->work_cond);
     pthread_mutex_unlock(&pool->mutex);
 
-    run_tasks(pool);
+    run_tasks(pool, region);
 
     int spins = 0;
     while (atomic_load(&pool->tasks_done) < n_tasks && spins < SPIN_ITERATIONS) { cpu_relax(); spins++; }
