@@ -10,8 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
+cosy_status golden_flow_nonstream(golden_ctx *ctx);
+cosy_status golden_flow_estimator_step(golden_ctx *ctx);
+cosy_status golden_flow_stream_nonfinal(golden_ctx *ctx);
+
 /* Handlers, in the order cases are matched. Modules add theirs here. */
 static const golden_handler handlers[] = {
+    {"flow_nonstream", golden_flow_nonstream},
+    {"flow_estimator_step", golden_flow_estimator_step},
+    {"flow_stream_nonfinal", golden_flow_stream_nonfinal},
     {NULL, NULL},
 };
 

@@ -1,0 +1,276 @@
+/*
+ * flow_gemm.c — matrix products of the flow on weights packed once at load time.
+ *
+ * Why not sgemm: the flow multiplies few rows (2 x frames) by large weight matrices, 10 times per
+ * call, and a BLAS call re-packs the whole weight matrix every time (a quarter of the run time at
+ * the real size), then hands the work to its own threads, which compete with ours on a 2-core
+ * machine. Here each weight matrix [N][K] is stored as panels of 32 output columns ([K][32] per
+ * panel, zero-padded), and an AVX-512 micro-kernel computes 12 rows x 32 columns at a time straight
+ * from the activations. Threads split the panels. Attention uses the same kernel, packing K^T and
+ * V per head on the fly.
+ *
+ * Without AVX-512 (or with COSY_CPU=portable) every product falls back to cosy_sgemm on the
+ * unpacked weights.
+ */
+#include "model/flow_internal.h"
+#include "core/cpu.h"
+#include "core/ops.h"
+
+#include <string.h>
+
+#include "model/flow_simd.h"
+
+#define NR FLOW_PANEL   /* columns per panel */
+#define MR 12           /* rows per micro-kernel call */
+#define M_CHUNK 192     /* rows kept hot in L2 while the panels stream past */
+
+int flow_fast_path(void)
+{
+#ifdef FLOW_HAVE_AVX512
+    return cosy_cpu_level() >= COSY_CPU_AVX512;
+#else
+    return 0;
+#endif
+}
+
+static void pack_rows_scalar(float *dst, const float *w, int N, int K, int ldw, int p0, int p1)
+{
+    for (int p = p0; p < p1; p++) {
+        float *d = dst + (size_t)p * K * NR;
+        for (int j = 0; j < NR; j++) {
+            int n = p * NR + j;
+            if (n < N) {
+                const float *src = w + (size_t)n * ldw;
+                for (int k = 0; k < K; k++) d[(size_t)k * NR + j] = src[k];
+            } else {
+                for (int k = 0; k < K; k++) d[(size_t)k * NR + j] = 0.0f;
+            }
+        }
+    }
+}
+
+#ifdef FLOW_HAVE_AVX512
+/* dst[c * ldd + r] = src[r * lds + c] for a 16 x 16 tile: unpack pairs, then pairs of pairs,
+ * then 128-bit lanes twice */
+static inline AVX512 void transpose16(const float *src, int lds, float *dst, int ldd)
+{
+    __m512 r[16], t[16], u[16], v[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) { /* rows g..g+3: u[g + c] holds column 4l + c in lane l */
+        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
+        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
+        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
+        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
+    }
+    for (int c = 0; c < 4; c++) {
+        v[c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);         /* columns c, c + 8 of rows 0-7 */
+        v[4 + c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);     /* columns c + 4, c + 12 */
+        v[8 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88); /* the same for rows 8-15 */
+        v[12 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    }
+    for (int c = 0; c < 8; c++) {
+        _mm512_storeu_ps(dst + (size_t)c * ldd, _mm512_shuffle_f32x4(v[c], v[8 + c], 0x88));
+        _mm512_storeu_ps(dst + (size_t)(c + 8) * ldd, _mm512_shuffle_f32x4(v[c], v[8 + c], 0xdd));
+    }
+}
+
+static AVX512 void pack_rows_avx512(float *dst, const float *w, int N, int K, int ldw)
+{
+    const int full = N / NR, k16 = K / 16 * 16;
+    for (int p = 0; p < full; p++) {
+        float *d = dst + (size_t)p * K * NR;
+        const float *src = w + (size_t)p * NR * ldw;
+        for (int k0 = 0; k0 < k16; k0 += 16) {
+            transpose16(src + k0, ldw, d + (size_t)k0 * NR, NR);
+            transpose16(src + (size_t)16 * ldw + k0, ldw, d + (size_t)k0 * NR + 16, NR);
+        }
+        for (int j = 0; j < NR; j++)
+            for (int k = k16; k < K; k++) d[(size_t)k * NR + j] = src[(size_t)j * ldw + k];
+    }
+    pack_rows_scalar(dst, w, N, K, ldw, full, (N + NR - 1) / NR);
+}
+#endif
+
+void flow_pack_rows(float *dst, const float *w, int N, int K, int ldw)
+{
+#ifdef FLOW_HAVE_AVX512
+    if (flow_fast_path()) {
+        pack_rows_avx512(dst, w, N, K, ldw);
+        return;
+    }
+#endif
+    pack_rows_scalar(dst, w, N, K, ldw, 0, (N + NR - 1) / NR);
+}
+
+void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv)
+{
+    const int panels = (N + NR - 1) / NR;
+    for (int p = 0; p < panels; p++) {
+        float *d = dst + (size_t)p * K * NR;
+        int n0 = p * NR, cols = N - n0 < NR ? N - n0 : NR;
+        for (int k = 0; k < K; k++) {
+            memcpy(d + (size_t)k * NR, v + (size_t)k * ldv + n0, sizeof(float) * (size_t)cols);
+            if (cols < NR) memset(d + (size_t)k * NR + cols, 0, sizeof(float) * (size_t)(NR - cols));
+        }
+    }
+}
+
+#ifdef FLOW_HAVE_AVX512
+
+static inline __attribute__((always_inline)) AVX512 __m512 activate(__m512 x, int act)
+{
+    switch (act) {
+    case FLOW_ACT_GELU: return gelu512(x);
+    case FLOW_ACT_SILU: return silu512(x);
+    default: return x;
+    }
+}
+
+/* C[m][0..n_valid) = act(alpha * A[m][K] . P[K][32] + bias) (+ C) for m <= MR rows */
+static inline __attribute__((always_inline)) AVX512 void micro_kernel(const int m, int K, float alpha, const float *A, int lda, const float *P,
+                                                                      const float *bias, float *C, int ldc, int n_valid, int accumulate,
+                                                                      int act, const int prefetch, const float *next)
+{
+    __m512 acc0[MR], acc1[MR];
+    const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int r = 0; r < m; r++) {
+        acc0[r] = _mm512_setzero_ps();
+        acc1[r] = _mm512_setzero_ps();
+    }
+    for (int k = 0; k < K; k++) {
+        const __m512 w0 = _mm512_loadu_ps(P + (size_t)k * NR), w1 = _mm512_loadu_ps(P + (size_t)k * NR + 16);
+        if (prefetch) {
+            /* pull the next panel towards L2 while this one is computed: the weights stream
+             * from memory once per call, and the first row block of a panel would otherwise
+             * wait on every line */
+            _mm_prefetch((const char *)(next + (size_t)k * NR), _MM_HINT_T1);
+            _mm_prefetch((const char *)(next + (size_t)k * NR + 16), _MM_HINT_T1);
+        }
+#pragma GCC unroll 12
+        for (int r = 0; r < m; r++) {
+            const __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+            acc0[r] = _mm512_fmadd_ps(a, w0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(a, w1, acc1[r]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+    const __mmask16 m0 = n_valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n_valid) - 1u);
+    const __mmask16 m1 = n_valid >= 32 ? (__mmask16)0xffff : n_valid <= 16 ? (__mmask16)0 : (__mmask16)((1u << (n_valid - 16)) - 1u);
+#pragma GCC unroll 12
+    for (int r = 0; r < m; r++) {
+        __m512 c0 = activate(_mm512_fmadd_ps(acc0[r], va, b0), act), c1 = activate(_mm512_fmadd_ps(acc1[r], va, b1), act);
+        float *cr = C + (size_t)r * ldc;
+        if (accumulate) {
+            c0 = _mm512_add_ps(c0, _mm512_maskz_loadu_ps(m0, cr));
+            c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, c0);
+        _mm512_mask_storeu_ps(cr + 16, m1, c1);
+    }
+}
+
+#define KERNEL_CASE(mm)                                                                                  \
+    case mm:                                                                                             \
+        if (next) micro_kernel(mm, K, alpha, A, lda, P, bias, C, ldc, n_valid, accumulate, act, 1, next); \
+        else micro_kernel(mm, K, alpha, A, lda, P, bias, C, ldc, n_valid, accumulate, act, 0, NULL);      \
+        break;
+
+/* next: the panel to prefetch meanwhile (or NULL) */
+static AVX512 void kernel_dispatch(int m, int K, float alpha, const float *A, int lda, const float *P, const float *bias, float *C, int ldc,
+                                   int n_valid, int accumulate, int act, const float *next)
+{
+    switch (m) {
+        KERNEL_CASE(1) KERNEL_CASE(2) KERNEL_CASE(3) KERNEL_CASE(4) KERNEL_CASE(5) KERNEL_CASE(6)
+        KERNEL_CASE(7) KERNEL_CASE(8) KERNEL_CASE(9) KERNEL_CASE(10) KERNEL_CASE(11) KERNEL_CASE(12)
+        default: break;
+    }
+}
+
+void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+                      const float *bias, float *C, int ldc, int accumulate, int act)
+{
+    /* rows in nearly equal blocks of at most MR (100 rows: 9 blocks of 11-12, not 8 x 12 + 4),
+     * M_CHUNK / MR blocks at a time while the panels stream past */
+    const int n_blocks = (M + MR - 1) / MR, per_chunk = M_CHUNK / MR;
+    for (int c0 = 0; c0 < n_blocks; c0 += per_chunk) {
+        const int c1 = c0 + per_chunk < n_blocks ? c0 + per_chunk : n_blocks;
+        for (int p = p0; p < p1; p++) {
+            const int n0 = p * NR, n_valid = N - n0 < NR ? N - n0 : NR;
+            const float *panel = P + (size_t)p * panel_stride;
+            const float *pb = bias ? bias + n0 : NULL;
+            for (int blk = c0; blk < c1; blk++) {
+                int r0, r1;
+                cosy_split_range(M, n_blocks, blk, &r0, &r1);
+                const float *next = blk == c0 && p + 1 < p1 ? panel + panel_stride : NULL;
+                kernel_dispatch(r1 - r0, K, alpha, A + (size_t)r0 * lda, lda, panel, pb, C + (size_t)r0 * ldc + n0, ldc, n_valid, accumulate, act,
+                                next);
+            }
+        }
+    }
+}
+#else
+void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+                      const float *bias, float *C, int ldc, int accumulate, int act)
+{
+    /* portable builds never pack (flow_fast_path() is 0) */
+    (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)P; (void)panel_stride; (void)p0; (void)p1;
+    (void)bias; (void)C; (void)ldc; (void)accumulate; (void)act;
+}
+#endif
+
+/* ---------------------------------------------------------------- linears on the pool */
+
+typedef struct {
+    const flow_linear *l;
+    const float *x;
+    int rows, parts, accumulate, act;
+    float *y;
+} linear_task;
+
+static void linear_run(void *p, int part)
+{
+    linear_task *t = p;
+    const int panels = (t->l->out + NR - 1) / NR;
+    int p0, p1;
+    cosy_split_range(panels, t->parts, part, &p0, &p1);
+    if (p0 < p1)
+        flow_gemm_panels(t->rows, t->l->out, t->l->in, 1.0f, t->x, t->l->in, t->l->packed, (size_t)t->l->in * NR, p0, p1, t->l->packed_bias,
+                         t->y, t->l->out, t->accumulate, t->act);
+}
+
+void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
+{
+    if (rows <= 0) return;
+    if (l->packed) {
+        linear_task t = {l, x, rows, 1, accumulate, act, y};
+        const int panels = (l->out + NR - 1) / NR;
+        int parts = cosy_pool_size(c->pool);
+        if (parts > panels) parts = panels;
+        if ((size_t)rows * l->in * l->out < 200000) parts = 1; /* too small to be worth waking a thread */
+        t.parts = parts;
+        if (parts == 1) linear_run(&t, 0);
+        else cosy_pool_run(c->pool, parts, linear_run, &t);
+        return;
+    }
+    /* portable: sgemm on the unpacked weights */
+    if (accumulate) {
+        if (l->b)
+            for (int r = 0; r < rows; r++) cosy_add(y + (size_t)r * l->out, l->b, (size_t)l->out);
+        cosy_sgemm(0, 1, rows, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y, l->out);
+    } else {
+        cosy_linear(y, x, rows, l->in, l->w, l->b, l->out);
+    }
+    if (act == FLOW_ACT_GELU) flow_math_gelu(y, (size_t)rows * l->out);
+    else if (act == FLOW_ACT_SILU) flow_math_silu(y, (size_t)rows * l->out);
+}
+
+void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate)
+{
+    flow_linear_act(c, l, x, rows, y, accumulate, FLOW_ACT_NONE);
+}

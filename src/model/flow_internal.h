@@ -1,0 +1,234 @@
+/*
+ * flow_internal.h — what the flow's files share: the weights of CausalMaskedDiffWithXvec laid
+ * out for our kernels, the per-call context, the matrix products (flow_gemm.c), the layer
+ * helpers (flow_layers.c: im2col convolutions, masked attention), the vectorised element-wise
+ * math (flow_math.c), and the encoder (flow_encoder.c) and estimator (flow_estimator.c) entry
+ * points that flow.c drives.
+ *
+ * Layout: every activation is time-major, [rows, channels] with rows = batch * frames (the
+ * reference's [B, C, T] tensors transposed), so a Linear layer is one matrix product over all
+ * rows and the two classifier-free-guidance rows of the estimator go through every product
+ * together. Convolutions are im2col over time (each output row gathers K input rows) plus one
+ * product, with weights repacked at load time to [out][K][in].
+ *
+ * Layers take explicit frame ranges and masks (the chunk size, the attention's query offset
+ * and key limit, the rows before a causal convolution's first frame), so a later linear-cost
+ * streaming mode can feed cached history instead of recomputing from frame 0.
+ */
+#ifndef COSY_FLOW_INTERNAL_H
+#define COSY_FLOW_INTERNAL_H
+
+#include <pthread.h>
+#include "core/arena.h"
+#include "core/threadpool.h"
+#include "model/flow.h"
+#include "model/model.h"
+
+/* columns per packed weight panel (flow_gemm.c) */
+#define FLOW_PANEL 32
+
+typedef struct {
+    const float *w;       /* [out][in] (PyTorch Linear layout) */
+    const float *b;       /* [out] or NULL */
+    float *packed;        /* w as panels of FLOW_PANEL outputs, [ceil(out/32)][in][32]; NULL without AVX-512 */
+    float *packed_bias;   /* b zero-padded to the panels (or NULL) */
+    int in, out;
+} flow_linear;
+
+typedef struct {
+    const float *w, *b; /* [dim] */
+} flow_norm;
+
+/* A Conv1d as a linear layer over im2col rows: lin.w is [out][K][in], repacked from PyTorch's
+ * [out][in][K], so one im2col row (K frames of `in` channels) meets it in order. */
+typedef struct {
+    flow_linear lin;
+    int in, out, k;
+} flow_conv;
+
+/* ConformerEncoderLayer (normalize_before, no macaron, no conv module) with
+ * RelPositionMultiHeadedAttention (cosyvoice/transformer/encoder_layer.py, attention.py) */
+typedef struct {
+    flow_norm norm_mha, norm_ff;
+    flow_linear qkv;                 /* linear_q, linear_k, linear_v stacked: [3E][E] */
+    flow_linear out, pos;
+    const float *pos_bias_u, *pos_bias_v; /* [heads][d_k] */
+    flow_linear ff1, ff2;
+} flow_conformer;
+
+/* UpsampleConformerEncoder + encoder_proj */
+typedef struct {
+    flow_linear embed;
+    flow_norm embed_norm;
+    flow_conv pre_conv1, pre_conv2;  /* PreLookaheadLayer */
+    flow_conformer *blocks;
+    int n_blocks;
+    flow_conv up_conv;               /* Upsample1D */
+    flow_linear up_embed;
+    flow_norm up_embed_norm;
+    flow_conformer *up_blocks;
+    int n_up_blocks;
+    flow_norm after_norm;
+    flow_linear proj;                /* encoder_proj: width -> 80 */
+} flow_encoder_weights;
+
+/* CausalResnetBlock1D (cosyvoice/flow/decoder.py over matcha's ResnetBlock1D) */
+typedef struct {
+    flow_linear mlp;                 /* after Mish on the time embedding */
+    flow_conv conv1, conv2;          /* CausalConv1d k3 */
+    flow_norm norm1, norm2;          /* LayerNorm over channels */
+    flow_linear res;                 /* res_conv, a 1x1 convolution */
+} flow_resnet;
+
+/* matcha BasicTransformerBlock: self-attention (no qkv bias) + GELU feed-forward */
+typedef struct {
+    flow_norm norm1, norm3;
+    flow_linear qkv;                 /* to_q, to_k, to_v stacked: [3 inner][C] */
+    flow_linear out;
+    flow_linear ff1, ff2;
+} flow_transformer;
+
+/* CausalConditionalDecoder with one U-Net level (channels = [C]) */
+typedef struct {
+    flow_linear time1, time2;        /* TimestepEmbedding */
+    flow_resnet down;
+    flow_transformer *down_tf;       /* [n_blocks] */
+    flow_conv down_conv;
+    flow_resnet *mid;                /* [n_mid] */
+    flow_transformer *mid_tf;        /* [n_mid * n_blocks] */
+    flow_resnet up;
+    flow_transformer *up_tf;         /* [n_blocks] */
+    flow_conv up_conv;
+    flow_conv final_conv;
+    flow_norm final_norm;
+    flow_linear final_proj;          /* 1x1 conv C -> 80 */
+} flow_estimator_weights;
+
+struct cosy_flow {
+    cosy_model *model;
+    const cosy_hparams *hp;
+    cosy_pool *pool;
+    int fast;                        /* weights packed for the AVX-512 kernels (decided at load) */
+    const float *input_embedding;    /* [vocab][input_size] */
+    flow_linear spk_affine;          /* spk_embed_affine_layer */
+    flow_encoder_weights enc;
+    flow_estimator_weights est;
+    /* CausalConditionalCFM.rand_noise[0, c, :noise_cols] for every mel channel c, time-major
+     * ([noise_cols][80]), drawn lazily and grown on demand; older buffers stay alive until the
+     * flow is destroyed so a concurrent call never reads freed memory. */
+    pthread_mutex_t noise_lock;
+    float *noise;
+    int noise_cols;
+    float **old_noise;
+    int n_old_noise;
+};
+
+/* Context of one call: the pool, and the scratch arena everything is carved from. */
+typedef struct {
+    const cosy_flow *flow;
+    cosy_pool *pool;
+    cosy_arena *arena;
+} flow_ctx;
+
+/* ---- matrix products (flow_gemm.c) ---- */
+
+/* 1 when the packed AVX-512 kernels are in use (else everything goes through cosy_sgemm). */
+int flow_fast_path(void);
+/* w[N][K] (row stride ldw) -> panels [ceil(N/32)][K][32], zero-padded */
+void flow_pack_rows(float *dst, const float *w, int N, int K, int ldw);
+/* v[K][N] (row stride ldv) -> panels [ceil(N/32)][K][32], zero-padded */
+void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv);
+enum { FLOW_ACT_NONE = 0, FLOW_ACT_GELU = 1, FLOW_ACT_SILU = 2 };
+/* C[M][N] = act(alpha * A[M][K] . B + bias) (+ C when accumulate) for the column panels [p0, p1)
+ * of B (panel p at P + p * panel_stride, [K][32]); bias (padded to the panels) may be NULL.
+ * One thread. */
+void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+                      const float *bias, float *C, int ldc, int accumulate, int act);
+/* y[rows][out] (+)= x[rows][in] W^T + b, on the pool; accumulate adds to y (a residual).
+ * Uses the packed weights when the flow was loaded with them, else cosy_sgemm. */
+void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate);
+/* y = act(x W^T + b) (never with accumulate), the activation applied as the product is stored. */
+void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act);
+
+/* ---- layer helpers (flow_layers.c) ---- */
+
+/* fn(ctx, begin, end) over [0, n) split on the pool (inline when small). */
+typedef void (*flow_range_fn)(void *ctx, size_t begin, size_t end);
+void flow_parallel(flow_ctx *c, size_t n, size_t min_per_part, flow_range_fn fn, void *ctx);
+/* Row-wise LayerNorm (in place allowed) over `dim` channels. */
+void flow_layer_norm(flow_ctx *c, float *y, const float *x, int rows, int dim, const flow_norm *n, float eps);
+/* In-place Mish and y += x, split over the pool. */
+void flow_mish(flow_ctx *c, float *x, size_t n);
+void flow_add(flow_ctx *c, float *y, const float *x, size_t n);
+
+/*
+ * Convolution over time on time-major x[B][T][in] -> y[B][T][out]: output frame t reads input
+ * frames t + first_tap .. t + first_tap + K - 1. Frames before 0 come from `before`
+ * ([B][n_before][in], the last rows are the nearest) or are zero; frames at or after T come
+ * from `after` ([B][n_after][in]) or are zero. first_tap = -(K-1) is a causal convolution
+ * (CausalConv1d, Upsample1D after its left pad), 0 a look-ahead one (PreLookaheadLayer.conv1).
+ */
+cosy_status flow_conv_forward(flow_ctx *c, const flow_conv *cv, const float *x, int B, int T, int first_tap,
+                              const float *before, int n_before, const float *after, int n_after, float *y);
+
+/*
+ * Multi-head attention core on time-major projections: for each batch b and head h, query
+ * rows [0, Tq) of q attend to key rows [0, key_limit(i)) of k/v where key_limit(i) =
+ * min(Tk, (floor((q_offset + i) / chunk) + 1) * chunk) when chunk > 0 (add_optional_chunk_mask
+ * with a static chunk: every frame sees its whole chunk and all earlier ones), Tk when
+ * chunk == 0. q_offset is the absolute frame index of query row 0 (0 unless history is
+ * cached). Scores are scaled by `scale`. If pos_scores is given (relative-position attention)
+ * it is called per (b, h, query block) to add the position term. out[B*Tq][heads*d].
+ */
+typedef void (*flow_pos_scores_fn)(void *ctx, int b, int h, int i0, int i1, int n_keys, float *scores, int ld_scores, float *scratch);
+/* A query block has at most this many rows; a pos_scores callback gets per-thread scratch of
+ * FLOW_ATTN_BLOCK * (FLOW_ATTN_BLOCK + Tk) + ceil((FLOW_ATTN_BLOCK + Tk) / 32) * 32 * d floats. */
+#define FLOW_ATTN_BLOCK 64
+cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k, const float *v, int ldkv, int B, int Tq, int Tk,
+                           int heads, int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores,
+                           void *pos_ctx, float *out, int ldo);
+/* Scratch floats flow_attention takes from the arena (with_pos: a pos_scores callback is given). */
+size_t flow_attention_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos);
+/* Floats a sequence of allocations of these sizes takes from an arena (64-byte alignment). */
+#define FLOW_ARENA_FLOATS(n) ((((size_t)(n)) + 15) / 16 * 16)
+
+/* ---- element-wise math (flow_math.c): vectorised, in place ---- */
+void flow_math_gelu(float *x, size_t n);  /* exact-erf GELU (nn.GELU()) */
+void flow_math_mish(float *x, size_t n);
+void flow_math_silu(float *x, size_t n);
+/* exp(x - row max) in place for each row; inv_sum[r] = 1 / the row's sum (the caller scales
+ * whatever the probabilities are multiplied into: fewer values than the rows themselves) */
+void flow_math_softmax_rows(float *x, int rows, int n, int ld, float *inv_sum);
+void flow_math_layer_norm(float *y, const float *x, int rows, int dim, const float *w, const float *b, float eps);
+
+/* ---- encoder (flow_encoder.c) ---- */
+
+cosy_status flow_encoder_load(cosy_flow *f);
+/* Frames the encoder produces for `n_tokens` prompt+speech tokens when the last `n_context`
+ * are look-ahead context only. */
+int flow_encoder_frames(const cosy_flow *f, int n_tokens, int n_context);
+/* Embedded tokens x[n][input_size] (n = n_tokens incl. context) -> h[T2][width] before
+ * encoder_proj, and mu[T2][80] after it. */
+cosy_status flow_encoder_forward(flow_ctx *c, const float *x, int n_tokens, int n_context, int streaming, float *h, float *mu);
+size_t flow_encoder_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context);
+
+/* ---- estimator (flow_estimator.c) ---- */
+
+cosy_status flow_estimator_load(cosy_flow *f);
+/* CausalConditionalDecoder.forward for B rows of T frames: in[B*T][in_channels] packed as
+ * [x | mu | spks | cond] per frame (time-major), t[B]; out[B*T][80]. */
+cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out);
+size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T);
+
+/* ---- loading helpers (flow.c) ---- */
+cosy_status flow_load_linear(cosy_flow *f, flow_linear *l, int bias, int out, int in, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+cosy_status flow_load_norm(cosy_flow *f, flow_norm *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Three [out][in] linears (with or without biases) stacked into one [3 out][in]: one product
+ * computes q, k and v. */
+cosy_status flow_load_qkv(cosy_flow *f, flow_linear *l, int bias, int out, int in, const char *prefix, const char *q, const char *k,
+                          const char *v);
+cosy_status flow_load_conv(cosy_flow *f, flow_conv *cv, int out, int in, int k, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * flow_layers.c — the layer kernels the flow encoder and estimator are built from, on
+ * time-major activations (see flow_internal.h): element-wise work split over the pool,
+ * LayerNorm, convolution over time by im2col + one matrix product, and masked multi-head
+ * attention computed per (batch, head) on the pool in query blocks (so the score matrix never
+ * exceeds block x keys, whatever the length).
+ */
+#include "model/flow_internal.h"
+#include "core/error.h"
+#include "core/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- element-wise, on the pool
+ * (GELU and SiLU are applied inside the matrix products that produce their inputs) */
+
+typedef struct {
+    flow_range_fn fn;
+    void *ctx;
+    size_t n;
+    int parts;
+} range_task;
+
+static void range_run(void *p, int part)
+{
+    range_task *t = p;
+    size_t base = t->n / (size_t)t->parts, extra = t->n % (size_t)t->parts;
+    size_t begin = (size_t)part * base + ((size_t)part < extra ? (size_t)part : extra);
+    size_t end = begin + base + ((size_t)part < extra ? 1 : 0);
+    if (begin < end) t->fn(t->ctx, begin, end);
+}
+
+void flow_parallel(flow_ctx *c, size_t n, size_t min_per_part, flow_range_fn fn, void *ctx)
+{
+    int parts = cosy_pool_size(c->pool);
+    if (min_per_part < 1) min_per_part = 1;
+    if ((size_t)parts > n / min_per_part) parts = (int)(n / min_per_part);
+    if (parts <= 1) {
+        if (n) fn(ctx, 0, n);
+        return;
+    }
+    range_task t = {fn, ctx, n, parts};
+    cosy_pool_run(c->pool, parts, range_run, &t);
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+    int dim;
+    const flow_norm *n;
+    float eps;
+} norm_ctx;
+
+static void norm_range(void *p, size_t r0, size_t r1)
+{
+    norm_ctx *t = p;
+    flow_math_layer_norm(t->y + r0 * t->dim, t->x + r0 * t->dim, (int)(r1 - r0), t->dim, t->n->w, t->n->b, t->eps);
+}
+
+void flow_layer_norm(flow_ctx *c, float *y, const float *x, int rows, int dim, const flow_norm *n, float eps)
+{
+    norm_ctx t = {y, x, dim, n, eps};
+    /* a row costs ~30 ns: splitting only pays off for many rows */
+    flow_parallel(c, (size_t)rows, 131072 / (size_t)(dim > 0 ? dim : 1) + 1, norm_range, &t);
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+} vec_ctx;
+
+static void mish_range(void *p, size_t b, size_t e) { flow_math_mish(((vec_ctx *)p)->y + b, e - b); }
+static void add_range(void *p, size_t b, size_t e) { cosy_add(((vec_ctx *)p)->y + b, ((vec_ctx *)p)->x + b, e - b); }
+
+#define ELEMENTWISE_MIN 8192
+
+void flow_mish(flow_ctx *c, float *x, size_t n)
+{
+    vec_ctx t = {x, NULL};
+    flow_parallel(c, n, ELEMENTWISE_MIN, mish_range, &t);
+}
+
+void flow_add(flow_ctx *c, float *y, const float *x, size_t n)
+{
+    vec_ctx t = {y, x};
+    flow_parallel(c, n, 4 * ELEMENTWISE_MIN, add_range, &t);
+}
+
+/* ---------------------------------------------------------------- convolution over time */
+
+cosy_status flow_conv_forward(flow_ctx *c, const flow_conv *cv, const float *x, int B, int T, int first_tap,
+                              const float *before, int n_before, const float *after, int n_after, float *y)
+{
+    const int K = cv->k, in = cv->in, width = K * in;
+    size_t mark = cosy_arena_mark(c->arena);
+    float *cols = cosy_arena_floats(c->arena, (size_t)B * T * width);
+    if (!cols) return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small for a %d x %d im2col", B * T, width);
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * T * in;
+        const float *pre = before ? before + (size_t)b * n_before * in : NULL;
+        const float *post = after ? after + (size_t)b * n_after * in : NULL;
+        for (int t = 0; t < T; t++) {
+            float *row = cols + ((size_t)b * T + t) * width;
+            for (int k = 0; k < K; k++) {
+                int s = t + first_tap + k;
+                const float *src = NULL;
+                if (s >= 0 && s < T) src = xb + (size_t)s * in;
+                else if (s < 0 && pre && -s <= n_before) src = pre + (size_t)(n_before + s) * in;
+                else if (s >= T && post && s - T < n_after) src = post + (size_t)(s - T) * in;
+                if (src) memcpy(row + (size_t)k * in, src, sizeof(float) * (size_t)in);
+                else memset(row + (size_t)k * in, 0, sizeof(float) * (size_t)in);
+            }
+        }
+    }
+    flow_linear_run(c, &cv->lin, cols, B * T, y, 0);
+    cosy_arena_release(c->arena, mark);
+    return COSY_OK;
+}
+
+/* ---------------------------------------------------------------- attention */
+
+#define ATTN_BLOCK FLOW_ATTN_BLOCK
+
+static size_t round_panel(size_t n) { return (n + FLOW_PANEL - 1) / FLOW_PANEL * FLOW_PANEL; }
+
+typedef struct {
+    const float *q, *k, *v;
+    int ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, parts, fast;
+    float scale;
+    flow_pos_scores_fn pos_scores;
+    void *pos_ctx;
+    float *out;
+    int ldo;
+    float *scratch;
+    size_t scratch_per_part, pos_scratch;
+} attn_task;
+
+static void attn_run(void *p, int part)
+{
+    attn_task *a = p;
+    const int Tk = a->Tk, d = a->d;
+    float *kp = a->scratch + (size_t)part * a->scratch_per_part;    /* K^T panels [ceil(Tk/32)][d][32] */
+    float *vp = kp + round_panel((size_t)Tk) * d;                     /* V panels [ceil(d/32)][Tk][32] */
+    float *scores = vp + round_panel((size_t)d) * Tk;                 /* [ATTN_BLOCK][Tk] */
+    float *pos_scratch = scores + (size_t)ATTN_BLOCK * Tk;
+    for (int pair = part; pair < a->B * a->heads; pair += a->parts) {
+        const int b = pair / a->heads, h = pair % a->heads;
+        const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
+        const float *kb = a->k + (size_t)b * Tk * a->ldkv + h * d, *vb = a->v + (size_t)b * Tk * a->ldkv + h * d;
+        float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
+        if (a->fast) {
+            flow_pack_rows(kp, kb, Tk, d, a->ldkv);
+            flow_pack_cols(vp, vb, Tk, d, a->ldkv);
+        }
+        for (int i0 = 0; i0 < a->Tq;) {
+            /* a block never straddles a chunk boundary, so all its rows share one key limit */
+            int i1 = i0 + ATTN_BLOCK < a->Tq ? i0 + ATTN_BLOCK : a->Tq;
+            int n_keys = Tk;
+            if (a->chunk > 0) {
+                int chunk_index = (a->q_offset + i0) / a->chunk;
+                int next_chunk_row = (chunk_index + 1) * a->chunk - a->q_offset;
+                if (i1 > next_chunk_row) i1 = next_chunk_row;
+                int limit = (chunk_index + 1) * a->chunk;
+                n_keys = limit < Tk ? limit : Tk;
+            }
+            const int rows = i1 - i0;
+            if (a->fast)
+                flow_gemm_panels(rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kp, (size_t)d * FLOW_PANEL, 0,
+                                 (n_keys + FLOW_PANEL - 1) / FLOW_PANEL, NULL, scores, Tk, 0, FLOW_ACT_NONE);
+            else
+                cosy_sgemm(0, 1, rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kb, a->ldkv, 0.0f, scores, Tk);
+            if (a->pos_scores) a->pos_scores(a->pos_ctx, b, h, i0, i1, n_keys, scores, Tk, pos_scratch);
+            float inv_sum[ATTN_BLOCK];
+            flow_math_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
+            if (a->fast)
+                flow_gemm_panels(rows, d, n_keys, 1.0f, scores, Tk, vp, (size_t)Tk * FLOW_PANEL, 0, (d + FLOW_PANEL - 1) / FLOW_PANEL, NULL,
+                                 ob + (size_t)i0 * a->ldo, a->ldo, 0, FLOW_ACT_NONE);
+            else
+                cosy_sgemm(0, 0, rows, d, n_keys, 1.0f, scores, Tk, vb, a->ldkv, 0.0f, ob + (size_t)i0 * a->ldo, a->ldo);
+            for (int r = 0; r < rows; r++) cosy_scale(ob + (size_t)(i0 + r) * a->ldo, inv_sum[r], (size_t)d);
+            i0 = i1;
+        }
+    }
+}
+
+static size_t pos_scores_scratch(int Tk, int d)
+{
+    size_t width = (size_t)ATTN_BLOCK + Tk;
+    return (size_t)ATTN_BLOCK * width + round_panel(width) * d;
+}
+
+/* per part: K^T panels, V panels, one score block, the position term's scratch */
+static size_t attention_part_floats(int Tk, int d, int with_pos)
+{
+    size_t n = round_panel((size_t)Tk) * d + round_panel((size_t)d) * Tk + (size_t)ATTN_BLOCK * Tk;
+    if (with_pos) n += pos_scores_scratch(Tk, d);
+    return round_panel(n); /* keeps each part's block 128-byte aligned */
+}
+
+size_t flow_attention_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos)
+{
+    int parts = c->flow->fast ? cosy_pool_size(c->pool) : 1;
+    if (parts > B * heads) parts = B * heads;
+    if (parts < 1) parts = 1;
+    return attention_part_floats(Tk, d, with_pos) * (size_t)parts + 16;
+}
+
+cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k, const float *v, int ldkv, int B, int Tq, int Tk,
+                           int heads, int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores,
+                           void *pos_ctx, float *out, int ldo)
+{
+    attn_task a = {q, k, v, ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
+                   NULL, 0, 0};
+    /* the portable path's sgemm threads itself: one caller at a time */
+    int parts = a.fast ? cosy_pool_size(c->pool) : 1;
+    if (parts > B * heads) parts = B * heads;
+    if (parts < 1) parts = 1;
+    a.parts = parts;
+    a.pos_scratch = pos_scores ? pos_scores_scratch(Tk, d) : 0;
+    a.scratch_per_part = attention_part_floats(Tk, d, pos_scores != NULL);
+    size_t mark = cosy_arena_mark(c->arena);
+    a.scratch = cosy_arena_floats(c->arena, a.scratch_per_part * (size_t)parts);
+    if (!a.scratch) return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small for attention over %d keys", Tk);
+    if (parts == 1) attn_run(&a, 0);
+    else cosy_pool_run(c->pool, parts, attn_run, &a);
+    cosy_arena_release(c->arena, mark);
+    return COSY_OK;
+}

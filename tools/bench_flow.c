@@ -1,0 +1,137 @@
+/*
+ * bench_flow.c — how long one flow call takes (token encoder + 10 Euler steps of the U-Net
+ * estimator with CFG), independent of the LM and HiFT: `bench_flow(argc, argv)` is meant to be
+ * wired into `cosy bench` as its `flow` part.
+ *
+ * A call covers the prompt tokens plus every speech token so far, as the reference's
+ * token2wav does on each streaming chunk, so both are options: --prompt P (prompt tokens, with a
+ * random prompt mel of 2P frames) and --tokens N (new speech tokens; a non-final call also gets
+ * pre_lookahead_len look-ahead tokens). Inputs are seeded random values; only the timing matters.
+ */
+#include "cli.h"
+#include "core/cpu.h"
+#include "model/flow.h"
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int bench_flow(int argc, char **argv);
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void help(void)
+{
+    printf("usage: bench_flow MODEL.gguf [--prompt P] [--tokens N] [--runs R] [--threads N] [--final] [--full-attention]\n\n"
+           "Times cosy_flow_inference on P prompt tokens + N new speech tokens (default 50 + 25; a streaming,\n"
+           "non-final call with look-ahead unless --final; chunk masks unless --full-attention) and prints the\n"
+           "best and mean of R runs (default 3) after one warm-up call, split into encoder and solver.\n");
+}
+
+int bench_flow(int argc, char **argv)
+{
+    const char *path = NULL;
+    long long prompt = 50, tokens = 25, runs = 3, threads = 0;
+    int finalize = 0, streaming = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help();
+            return 0;
+        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 0, 5000, &prompt)) return cli_usage_error("bench", "--prompt needs 0..5000");
+        } else if (!strcmp(a, "--tokens") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 5000, &tokens)) return cli_usage_error("bench", "--tokens needs 1..5000");
+        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
+        } else if (!strcmp(a, "--final")) {
+            finalize = 1;
+        } else if (!strcmp(a, "--full-attention")) {
+            streaming = 0;
+        } else if (a[0] == '-') {
+            return cli_usage_error("bench", "unknown option or missing value: %s", a);
+        } else if (!path) {
+            path = a;
+        } else {
+            return cli_usage_error("bench", "unexpected argument '%s'", a);
+        }
+    }
+    if (!path) return cli_usage_error("bench", "a model file is required");
+
+    cosy_model_params mp = cosy_model_default_params();
+    mp.n_threads = (int)threads;
+    cosy_model *model = NULL;
+    double t0 = now_ms();
+    cosy_status st = cosy_model_load(path, &mp, &model);
+    if (st != COSY_OK) return cli_fail("bench", st);
+    cosy_flow *flow = NULL;
+    st = cosy_flow_get(model, &flow);
+    double t_load = now_ms() - t0;
+    if (st != COSY_OK) {
+        cosy_model_free(model);
+        return cli_fail("bench", st);
+    }
+    const cosy_hparams *hp = &model->hp;
+    const int context = finalize ? 0 : hp->pre_lookahead_len, n = (int)tokens + context, P = (int)prompt;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)n), *ptok = malloc(sizeof(int32_t) * (size_t)(P + 1));
+    float *feat = malloc(sizeof(float) * 80 * (size_t)(2 * P + 1)), emb[512];
+    float *mel = malloc(sizeof(float) * 80 * (size_t)(2 * n));
+    if (!tok || !ptok || !feat || !mel || hp->spk_embed_dim > 512) {
+        fprintf(stderr, "bench: out of memory\n");
+        cosy_model_free(model);
+        return 1;
+    }
+    uint32_t seed = 12345;
+#define NEXT() (seed = seed * 1664525u + 1013904223u, seed >> 8)
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)(NEXT() % (uint32_t)hp->flow_vocab);
+    for (int i = 0; i < P; i++) ptok[i] = (int32_t)(NEXT() % (uint32_t)hp->flow_vocab);
+    for (int i = 0; i < 2 * P * 80; i++) feat[i] = -6.0f + 6.0f * (float)(NEXT() & 0xffff) / 65536.0f;
+    for (int i = 0; i < hp->spk_embed_dim; i++) emb[i] = (float)(NEXT() & 0xffff) / 32768.0f - 1.0f;
+
+    printf("flow: %s, %s, %d threads\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool));
+    printf("  load + flow state %.0f ms\n", t_load);
+    printf("  call: %d prompt + %lld new tokens%s, %s, %s\n", P, tokens, finalize ? "" : " + look-ahead",
+           streaming ? "chunk masks" : "full attention", finalize ? "final" : "non-final");
+    double best = 1e30, sum = 0, best_enc = 0, best_solver = 0;
+    int frames = 0, T = 0;
+    for (int r = -1; r < runs && st == COSY_OK; r++) {
+        cosy_flow_trace trace;
+        memset(&trace, 0, sizeof trace);
+        double s = now_ms();
+        st = cosy_flow_inference_trace(flow, tok, n, ptok, P, feat, emb, streaming, finalize, mel, &frames, &trace);
+        double ms = now_ms() - s;
+        T = trace.frames;
+        if (r < 0) {
+            printf("  warm-up %.1f ms (includes drawing the noise buffer)\n", ms);
+            continue;
+        }
+        sum += ms;
+        if (ms < best) {
+            best = ms;
+            best_enc = trace.encoder_ms;
+            best_solver = trace.solver_ms;
+        }
+    }
+    if (st == COSY_OK) {
+        printf("  %d frames computed (%d output), best %.1f ms (encoder %.1f, solver %.1f = %.1f ms per estimator call), mean %.1f ms over %lld runs\n",
+               T, frames, best, best_enc, best_solver, best_solver / hp->cfm_steps, sum / (double)runs, runs);
+        printf("  %.2f ms per output frame; real-time factor %.3f for the %.2f s of new audio\n", best / frames,
+               best / 1000.0 / (frames / 50.0), frames / 50.0);
+    }
+    free(tok);
+    free(ptok);
+    free(feat);
+    free(mel);
+    cosy_model_free(model);
+    if (st != COSY_OK) return cli_fail("bench", st);
+    return 0;
+}
