@@ -80,6 +80,9 @@ cosy_status cosy_convert_random(const char *config_name, uint64_t seed, const ch
 /* ---- models ----------------------------------------------------------------------------- */
 
 typedef struct cosy_model cosy_model;
+/* A voice: prompt text tokens, prompt speech tokens, prompt mel and speaker embedding of one
+ * speaker, computed once (see `cosy voice` and the functions below). */
+typedef struct cosy_voice cosy_voice;
 
 typedef struct {
     cosy_dtype lm_dtype;      /* run-time type of the LM matrices: f32 (reference), bf16, q8_0 */
@@ -103,11 +106,111 @@ typedef enum {
     COSY_CHUNK_EXPONENTIAL = 2, /* chunk_tokens x 2^i */
 } cosy_chunk_strategy;
 
-/* ---- voices --------------------------------------------------------------------------- */
+/* Per-stage timings of a request. */
+typedef struct {
+    double frontend_ms;      /* text normalisation, sentence splitting, tokenisation */
+    double lm_prefill_ms;    /* LM forwards of more than one position */
+    double lm_decode_ms;     /* LM one-token forwards and sampling */
+    double flow_ms;          /* flow decoder (token encoder + CFM) */
+    double vocoder_ms;       /* HiFT */
+    double first_audio_ms;   /* from session creation to the first audio sample handed out */
+    double total_ms;         /* from session creation to the last sample */
+    double audio_seconds;    /* audio produced */
+    double rtf;              /* total_ms / 1000 / audio_seconds (0 if no audio) */
+    int text_tokens, speech_tokens, chunks, sentences;
+} cosy_timings;
 
-/* A voice: prompt text tokens, prompt speech tokens, prompt mel and speaker embedding of one
- * speaker, computed once (see `cosy voice`). */
-typedef struct cosy_voice cosy_voice;
+/* ---- token2wav: speech tokens to audio, as CosyVoice2Model.token2wav ------------------- */
+
+/* For clients that produce speech tokens elsewhere (Triton-style calls): each call gets every
+ * token of the utterance so far, the token offset from which audio is wanted, and whether it is
+ * the last call. Non-final calls need pre_lookahead_len (3) tokens past the audio they emit. */
+typedef struct cosy_token2wav cosy_token2wav;
+
+typedef struct {
+    int reference_final;   /* final call with full attention over the whole utterance, as the
+                              official code (recomputes everything); default: chunk-causal */
+    int stateless_flow;    /* recompute the flow over all tokens at every call (the reference's
+                              quadratic path); default: incremental, linear cost, same mel */
+    int overlap_tokens;    /* audio re-made and cross-faded at every join: the vocoder re-covers the
+                              last max(4, overlap_tokens) tokens of the previous chunk (the reference:
+                              8 mel frames = 4 tokens). Calls may rewind token_offset into audio
+                              already emitted; it is never emitted twice. */
+    uint64_t seed;         /* HiFT's noise (torch.manual_seed semantics) */
+} cosy_token2wav_params;
+
+cosy_token2wav_params cosy_token2wav_default_params(void);
+cosy_status cosy_token2wav_create(cosy_model *model, const cosy_voice *voice, const cosy_token2wav_params *params,
+                                  cosy_token2wav **out);
+/* The audio (24 kHz mono float) stays valid until the next call. A call with finalize ends the
+ * utterance; the next call starts a new one. */
+cosy_status cosy_token2wav_call(cosy_token2wav *t2w, const int32_t *tokens, int n, int token_offset, int finalize,
+                                const float **audio, int *n_samples);
+void cosy_token2wav_reset(cosy_token2wav *t2w);
+void cosy_token2wav_free(cosy_token2wav *t2w);
+
+int cosy_model_sample_rate(const cosy_model *model);
+
+/* ---- sessions: text in, audio out --------------------------------------------------------- */
+
+/* CosyVoice2's inference modes (cosyvoice/cli/cosyvoice.py). They differ only in what the voice
+ * contributes: zero-shot uses its transcript and speech tokens as the LM prompt; cross-lingual
+ * gives the LM no prompt (the voice reaches only the flow); instruct gives the LM the instruction
+ * ending in <|endofprompt|>; SFT uses a built-in speaker (no prompt audio at all). */
+typedef enum {
+    COSY_MODE_ZERO_SHOT = 0,
+    COSY_MODE_CROSS_LINGUAL = 1,
+    COSY_MODE_INSTRUCT = 2,
+    COSY_MODE_SFT = 3,
+} cosy_mode;
+
+typedef struct cosy_session cosy_session;
+
+/* Audio as it is produced (24 kHz mono float in [-1, 1]), called on the engine's thread. */
+typedef void (*cosy_audio_fn)(void *user, const float *samples, int n_samples);
+
+typedef struct {
+    cosy_mode mode;
+    const char *instruct;        /* COSY_MODE_INSTRUCT: the instruction (copied) */
+    int stream;                  /* 1: audio in chunks while tokens are produced; 0: one chunk per sentence */
+    int bistream;                /* text arrives in pieces (one push per piece), interleaved 5:15 with
+                                    speech tokens; no normalisation or sentence splitting, as the reference
+                                    does for a text generator */
+    int text_frontend;           /* normalise and split text (default 1; ignored in bistream) */
+    cosy_chunk_strategy strategy;
+    int chunk_tokens;            /* default 25 (the flow's static chunk) */
+    int overlap_tokens;          /* equal/exponential only: each window starts this many tokens before
+                                    the previous one ended, and the vocoder cross-fades over them
+                                    (see cosy_token2wav_params) */
+    int max_hop_tokens;          /* 0: the strategy's default */
+    int reference_final;         /* see cosy_token2wav_params */
+    int stateless_flow;          /* see cosy_token2wav_params */
+    uint64_t seed;               /* LM sampling and HiFT noise */
+    int max_speech_tokens;       /* > 0: cap per sentence (default: 20 per text token, the reference's) */
+    cosy_audio_fn on_audio;      /* NULL: read the audio with cosy_session_read */
+    void *user;
+} cosy_session_params;
+
+cosy_session_params cosy_session_default_params(void);
+/* Starts the engine's threads; the voice is copied where needed and may be freed afterwards. */
+cosy_status cosy_session_create(cosy_model *model, const cosy_voice *voice, const cosy_session_params *params,
+                                cosy_session **out);
+/* Text (UTF-8). Without bistream the pieces are joined and synthesised at cosy_session_end_text;
+ * with bistream each piece goes to the LM as it arrives. */
+cosy_status cosy_session_push_text(cosy_session *s, const char *text, size_t len);
+cosy_status cosy_session_end_text(cosy_session *s);
+/* Blocks until audio is available (without on_audio): *n_samples > 0, or 0 when the session has
+ * finished. Returns the session's error if it failed. */
+cosy_status cosy_session_read(cosy_session *s, float *buf, int capacity, int *n_samples);
+/* Blocks until the session has finished; its final status. */
+cosy_status cosy_session_wait(cosy_session *s);
+/* Stops the session as soon as possible (any thread); wait/read then return COSY_ERR_CANCELLED. */
+void cosy_session_cancel(cosy_session *s);
+void cosy_session_timings(cosy_session *s, cosy_timings *out);
+/* Cancels if still running, joins the threads, frees everything. */
+void cosy_session_free(cosy_session *s);
+
+/* ---- voices --------------------------------------------------------------------------- */
 
 cosy_status cosy_voice_load(const char *path, cosy_voice **out);
 cosy_status cosy_voice_save(const cosy_voice *voice, const char *path);

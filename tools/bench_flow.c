@@ -29,7 +29,7 @@ static double now_ms(void)
 
 static void help(void)
 {
-    printf("usage: bench_flow MODEL.gguf [--prompt P] [--tokens N] [--runs R] [--threads N] [--final] [--full-attention]\n\n"
+    printf("usage: cosy bench flow -m MODEL.gguf [--prompt P] [--tokens N] [--runs R] [--threads N] [--final] [--full-attention]\n\n"
            "Times cosy_flow_inference on P prompt tokens + N new speech tokens (default 50 + 25; a streaming,\n"
            "non-final call with look-ahead unless --final; chunk masks unless --full-attention) and prints the\n"
            "best and mean of R runs (default 3) after one warm-up call, split into encoder and solver.\n");
@@ -57,6 +57,8 @@ int bench_flow(int argc, char **argv)
             finalize = 1;
         } else if (!strcmp(a, "--full-attention")) {
             streaming = 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
+            path = argv[++i];
         } else if (a[0] == '-') {
             return cli_usage_error("bench", "unknown option or missing value: %s", a);
         } else if (!path) {

@@ -15,8 +15,11 @@ typedef struct {
 
 int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_voice(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Prints "cosy <cmd>: <message>" for a failed status and returns exit code 1. */
 int cli_fail(const char *cmd, cosy_status st);

@@ -13,12 +13,24 @@
 cosy_status golden_flow_nonstream(golden_ctx *ctx);
 cosy_status golden_flow_estimator_step(golden_ctx *ctx);
 cosy_status golden_flow_stream_nonfinal(golden_ctx *ctx);
+cosy_status golden_lm_inference(golden_ctx *ctx);
+cosy_status golden_ras_candidates(golden_ctx *ctx);
+cosy_status golden_lm_bistream(golden_ctx *ctx);
+cosy_status golden_hift_nonstream(golden_ctx *ctx);
+cosy_status golden_t2w_call(golden_ctx *ctx);
+cosy_status golden_t2w_stream(golden_ctx *ctx);
 
 /* Handlers, in the order cases are matched. Modules add theirs here. */
 static const golden_handler handlers[] = {
     {"flow_nonstream", golden_flow_nonstream},
     {"flow_estimator_step", golden_flow_estimator_step},
     {"flow_stream_nonfinal", golden_flow_stream_nonfinal},
+    {"lm_inference", golden_lm_inference},
+    {"ras_candidates", golden_ras_candidates},
+    {"lm_bistream", golden_lm_bistream},
+    {"hift_nonstream", golden_hift_nonstream},
+    {"t2w_*", golden_t2w_call},
+    {"token2wav_stream", golden_t2w_stream},
     {NULL, NULL},
 };
 

@@ -12,9 +12,12 @@
 
 static const cli_command commands[] = {
     {"convert", cmd_convert, "convert an official CosyVoice2 model directory (or random weights) to a .gguf model"},
+    {"synth", cmd_synth, "text to speech: a WAVE file, or raw PCM streamed to stdout as it is produced"},
     {"info", cmd_info, "print a model's hyperparameters, tensors, tokenizer and speakers"},
     {"voice", cmd_voice, "build a voice file from prompt data or a built-in speaker; inspect voices"},
     {"golden", cmd_golden, "run the official fixture cases of a fixture set against the engine"},
+    {"tokenize", cmd_tokenize, "text to Qwen2 token ids (and CosyVoice's normalisation / sentence split), or back"},
+    {"bench", cmd_bench, "measure speed on a model file (LM tokens/s, flow ms, ...)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

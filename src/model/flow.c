@@ -231,7 +231,7 @@ cosy_status cosy_flow_get(cosy_model *model, cosy_flow **out)
  * frames of each channel are transformed, the rest of the stream is skipped. The buffer grows
  * (doubling) when a longer utterance needs more frames; old buffers stay alive.
  */
-static cosy_status noise_get(cosy_flow *f, int frames, const float **out)
+cosy_status flow_noise(cosy_flow *f, int frames, const float **out)
 {
     const int M = f->hp->flow_output_size;
     if (frames > NOISE_FRAMES)
@@ -295,6 +295,29 @@ void cosy_flow_t_schedule(const cosy_flow *flow, float *t_out, float *dt_out)
     }
 }
 
+void flow_speaker(flow_ctx *c, const float *embedding, float *spks)
+{
+    /* spks = spk_embed_affine_layer(F.normalize(embedding)), F.normalize: x / max(|x|, 1e-12) */
+    const cosy_hparams *hp = c->flow->hp;
+    float spk_norm[FLOW_MAX_SPK_DIM];
+    double ss = 0.0;
+    for (int i = 0; i < hp->spk_embed_dim; i++) ss += (double)embedding[i] * embedding[i];
+    float norm = (float)sqrt(ss);
+    if (norm < 1e-12f) norm = 1e-12f;
+    for (int i = 0; i < hp->spk_embed_dim; i++) spk_norm[i] = embedding[i] / norm;
+    flow_linear_run(c, &c->flow->spk_affine, spk_norm, 1, spks, 0);
+}
+
+void flow_cfg_weights(const cosy_flow *f, float *w_cond, float *w_uncond)
+{
+    /* (1.0 + inference_cfg_rate) is formed in double from the yaml's decimal, then rounded */
+    char rate_text[32];
+    snprintf(rate_text, sizeof rate_text, "%.7g", (double)f->hp->cfm_cfg_rate);
+    const double rate = strtod(rate_text, NULL);
+    *w_cond = (float)(1.0 + rate);
+    *w_uncond = (float)rate;
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -341,7 +364,7 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
     const int T = flow_encoder_frames(flow, n_tokens, context);
     const int P2 = n_prompt * hp->token_mel_ratio;
     const float *noise = NULL;
-    COSY_TRY(noise_get(flow, T, &noise));
+    COSY_TRY(flow_noise(flow, T, &noise));
 
     cosy_arena arena;
     size_t per_call = FLOW_ARENA_FLOATS((size_t)n_tokens * IN) + FLOW_ARENA_FLOATS((size_t)T * E) + 2 * FLOW_ARENA_FLOATS((size_t)T * M) +
@@ -358,14 +381,8 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
         return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small");
     }
 
-    /* spks = spk_embed_affine_layer(F.normalize(embedding)), F.normalize: x / max(|x|, 1e-12) */
-    float spk_norm[FLOW_MAX_SPK_DIM], spks[80];
-    double ss = 0.0;
-    for (int i = 0; i < hp->spk_embed_dim; i++) ss += (double)embedding[i] * embedding[i];
-    float norm = (float)sqrt(ss);
-    if (norm < 1e-12f) norm = 1e-12f;
-    for (int i = 0; i < hp->spk_embed_dim; i++) spk_norm[i] = embedding[i] / norm;
-    flow_linear_run(&c, &flow->spk_affine, spk_norm, 1, spks, 0);
+    float spks[80];
+    flow_speaker(&c, embedding, spks);
 
     /* input_embedding(prompt ++ tokens) */
     for (int i = 0; i < n_tokens; i++) {
@@ -392,11 +409,8 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
         memcpy(x, noise, sizeof(float) * (size_t)T * M);
         float ts[FLOW_MAX_STEPS], dts[FLOW_MAX_STEPS];
         cosy_flow_t_schedule(flow, ts, dts);
-        /* (1.0 + inference_cfg_rate) is formed in double from the yaml's decimal, then rounded */
-        char rate_text[32];
-        snprintf(rate_text, sizeof rate_text, "%.7g", (double)hp->cfm_cfg_rate);
-        const double rate = strtod(rate_text, NULL);
-        const float w_cond = (float)(1.0 + rate), w_uncond = (float)rate;
+        float w_cond, w_uncond;
+        flow_cfg_weights(flow, &w_cond, &w_uncond);
         for (int step = 0; step < hp->cfm_steps && st == COSY_OK; step++) {
             for (int b = 0; b < 2; b++)
                 for (int t = 0; t < T; t++) memcpy(packed + ((size_t)b * T + t) * IC, x + (size_t)t * M, sizeof(float) * (size_t)M);

@@ -24,6 +24,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+double fc_attn_ms; /* FC_TEMP */
 
 #define NORM_EPS 1e-5f /* nn.LayerNorm default, in CausalBlock1D and BasicTransformerBlock */
 
@@ -96,9 +98,18 @@ cosy_status flow_estimator_load(cosy_flow *f)
     return COSY_OK;
 }
 
-size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T)
+int flow_estimator_layers(const cosy_flow *f) { return f->hp->est_n_blocks * (f->hp->est_mid_blocks + 2); }
+int flow_estimator_convs(const cosy_flow *f) { return 7 + 2 * f->hp->est_mid_blocks; }
+int flow_estimator_conv_width(const cosy_flow *f)
 {
-    /* mirrors the allocations of flow_estimator_forward and the blocks below */
+    const int IN = f->hp->est_in_channels, C2 = 2 * f->hp->est_channels;
+    return IN > C2 ? IN : C2;
+}
+
+/* scratch for B rows of T new frames over Tk keys (mirrors the allocations of estimator_run and
+ * the blocks below) */
+static size_t estimator_scratch_bytes(const cosy_flow *f, int B, int T, int Tk, int paged)
+{
     const cosy_hparams *hp = f->hp;
     const size_t C = (size_t)hp->est_channels, R = (size_t)B * T, inner = (size_t)hp->est_heads * hp->est_head_dim;
     const size_t IN = (size_t)hp->est_in_channels, TE = 4 * C, widest = IN > 2 * C ? IN : 2 * C;
@@ -106,29 +117,48 @@ size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T)
     size_t floats = FLOW_ARENA_FLOATS(B * IN) + 2 * FLOW_ARENA_FLOATS(B * TE) + FLOW_ARENA_FLOATS(B * C);
     floats += 2 * FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 2 * C);  /* h, skip, concat */
     size_t resnet = 2 * FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 3 * widest);
+    size_t scores = paged ? flow_attention_paged_scratch_floats(&c, B, Tk, hp->est_heads, hp->est_head_dim, 0)
+                          : flow_attention_scratch_floats(&c, B, Tk, hp->est_heads, hp->est_head_dim, 0);
     size_t transformer = FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 3 * inner) + FLOW_ARENA_FLOATS(R * inner) +
-                         FLOW_ARENA_FLOATS(R * 4 * C) +
-                         FLOW_ARENA_FLOATS(flow_attention_scratch_floats(&c, B, T, hp->est_heads, hp->est_head_dim, 0));
+                         FLOW_ARENA_FLOATS(R * 4 * C) + FLOW_ARENA_FLOATS(scores);
     floats += resnet > transformer ? resnet : transformer;
     return floats * sizeof(float) + 64;
 }
 
+size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T) { return estimator_scratch_bytes(f, B, T, T, 0); }
+
+size_t flow_estimator_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames)
+{
+    return estimator_scratch_bytes(f, B, n, frames, 1);
+}
+
 /* ---------------------------------------------------------------- blocks */
 
-/* CausalResnetBlock1D on x[B*T][dim] -> out[B*T][C]; t_proj[B][C] = mlp(Mish(t_emb)) */
-static cosy_status resnet_forward(flow_ctx *c, const flow_resnet *r, const float *x, int B, int T, const float *t_proj, float *out)
+/* A causal convolution (K - 1 zeros, or the cached rows, on the left) over B rows of T frames;
+ * conv_id numbers it in the cache. */
+static cosy_status causal_conv(flow_ctx *c, const flow_conv *cv, const float *x, int B, int T, const flow_cache *fc, int conv_id, float *y)
+{
+    const int hist = cv->k - 1;
+    const float *before = fc ? flow_cache_conv(fc, conv_id, x, cv->in, hist) : NULL;
+    return flow_conv_forward(c, cv, x, B, T, -hist, before, before ? hist : 0, NULL, 0, y);
+}
+
+/* CausalResnetBlock1D on x[B*T][dim] -> out[B*T][C]; t_proj[B][C] = mlp(Mish(t_emb)); its two
+ * convolutions are conv_id and conv_id + 1 */
+static cosy_status resnet_forward(flow_ctx *c, const flow_resnet *r, const float *x, int B, int T, const float *t_proj, float *out,
+                                  const flow_cache *fc, int conv_id)
 {
     const int C = r->conv1.out, R = B * T;
     cosy_arena *a = c->arena;
     size_t mark = cosy_arena_mark(a);
     float *h1 = cosy_arena_floats(a, (size_t)R * C), *h2 = cosy_arena_floats(a, (size_t)R * C);
     if (!h1 || !h2) return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
-    COSY_TRY(flow_conv_forward(c, &r->conv1, x, B, T, -2, NULL, 0, NULL, 0, h1));
+    COSY_TRY(causal_conv(c, &r->conv1, x, B, T, fc, conv_id, h1));
     flow_layer_norm(c, h1, h1, R, C, &r->norm1, NORM_EPS);
     flow_mish(c, h1, (size_t)R * C);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) cosy_add(h1 + ((size_t)b * T + t) * C, t_proj + (size_t)b * C, (size_t)C);
-    COSY_TRY(flow_conv_forward(c, &r->conv2, h1, B, T, -2, NULL, 0, NULL, 0, h2));
+    COSY_TRY(causal_conv(c, &r->conv2, h1, B, T, fc, conv_id + 1, h2));
     flow_layer_norm(c, h2, h2, R, C, &r->norm2, NORM_EPS);
     flow_mish(c, h2, (size_t)R * C);
     memcpy(out, h2, sizeof(float) * (size_t)R * C);
@@ -137,8 +167,10 @@ static cosy_status resnet_forward(flow_ctx *c, const flow_resnet *r, const float
     return COSY_OK;
 }
 
-/* BasicTransformerBlock on x[B*T][C], in place */
-static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, float *x, int B, int T, int chunk)
+/* BasicTransformerBlock on x[B*T][C], in place; with a cache, the frames' keys/values go to its
+ * pages (as `layer`) and the queries also attend to the cached frames before them */
+static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, float *x, int B, int T, int chunk, const flow_cache *fc,
+                                       int layer)
 {
     const cosy_hparams *hp = c->flow->hp;
     const int C = hp->est_channels, H = hp->est_heads, d = hp->est_head_dim, inner = H * d, R = B * T;
@@ -149,8 +181,17 @@ static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, 
     if (!nx || !qkv || !o || !ff) return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
     flow_layer_norm(c, nx, x, R, C, &tf->norm1, NORM_EPS);
     flow_linear_run(c, &tf->qkv, nx, R, qkv, 0);
-    COSY_TRY(flow_attention(c, qkv, 3 * inner, qkv + inner, qkv + 2 * inner, 3 * inner, B, T, T, H, d, 0, chunk, 1.0f / sqrtf((float)d),
-                            NULL, NULL, o, inner));
+    const float scale = 1.0f / sqrtf((float)d);
+    extern double fc_attn_ms; struct timespec q0, q1; clock_gettime(CLOCK_MONOTONIC, &q0); /* FC_TEMP */
+    if (fc) {
+        flow_cache_put_kv(fc, layer, qkv + inner, qkv + 2 * inner, 3 * inner);
+        flow_kv_pages kv = flow_cache_kv(fc, layer);
+        COSY_TRY(flow_attention_paged(c, qkv, 3 * inner, &kv, B, T, fc->start + T, H, d, fc->start, chunk, scale, NULL, NULL, o, inner));
+    } else {
+        COSY_TRY(flow_attention(c, qkv, 3 * inner, qkv + inner, qkv + 2 * inner, 3 * inner, B, T, T, H, d, 0, chunk, scale, NULL, NULL, o,
+                                inner));
+    }
+    clock_gettime(CLOCK_MONOTONIC, &q1); fc_attn_ms += (q1.tv_sec - q0.tv_sec) * 1e3 + (q1.tv_nsec - q0.tv_nsec) / 1e6; /* FC_TEMP */
     flow_linear_run(c, &tf->out, o, R, x, 1);
     flow_layer_norm(c, nx, x, R, C, &tf->norm3, NORM_EPS);
     flow_linear_act(c, &tf->ff1, nx, R, ff, 0, FLOW_ACT_GELU);
@@ -177,11 +218,13 @@ static void time_embedding(flow_ctx *c, const flow_estimator_weights *w, int dim
     flow_linear_run(c, &w->time2, hidden, B, out, 0);
 }
 
-cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out)
+/* the estimator on B rows of T frames: stateless (fc NULL) or the frames after those cached in fc */
+static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, const flow_cache *fc,
+                                 float *out)
 {
     const cosy_hparams *hp = c->flow->hp;
     const flow_estimator_weights *w = &c->flow->est;
-    const int C = hp->est_channels, IN = hp->est_in_channels, NB = hp->est_n_blocks, TE = 4 * C, R = B * T;
+    const int C = hp->est_channels, IN = hp->est_in_channels, NB = hp->est_n_blocks, NM = hp->est_mid_blocks, TE = 4 * C, R = B * T;
     const int chunk = streaming ? hp->est_static_chunk : 0;
     cosy_arena *a = c->arena;
     size_t mark = cosy_arena_mark(a);
@@ -195,35 +238,49 @@ cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t,
     time_embedding(c, w, IN, t, B, sin_emb, hid, temb);
     flow_math_mish(temb, (size_t)B * TE); /* every resnet's mlp starts with Mish */
 
-    /* down */
+    /* down (layers 0..NB-1; convolutions 0, 1, 2) */
     flow_linear_run(c, &w->down.mlp, temb, B, tproj, 0);
-    COSY_TRY(resnet_forward(c, &w->down, in, B, T, tproj, skip));
-    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->down_tf[j], skip, B, T, chunk));
-    COSY_TRY(flow_conv_forward(c, &w->down_conv, skip, B, T, -2, NULL, 0, NULL, 0, h));
+    COSY_TRY(resnet_forward(c, &w->down, in, B, T, tproj, skip, fc, 0));
+    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->down_tf[j], skip, B, T, chunk, fc, j));
+    COSY_TRY(causal_conv(c, &w->down_conv, skip, B, T, fc, 2, h));
 
-    /* mid */
-    for (int i = 0; i < hp->est_mid_blocks; i++) {
+    /* mid (layers NB + i NB + j; convolutions 3 + 2i, 4 + 2i) */
+    for (int i = 0; i < NM; i++) {
         flow_linear_run(c, &w->mid[i].mlp, temb, B, tproj, 0);
-        COSY_TRY(resnet_forward(c, &w->mid[i], h, B, T, tproj, cat));
+        COSY_TRY(resnet_forward(c, &w->mid[i], h, B, T, tproj, cat, fc, 3 + 2 * i));
         memcpy(h, cat, sizeof(float) * (size_t)R * C);
-        for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->mid_tf[i * NB + j], h, B, T, chunk));
+        for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->mid_tf[i * NB + j], h, B, T, chunk, fc, NB + i * NB + j));
     }
 
-    /* up: channels [x | skip] */
+    /* up: channels [x | skip] (layers NB (NM + 1) + j; convolutions 3 + 2 NM .. 5 + 2 NM) */
     for (int r = 0; r < R; r++) {
         memcpy(cat + (size_t)r * 2 * C, h + (size_t)r * C, sizeof(float) * (size_t)C);
         memcpy(cat + (size_t)r * 2 * C + C, skip + (size_t)r * C, sizeof(float) * (size_t)C);
     }
     flow_linear_run(c, &w->up.mlp, temb, B, tproj, 0);
-    COSY_TRY(resnet_forward(c, &w->up, cat, B, T, tproj, h));
-    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->up_tf[j], h, B, T, chunk));
-    COSY_TRY(flow_conv_forward(c, &w->up_conv, h, B, T, -2, NULL, 0, NULL, 0, skip));
+    COSY_TRY(resnet_forward(c, &w->up, cat, B, T, tproj, h, fc, 3 + 2 * NM));
+    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->up_tf[j], h, B, T, chunk, fc, NB * (NM + 1) + j));
+    COSY_TRY(causal_conv(c, &w->up_conv, h, B, T, fc, 5 + 2 * NM, skip));
 
-    /* final CausalBlock1D and projection */
-    COSY_TRY(flow_conv_forward(c, &w->final_conv, skip, B, T, -2, NULL, 0, NULL, 0, h));
+    /* final CausalBlock1D (convolution 6 + 2 NM) and projection */
+    COSY_TRY(causal_conv(c, &w->final_conv, skip, B, T, fc, 6 + 2 * NM, h));
     flow_layer_norm(c, h, h, R, C, &w->final_norm, NORM_EPS);
     flow_mish(c, h, (size_t)R * C);
     flow_linear_run(c, &w->final_proj, h, R, out, 0);
     cosy_arena_release(a, mark);
     return COSY_OK;
+}
+
+cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out)
+{
+    return estimator_run(c, in, t, B, T, streaming, NULL, out);
+}
+
+cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, float *out)
+{
+    const cosy_hparams *hp = c->flow->hp;
+    if (!fc || fc->chunk != hp->est_static_chunk || fc->B < 1 || fc->n < 1 || fc->kv_width != hp->est_heads * hp->est_head_dim ||
+        fc->conv_rows < 2 || fc->conv_width < flow_estimator_conv_width(c->flow))
+        return cosy_error(COSY_ERR_INTERNAL, "flow estimator: cache does not fit the estimator");
+    return estimator_run(c, in, t, fc->B, fc->n, 1, fc, out);
 }

@@ -16,6 +16,8 @@
 #include "core/cpu.h"
 #include "core/ops.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "model/flow_simd.h"
@@ -104,6 +106,64 @@ void flow_pack_rows(float *dst, const float *w, int N, int K, int ldw)
     }
 #endif
     pack_rows_scalar(dst, w, N, K, ldw, 0, (N + NR - 1) / NR);
+}
+
+/*
+ * Rows given by pointers (keys/values kept in pages, flow_stream.c): groups of 16 rows that lie
+ * at one stride go through the 16 x 16 transpose straight from where they are, the others (a
+ * group across a page boundary, the tail) are copied first.
+ */
+#define PTR_GROUP 16
+#define PTR_MAX_K 512
+
+static void pack_row_ptrs_scalar(float *dst, const float *const *rows, int N, int K, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++) {
+        float *d = dst + (size_t)(n / NR) * K * NR + n % NR;
+        for (int k = 0; k < K; k++) d[(size_t)k * NR] = rows[n][k];
+    }
+}
+
+void flow_pack_row_ptrs(float *dst, const float *const *rows, int N, int K)
+{
+    int n = 0;
+#ifdef FLOW_HAVE_AVX512
+    if (flow_fast_path() && K % 16 == 0 && K <= PTR_MAX_K) {
+        float tmp[PTR_GROUP * PTR_MAX_K];
+        for (; n + PTR_GROUP <= N; n += PTR_GROUP) {
+            const float *base = rows[n];
+            const ptrdiff_t stride = rows[n + 1] - base;
+            int even = stride >= K && stride <= INT32_MAX;
+            for (int i = 2; i < PTR_GROUP && even; i++) even = rows[n + i] == base + i * stride;
+            if (!even) {
+                for (int i = 0; i < PTR_GROUP; i++) memcpy(tmp + (size_t)i * K, rows[n + i], sizeof(float) * (size_t)K);
+                base = tmp;
+            }
+            float *d = dst + (size_t)(n / NR) * K * NR + n % NR;
+            for (int k0 = 0; k0 < K; k0 += 16)
+                transpose16(base + k0, even ? (int)stride : K, d + (size_t)k0 * NR, NR);
+        }
+    }
+#endif
+    pack_row_ptrs_scalar(dst, rows, N, K, n, N);
+    /* zero the columns of the last panel past N */
+    if (N % NR) {
+        float *d = dst + (size_t)(N / NR) * K * NR;
+        for (int k = 0; k < K; k++) memset(d + (size_t)k * NR + N % NR, 0, sizeof(float) * (size_t)(NR - N % NR));
+    }
+}
+
+void flow_pack_col_ptrs(float *dst, const float *const *rows, int K, int N)
+{
+    const int panels = (N + NR - 1) / NR;
+    for (int p = 0; p < panels; p++) {
+        float *d = dst + (size_t)p * K * NR;
+        int n0 = p * NR, cols = N - n0 < NR ? N - n0 : NR;
+        for (int k = 0; k < K; k++) {
+            memcpy(d + (size_t)k * NR, rows[k] + n0, sizeof(float) * (size_t)cols);
+            if (cols < NR) memset(d + (size_t)k * NR + cols, 0, sizeof(float) * (size_t)(NR - cols));
+        }
+    }
 }
 
 void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv)

@@ -138,6 +138,10 @@ int flow_fast_path(void);
 void flow_pack_rows(float *dst, const float *w, int N, int K, int ldw);
 /* v[K][N] (row stride ldv) -> panels [ceil(N/32)][K][32], zero-padded */
 void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv);
+/* The same two for rows given by pointers (rows[n] holds K floats; rows[k] holds N): exactly
+ * the values flow_pack_rows / flow_pack_cols would place. */
+void flow_pack_row_ptrs(float *dst, const float *const *rows, int N, int K);
+void flow_pack_col_ptrs(float *dst, const float *const *rows, int K, int N);
 enum { FLOW_ACT_NONE = 0, FLOW_ACT_GELU = 1, FLOW_ACT_SILU = 2 };
 /* C[M][N] = act(alpha * A[M][K] . B + bias) (+ C when accumulate) for the column panels [p0, p1)
  * of B (panel p at P + p * panel_stride, [K][32]); bias (padded to the panels) may be NULL.
@@ -189,6 +193,56 @@ cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k,
                            void *pos_ctx, float *out, int ldo);
 /* Scratch floats flow_attention takes from the arena (with_pos: a pos_scores callback is given). */
 size_t flow_attention_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos);
+
+/* Keys and values kept across calls in pages of rows_per_page rows (flow_stream.c: a page per
+ * attention chunk): head h of row j of batch b has its K (d floats) at pages[j / rows_per_page]
+ * + offset + b * batch_offset + (j % rows_per_page) * row_stride + h * head_stride, and its V
+ * v_offset floats after that. */
+typedef struct {
+    const float *const *pages;
+    int rows_per_page;
+    size_t offset, batch_offset, row_stride, head_stride, v_offset;
+} flow_kv_pages;
+/* flow_attention with keys/values [0, Tk) read from pages (each (batch, head) gathers its rows
+ * into scratch first, then runs exactly the computation of flow_attention). */
+cosy_status flow_attention_paged(flow_ctx *c, const float *q, int ldq, const flow_kv_pages *kv, int B, int Tq, int Tk, int heads,
+                                 int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores, void *pos_ctx, float *out,
+                                 int ldo);
+size_t flow_attention_paged_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos);
+
+/*
+ * ---- state kept across calls (flow_stream_cache.c) ----
+ *
+ * A range-based forward computes rows [start, start + n) of a chunk-causal network (tokens or
+ * frames) when everything before `start` is final and cached. One flow_cache describes one
+ * sequence level (encoder tokens, encoder frames, or the estimator's frames at one Euler step):
+ * page g holds, for the rows of attention chunk g, every attention layer's keys/values (a slab
+ * per layer and batch row: K [heads][chunk][head_dim], then V the same: head-major, so that
+ * attention reads each head's keys as contiguous runs) and, per causal convolution, the last
+ * conv_rows input rows of the chunk (the history the next chunk's first outputs read). start is
+ * a multiple of chunk; the caller has allocated the pages of every chunk the call touches.
+ */
+typedef struct {
+    float *const *pages;
+    int chunk;                 /* rows per attention chunk = per page */
+    int start, n;              /* rows computed by this call: [start, start + n) */
+    int B;                     /* batch rows (the estimator's two CFG rows) */
+    int kv_width, kv_heads;    /* K (and V) floats per row = heads * head_dim; heads */
+    size_t kv_base;            /* floats from the page start to layer 0, batch row 0 */
+    size_t kv_layer, kv_batch; /* floats between layers' / batch rows' slabs */
+    int conv_rows, conv_width; /* the largest history (rows) and input width of the level's convolutions */
+    size_t conv_base;          /* floats from the page start to convolution 0's slot */
+    size_t conv_slot;          /* floats per convolution: B * conv_rows * conv_width */
+} flow_cache;
+
+/* Writes the new rows' keys and values (k, v: [B][n] rows of stride ld) of `layer` into the pages. */
+void flow_cache_put_kv(const flow_cache *fc, int layer, const float *k, const float *v, int ld);
+/* The pages of `layer` as flow_attention_paged reads them (keys [0, start + n)). */
+flow_kv_pages flow_cache_kv(const flow_cache *fc, int layer);
+/* Convolution `id` about to run over x[B][n][in] with `rows` (= K - 1) history rows: stores the
+ * last `rows` input rows of every chunk that x completes, and returns the history before
+ * `start` ([B][rows][in], for flow_conv_forward's `before`), NULL at the sequence start. */
+const float *flow_cache_conv(const flow_cache *fc, int id, const float *x, int in, int rows);
 /* Floats a sequence of allocations of these sizes takes from an arena (64-byte alignment). */
 #define FLOW_ARENA_FLOATS(n) ((((size_t)(n)) + 15) / 16 * 16)
 
@@ -212,6 +266,29 @@ int flow_encoder_frames(const cosy_flow *f, int n_tokens, int n_context);
 cosy_status flow_encoder_forward(flow_ctx *c, const float *x, int n_tokens, int n_context, int streaming, float *h, float *mu);
 size_t flow_encoder_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context);
 
+/* EspnetRelPositionalEncoding rows for relative distances r_hi, r_hi - 1, ..., r_lo (row m holds
+ * distance r_hi - m), [r_hi - r_lo + 1][d], float32 as the reference builds its table. */
+void flow_rel_position_rows(float *pe, int r_hi, int r_lo, int d);
+
+/* What the encoder keeps across calls (chunk-causal streaming only): the token-level conformer
+ * blocks and PreLookaheadLayer.conv2 (tok: layers 0..enc_blocks-1, convolution 0), the frame-level
+ * ones and Upsample1D's convolution (frame: layers 0..enc_up_blocks-1, convolution 0), and per
+ * conformer block its linear_pos-projected relative-position table (row zero - r holds distance r,
+ * covering every distance the call's queries and keys span). */
+typedef struct {
+    flow_cache tok, frame;
+    const float *const *pos_tok, *const *pos_frame; /* [enc_blocks], [enc_up_blocks] */
+    int pos_zero_tok, pos_zero_frame;
+} flow_encoder_cache;
+/* flow_encoder_forward for tokens [tok.start, tok.start + n_rows - n_context) (x: their embeddings
+ * followed by the n_context look-ahead ones) when everything before is cached: h and mu receive
+ * frames [frame.start, frame.start + frame.n) (frame.start = 2 tok.start, frame.n = 2 tok.n). */
+cosy_status flow_encoder_forward_cached(flow_ctx *c, const float *x, int n_rows, int n_context, const flow_encoder_cache *ec, float *h,
+                                        float *mu);
+/* Scratch for flow_encoder_forward_cached of n_rows (incl. context) new tokens when the whole
+ * sequence then holds `tokens` tokens (keys). */
+size_t flow_encoder_cached_scratch_bytes(const cosy_flow *f, int n_rows, int n_context, int tokens);
+
 /* ---- estimator (flow_estimator.c) ---- */
 
 cosy_status flow_estimator_load(cosy_flow *f);
@@ -219,6 +296,28 @@ cosy_status flow_estimator_load(cosy_flow *f);
  * [x | mu | spks | cond] per frame (time-major), t[B]; out[B*T][80]. */
 cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out);
 size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T);
+/* Attention layers (transformer blocks) and causal convolutions of the estimator, as numbered in
+ * its flow_cache: layers in order down, mid, up; convolutions down (resnet conv1, conv2,
+ * downsample), each mid resnet (conv1, conv2), up (conv1, conv2, upsample), final block. */
+int flow_estimator_layers(const cosy_flow *f);
+int flow_estimator_convs(const cosy_flow *f);
+/* The widest input of an estimator convolution (the up resnet's [x | skip]). */
+int flow_estimator_conv_width(const cosy_flow *f);
+/* flow_estimator_forward (chunk masks) on frames [fc->start, fc->start + fc->n) of B = fc->B rows
+ * (in and out [B][n] rows) with everything before them in fc. */
+cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, float *out);
+/* Scratch for flow_estimator_forward_cached of B rows x n new frames when the sequence then holds
+ * `frames` frames. */
+size_t flow_estimator_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);
+
+/* ---- the CFM pieces shared by cosy_flow_inference and the stream (flow.c) ---- */
+
+/* CausalConditionalCFM.rand_noise[0, :, :frames], time-major [frames][80] (valid while the flow lives). */
+cosy_status flow_noise(cosy_flow *f, int frames, const float **out);
+/* spks = spk_embed_affine_layer(F.normalize(embedding)) -> [80] */
+void flow_speaker(flow_ctx *c, const float *embedding, float *spks);
+/* classifier-free guidance: v = w_cond v0 - w_uncond v1 */
+void flow_cfg_weights(const cosy_flow *f, float *w_cond, float *w_uncond);
 
 /* ---- loading helpers (flow.c) ---- */
 cosy_status flow_load_linear(cosy_flow *f, flow_linear *l, int bias, int out, int in, const char *fmt, ...)

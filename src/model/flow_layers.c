@@ -126,6 +126,7 @@ static size_t round_panel(size_t n) { return (n + FLOW_PANEL - 1) / FLOW_PANEL *
 
 typedef struct {
     const float *q, *k, *v;
+    const flow_kv_pages *kv; /* keys/values in pages instead of k, v (NULL: k, v) */
     int ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, parts, fast;
     float scale;
     flow_pos_scores_fn pos_scores;
@@ -136,6 +137,36 @@ typedef struct {
     size_t scratch_per_part, pos_scratch;
 } attn_task;
 
+/* where head h of batch b's key j (and its value, v_offset after it) lies in the pages */
+static const float *page_row(const flow_kv_pages *kv, int b, int h, int j)
+{
+    return kv->pages[j / kv->rows_per_page] + kv->offset + (size_t)b * kv->batch_offset + (size_t)(j % kv->rows_per_page) * kv->row_stride +
+           (size_t)h * kv->head_stride;
+}
+
+/* head h of batch b's keys and values [0, Tk) copied out of their pages into kc, vc [Tk][d] */
+static void gather_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, float *kc, float *vc)
+{
+    for (int j = 0; j < Tk; j++) {
+        const float *row = page_row(kv, b, h, j);
+        memcpy(kc + (size_t)j * d, row, sizeof(float) * (size_t)d);
+        memcpy(vc + (size_t)j * d, row + kv->v_offset, sizeof(float) * (size_t)d);
+    }
+}
+
+/* the packed kernels' K^T and V panels straight from the pages (what flow_pack_rows and
+ * flow_pack_cols make of the gathered rows); ptrs: scratch for 2 Tk pointers */
+static void pack_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, float *kp, float *vp, const float **ptrs)
+{
+    const float **vrows = ptrs + Tk;
+    for (int j = 0; j < Tk; j++) {
+        ptrs[j] = page_row(kv, b, h, j);
+        vrows[j] = ptrs[j] + kv->v_offset;
+    }
+    flow_pack_row_ptrs(kp, ptrs, Tk, d);
+    flow_pack_col_ptrs(vp, vrows, Tk, d);
+}
+
 static void attn_run(void *p, int part)
 {
     attn_task *a = p;
@@ -144,14 +175,30 @@ static void attn_run(void *p, int part)
     float *vp = kp + round_panel((size_t)Tk) * d;                     /* V panels [ceil(d/32)][Tk][32] */
     float *scores = vp + round_panel((size_t)d) * Tk;                 /* [ATTN_BLOCK][Tk] */
     float *pos_scratch = scores + (size_t)ATTN_BLOCK * Tk;
+    float *kc = pos_scratch + a->pos_scratch, *vc = kc + (size_t)Tk * d; /* paged keys/values, gathered */
     for (int pair = part; pair < a->B * a->heads; pair += a->parts) {
         const int b = pair / a->heads, h = pair % a->heads;
         const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
-        const float *kb = a->k + (size_t)b * Tk * a->ldkv + h * d, *vb = a->v + (size_t)b * Tk * a->ldkv + h * d;
+        const float *kb, *vb;
+        int ldkv;
+        if (a->kv && a->fast) {
+            pack_pages(a->kv, b, h, Tk, d, kp, vp, (const float **)kc);
+            kb = vb = NULL; /* only the panels are used */
+            ldkv = d;
+        } else if (a->kv) {
+            gather_pages(a->kv, b, h, Tk, d, kc, vc);
+            kb = kc;
+            vb = vc;
+            ldkv = d;
+        } else {
+            kb = a->k + (size_t)b * Tk * a->ldkv + h * d;
+            vb = a->v + (size_t)b * Tk * a->ldkv + h * d;
+            ldkv = a->ldkv;
+        }
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
-        if (a->fast) {
-            flow_pack_rows(kp, kb, Tk, d, a->ldkv);
-            flow_pack_cols(vp, vb, Tk, d, a->ldkv);
+        if (a->fast && !a->kv) {
+            flow_pack_rows(kp, kb, Tk, d, ldkv);
+            flow_pack_cols(vp, vb, Tk, d, ldkv);
         }
         for (int i0 = 0; i0 < a->Tq;) {
             /* a block never straddles a chunk boundary, so all its rows share one key limit */
@@ -169,7 +216,7 @@ static void attn_run(void *p, int part)
                 flow_gemm_panels(rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kp, (size_t)d * FLOW_PANEL, 0,
                                  (n_keys + FLOW_PANEL - 1) / FLOW_PANEL, NULL, scores, Tk, 0, FLOW_ACT_NONE);
             else
-                cosy_sgemm(0, 1, rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kb, a->ldkv, 0.0f, scores, Tk);
+                cosy_sgemm(0, 1, rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kb, ldkv, 0.0f, scores, Tk);
             if (a->pos_scores) a->pos_scores(a->pos_ctx, b, h, i0, i1, n_keys, scores, Tk, pos_scratch);
             float inv_sum[ATTN_BLOCK];
             flow_math_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
@@ -177,7 +224,7 @@ static void attn_run(void *p, int part)
                 flow_gemm_panels(rows, d, n_keys, 1.0f, scores, Tk, vp, (size_t)Tk * FLOW_PANEL, 0, (d + FLOW_PANEL - 1) / FLOW_PANEL, NULL,
                                  ob + (size_t)i0 * a->ldo, a->ldo, 0, FLOW_ACT_NONE);
             else
-                cosy_sgemm(0, 0, rows, d, n_keys, 1.0f, scores, Tk, vb, a->ldkv, 0.0f, ob + (size_t)i0 * a->ldo, a->ldo);
+                cosy_sgemm(0, 0, rows, d, n_keys, 1.0f, scores, Tk, vb, ldkv, 0.0f, ob + (size_t)i0 * a->ldo, a->ldo);
             for (int r = 0; r < rows; r++) cosy_scale(ob + (size_t)(i0 + r) * a->ldo, inv_sum[r], (size_t)d);
             i0 = i1;
         }
@@ -190,40 +237,64 @@ static size_t pos_scores_scratch(int Tk, int d)
     return (size_t)ATTN_BLOCK * width + round_panel(width) * d;
 }
 
-/* per part: K^T panels, V panels, one score block, the position term's scratch */
-static size_t attention_part_floats(int Tk, int d, int with_pos)
+/* per part: K^T panels, V panels, one score block, the position term's scratch, the gathered
+ * keys and values of paged attention (or, packed straight from the pages, their row pointers) */
+static size_t attention_part_floats(int Tk, int d, int with_pos, int paged)
 {
     size_t n = round_panel((size_t)Tk) * d + round_panel((size_t)d) * Tk + (size_t)ATTN_BLOCK * Tk;
     if (with_pos) n += pos_scores_scratch(Tk, d);
+    if (paged) n += 2 * (size_t)Tk * d;
     return round_panel(n); /* keeps each part's block 128-byte aligned */
+}
+
+static int attention_parts(const flow_ctx *c, int B, int heads)
+{
+    /* the portable path's sgemm threads itself: one caller at a time */
+    int parts = c->flow->fast ? cosy_pool_size(c->pool) : 1;
+    if (parts > B * heads) parts = B * heads;
+    return parts < 1 ? 1 : parts;
 }
 
 size_t flow_attention_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos)
 {
-    int parts = c->flow->fast ? cosy_pool_size(c->pool) : 1;
-    if (parts > B * heads) parts = B * heads;
-    if (parts < 1) parts = 1;
-    return attention_part_floats(Tk, d, with_pos) * (size_t)parts + 16;
+    return attention_part_floats(Tk, d, with_pos, 0) * (size_t)attention_parts(c, B, heads) + 16;
+}
+
+size_t flow_attention_paged_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos)
+{
+    return attention_part_floats(Tk, d, with_pos, 1) * (size_t)attention_parts(c, B, heads) + 16;
+}
+
+static cosy_status attention_run(flow_ctx *c, attn_task *a)
+{
+    const int parts = attention_parts(c, a->B, a->heads);
+    a->parts = parts;
+    a->pos_scratch = a->pos_scores ? pos_scores_scratch(a->Tk, a->d) : 0;
+    a->scratch_per_part = attention_part_floats(a->Tk, a->d, a->pos_scores != NULL, a->kv != NULL);
+    size_t mark = cosy_arena_mark(c->arena);
+    a->scratch = cosy_arena_floats(c->arena, a->scratch_per_part * (size_t)parts);
+    if (!a->scratch) return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small for attention over %d keys", a->Tk);
+    if (parts == 1) attn_run(a, 0);
+    else cosy_pool_run(c->pool, parts, attn_run, a);
+    cosy_arena_release(c->arena, mark);
+    return COSY_OK;
 }
 
 cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k, const float *v, int ldkv, int B, int Tq, int Tk,
                            int heads, int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores,
                            void *pos_ctx, float *out, int ldo)
 {
-    attn_task a = {q, k, v, ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
+    attn_task a = {q, k, v, NULL, ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
                    NULL, 0, 0};
-    /* the portable path's sgemm threads itself: one caller at a time */
-    int parts = a.fast ? cosy_pool_size(c->pool) : 1;
-    if (parts > B * heads) parts = B * heads;
-    if (parts < 1) parts = 1;
-    a.parts = parts;
-    a.pos_scratch = pos_scores ? pos_scores_scratch(Tk, d) : 0;
-    a.scratch_per_part = attention_part_floats(Tk, d, pos_scores != NULL);
-    size_t mark = cosy_arena_mark(c->arena);
-    a.scratch = cosy_arena_floats(c->arena, a.scratch_per_part * (size_t)parts);
-    if (!a.scratch) return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small for attention over %d keys", Tk);
-    if (parts == 1) attn_run(&a, 0);
-    else cosy_pool_run(c->pool, parts, attn_run, &a);
-    cosy_arena_release(c->arena, mark);
-    return COSY_OK;
+    return attention_run(c, &a);
+}
+
+cosy_status flow_attention_paged(flow_ctx *c, const float *q, int ldq, const flow_kv_pages *kv, int B, int Tq, int Tk, int heads,
+                                 int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores, void *pos_ctx, float *out,
+                                 int ldo)
+{
+    if (!kv || !kv->pages || kv->rows_per_page < 1) return cosy_error(COSY_ERR_INTERNAL, "flow: paged attention without pages");
+    attn_task a = {q, NULL, NULL, kv, ldq, 0, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
+                   NULL, 0, 0};
+    return attention_run(c, &a);
 }

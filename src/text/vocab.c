@@ -120,6 +120,14 @@ static cosy_status json_id(const cJSON *item, const char *path, const char *what
 static cosy_status load_vocab_object(cosy_vocab *v, const cJSON *obj, const char *path)
 {
     if (!cJSON_IsObject(obj)) return cosy_error(COSY_ERR_FORMAT, "%s: the vocabulary is not a JSON object", path);
+    /* size the arrays once: growing them id by id copies them ~150k times (minutes under ASan) */
+    int32_t max_id = -1;
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int32_t id;
+        COSY_TRY(json_id(it, path, it->string, &id));
+        if (id > max_id) max_id = id;
+    }
+    COSY_TRY(grow(v, max_id + 1));
     for (const cJSON *it = obj->child; it; it = it->next) {
         int32_t id;
         COSY_TRY(json_id(it, path, it->string, &id));

@@ -1,0 +1,501 @@
+/*
+ * hift.c — HiFTGenerator.inference of CosyVoice2 (cosyvoice/hifigan/generator.py) with its
+ * ConvRNNF0Predictor (cosyvoice/hifigan/f0_predictor.py); see hift.h for the stages.
+ *
+ * Everything is channel-major [C][T] like the reference's Conv1d tensors. Sizes come from the
+ * hyperparameters (base channels, upsample rates and kernels, resblock kernels and dilations,
+ * iSTFT size); the weights come from the converted model with weight norm folded in. The forward
+ * pass below reads top to bottom like HiFTGenerator.inference + decode.
+ */
+#include "model/hift_internal.h"
+#include "model/model.h"
+#include "core/error.h"
+#include "core/ops.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+static cosy_status load_conv(cosy_hift *h, hift_conv *c, int transposed, int cout, int cin, int k, int stride, int pad,
+                             int dilation, int has_bias, const char *fmt, ...) __attribute__((format(printf, 11, 12)));
+
+static cosy_status load_conv(cosy_hift *h, hift_conv *c, int transposed, int cout, int cin, int k, int stride, int pad,
+                             int dilation, int has_bias, const char *fmt, ...)
+{
+    char name[160], full[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const cosy_tensor *t;
+    snprintf(full, sizeof full, "hift.%s.weight", name);
+    COSY_TRY(cosy_model_tensor(h->model, full, &t));
+    /* Conv1d weight [out, in, k]; ConvTranspose1d [in, out, k] */
+    int64_t d0 = transposed ? cin : cout, d1 = transposed ? cout : cin;
+    if (t->ndim != 3 || t->shape[0] != d0 || t->shape[1] != d1 || t->shape[2] != k)
+        return cosy_error(COSY_ERR_SHAPE, "hift: %s is not a [%lld, %lld, %d] convolution", full, (long long)d0, (long long)d1, k);
+    COSY_TRY(cosy_model_f32(h->model, full, &c->w));
+    c->b = NULL;
+    if (has_bias) {
+        snprintf(full, sizeof full, "hift.%s.bias", name);
+        COSY_TRY(cosy_model_f32(h->model, full, &c->b));
+    }
+    c->cout = cout;
+    c->cin = cin;
+    c->k = k;
+    c->stride = stride;
+    c->pad = pad;
+    c->dilation = dilation;
+    return COSY_OK;
+}
+
+/* hifigan ResBlock(channels, kernel, dilations): convs1 dilated, convs2 not, padding get_padding(k, d) */
+static cosy_status load_resblock(cosy_hift *h, hift_resblock *rb, int ch, int k, const int *dilations, int n,
+                                 const char *prefix)
+{
+    rb->ch = ch;
+    rb->k = k;
+    rb->n = n;
+    for (int j = 0; j < n; j++) {
+        int d = dilations[j];
+        if (d < 1 || k < 1 || k % 2 == 0 || (k * d - d) / 2 > HIFT_ACT_PAD)
+            return cosy_error(COSY_ERR_UNSUPPORTED, "hift: %s: kernel %d / dilation %d (odd kernels, dilation >= 1, padding <= %d)", prefix,
+                              k, d, HIFT_ACT_PAD);
+        COSY_TRY(load_conv(h, &rb->conv1[j], 0, ch, ch, k, 1, (k * d - d) / 2, d, 1, "%s.convs1.%d", prefix, j));
+        COSY_TRY(load_conv(h, &rb->conv2[j], 0, ch, ch, k, 1, (k - 1) / 2, 1, 1, "%s.convs2.%d", prefix, j));
+        COSY_TRY(cosy_model_f32f(h->model, &rb->alpha1[j], "hift.%s.activations1.%d.alpha", prefix, j));
+        COSY_TRY(cosy_model_f32f(h->model, &rb->alpha2[j], "hift.%s.activations2.%d.alpha", prefix, j));
+    }
+    return COSY_OK;
+}
+
+static cosy_status hift_load(cosy_hift *h)
+{
+    const cosy_hparams *hp = h->hp;
+    const int base = hp->hift_base_channels, nup = hp->n_upsample, n_fft2 = hp->istft_n_fft + 2;
+    if (hp->n_source_resblocks != nup)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "hift: %d source resblocks for %d upsampling steps (HiFTGenerator.decode uses one per step)",
+                          hp->n_source_resblocks, nup);
+    /* HiFTGenerator picks SineGen (type 1) at 22050 Hz (CosyVoice 1) and SineGen2 otherwise */
+    if (hp->sample_rate == 22050)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "hift: 22050 Hz models use SineGen (CosyVoice 1), which is not implemented; only SineGen2");
+    if (hp->f0_num_class != 1 || hp->hift_nb_harmonics < 0)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "hift: F0 predictor with %d classes, %d harmonics", hp->f0_num_class, hp->hift_nb_harmonics);
+    h->harmonics = hp->hift_nb_harmonics + 1;
+    h->upsample_scale = hp->istft_hop;
+    for (int i = 0; i < nup; i++) h->upsample_scale *= hp->upsample_rates[i];
+    COSY_TRY(cosy_stft_init(&h->stft, hp->istft_n_fft, hp->istft_hop));
+
+    for (int i = 0; i < HIFT_F0_LAYERS; i++)
+        COSY_TRY(load_conv(h, &h->f0_conv[i], 0, hp->f0_cond_channels, i == 0 ? hp->hift_in_channels : hp->f0_cond_channels,
+                           HIFT_F0_KERNEL, 1, 1, 1, 1, "f0_predictor.condnet.%d", 2 * i));
+    COSY_TRY(cosy_model_f32(h->model, "hift.f0_predictor.classifier.weight", &h->f0_cls_w));
+    COSY_TRY(cosy_model_f32(h->model, "hift.f0_predictor.classifier.bias", &h->f0_cls_b));
+    COSY_TRY(cosy_model_f32(h->model, "hift.m_source.l_linear.weight", &h->merge_w));
+    COSY_TRY(cosy_model_f32(h->model, "hift.m_source.l_linear.bias", &h->merge_b));
+
+    COSY_TRY(load_conv(h, &h->conv_pre, 0, base, hp->hift_in_channels, HIFT_CONV_KERNEL, 1, 3, 1, 1, "conv_pre"));
+    for (int i = 0; i < nup; i++) {
+        int u = hp->upsample_rates[i], k = hp->upsample_kernel_sizes[i];
+        COSY_TRY(load_conv(h, &h->ups[i], 1, base >> (i + 1), base >> i, k, u, (k - u) / 2, 1, 1, "ups.%d", i));
+    }
+    /* source branch: downsample_rates = [1] + upsample_rates[::-1][:-1], cumulated, then reversed, so
+     * source_downs[i] brings the STFT frame rate down to the rate after ups[i] */
+    int cum[HIFT_MAX_LIST];
+    cum[0] = 1;
+    for (int i = 1; i < nup; i++) cum[i] = cum[i - 1] * hp->upsample_rates[nup - i];
+    for (int i = 0; i < nup; i++) {
+        int u = cum[nup - 1 - i];
+        if (u == 1)
+            COSY_TRY(load_conv(h, &h->source_downs[i], 0, base >> (i + 1), n_fft2, 1, 1, 0, 1, 1, "source_downs.%d", i));
+        else
+            COSY_TRY(load_conv(h, &h->source_downs[i], 0, base >> (i + 1), n_fft2, 2 * u, u, u / 2, 1, 1, "source_downs.%d", i));
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "source_resblocks.%d", i);
+        COSY_TRY(load_resblock(h, &h->source_resblocks[i], base >> (i + 1), hp->source_resblock_kernel_sizes[i],
+                               hp->source_resblock_dilations + i * hp->n_source_dilations, hp->n_source_dilations, prefix));
+    }
+    for (int i = 0; i < nup; i++)
+        for (int j = 0; j < hp->n_resblock_kernels; j++) {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "resblocks.%d", i * hp->n_resblock_kernels + j);
+            COSY_TRY(load_resblock(h, &h->resblocks[i * hp->n_resblock_kernels + j], base >> (i + 1), hp->resblock_kernel_sizes[j],
+                                   hp->resblock_dilations + j * hp->n_resblock_dilations, hp->n_resblock_dilations, prefix));
+        }
+    COSY_TRY(load_conv(h, &h->conv_post, 0, n_fft2, base >> nup, HIFT_CONV_KERNEL, 1, 3, 1, 1, "conv_post"));
+    return COSY_OK;
+}
+
+static void hift_destroy(void *state)
+{
+    cosy_hift *h = state;
+    if (!h) return;
+    for (int i = 0; i < HIFT_MAX_SCRATCH; i++) cosy_arena_free(&h->scratch[i].arena);
+    pthread_mutex_destroy(&h->scratch_lock);
+    free(h);
+}
+
+static cosy_status hift_create(cosy_model *m, void **out)
+{
+    cosy_hift *h = calloc(1, sizeof *h);
+    if (!h) return cosy_error(COSY_ERR_NOMEM, "hift: out of memory");
+    pthread_mutex_init(&h->scratch_lock, NULL);
+    h->model = m;
+    h->hp = &m->hp;
+    h->pool = m->pool;
+    cosy_status st = hift_load(h);
+    if (st != COSY_OK) {
+        hift_destroy(h);
+        return st;
+    }
+    *out = h;
+    return COSY_OK;
+}
+
+static const cosy_module_def hift_module = {"hift", hift_create, hift_destroy};
+
+cosy_status cosy_hift_get(cosy_model *model, cosy_hift **out)
+{
+    if (!model || !out) return cosy_error(COSY_ERR_INVALID_ARG, "hift: no model");
+    void *state;
+    COSY_TRY(cosy_model_module(model, &hift_module, &state));
+    *out = state;
+    return COSY_OK;
+}
+
+int cosy_hift_samples_per_frame(const cosy_hift *hift) { return hift->upsample_scale; }
+int cosy_hift_harmonics(const cosy_hift *hift) { return hift->harmonics; }
+
+/* ---- scratch -------------------------------------------------------------------------------- */
+
+/* Bytes of scratch one call over n_frames frames needs: everything live at once, summed generously. */
+static size_t scratch_bytes(const cosy_hift *h, int n_frames)
+{
+    const cosy_hparams *hp = h->hp;
+    const size_t F = (size_t)n_frames, T = F * (size_t)h->upsample_scale, B = (size_t)h->stft.n_bins;
+    const int L = (int)(T / (size_t)hp->istft_hop + 1);
+    const size_t n2 = 2 * B;
+    /* live throughout: f0, source, source spectrum, conv_post output, the mel as an activation */
+    size_t floats = F + T + n2 * (size_t)L + hift_act_floats((int)n2, L) + hift_act_floats(hp->hift_in_channels, n_frames);
+    /* before the generator: the source stage, or the F0 predictor */
+    size_t src = (size_t)(h->harmonics + 1) * T + F * (size_t)h->harmonics + (size_t)h->harmonics;
+    size_t f0 = 2 * hift_act_floats(hp->f0_cond_channels, n_frames);
+    /* the generator: conv_pre's output, then per stage six activations, the transposed convolution's
+     * columns and the source branch's dense output and im2col; earlier stage outputs stay allocated */
+    size_t gen = hift_act_floats(hp->hift_base_channels, n_frames), kept = gen, stage_max = 0;
+    int len = n_frames;
+    for (int i = 0; i < hp->n_upsample; i++) {
+        const hift_conv *up = &h->ups[i], *down = &h->source_downs[i];
+        int out_len = (len - 1) * up->stride - 2 * up->pad + up->k + 1;
+        size_t ch = (size_t)up->cout;
+        size_t stage = 6 * hift_act_floats((int)ch, out_len) + ch * (size_t)up->k * (size_t)len + ch * (size_t)out_len +
+                       n2 * (size_t)down->k * (size_t)out_len;
+        if (stage > stage_max) stage_max = stage;
+        kept += hift_act_floats((int)ch, out_len);
+        len = out_len;
+    }
+    gen = kept + stage_max;
+    size_t peak = src > f0 ? src : f0;
+    if (gen > peak) peak = gen;
+    return (floats + peak) * sizeof(float) + 64 * 64 * 4;
+}
+
+/* An arena of at least `bytes` for one call: a free kept one (grown if needed), or a temporary. */
+static cosy_status scratch_acquire(cosy_hift *h, size_t bytes, cosy_arena **arena, int *slot)
+{
+    pthread_mutex_lock(&h->scratch_lock);
+    int found = -1;
+    for (int i = 0; i < HIFT_MAX_SCRATCH && found < 0; i++)
+        if (!h->scratch[i].busy) found = i;
+    if (found >= 0) h->scratch[found].busy = 1;
+    pthread_mutex_unlock(&h->scratch_lock);
+    *slot = found;
+    if (found < 0) {
+        cosy_arena *tmp = malloc(sizeof *tmp);
+        if (!tmp) return cosy_error(COSY_ERR_NOMEM, "hift: out of memory");
+        cosy_status st = cosy_arena_init(tmp, bytes);
+        if (st != COSY_OK) {
+            free(tmp);
+            return st;
+        }
+        *arena = tmp;
+        return COSY_OK;
+    }
+    cosy_arena *a = &h->scratch[found].arena;
+    if (a->size < bytes) {
+        cosy_arena_free(a);
+        cosy_status st = cosy_arena_init(a, bytes);
+        if (st != COSY_OK) {
+            memset(a, 0, sizeof *a);
+            pthread_mutex_lock(&h->scratch_lock);
+            h->scratch[found].busy = 0;
+            pthread_mutex_unlock(&h->scratch_lock);
+            return st;
+        }
+    }
+    cosy_arena_reset(a);
+    *arena = a;
+    return COSY_OK;
+}
+
+static void scratch_release(cosy_hift *h, cosy_arena *arena, int slot)
+{
+    if (slot < 0) {
+        cosy_arena_free(arena);
+        free(arena);
+        return;
+    }
+    pthread_mutex_lock(&h->scratch_lock);
+    h->scratch[slot].busy = 0;
+    pthread_mutex_unlock(&h->scratch_lock);
+}
+
+/* ---- layers --------------------------------------------------------------------------------- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Dense [C][T] rows into an activation. */
+static void act_load(hift_act *a, const float *x, int ldx)
+{
+    for (int c = 0; c < a->C; c++) memcpy(a->data + (size_t)c * a->ld, x + (size_t)c * ldx, sizeof(float) * (size_t)a->T);
+}
+
+/* y = x + y over columns [0, T) */
+static void act_add(hift_act *y, const hift_act *x)
+{
+    for (int c = 0; c < y->C; c++) {
+        float *yr = y->data + (size_t)c * y->ld;
+        const float *xr = x->data + (size_t)c * x->ld;
+        for (int t = 0; t < y->T; t++) yr[t] = xr[t] + yr[t];
+    }
+}
+
+/* ConvTranspose1d(stride u, padding p) of x into y starting at column `offset`: the products of every
+ * input step with every kernel tap come from one sgemm (W^T x), then are added at t * u - p + k. */
+static cosy_status conv_transpose_forward(const hift_conv *c, const hift_act *x, hift_act *y, int offset, cosy_arena *arena)
+{
+    const int Tin = x->T, K = c->k, Tout = (Tin - 1) * c->stride - 2 * c->pad + K;
+    if (Tout + offset > y->T || c->cin != x->C || c->cout != y->C)
+        return cosy_error(COSY_ERR_INTERNAL, "hift: transposed convolution %d -> %d frames into %d", Tin, Tout, y->T);
+    size_t mark = cosy_arena_mark(arena);
+    float *cols = cosy_arena_floats(arena, (size_t)c->cout * K * Tin);
+    if (!cols) return cosy_error(COSY_ERR_NOMEM, "hift: transposed convolution scratch exhausted");
+    /* cols[(co, k), t] = sum_ci w[ci][co][k] x[ci][t] */
+    cosy_sgemm(1, 0, c->cout * K, Tin, c->cin, 1.0f, c->w, c->cout * K, x->data, x->ld, 0.0f, cols, Tin);
+    for (int co = 0; co < c->cout; co++) {
+        float *yr = y->data + (size_t)co * y->ld + offset;
+        const float bv = c->b ? c->b[co] : 0.0f;
+        for (int t = 0; t < Tout; t++) yr[t] = bv;
+        for (int k = 0; k < K; k++) {
+            const float *cr = cols + ((size_t)co * K + k) * Tin;
+            for (int t = 0; t < Tin; t++) {
+                int to = t * c->stride - c->pad + k;
+                if (to >= 0 && to < Tout) yr[to] += cr[t];
+            }
+        }
+    }
+    cosy_arena_release(arena, mark);
+    return COSY_OK;
+}
+
+/* ResBlock.forward: out = x + sum over dilations of conv2(snake2(conv1(snake1(.)))), applied in turn;
+ * out may be x. t1, t2 are temporaries of the same shape. */
+static cosy_status resblock_forward(const cosy_hift *h, const hift_resblock *rb, const hift_act *x, hift_act *out, hift_act *t1,
+                                    hift_act *t2)
+{
+    const hift_act *in = x;
+    for (int j = 0; j < rb->n; j++) {
+        hift_snake(h->pool, t1->data, t1->ld, in->data, in->ld, rb->ch, in->T, rb->alpha1[j]);
+        COSY_TRY(hift_conv_forward(h->pool, &rb->conv1[j], t1, t2, NULL));
+        hift_snake(h->pool, t2->data, t2->ld, t2->data, t2->ld, rb->ch, in->T, rb->alpha2[j]);
+        COSY_TRY(hift_conv_forward(h->pool, &rb->conv2[j], t2, out, in));
+        in = out;
+    }
+    return COSY_OK;
+}
+
+/* ConvRNNF0Predictor.forward: condnet (conv k3 + ELU, five times), classifier, |.|; mel -> f0 [F] */
+static cosy_status f0_predict(const cosy_hift *h, const hift_act *mel, float *f0, cosy_arena *arena)
+{
+    const int cond = h->hp->f0_cond_channels, F = mel->T;
+    size_t mark = cosy_arena_mark(arena);
+    hift_act a, b;
+    COSY_TRY(hift_act_alloc(&a, cond, F, arena));
+    COSY_TRY(hift_act_alloc(&b, cond, F, arena));
+    const hift_act *in = mel;
+    for (int i = 0; i < HIFT_F0_LAYERS; i++) {
+        hift_act *out = (i % 2) ? &b : &a;
+        COSY_TRY(hift_conv_forward(h->pool, &h->f0_conv[i], in, out, NULL));
+        /* nn.ELU as torch's CPU kernel computes it: exp(x) - 1, not expm1 */
+        for (int c = 0; c < cond; c++) {
+            float *r = out->data + (size_t)c * out->ld;
+            for (int t = 0; t < F; t++) r[t] = r[t] > 0.0f ? r[t] : expf(r[t]) - 1.0f;
+        }
+        in = out;
+    }
+    /* classifier: Linear(cond, 1) over the time-major view, bias after the dot product */
+    for (int t = 0; t < F; t++) {
+        float dot = 0.0f;
+        for (int c = 0; c < cond; c++) dot += h->f0_cls_w[c] * in->data[(size_t)c * in->ld + t];
+        f0[t] = fabsf(dot + h->f0_cls_b[0]);
+    }
+    cosy_arena_release(arena, mark);
+    return COSY_OK;
+}
+
+/* HiFTGenerator.decode from conv_pre to conv_post: mel and the source spectrum [2B][L] (real rows,
+ * then imaginary rows, dense) -> conv_post output `post` [2B][L] */
+static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, const float *spec, int L, hift_act *post,
+                                     cosy_arena *arena)
+{
+    const cosy_hparams *hp = h->hp;
+    const int nup = hp->n_upsample, nk = hp->n_resblock_kernels, n2 = 2 * h->stft.n_bins;
+    hift_act x;
+    COSY_TRY(hift_act_alloc(&x, hp->hift_base_channels, mel->T, arena));
+    COSY_TRY(hift_conv_forward(h->pool, &h->conv_pre, mel, &x, NULL));
+    for (int i = 0; i < nup; i++) {
+        const hift_conv *up = &h->ups[i], *down = &h->source_downs[i];
+        const int last = i == nup - 1, ch = up->cout;
+        const int out_len = (x.T - 1) * up->stride - 2 * up->pad + up->k + (last ? 1 : 0);
+        hift_act xs, y, si, r, t1, t2;
+        COSY_TRY(hift_act_alloc(&xs, ch, out_len, arena));   /* the stage output, kept */
+        size_t stage_mark = cosy_arena_mark(arena);
+        COSY_TRY(hift_act_alloc(&y, ch, out_len, arena));
+        COSY_TRY(hift_act_alloc(&si, ch, out_len, arena));
+        COSY_TRY(hift_act_alloc(&r, ch, out_len, arena));
+        COSY_TRY(hift_act_alloc(&t1, ch, out_len, arena));
+        COSY_TRY(hift_act_alloc(&t2, ch, out_len, arena));
+
+        hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, hp->lrelu_slope);
+        COSY_TRY(conv_transpose_forward(up, &x, &y, last ? 1 : 0, arena));
+        if (last) {
+            /* ReflectionPad1d((1, 0)) after the last upsampling: column 0 mirrors column 2 (old column 1) */
+            for (int c = 0; c < ch; c++) y.data[(size_t)c * y.ld] = y.data[(size_t)c * y.ld + 2];
+        }
+
+        /* fusion: x = x + source_resblocks[i](source_downs[i](spectrum)) */
+        size_t mark = cosy_arena_mark(arena);
+        float *dense = cosy_arena_floats(arena, (size_t)ch * out_len);
+        if (!dense) return cosy_error(COSY_ERR_NOMEM, "hift: source branch scratch exhausted");
+        int s_len = cosy_conv1d(dense, spec, n2, L, down->w, down->b, ch, down->k, down->stride, down->pad, down->pad, 1, 1, arena);
+        if (s_len < 0) return cosy_error(COSY_ERR_NOMEM, "hift: source branch scratch exhausted");
+        if (s_len != out_len)
+            return cosy_error(COSY_ERR_INTERNAL, "hift: stage %d: source branch has %d frames, upsampling %d", i, s_len, out_len);
+        act_load(&si, dense, out_len);
+        cosy_arena_release(arena, mark);
+        COSY_TRY(resblock_forward(h, &h->source_resblocks[i], &si, &si, &t1, &t2));
+        act_add(&y, &si);
+
+        /* the multi-receptive-field fusion: the mean of this stage's resblocks */
+        for (int j = 0; j < nk; j++) {
+            COSY_TRY(resblock_forward(h, &h->resblocks[i * nk + j], &y, j == 0 ? &xs : &r, &t1, &t2));
+            if (j > 0) act_add(&xs, &r);
+        }
+        for (int c = 0; c < ch; c++) {
+            float *row = xs.data + (size_t)c * xs.ld;
+            for (int t = 0; t < out_len; t++) row[t] = row[t] / (float)nk;
+        }
+        cosy_arena_release(arena, stage_mark);
+        x = xs;
+    }
+    /* F.leaky_relu with its default slope 0.01, then conv_post */
+    hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, 0.01f);
+    if (x.T != L) return cosy_error(COSY_ERR_INTERNAL, "hift: generator gives %d frames, the source spectrum has %d", x.T, L);
+    return hift_conv_forward(h->pool, &h->conv_post, &x, post, NULL);
+}
+
+/* ---- inference ------------------------------------------------------------------------------ */
+
+cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_frames, const float *cache_source,
+                                      int n_cache, cosy_rng_source *rng, float *wav_out, float *source_out,
+                                      cosy_hift_trace *trace)
+{
+    if (!hift || !mel || !wav_out) return cosy_error(COSY_ERR_INVALID_ARG, "hift: no model, mel or output buffer");
+    if (n_frames < 1) return cosy_error(COSY_ERR_INVALID_ARG, "hift: n_frames %d; need at least one mel frame", n_frames);
+    if (!rng || !rng->uniform || !rng->normal)
+        return cosy_error(COSY_ERR_INVALID_ARG, "hift: no random source (HiFT draws its initial phases and noise from one)");
+    const int S = hift->upsample_scale;
+    if (n_frames > INT32_MAX / S / 8) return cosy_error(COSY_ERR_INVALID_ARG, "hift: %d mel frames is too long", n_frames);
+    const int T = n_frames * S;
+    if (n_cache < 0 || n_cache > T || (n_cache > 0 && !cache_source))
+        return cosy_error(COSY_ERR_INVALID_ARG, "hift: cache_source of %d samples for a %d-sample output", n_cache, T);
+    const int L = cosy_stft_frames(&hift->stft, T), B = hift->stft.n_bins;
+
+    cosy_arena *arena = NULL;
+    int slot = -1;
+    COSY_TRY(scratch_acquire(hift, scratch_bytes(hift, n_frames), &arena, &slot));
+    cosy_status st = COSY_OK;
+    hift_act mel_act, post;
+    float *f0 = cosy_arena_floats(arena, (size_t)n_frames);
+    float *s = cosy_arena_floats(arena, (size_t)T);
+    float *spec = cosy_arena_floats(arena, (size_t)2 * B * L);
+    if (!f0 || !s || !spec) st = cosy_error(COSY_ERR_NOMEM, "hift: scratch exhausted");
+    if (st == COSY_OK) st = hift_act_alloc(&mel_act, hift->hp->hift_in_channels, n_frames, arena);
+    if (st == COSY_OK) st = hift_act_alloc(&post, 2 * B, L, arena);
+    if (st == COSY_OK) act_load(&mel_act, mel, n_frames);
+
+    /* mel -> f0 -> source */
+    double t0 = now_ms();
+    if (st == COSY_OK) st = f0_predict(hift, &mel_act, f0, arena);
+    double t1 = now_ms();
+    if (st == COSY_OK) st = hift_source_forward(hift, f0, n_frames, rng, s, trace ? trace->uv : NULL, arena);
+    if (st == COSY_OK && trace) {
+        if (trace->f0) memcpy(trace->f0, f0, sizeof(float) * (size_t)n_frames);
+        if (trace->source_raw) memcpy(trace->source_raw, s, sizeof(float) * (size_t)T);
+    }
+    /* use cache_source to avoid glitches at chunk joins (HiFTGenerator.inference) */
+    if (st == COSY_OK && n_cache > 0) memcpy(s, cache_source, sizeof(float) * (size_t)n_cache);
+    if (st == COSY_OK && source_out) memcpy(source_out, s, sizeof(float) * (size_t)T);
+    if (st == COSY_OK) st = cosy_stft_forward(&hift->stft, s, T, spec, spec + (size_t)B * L, L);
+    if (st == COSY_OK && trace) {
+        if (trace->stft_real) memcpy(trace->stft_real, spec, sizeof(float) * (size_t)B * L);
+        if (trace->stft_imag) memcpy(trace->stft_imag, spec + (size_t)B * L, sizeof(float) * (size_t)B * L);
+    }
+    double t2 = now_ms();
+
+    /* mel + source -> conv_post output -> magnitude (rows 0..B-1) / phase (rows B..2B-1), in place */
+    if (st == COSY_OK) st = generator_forward(hift, &mel_act, spec, L, &post, arena);
+    double t3 = now_ms();
+    if (st == COSY_OK) {
+        for (int k = 0; k < B; k++) {
+            float *mag = post.data + (size_t)k * post.ld, *phase = post.data + (size_t)(B + k) * post.ld;
+            for (int t = 0; t < L; t++) mag[t] = expf(mag[t]);
+            for (int t = 0; t < L; t++) phase[t] = sinf(phase[t]);
+            if (trace && trace->magnitude) memcpy(trace->magnitude + (size_t)k * L, mag, sizeof(float) * (size_t)L);
+            if (trace && trace->phase) memcpy(trace->phase + (size_t)k * L, phase, sizeof(float) * (size_t)L);
+            /* _istft clips the magnitude at 1e2 */
+            for (int t = 0; t < L; t++) mag[t] = mag[t] < 100.0f ? mag[t] : 100.0f;
+        }
+        st = cosy_istft_polar(&hift->stft, post.data, post.data + (size_t)B * post.ld, L, post.ld, 0, T, wav_out);
+    }
+    if (st == COSY_OK) {
+        if (trace && trace->istft) memcpy(trace->istft, wav_out, sizeof(float) * (size_t)T);
+        const float lim = hift->hp->audio_limit;
+        for (int i = 0; i < T; i++) wav_out[i] = wav_out[i] < -lim ? -lim : (wav_out[i] > lim ? lim : wav_out[i]);
+    }
+    double t4 = now_ms();
+    if (trace) {
+        trace->f0_ms = t1 - t0;
+        trace->source_ms = t2 - t1;
+        trace->generator_ms = t3 - t2;
+        trace->istft_ms = t4 - t3;
+    }
+    scratch_release(hift, arena, slot);
+    return st;
+}
+
+cosy_status cosy_hift_inference(cosy_hift *hift, const float *mel, int n_frames, const float *cache_source,
+                                int n_cache, cosy_rng_source *rng, float *wav_out, float *source_out)
+{
+    return cosy_hift_inference_trace(hift, mel, n_frames, cache_source, n_cache, rng, wav_out, source_out, NULL);
+}

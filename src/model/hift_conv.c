@@ -1,0 +1,206 @@
+/*
+ * hift_conv.c — HiFT's stride-1 convolutions (resblocks, conv_pre, conv_post, the F0 predictor) as a
+ * direct AVX-512 kernel over zero-margined activation rows.
+ *
+ * Why not im2col + sgemm: at the real size the resblock convolutions are ~29 GFLOP per second of
+ * audio. Through BLAS every call first copies K shifted versions of its input (im2col, up to 17 MB),
+ * BLAS packs that copy again, and OpenBLAS's own threads spin against ours on a 2-core machine: a
+ * third of the time went to copies and sched_yield. Here activations live in rows with HIFT_ACT_PAD
+ * zero columns on both sides (hift_act), so every tap of every kernel is an unaligned load at a fixed
+ * offset: the kernel reads the input in place. A tile is 4 output channels x 96 time steps held in 24
+ * registers; per input channel and tap it loads 6 input vectors and 4 broadcast weights for 24 FMAs.
+ * Threads split the output channels. The portable path computes the same sums with plain loops.
+ */
+#include "model/hift_internal.h"
+#include "core/cpu.h"
+#include "core/error.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HIFT_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
+#define HIFT_HAVE_AVX512 1
+#endif
+
+#define MR 4        /* output channels per tile */
+#define NV_MAX 6    /* 16-float vectors per tile row */
+#define T_CHUNK 768 /* time steps per pass over a task's weights, so the input slice stays in L2 */
+
+size_t hift_act_floats(int C, int T)
+{
+    return (size_t)C * (size_t)hift_act_ld(T) + 2 * HIFT_ACT_PAD;
+}
+
+int hift_act_ld(int T)
+{
+    /* left margin + T rounded up to a whole tile + right margin (tiles past T read into it) */
+    int tiles = (T + 16 * NV_MAX - 1) / (16 * NV_MAX);
+    return HIFT_ACT_PAD + tiles * 16 * NV_MAX + HIFT_ACT_PAD;
+}
+
+cosy_status hift_act_alloc(hift_act *a, int C, int T, cosy_arena *arena)
+{
+    size_t n = hift_act_floats(C, T);
+    float *base = cosy_arena_floats(arena, n);
+    if (!base) return cosy_error(COSY_ERR_NOMEM, "hift: activation scratch exhausted (%d x %d)", C, T);
+    memset(base, 0, sizeof(float) * n);
+    a->C = C;
+    a->T = T;
+    a->ld = hift_act_ld(T);
+    a->data = base + HIFT_ACT_PAD;
+    return COSY_OK;
+}
+
+void hift_act_clear_tail(hift_act *a)
+{
+    /* columns [T, ld - PAD) of each row are the next row's left margin's neighbours: keep them zero */
+    for (int c = 0; c < a->C; c++) memset(a->data + (size_t)c * a->ld + a->T, 0, sizeof(float) * (size_t)(a->ld - HIFT_ACT_PAD - a->T));
+}
+
+typedef struct {
+    const hift_conv *conv;
+    const hift_act *x;
+    hift_act *y;
+    const hift_act *res;   /* y = conv(x) + res, or NULL */
+    int n_tasks, simd;
+} conv_job;
+
+static void conv_rows_scalar(const conv_job *j, int co0, int co1)
+{
+    const hift_conv *c = j->conv;
+    const int T = j->y->T;
+    float acc[256]; /* one row piece at a time: the residual may be the output itself */
+    for (int co = co0; co < co1; co++) {
+        float *y = j->y->data + (size_t)co * j->y->ld;
+        const float *res = j->res ? j->res->data + (size_t)co * j->res->ld : NULL;
+        const float b = c->b ? c->b[co] : 0.0f;
+        for (int t0 = 0; t0 < T; t0 += 256) {
+            const int n = T - t0 < 256 ? T - t0 : 256;
+            for (int t = 0; t < n; t++) acc[t] = b;
+            for (int ci = 0; ci < c->cin; ci++) {
+                const float *xr = j->x->data + (size_t)ci * j->x->ld + t0 - c->pad;
+                const float *w = c->w + ((size_t)co * c->cin + ci) * c->k;
+                for (int k = 0; k < c->k; k++) {
+                    const float wk = w[k], *xp = xr + k * c->dilation;
+                    for (int t = 0; t < n; t++) acc[t] += wk * xp[t];
+                }
+            }
+            for (int t = 0; t < n; t++) y[t0 + t] = res ? acc[t] + res[t0 + t] : acc[t];
+        }
+    }
+}
+
+#ifdef HIFT_HAVE_AVX512
+/* One tile: rows co0..co0+3 (rows past cout repeat the last one and are not stored), time steps
+ * [t0, t0 + 16 nv), the last vector stored under `mask`. */
+static inline __attribute__((always_inline)) HIFT_AVX512 void conv_tile(const conv_job *j, const int nv, int co0, int t0, __mmask16 mask)
+{
+    const hift_conv *c = j->conv;
+    const int K = c->k, dil = c->dilation, cin = c->cin, rows = c->cout - co0 < MR ? c->cout - co0 : MR;
+    const float *w[MR];
+    __m512 acc[MR][NV_MAX];
+    for (int r = 0; r < MR; r++) {
+        int co = co0 + (r < rows ? r : rows - 1);
+        w[r] = c->w + (size_t)co * cin * K;
+        __m512 b = _mm512_set1_ps(c->b ? c->b[co] : 0.0f);
+#pragma GCC unroll 6
+        for (int v = 0; v < nv; v++) acc[r][v] = b;
+    }
+    const float *xb = j->x->data + t0 - c->pad;
+    const size_t ldx = (size_t)j->x->ld;
+    const int span = 16 * nv + (K - 1) * dil; /* floats of a row one tile reads */
+    for (int ci = 0; ci < cin; ci++) {
+        const float *xr = xb + (size_t)ci * ldx;
+        const size_t wo = (size_t)ci * K;
+        /* rows are ld apart, too many streams for the hardware prefetcher: fetch the row after next */
+        if (ci + 2 < cin)
+            for (int q = 0; q < span; q += 16) _mm_prefetch((const char *)(xr + 2 * ldx + q), _MM_HINT_T0);
+        for (int k = 0; k < K; k++) {
+            const float *xp = xr + k * dil;
+            __m512 xv[NV_MAX];
+#pragma GCC unroll 6
+            for (int v = 0; v < nv; v++) xv[v] = _mm512_loadu_ps(xp + 16 * v);
+#pragma GCC unroll 4
+            for (int r = 0; r < MR; r++) {
+                __m512 b = _mm512_set1_ps(w[r][wo + k]);
+#pragma GCC unroll 6
+                for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(b, xv[v], acc[r][v]);
+            }
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        float *y = j->y->data + (size_t)(co0 + r) * j->y->ld + t0;
+        const float *res = j->res ? j->res->data + (size_t)(co0 + r) * j->res->ld + t0 : NULL;
+#pragma GCC unroll 6
+        for (int v = 0; v < nv; v++) {
+            __m512 o = acc[r][v];
+            __mmask16 m = v == nv - 1 ? mask : (__mmask16)0xffff;
+            if (res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, res + 16 * v));
+            _mm512_mask_storeu_ps(y + 16 * v, m, o);
+        }
+    }
+}
+
+static HIFT_AVX512 void conv_rows_avx512(const conv_job *j, int blk0, int blk1)
+{
+    const int T = j->y->T, tile = 16 * NV_MAX;
+    for (int tc = 0; tc < T; tc += T_CHUNK) {
+        const int tc_end = tc + T_CHUNK < T ? tc + T_CHUNK : T;
+        for (int blk = blk0; blk < blk1; blk++) {
+            const int co0 = blk * MR;
+            int t0 = tc;
+            for (; t0 + tile <= tc_end; t0 += tile) conv_tile(j, NV_MAX, co0, t0, 0xffff);
+            if (t0 < tc_end) {
+                const int rem = tc_end - t0, nv = (rem + 15) / 16, last = rem - 16 * (nv - 1);
+                const __mmask16 m = (__mmask16)((1u << last) - 1u);
+                switch (nv) {
+                case 1: conv_tile(j, 1, co0, t0, m); break;
+                case 2: conv_tile(j, 2, co0, t0, m); break;
+                case 3: conv_tile(j, 3, co0, t0, m); break;
+                case 4: conv_tile(j, 4, co0, t0, m); break;
+                case 5: conv_tile(j, 5, co0, t0, m); break;
+                default: conv_tile(j, 6, co0, t0, m); break;
+                }
+            }
+        }
+    }
+}
+#endif
+
+static void conv_task(void *ctx, int task)
+{
+    const conv_job *j = ctx;
+    const int blocks = (j->conv->cout + MR - 1) / MR;
+    int b0, b1;
+    cosy_split_range(blocks, j->n_tasks, task, &b0, &b1);
+#ifdef HIFT_HAVE_AVX512
+    if (j->simd) {
+        conv_rows_avx512(j, b0, b1);
+        return;
+    }
+#endif
+    int co1 = b1 * MR < j->conv->cout ? b1 * MR : j->conv->cout;
+    conv_rows_scalar(j, b0 * MR, co1);
+}
+
+cosy_status hift_conv_forward(cosy_pool *pool, const hift_conv *c, const hift_act *x, hift_act *y, const hift_act *res)
+{
+    if (c->stride != 1 || x->C != c->cin || y->C != c->cout || y->T != x->T || c->pad > HIFT_ACT_PAD ||
+        c->dilation * (c->k - 1) - c->pad > HIFT_ACT_PAD || 2 * c->pad != c->dilation * (c->k - 1) ||
+        (res && (res->C != y->C || res->T != y->T)))
+        return cosy_error(COSY_ERR_INTERNAL, "hift: convolution %d->%d k%d d%d p%d s%d on %d x %d -> %d x %d not supported", c->cin, c->cout,
+                          c->k, c->dilation, c->pad, c->stride, x->C, x->T, y->C, y->T);
+    conv_job j = {c, x, y, res, 1, 0};
+#ifdef HIFT_HAVE_AVX512
+    j.simd = cosy_cpu_level() >= COSY_CPU_AVX512;
+#endif
+    const int blocks = (c->cout + MR - 1) / MR;
+    int n = pool ? cosy_pool_size(pool) : 1;
+    if (n > blocks) n = blocks;
+    if ((double)c->cout * c->cin * c->k * y->T < 2e5) n = 1; /* too small to be worth waking a thread */
+    j.n_tasks = n;
+    if (n <= 1) conv_task(&j, 0);
+    else cosy_pool_run(pool, n, conv_task, &j);
+    return COSY_OK;
+}

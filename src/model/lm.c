@@ -1,0 +1,546 @@
+/*
+ * lm.c — the Qwen2 speech-token LM: weights in their run-time type, the key/value cache, and the
+ * forward pass of a feed (see lm.h).
+ *
+ * The forward pass is HF transformers' Qwen2 (modeling_qwen2.py at 4.51, the version CosyVoice
+ * pins) as CosyVoice calls it through Qwen2Encoder.forward_one_step: inputs_embeds instead of
+ * token ids, a KV cache, plain causal attention (the mask CosyVoice passes is all ones), and the
+ * last hidden state *after* the final RMSNorm (hidden_states[-1]) going into llm_decoder. Per layer:
+ *   n = RMSNorm(x);  q,k,v = W·n + b;  RoPE(q, k) at absolute positions (rotate-half);
+ *   a = softmax(q·kᵀ/√d) v over all cached positions (GQA: query head h reads kv head h / group);
+ *   x += Wo·a;  n = RMSNorm(x);  x += Wdown·(silu(Wgate·n) ⊙ Wup·n).
+ *
+ * Where the work goes: in a decode step every weight byte is read once (the gemv kernels, split
+ * over the thread pool by rows; q/k/v and gate/up share one parallel region each); a long feed
+ * runs in chunks of LM_CHUNK positions, through OpenBLAS for f32 weights and through the gemv
+ * kernels 8 rows at a time for bf16/q8_0 (the q8_0 VNNI path is fast enough that way).
+ */
+#include "model/lm.h"
+#include "core/arena.h"
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/gemv.h"
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "model/model.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LM_CHUNK 128      /* positions per internal pass of a long feed (bounds the scratch) */
+#define LM_ROW_BLOCK 64   /* weight rows per kernel call, so they stay in L2 while 8-row groups pass */
+#define LM_ROW_UNIT 16    /* thread ranges start at multiples of this (whole kernel tiles) */
+#define LM_ATT_TASKS 16   /* attention scratch slots: (position, kv head) pairs are split into this many tasks */
+
+typedef struct {
+    const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+    cosy_matrix q, k, v, o, gate, up, down;
+} lm_layer;
+
+struct cosy_lm {
+    cosy_model *model;
+    const cosy_hparams *hp;
+    cosy_dtype dtype;
+    int H, L, n_heads, n_kv, hd, F, Qd, KVd, V, group;
+    const cosy_tensor *embd_text, *embd_speech, *embd_special;
+    lm_layer *layers;
+    const float *out_norm, *head_bias;
+    cosy_matrix head;
+    float *inv_freq;  /* [hd / 2] */
+    float scale;      /* 1 / sqrt(head_dim) */
+    cosy_pool *pool;
+    int n_threads;
+};
+
+struct cosy_lm_state {
+    cosy_lm *lm;
+    int pos, cap;
+    float *kc, *vc;                 /* [L][n_kv][cap][hd] */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up; /* [LM_CHUNK][width] */
+    float *rope_cos, *rope_sin;     /* [LM_CHUNK][hd / 2] */
+    float *scores;                  /* [LM_ATT_TASKS][group][cap] */
+    void *act_scratch;              /* quantised activations for q8_0 matrices */
+    float *last, *logits;           /* [H], [V] */
+};
+
+/* ------------------------------------------------------------------ loading */
+
+typedef struct {
+    cosy_matrix *m;
+    void *data;
+    uint16_t *scales;
+    const void *src;
+    cosy_dtype src_dtype;
+    int n_tasks;
+    atomic_int failed;
+} convert_ctx;
+
+static void convert_task(void *vctx, int task)
+{
+    convert_ctx *c = vctx;
+    int r0, r1;
+    cosy_split_range(c->m->rows, c->n_tasks, task, &r0, &r1);
+    if (cosy_matrix_convert_rows(c->m, c->data, c->scales, c->src, c->src_dtype, r0, r1) != 0) atomic_store(&c->failed, 1);
+}
+
+/* Brings the file's tensor `name` [rows, cols] into the LM's run-time type: f32 stays mapped from
+ * the file (or is widened once from f16/bf16), bf16 stays mapped if stored as bf16, everything else
+ * is converted here, in parallel. */
+static cosy_status load_matrix(cosy_lm *lm, cosy_matrix *m, const char *name)
+{
+    const cosy_tensor *t = NULL;
+    COSY_TRY(cosy_model_tensor(lm->model, name, &t));
+    if (t->ndim != 2) return cosy_error(COSY_ERR_SHAPE, "lm: tensor %s is not a matrix", name);
+    memset(m, 0, sizeof *m);
+    m->rows = (int)t->shape[0];
+    m->cols = (int)t->shape[1];
+    m->dtype = lm->dtype;
+    if (m->dtype == COSY_DTYPE_Q8_0 && m->cols % COSY_Q8_BLOCK) m->dtype = COSY_DTYPE_F32; /* no whole blocks */
+    if (m->dtype == COSY_DTYPE_F32) {
+        const float *p = NULL;
+        COSY_TRY(cosy_model_f32(lm->model, name, &p));
+        m->data = p;
+        return COSY_OK;
+    }
+    if (m->dtype == COSY_DTYPE_BF16 && t->dtype == COSY_DTYPE_BF16) {
+        m->data = t->data;
+        return COSY_OK;
+    }
+    size_t n = (size_t)m->rows * m->cols;
+    convert_ctx c = {m, NULL, NULL, t->data, t->dtype, 0, 0};
+    atomic_init(&c.failed, 0);
+    c.data = cosy_model_alloc(lm->model, m->dtype == COSY_DTYPE_BF16 ? 2 * n : n);
+    if (m->dtype == COSY_DTYPE_Q8_0) c.scales = cosy_model_alloc(lm->model, sizeof(uint16_t) * (n / COSY_Q8_BLOCK));
+    if (!c.data || (m->dtype == COSY_DTYPE_Q8_0 && !c.scales))
+        return cosy_error(COSY_ERR_NOMEM, "lm: out of memory converting %s to %s", name, cosy_dtype_name(m->dtype));
+    c.n_tasks = lm->n_threads * 4;
+    if (c.n_tasks > m->rows) c.n_tasks = m->rows;
+    cosy_pool_run(lm->pool, c.n_tasks, convert_task, &c);
+    if (atomic_load(&c.failed)) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory converting %s", name);
+    m->data = c.data;
+    m->scales = c.scales;
+    return COSY_OK;
+}
+
+static cosy_status lm_create(cosy_model *model, void **out)
+{
+    const cosy_hparams *hp = &model->hp;
+    cosy_lm *lm = calloc(1, sizeof *lm);
+    if (!lm) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
+    lm->model = model;
+    lm->hp = hp;
+    lm->dtype = model->params.lm_dtype;
+    lm->H = hp->lm_hidden;
+    lm->L = hp->lm_layers;
+    lm->n_heads = hp->lm_heads;
+    lm->n_kv = hp->lm_kv_heads;
+    lm->hd = hp->lm_head_dim;
+    lm->F = hp->lm_ffn;
+    lm->Qd = lm->n_heads * lm->hd;
+    lm->KVd = lm->n_kv * lm->hd;
+    lm->V = hp->lm_speech_vocab;
+    lm->group = lm->n_heads / lm->n_kv;
+    lm->scale = 1.0f / sqrtf((float)lm->hd);
+    lm->pool = model->pool;
+    lm->n_threads = cosy_pool_size(model->pool);
+    cosy_status st = COSY_OK;
+    if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0)
+        st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0)", cosy_dtype_name(lm->dtype));
+    lm->layers = calloc((size_t)lm->L, sizeof *lm->layers);
+    lm->inv_freq = calloc((size_t)lm->hd / 2 + 1, sizeof(float));
+    if (st == COSY_OK && (!lm->layers || !lm->inv_freq)) st = cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
+    if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_text.weight", &lm->embd_text);
+    if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_speech.weight", &lm->embd_speech);
+    if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_special.weight", &lm->embd_special);
+    char name[128];
+    for (int l = 0; st == COSY_OK && l < lm->L; l++) {
+        lm_layer *y = &lm->layers[l];
+#define MAT(field, suffix) \
+    if (st == COSY_OK) { snprintf(name, sizeof name, "lm.blk.%d.%s", l, suffix); st = load_matrix(lm, &y->field, name); }
+        st = cosy_model_f32f(model, &y->attn_norm, "lm.blk.%d.attn_norm.weight", l);
+        if (st == COSY_OK) st = cosy_model_f32f(model, &y->ffn_norm, "lm.blk.%d.ffn_norm.weight", l);
+        if (st == COSY_OK) st = cosy_model_f32f(model, &y->bq, "lm.blk.%d.attn_q.bias", l);
+        if (st == COSY_OK) st = cosy_model_f32f(model, &y->bk, "lm.blk.%d.attn_k.bias", l);
+        if (st == COSY_OK) st = cosy_model_f32f(model, &y->bv, "lm.blk.%d.attn_v.bias", l);
+        MAT(q, "attn_q.weight")
+        MAT(k, "attn_k.weight")
+        MAT(v, "attn_v.weight")
+        MAT(o, "attn_o.weight")
+        MAT(gate, "ffn_gate.weight")
+        MAT(up, "ffn_up.weight")
+        MAT(down, "ffn_down.weight")
+#undef MAT
+    }
+    if (st == COSY_OK) st = cosy_model_f32(model, "lm.out_norm.weight", &lm->out_norm);
+    if (st == COSY_OK) st = load_matrix(lm, &lm->head, "lm.head.weight");
+    if (st == COSY_OK && hp->lm_has_head_bias) st = cosy_model_f32(model, "lm.head.bias", &lm->head_bias);
+    if (st == COSY_OK && (lm->embd_text->shape[1] != lm->H || lm->embd_speech->shape[0] != lm->V || lm->embd_special->shape[0] < 2))
+        st = cosy_error(COSY_ERR_SHAPE, "lm: embedding tables disagree with the hyperparameters");
+    if (st == COSY_OK) {
+        /* HF's default rope: inv_freq = 1 / theta^(2j / d), computed in f32 as torch does */
+        for (int j = 0; j < lm->hd / 2; j++)
+            lm->inv_freq[j] = 1.0f / powf(hp->lm_rope_theta, (float)(2 * j) / (float)lm->hd);
+    }
+    if (st != COSY_OK) {
+        free(lm->layers);
+        free(lm->inv_freq);
+        free(lm);
+        return st;
+    }
+    *out = lm;
+    return COSY_OK;
+}
+
+static void lm_destroy(void *state)
+{
+    cosy_lm *lm = state;
+    if (!lm) return;
+    free(lm->layers);
+    free(lm->inv_freq);
+    free(lm);
+}
+
+static const cosy_module_def lm_module = {"lm", lm_create, lm_destroy};
+
+cosy_status cosy_lm_get(cosy_model *model, cosy_lm **out)
+{
+    void *p = NULL;
+    COSY_TRY(cosy_model_module(model, &lm_module, &p));
+    *out = p;
+    return COSY_OK;
+}
+
+const cosy_hparams *cosy_lm_hparams(const cosy_lm *lm) { return lm->hp; }
+cosy_dtype cosy_lm_dtype(const cosy_lm *lm) { return lm->dtype; }
+int cosy_lm_vocab(const cosy_lm *lm) { return lm->V; }
+int cosy_lm_hidden(const cosy_lm *lm) { return lm->H; }
+int cosy_lm_eos(const cosy_lm *lm) { return lm->hp->speech_token_size; }
+int cosy_lm_fill(const cosy_lm *lm) { return lm->hp->speech_token_size + 2; }
+
+/* ------------------------------------------------------------------ embeddings */
+
+static cosy_status check_id(const cosy_lm *lm, cosy_lm_kind kind, int32_t id)
+{
+    switch (kind) {
+    case COSY_LM_SOS:
+    case COSY_LM_TASK: return COSY_OK;
+    case COSY_LM_TEXT:
+        if (id < 0 || id >= lm->embd_text->shape[0])
+            return cosy_error(COSY_ERR_INVALID_ARG, "lm: text token id %d is out of range (the text vocabulary has %lld entries)", (int)id,
+                              (long long)lm->embd_text->shape[0]);
+        return COSY_OK;
+    case COSY_LM_SPEECH:
+        if (id < 0 || id >= lm->embd_speech->shape[0])
+            return cosy_error(COSY_ERR_INVALID_ARG, "lm: speech token id %d is out of range (0..%lld)", (int)id,
+                              (long long)lm->embd_speech->shape[0] - 1);
+        return COSY_OK;
+    }
+    return cosy_error(COSY_ERR_INVALID_ARG, "lm: unknown input kind %d", (int)kind);
+}
+
+static void table_row(const cosy_tensor *t, int64_t row, int H, float *out)
+{
+    size_t row_bytes = cosy_dtype_nbytes(t->dtype, H);
+    cosy_convert_to_f32(out, (const char *)t->data + (size_t)row * row_bytes, t->dtype, H);
+}
+
+cosy_status cosy_lm_embed(const cosy_lm *lm, cosy_lm_kind kind, int32_t id, float *out)
+{
+    COSY_TRY(check_id(lm, kind, id));
+    switch (kind) {
+    case COSY_LM_SOS: table_row(lm->embd_special, 0, lm->H, out); break;
+    case COSY_LM_TASK: table_row(lm->embd_special, 1, lm->H, out); break;
+    case COSY_LM_TEXT: table_row(lm->embd_text, id, lm->H, out); break;
+    case COSY_LM_SPEECH: table_row(lm->embd_speech, id, lm->H, out); break;
+    }
+    return COSY_OK;
+}
+
+/* ------------------------------------------------------------------ state */
+
+static size_t act_scratch_bytes(const cosy_lm *lm)
+{
+    int widest = lm->H > lm->F ? lm->H : lm->F;
+    if (lm->Qd > widest) widest = lm->Qd;
+    return cosy_gemv_scratch_bytes(COSY_DTYPE_Q8_0, LM_CHUNK, widest) + 64;
+}
+
+static cosy_status state_grow(cosy_lm_state *st, int need)
+{
+    cosy_lm *lm = st->lm;
+    if (need <= st->cap) return COSY_OK;
+    if (need > COSY_LM_MAX_POSITIONS)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequence would reach %d positions (at most %d)", need, COSY_LM_MAX_POSITIONS);
+    int cap = st->cap ? st->cap : 64;
+    while (cap < need) cap *= 2;
+    if (cap > COSY_LM_MAX_POSITIONS) cap = COSY_LM_MAX_POSITIONS;
+    size_t per = (size_t)lm->L * lm->n_kv * lm->hd;
+    float *kc = cosy_aligned_alloc(sizeof(float) * per * cap), *vc = cosy_aligned_alloc(sizeof(float) * per * cap);
+    float *sc = cosy_aligned_alloc(sizeof(float) * LM_ATT_TASKS * lm->group * (size_t)cap);
+    if (!kc || !vc || !sc) {
+        cosy_aligned_free(kc);
+        cosy_aligned_free(vc);
+        cosy_aligned_free(sc);
+        return cosy_error(COSY_ERR_NOMEM, "lm: out of memory for a key/value cache of %d positions", cap);
+    }
+    for (int s = 0; s < lm->L * lm->n_kv && st->pos > 0; s++) {
+        memcpy(kc + (size_t)s * cap * lm->hd, st->kc + (size_t)s * st->cap * lm->hd, sizeof(float) * st->pos * lm->hd);
+        memcpy(vc + (size_t)s * cap * lm->hd, st->vc + (size_t)s * st->cap * lm->hd, sizeof(float) * st->pos * lm->hd);
+    }
+    cosy_aligned_free(st->kc);
+    cosy_aligned_free(st->vc);
+    cosy_aligned_free(st->scores);
+    st->kc = kc;
+    st->vc = vc;
+    st->scores = sc;
+    st->cap = cap;
+    return COSY_OK;
+}
+
+cosy_status cosy_lm_state_create(cosy_lm *lm, int capacity, cosy_lm_state **out)
+{
+    *out = NULL;
+    if (capacity < 1 || capacity > COSY_LM_MAX_POSITIONS)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: cache capacity %d is outside 1..%d", capacity, COSY_LM_MAX_POSITIONS);
+    cosy_lm_state *st = calloc(1, sizeof *st);
+    if (!st) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
+    st->lm = lm;
+    const size_t C = LM_CHUNK;
+    float **bufs[] = {&st->x, &st->xn, &st->q, &st->k, &st->v, &st->att, &st->gate, &st->up, &st->rope_cos, &st->rope_sin, &st->last,
+                      &st->logits};
+    const size_t sizes[] = {C * lm->H, C * lm->H, C * lm->Qd, C * lm->KVd, C * lm->KVd, C * lm->Qd, C * lm->F, C * lm->F,
+                            C * (lm->hd / 2 + 1), C * (lm->hd / 2 + 1), (size_t)lm->H, (size_t)lm->V};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *bufs[i] = cosy_aligned_alloc(sizeof(float) * sizes[i]);
+        ok = ok && *bufs[i];
+    }
+    st->act_scratch = cosy_aligned_alloc(act_scratch_bytes(lm));
+    cosy_status s = ok && st->act_scratch ? COSY_OK : cosy_error(COSY_ERR_NOMEM, "lm: out of memory for the session buffers");
+    if (s == COSY_OK) s = state_grow(st, capacity);
+    if (s != COSY_OK) {
+        cosy_lm_state_free(st);
+        return s;
+    }
+    *out = st;
+    return COSY_OK;
+}
+
+void cosy_lm_state_free(cosy_lm_state *st)
+{
+    if (!st) return;
+    float *bufs[] = {st->x, st->xn, st->q, st->k, st->v, st->att, st->gate, st->up, st->rope_cos, st->rope_sin, st->last, st->logits,
+                     st->kc, st->vc, st->scores};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cosy_aligned_free(bufs[i]);
+    cosy_aligned_free(st->act_scratch);
+    free(st);
+}
+
+cosy_status cosy_lm_state_reserve(cosy_lm_state *st, int positions) { return state_grow(st, positions); }
+void cosy_lm_state_reset(cosy_lm_state *st) { st->pos = 0; }
+int cosy_lm_state_position(const cosy_lm_state *st) { return st->pos; }
+cosy_lm *cosy_lm_state_lm(const cosy_lm_state *st) { return st->lm; }
+
+/* ------------------------------------------------------------------ parallel matrix products */
+
+typedef struct {
+    const cosy_matrix *W;
+    const float *bias;
+    float *y;  /* [T][W->rows] */
+} mm_job;
+
+typedef struct {
+    mm_job job[3];
+    int n_jobs, units, n_tasks;
+    const cosy_gemv_input *x;
+} mm_ctx;
+
+static void mm_task(void *vctx, int task)
+{
+    mm_ctx *c = vctx;
+    int u0, u1;
+    cosy_split_range(c->units, c->n_tasks, task, &u0, &u1);
+    int b = u0 * LM_ROW_UNIT, e = u1 * LM_ROW_UNIT, off = 0;
+    for (int j = 0; j < c->n_jobs; j++) {
+        const cosy_matrix *W = c->job[j].W;
+        int lb = b - off, le = e - off;
+        if (lb < 0) lb = 0;
+        if (le > W->rows) le = W->rows;
+        for (int r = lb; r < le; r += LM_ROW_BLOCK)
+            cosy_gemv(W, c->x, c->job[j].bias, c->job[j].y, W->rows, r, r + LM_ROW_BLOCK < le ? r + LM_ROW_BLOCK : le);
+        off += (W->rows + LM_ROW_UNIT - 1) / LM_ROW_UNIT * LM_ROW_UNIT;
+    }
+}
+
+/* y_j[T][rows_j] = x[T][cols] · W_jᵀ + b_j for up to three matrices of the same width and type. */
+static void matmul(cosy_lm_state *st, const float *x, int T, const mm_job *jobs, int n_jobs)
+{
+    cosy_lm *lm = st->lm;
+    const cosy_matrix *W0 = jobs[0].W;
+    if (W0->dtype == COSY_DTYPE_F32 && T > COSY_GEMV_MAX_T) {
+        for (int j = 0; j < n_jobs; j++) cosy_linear(jobs[j].y, x, T, W0->cols, jobs[j].W->data, jobs[j].bias, jobs[j].W->rows);
+        return;
+    }
+    cosy_gemv_input in;
+    cosy_gemv_prepare(&in, W0->dtype, x, T, W0->cols, st->act_scratch);
+    mm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.n_jobs = n_jobs;
+    c.x = &in;
+    for (int j = 0; j < n_jobs; j++) {
+        c.job[j] = jobs[j];
+        c.units += (jobs[j].W->rows + LM_ROW_UNIT - 1) / LM_ROW_UNIT;
+    }
+    c.n_tasks = lm->n_threads * 4;
+    if (c.n_tasks > c.units) c.n_tasks = c.units;
+    if (c.n_tasks <= 1) mm_task(&c, 0);
+    else cosy_pool_run(lm->pool, c.n_tasks, mm_task, &c);
+}
+
+/* ------------------------------------------------------------------ attention */
+
+typedef struct {
+    cosy_lm_state *st;
+    int layer, T, pairs, n_tasks;
+} att_ctx;
+
+/* (position t, kv head g) pairs: the group of query heads that share kv head g attend over
+ * positions 0..pos+t, as one gemv (scores) and one transposed gemv (weighted values). */
+static void att_task(void *vctx, int task)
+{
+    att_ctx *c = vctx;
+    cosy_lm_state *st = c->st;
+    const cosy_lm *lm = st->lm;
+    const int hd = lm->hd, G = lm->group;
+    float *scores = st->scores + (size_t)task * G * st->cap;
+    int p0, p1;
+    cosy_split_range(c->pairs, c->n_tasks, task, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        int t = p / lm->n_kv, g = p % lm->n_kv, ctx = st->pos + t + 1;
+        size_t slot = ((size_t)c->layer * lm->n_kv + g) * st->cap * hd;
+        cosy_matrix K = {COSY_DTYPE_F32, ctx, hd, st->kc + slot, NULL};
+        cosy_gemv_input in;
+        cosy_gemv_prepare(&in, COSY_DTYPE_F32, st->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
+        cosy_gemv(&K, &in, NULL, scores, ctx, 0, ctx);
+        for (int i = 0; i < G; i++) {
+            float *s = scores + (size_t)i * ctx;
+            for (int j = 0; j < ctx; j++) s[j] *= lm->scale; /* eager attention: (q·kᵀ) * scaling, then softmax */
+            cosy_softmax(s, ctx);
+        }
+        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, st->att + (size_t)t * lm->Qd + (size_t)g * G * hd, hd);
+    }
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* rotate-half RoPE (HF apply_rotary_pos_emb): out = x * cos + rotate_half(x) * sin, with dims j and
+ * j + d/2 sharing the angle pos * inv_freq[j] */
+static void rope(float *x, int T, int heads, int hd, const float *cosv, const float *sinv)
+{
+    const int h2 = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < heads; h++) {
+            float *v = x + ((size_t)t * heads + h) * hd;
+            const float *c = cosv + (size_t)t * (h2 + 1), *s = sinv + (size_t)t * (h2 + 1);
+            for (int j = 0; j < h2; j++) {
+                float a = v[j], b = v[j + h2];
+                v[j] = a * c[j] - b * s[j];
+                v[j + h2] = b * c[j] + a * s[j];
+            }
+        }
+}
+
+/* Runs T <= LM_CHUNK positions already embedded in st->x through every layer and appends their
+ * keys/values to the cache. */
+static void forward_chunk(cosy_lm_state *st, int T)
+{
+    cosy_lm *lm = st->lm;
+    const int H = lm->H, hd = lm->hd, h2 = hd / 2;
+    const float eps = lm->hp->lm_rms_eps;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < h2; j++) {
+            float a = (float)(st->pos + t) * lm->inv_freq[j];
+            st->rope_cos[(size_t)t * (h2 + 1) + j] = cosf(a);
+            st->rope_sin[(size_t)t * (h2 + 1) + j] = sinf(a);
+        }
+    for (int l = 0; l < lm->L; l++) {
+        const lm_layer *y = &lm->layers[l];
+        cosy_rms_norm(st->xn, st->x, T, H, y->attn_norm, eps);
+        mm_job qkv[3] = {{&y->q, y->bq, st->q}, {&y->k, y->bk, st->k}, {&y->v, y->bv, st->v}};
+        matmul(st, st->xn, T, qkv, 3);
+        rope(st->q, T, lm->n_heads, hd, st->rope_cos, st->rope_sin);
+        rope(st->k, T, lm->n_kv, hd, st->rope_cos, st->rope_sin);
+        for (int g = 0; g < lm->n_kv; g++) {
+            size_t slot = ((size_t)l * lm->n_kv + g) * st->cap * hd;
+            for (int t = 0; t < T; t++) {
+                memcpy(st->kc + slot + (size_t)(st->pos + t) * hd, st->k + (size_t)t * lm->KVd + (size_t)g * hd, sizeof(float) * hd);
+                memcpy(st->vc + slot + (size_t)(st->pos + t) * hd, st->v + (size_t)t * lm->KVd + (size_t)g * hd, sizeof(float) * hd);
+            }
+        }
+        att_ctx ac = {st, l, T, T * lm->n_kv, 0};
+        ac.n_tasks = ac.pairs < LM_ATT_TASKS ? ac.pairs : LM_ATT_TASKS;
+        if (ac.n_tasks == 1) att_task(&ac, 0);
+        else cosy_pool_run(lm->pool, ac.n_tasks, att_task, &ac);
+        mm_job o[1] = {{&y->o, NULL, st->xn}};
+        matmul(st, st->att, T, o, 1);
+        cosy_add(st->x, st->xn, (size_t)T * H);
+        cosy_rms_norm(st->xn, st->x, T, H, y->ffn_norm, eps);
+        mm_job gu[2] = {{&y->gate, NULL, st->gate}, {&y->up, NULL, st->up}};
+        matmul(st, st->xn, T, gu, 2);
+        size_t n = (size_t)T * lm->F;
+        cosy_silu(st->gate, n);
+        for (size_t i = 0; i < n; i++) st->gate[i] *= st->up[i];
+        mm_job down[1] = {{&y->down, NULL, st->xn}};
+        matmul(st, st->gate, T, down, 1);
+        cosy_add(st->x, st->xn, (size_t)T * H);
+    }
+    st->pos += T;
+}
+
+/* log_softmax(llm_decoder(norm(h))) of the chunk's last position */
+static void head(cosy_lm_state *st, int T, float *logp)
+{
+    cosy_lm *lm = st->lm;
+    cosy_rms_norm(st->last, st->x + (size_t)(T - 1) * lm->H, 1, lm->H, lm->out_norm, lm->hp->lm_rms_eps);
+    mm_job h[1] = {{&lm->head, lm->head_bias, st->logits}};
+    matmul(st, st->last, 1, h, 1);
+    memcpy(logp, st->logits, sizeof(float) * lm->V);
+    cosy_log_softmax(logp, lm->V);
+}
+
+cosy_status cosy_lm_feed(cosy_lm_state *st, const cosy_lm_kind *kinds, const int32_t *ids, int n, float *logp)
+{
+    cosy_lm *lm = st->lm;
+    if (n < 1) return cosy_error(COSY_ERR_INVALID_ARG, "lm: a feed needs at least one position");
+    for (int i = 0; i < n; i++) COSY_TRY(check_id(lm, kinds[i], ids[i]));
+    if (n > COSY_LM_MAX_POSITIONS - st->pos)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequence would reach %d positions (at most %d)", st->pos + n, COSY_LM_MAX_POSITIONS);
+    COSY_TRY(state_grow(st, st->pos + n));
+    for (int i0 = 0; i0 < n; i0 += LM_CHUNK) {
+        int T = n - i0 < LM_CHUNK ? n - i0 : LM_CHUNK;
+        for (int t = 0; t < T; t++) cosy_lm_embed(lm, kinds[i0 + t], ids[i0 + t], st->x + (size_t)t * lm->H);
+        forward_chunk(st, T);
+        if (i0 + T == n && logp) head(st, T, logp);
+    }
+    return COSY_OK;
+}
+
+cosy_status cosy_lm_feed_embeddings(cosy_lm_state *st, const float *embeds, int n, float *logp)
+{
+    cosy_lm *lm = st->lm;
+    if (n < 1) return cosy_error(COSY_ERR_INVALID_ARG, "lm: a feed needs at least one position");
+    if (n > COSY_LM_MAX_POSITIONS - st->pos)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequence would reach %d positions (at most %d)", st->pos + n, COSY_LM_MAX_POSITIONS);
+    COSY_TRY(state_grow(st, st->pos + n));
+    for (int i0 = 0; i0 < n; i0 += LM_CHUNK) {
+        int T = n - i0 < LM_CHUNK ? n - i0 : LM_CHUNK;
+        memcpy(st->x, embeds + (size_t)i0 * lm->H, sizeof(float) * T * lm->H);
+        forward_chunk(st, T);
+        if (i0 + T == n && logp) head(st, T, logp);
+    }
+    return COSY_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * normalize.h — CosyVoice's text frontend as it runs without its optional normalisers (ttsfrd,
+ * wetext): cosyvoice/cli/frontend.py CosyVoiceFrontEnd.text_normalize(text, split,
+ * text_frontend=True) and the helpers of cosyvoice/utils/frontend_utils.py. The pieces it
+ * returns with split=1 are exactly the strings the reference feeds, one LM call each.
+ *
+ * Rule chain (reference @ace7c47, no ttsfrd/wetext):
+ *   - text containing both "<|" and "|>": returned unchanged (the frontend is switched off);
+ *     empty text: returned unchanged ([""] with split);
+ *   - Python str.strip();
+ *   - text with a character in U+4E00..U+9FFF (zh): delete '\n'; replace_blank; '²'->'平方',
+ *     '³'->'立方'; every '.'->'。'; " - "->'，'; delete （ ） 【 】 `; "——"->' '; a trailing run of
+ *     ，,、 -> '。'; split_paragraph(zh). Digits stay digits: only wetext would read them out.
+ *   - otherwise (en): spell_out_number (inflect's number_to_words on every run of str.isdigit()
+ *     characters); split_paragraph(en, lengths in Qwen tokens);
+ *   - split: pieces made only of punctuation/symbols (or empty) are dropped.
+ *
+ * Deliberate differences, where the reference raises an exception instead of returning:
+ *   - text that is empty after strip() (e.g. only spaces): no pieces (split) / "" (no split);
+ *   - a '"' or '”' right after a terminator before any piece exists: the quote is dropped;
+ *   - a number too large for inflect (a non-zero digit at 10^36 or above): read digit by digit.
+ */
+#ifndef COSY_NORMALIZE_H
+#define COSY_NORMALIZE_H
+
+#include <stddef.h>
+#include "cosy.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
+
+/* A list of malloc'd NUL-terminated strings. */
+typedef struct {
+    char **items;
+    int n, cap;
+} cosy_text_list;
+
+cosy_status cosy_text_list_push(cosy_text_list *l, const char *s, size_t n);
+void cosy_text_list_free(cosy_text_list *l);
+
+/* text_normalize(text, split). With split=1 the result is the list of sentence pieces the LM is
+ * fed (one call each); with split=0 it holds the one normalised string. text must be valid
+ * UTF-8. tok counts tokens for English splitting (it may be NULL only for text that takes the
+ * zh path or is passed through unchanged; otherwise COSY_ERR_INVALID_ARG). */
+cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_list *out);
+
+/* The pieces of frontend_utils.py, exposed for tests. All take and give valid UTF-8. */
+int cosy_text_contains_chinese(const char *s, size_t n);
+/* inflect 7.3's engine().number_to_words(digits) for a run of str.isdigit() characters. */
+cosy_status cosy_text_number_to_words(const char *digits, size_t n, cosy_strbuf *out);
+cosy_status cosy_text_spell_out_number(const char *s, size_t n, cosy_strbuf *out);
+cosy_status cosy_text_replace_blank(const char *s, size_t n, cosy_strbuf *out);
+/* split_paragraph(text, tokenize, lang, 80, 60, 20, comma_split=False); zh: 1 for "zh". */
+cosy_status cosy_text_split_paragraph(const cosy_tokenizer *tok, const char *text, size_t n, int zh, cosy_text_list *out);
+int cosy_text_is_only_punctuation(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,394 @@
+/* test_session.c — the streaming engine end to end on the fixture model: every chunk strategy at its
+ * boundaries (all audio delivered exactly once), text and bistream input in every mode, the pull and
+ * callback APIs, determinism across sessions running at the same time, cancellation, and refusals. */
+#include "test.h"
+
+#include "core/error.h"
+#include "io/npy.h"
+#include "model/model.h"
+#include "model/voice.h"
+#include "stream/schedule.h"
+#include "stream/session_internal.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+static cosy_model *model;
+static cosy_voice *voice;
+static double worst_stateless; /* incremental vs stateless flow, audio max abs */
+
+static void setup(void)
+{
+    cosy_convert_params cp = cosy_convert_default_params();
+    CHECK_OK(cosy_convert(test_data("cv2-tiny/model"), test_tmp("session-model.gguf"), &cp));
+    cosy_model_params mp = cosy_model_default_params();
+    mp.n_threads = 2;
+    CHECK_OK(cosy_model_load(test_tmp("session-model.gguf"), &mp, &model));
+    /* the fixture's prompt: transcript + LM speech tokens (lm_*), flow tokens + mel, embedding */
+    npy_array text, lmtok, tok, feat, emb;
+    CHECK_OK(npy_load(test_data("cv2-tiny/golden/lm_prompt_text.npy"), &text));
+    CHECK_OK(npy_load(test_data("cv2-tiny/golden/lm_prompt_speech_token.npy"), &lmtok));
+    CHECK_OK(npy_load(test_data("cv2-tiny/golden/prompt_speech_token.npy"), &tok));
+    CHECK_OK(npy_load(test_data("cv2-tiny/golden/prompt_feat.npy"), &feat));
+    CHECK_OK(npy_load(test_data("cv2-tiny/golden/embedding.npy"), &emb));
+    voice = cosy_voice_alloc("fixture");
+    voice->n_prompt_text = (int)text.numel;
+    voice->prompt_text = malloc(sizeof(int32_t) * (size_t)text.numel);
+    for (int i = 0; i < voice->n_prompt_text; i++) voice->prompt_text[i] = (int32_t)text.i64[i];
+    voice->n_llm_prompt_tokens = (int)lmtok.numel;
+    voice->llm_prompt_tokens = malloc(sizeof(int32_t) * (size_t)lmtok.numel);
+    for (int i = 0; i < voice->n_llm_prompt_tokens; i++) voice->llm_prompt_tokens[i] = (int32_t)lmtok.i64[i];
+    voice->n_flow_prompt_tokens = (int)tok.numel;
+    voice->flow_prompt_tokens = malloc(sizeof(int32_t) * (size_t)tok.numel);
+    for (int i = 0; i < voice->n_flow_prompt_tokens; i++) voice->flow_prompt_tokens[i] = (int32_t)tok.i64[i];
+    voice->n_prompt_frames = 40;
+    voice->n_mels = 80;
+    voice->prompt_feat = feat.f32;
+    feat.f32 = NULL;
+    voice->embed_dim = 192;
+    voice->flow_embedding = emb.f32;
+    emb.f32 = NULL;
+    npy_free(&text);
+    npy_free(&lmtok);
+    npy_free(&tok);
+    npy_free(&feat);
+    npy_free(&emb);
+}
+
+typedef struct {
+    float *audio;
+    int64_t n, cap;
+    int chunks;
+    int64_t chunk_sizes[512];
+} collected;
+
+static void collect(void *user, const float *samples, int n)
+{
+    collected *c = user;
+    if (c->n + n > c->cap) {
+        c->cap = (c->n + n) * 2 + 48000;
+        c->audio = realloc(c->audio, sizeof(float) * (size_t)c->cap);
+    }
+    memcpy(c->audio + c->n, samples, sizeof(float) * (size_t)n);
+    c->n += n;
+    if (c->chunks < 512) c->chunk_sizes[c->chunks] = n;
+    c->chunks++;
+}
+
+/* Tokens straight into a session: every strategy, lengths around its boundaries. All audio must be
+ * delivered exactly once: 2 mel frames x 480 samples per token, chunk by chunk as the schedule says. */
+static void test_strategies(void)
+{
+    int32_t tokens[400];
+    uint64_t x = 12345;
+    for (int i = 0; i < 400; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (int32_t)((x >> 33) % 6561);
+    }
+    static const struct { cosy_chunk_strategy s; int chunk, overlap; } strategies[] = {
+        {COSY_CHUNK_DEFAULT, 25, 0}, {COSY_CHUNK_EQUAL, 25, 0}, {COSY_CHUNK_EXPONENTIAL, 25, 0}, {COSY_CHUNK_EQUAL, 7, 0},
+        {COSY_CHUNK_EQUAL, 25, 6}, {COSY_CHUNK_EXPONENTIAL, 25, 10}, {COSY_CHUNK_EQUAL, 1, 0},
+    };
+    /* default: the first call needs 30 + 3 tokens (prompt of 20 padded to 25-token blocks) */
+    const int lengths[] = {0, 1, 29, 32, 33, 34, 82, 83, 84, 200, 400};
+    for (size_t k = 0; k < sizeof strategies / sizeof strategies[0]; k++) {
+        for (size_t j = 0; j < sizeof lengths / sizeof lengths[0]; j++) {
+            int N = lengths[j];
+            if (strategies[k].chunk < 25 && N > 84) continue; /* many calls: keep the test short */
+            cosy_session_params p = cosy_session_default_params();
+            p.strategy = strategies[k].s;
+            p.chunk_tokens = strategies[k].chunk;
+            p.overlap_tokens = strategies[k].overlap;
+            p.seed = 5;
+            collected c;
+            memset(&c, 0, sizeof c);
+            p.on_audio = collect;
+            p.user = &c;
+            cosy_session *s = NULL;
+            CHECK_OK(cosy_session_create_tokens(model, voice, &p, tokens, N, NULL, 0, &s));
+            CHECK_OK(cosy_session_wait(s));
+            CHECK(c.n == (int64_t)N * 960);
+            /* the schedule says how many chunks */
+            cosy_schedule sch;
+            CHECK_OK(cosy_schedule_init(&sch, p.strategy, p.chunk_tokens, p.overlap_tokens, 0, 3, 20));
+            cosy_schedule_call call;
+            int calls = 0;
+            while (cosy_schedule_next(&sch, N, 1, &call)) calls++;
+            int nonempty = 0;
+            for (int i = 0; i < c.chunks && i < 512; i++) nonempty += c.chunk_sizes[i] > 0;
+            /* a non-final call whose audio is all within the vocoder's 8-frame (4-token) cache emits
+             * nothing yet (hops of 1 token: the first 4 calls) */
+            int expect = N == 0 ? 0 : calls;
+            if (p.strategy == COSY_CHUNK_EQUAL && p.chunk_tokens < 4) {
+                int silent = 4 / p.chunk_tokens;
+                expect -= silent < calls - 1 ? silent : calls - 1;
+            }
+            CHECK(c.chunks == expect);
+            if (c.chunks != expect)
+                printf("  strategy %d chunk %d overlap %d, %d tokens: %d chunks for %d calls\n", (int)strategies[k].s, strategies[k].chunk,
+                       strategies[k].overlap, N, c.chunks, calls);
+            CHECK(nonempty == c.chunks);
+            cosy_timings t;
+            cosy_session_timings(s, &t);
+            CHECK(t.speech_tokens == N && fabs(t.audio_seconds - N * 0.04) < 1e-9);
+            if (N > 0) CHECK(t.first_audio_ms > 0 && t.first_audio_ms <= t.total_ms && t.flow_ms > 0 && t.vocoder_ms > 0);
+            /* the reference's stateless flow (all tokens recomputed at every call) gives the same audio */
+#if defined(__SANITIZE_ADDRESS__)
+            const int stateless_max = 84; /* ~5x slower under ASan: the shorter lengths only */
+#else
+            const int stateless_max = 200;
+#endif
+            if (N > 0 && N <= stateless_max) {
+                collected r;
+                memset(&r, 0, sizeof r);
+                cosy_session_params q = p;
+                q.stateless_flow = 1;
+                q.user = &r;
+                cosy_session *s2 = NULL;
+                CHECK_OK(cosy_session_create_tokens(model, voice, &q, tokens, N, NULL, 0, &s2));
+                CHECK_OK(cosy_session_wait(s2));
+                CHECK(r.n == c.n && r.chunks == c.chunks);
+                double d = r.n == c.n ? test_max_abs_diff(r.audio, c.audio, (long)c.n) : INFINITY;
+                if (d > worst_stateless) worst_stateless = d;
+                CHECK(d <= 1e-5);
+                cosy_session_free(s2);
+                free(r.audio);
+            }
+            double peak = 0;
+            for (int64_t i = 0; i < c.n; i++) peak = fmax(peak, fabs(c.audio[i]));
+            CHECK(peak < 1.2); /* finite; the reference's un-clamped fade can exceed 0.99 slightly */
+            cosy_session_free(s);
+            free(c.audio);
+        }
+    }
+}
+
+static cosy_status synth(const cosy_session_params *base, const char *const *pieces, int n_pieces, collected *c, cosy_timings *t)
+{
+    cosy_session_params p = *base;
+    memset(c, 0, sizeof *c);
+    p.on_audio = collect;
+    p.user = c;
+    cosy_session *s;
+    COSY_TRY(cosy_session_create(model, voice, &p, &s));
+    cosy_status st = COSY_OK;
+    for (int i = 0; st == COSY_OK && i < n_pieces; i++) st = cosy_session_push_text(s, pieces[i], strlen(pieces[i]));
+    if (st == COSY_OK) st = cosy_session_end_text(s);
+    if (st == COSY_OK) st = cosy_session_wait(s);
+    if (t) cosy_session_timings(s, t);
+    cosy_session_free(s);
+    return st;
+}
+
+static void test_modes(void)
+{
+    const char *text[] = {"Hello world. ", "This is cosy speaking, sentence two has more words in it."};
+    cosy_session_params p = cosy_session_default_params();
+    p.seed = 11;
+    collected a, b;
+    cosy_timings t;
+    /* zero-shot, streamed and not: the same tokens, different joins — both complete */
+    CHECK_OK(synth(&p, text, 2, &a, &t));
+    CHECK(a.n > 0 && a.n == (int64_t)t.speech_tokens * 960 && t.text_tokens > 0 && t.sentences >= 1);
+    CHECK(t.lm_decode_ms > 0 && t.lm_prefill_ms > 0 && t.frontend_ms >= 0);
+    p.stream = 0;
+    CHECK_OK(synth(&p, text, 2, &b, &t));
+    CHECK(b.n == a.n && b.chunks == t.sentences); /* same seed: same speech tokens; one chunk per sentence */
+    free(a.audio);
+    free(b.audio);
+    /* deterministic: the same request twice gives the same audio */
+    p.stream = 1;
+    CHECK_OK(synth(&p, text, 2, &a, NULL));
+    CHECK_OK(synth(&p, text, 2, &b, NULL));
+    CHECK(a.n == b.n && a.n > 0 && test_max_abs_diff(a.audio, b.audio, (long)a.n) == 0);
+    free(a.audio);
+    free(b.audio);
+    /* the other modes */
+    p.mode = COSY_MODE_CROSS_LINGUAL;
+    CHECK_OK(synth(&p, text, 2, &a, NULL));
+    CHECK(a.n > 0);
+    free(a.audio);
+    p.mode = COSY_MODE_INSTRUCT;
+    p.instruct = "Speak like a pirate.";
+    CHECK_OK(synth(&p, text, 2, &a, NULL));
+    CHECK(a.n > 0);
+    free(a.audio);
+    p.mode = COSY_MODE_SFT;
+    p.instruct = NULL;
+    CHECK_OK(synth(&p, text, 2, &a, NULL));
+    CHECK(a.n > 0);
+    free(a.audio);
+    /* bistream: pieces as they arrive */
+    p.mode = COSY_MODE_ZERO_SHOT;
+    p.bistream = 1;
+    const char *pieces[] = {"Hello", " there,", " this text", " arrives in", " small pieces", " one by one."};
+    CHECK_OK(synth(&p, pieces, 6, &a, &t));
+    CHECK(a.n > 0 && a.n == (int64_t)t.speech_tokens * 960 && t.text_tokens > 0);
+    free(a.audio);
+    /* empty text: no audio, no error */
+    p.bistream = 0;
+    const char *empty[] = {"   "};
+    CHECK_OK(synth(&p, empty, 1, &a, &t));
+    CHECK(a.n == 0 && t.chunks == 0);
+    free(a.audio);
+}
+
+static void test_pull(void)
+{
+    cosy_session_params p = cosy_session_default_params();
+    p.seed = 3;
+    cosy_session *s;
+    CHECK_OK(cosy_session_create(model, voice, &p, &s));
+    const char *text = "Reading audio with the pull interface.";
+    CHECK_OK(cosy_session_push_text(s, text, strlen(text)));
+    CHECK_OK(cosy_session_end_text(s));
+    float buf[1000];
+    int64_t total = 0;
+    int n, reads = 0;
+    do {
+        CHECK_OK(cosy_session_read(s, buf, 1000, &n));
+        total += n;
+        reads++;
+    } while (n > 0 && reads < 100000);
+    cosy_timings t;
+    cosy_session_timings(s, &t);
+    CHECK(total > 0 && total == (int64_t)t.speech_tokens * 960);
+    CHECK_FAILS(cosy_session_push_text(s, "x", 1), COSY_ERR_INVALID_ARG, "after the end of the text");
+    CHECK_FAILS(cosy_session_end_text(s), COSY_ERR_INVALID_ARG, "already ended");
+    cosy_session_free(s);
+}
+
+typedef struct {
+    cosy_session_params p;
+    collected c;
+    cosy_status st;
+} job;
+
+static void *run_job(void *arg)
+{
+    job *j = arg;
+    const char *text[] = {"Two sessions share one model and run at the same time."};
+    j->st = synth(&j->p, text, 1, &j->c, NULL);
+    return NULL;
+}
+
+static void test_concurrent(void)
+{
+    job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i].p = cosy_session_default_params();
+        jobs[i].p.seed = (uint64_t)(100 + (i % 2));
+    }
+    /* job 2 repeats job 0's request; all three run together */
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, run_job, &jobs[i]);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) CHECK_OK(jobs[i].st);
+    CHECK(jobs[0].c.n > 0 && jobs[0].c.n == jobs[2].c.n);
+    if (jobs[0].c.n == jobs[2].c.n) CHECK(test_max_abs_diff(jobs[0].c.audio, jobs[2].c.audio, (long)jobs[0].c.n) == 0);
+    /* and equal to the same request run alone */
+    collected alone;
+    const char *text[] = {"Two sessions share one model and run at the same time."};
+    CHECK_OK(synth(&jobs[0].p, text, 1, &alone, NULL));
+    CHECK(alone.n == jobs[0].c.n && test_max_abs_diff(alone.audio, jobs[0].c.audio, (long)alone.n) == 0);
+    free(alone.audio);
+    for (int i = 0; i < 3; i++) free(jobs[i].c.audio);
+}
+
+typedef struct {
+    cosy_session *s;
+    int chunks;
+} cancel_ctx;
+
+static void cancel_on_first(void *user, const float *samples, int n)
+{
+    cancel_ctx *c = user;
+    (void)samples;
+    (void)n;
+    if (c->chunks++ == 0) cosy_session_cancel(c->s);
+}
+
+static void test_cancel(void)
+{
+    /* cancel from the audio callback after the first chunk */
+    cosy_session_params p = cosy_session_default_params();
+    cancel_ctx cc = {NULL, 0};
+    p.on_audio = cancel_on_first;
+    p.user = &cc;
+    cosy_session *s;
+    CHECK_OK(cosy_session_create(model, voice, &p, &s));
+    cc.s = s;
+    const char *text = "A long text that will be cut short. It goes on and on, sentence after sentence, far longer than needed.";
+    CHECK_OK(cosy_session_push_text(s, text, strlen(text)));
+    CHECK_OK(cosy_session_end_text(s));
+    CHECK_FAILS(cosy_session_wait(s), COSY_ERR_CANCELLED, "cancelled");
+    CHECK(cc.chunks == 1);
+    cosy_session_free(s);
+    /* cancel before any text; free a session that was never given text */
+    CHECK_OK(cosy_session_create(model, voice, NULL, &s));
+    cosy_session_cancel(s);
+    CHECK_FAILS(cosy_session_wait(s), COSY_ERR_CANCELLED, "cancelled");
+    cosy_session_free(s);
+    CHECK_OK(cosy_session_create(model, voice, NULL, &s));
+    cosy_session_free(s);
+    /* cancel a bistream session waiting for text */
+    p = cosy_session_default_params();
+    p.bistream = 1;
+    CHECK_OK(cosy_session_create(model, voice, &p, &s));
+    CHECK_OK(cosy_session_push_text(s, "Only", 4));
+    usleep(20000);
+    cosy_session_cancel(s);
+    float buf[16];
+    int n;
+    cosy_status st;
+    do st = cosy_session_read(s, buf, 16, &n); while (st == COSY_OK && n > 0);
+    CHECK(st == COSY_ERR_CANCELLED);
+    cosy_session_free(s);
+}
+
+static void test_refusals(void)
+{
+    cosy_session *s = NULL;
+    cosy_session_params p = cosy_session_default_params();
+    p.mode = COSY_MODE_INSTRUCT;
+    CHECK_FAILS(cosy_session_create(model, voice, &p, &s), COSY_ERR_INVALID_ARG, "needs an instruction");
+    p = cosy_session_default_params();
+    p.strategy = COSY_CHUNK_EQUAL;
+    p.chunk_tokens = 0;
+    CHECK_FAILS(cosy_session_create(model, voice, &p, &s), COSY_ERR_INVALID_ARG, "chunk size 0");
+    p = cosy_session_default_params();
+    p.overlap_tokens = 3;
+    CHECK_FAILS(cosy_session_create(model, voice, &p, &s), COSY_ERR_INVALID_ARG, "no overlap");
+    /* a voice without a transcript cannot do zero-shot */
+    cosy_voice bare = *voice;
+    bare.n_prompt_text = 0;
+    CHECK_FAILS(cosy_session_create(model, &bare, NULL, &s), COSY_ERR_INVALID_ARG, "no prompt transcript");
+    bare = *voice;
+    bare.n_prompt_frames = 38;
+    CHECK_FAILS(cosy_session_create(model, &bare, NULL, &s), COSY_ERR_INVALID_ARG, "38 frames");
+    int32_t bad[3] = {1, 2, 6561};
+    CHECK_FAILS(cosy_session_create_tokens(model, voice, NULL, bad, 3, NULL, 0, &s), COSY_ERR_INVALID_ARG, "speech token 6561 at 2");
+    CHECK(s == NULL);
+    /* invalid UTF-8 text: the session fails with a message naming the byte */
+    CHECK_OK(cosy_session_create(model, voice, NULL, &s));
+    CHECK_OK(cosy_session_push_text(s, "ok \xff\xfe bad", 9));
+    CHECK_OK(cosy_session_end_text(s));
+    CHECK_FAILS(cosy_session_wait(s), COSY_ERR_INVALID_ARG, "byte");
+    cosy_session_free(s);
+}
+
+int main(void)
+{
+    setup();
+    if (!model || !voice) return test_finish("test_session");
+    test_strategies();
+    printf("incremental vs stateless flow: audio max abs difference %.3g\n", worst_stateless);
+    test_modes();
+    test_pull();
+    test_concurrent();
+    test_cancel();
+    test_refusals();
+    cosy_voice_free(voice);
+    cosy_model_free(model);
+    return test_finish("test_session");
+}

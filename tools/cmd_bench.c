@@ -1,0 +1,202 @@
+/*
+ * cmd_bench.c — `cosy bench <target> [options]`: speed measurements on a model file, typically
+ * the full-size random model (`cosy convert --random cosyvoice2-0.5b -o big.gguf`).
+ *
+ * Each target is one function in the table below, called with argv[0] = the target name; add a
+ * line to measure something new. Timings on a shared machine are noisy, so every target repeats
+ * its measurement (--runs) and reports the best run.
+ */
+#include "cli.h"
+#include "core/cpu.h"
+#include "core/gemv.h"
+#include "model/lm.h"
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+int bench_flow(int argc, char **argv);        /* tools/bench_flow.c */
+int bench_flow_stream(int argc, char **argv); /* tools/bench_flow_stream.c */
+int bench_hift(int argc, char **argv);        /* tools/bench_hift.c */
+int bench_text(int argc, char **argv);        /* tools/bench_text.c */
+static int bench_lm(int argc, char **argv);
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} bench_target;
+
+static const bench_target targets[] = {
+    {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0"},
+    {"flow", bench_flow, "one stateless flow call (token encoder + CFM steps), ms"},
+    {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},
+    {"hift", bench_hift, "the HiFT vocoder on F mel frames, ms and RTF"},
+    {"text", bench_text, "text normalization + BPE tokenizer throughput, MB/s"},
+};
+#define N_TARGETS (sizeof targets / sizeof targets[0])
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* ------------------------------------------------------------------ lm */
+
+static void bench_lm_help(void)
+{
+    printf("usage: cosy bench lm -m MODEL.gguf [--dtype f32|bf16|q8_0] [--threads N] [--prefill N] [--decode N] [--runs R]\n\n"
+           "Loads the LM with its matrices in --dtype (default q8_0), then R times (default 3): prefills N positions\n"
+           "(default 200: sos, text, task_id, prompt speech) in one feed, and decodes --decode tokens (default 100)\n"
+           "one at a time, each a forward plus ras_sampling. Prints the best run's prefill and decode tokens/s.\n");
+}
+
+static int bench_lm(int argc, char **argv)
+{
+    const char *path = NULL;
+    cosy_dtype dtype = COSY_DTYPE_Q8_0;
+    long long threads = 0, prefill = 200, decode = 100, runs = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            bench_lm_help();
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
+            path = argv[++i];
+        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
+            if (cosy_dtype_from_name(argv[++i], &dtype) ||
+                (dtype != COSY_DTYPE_F32 && dtype != COSY_DTYPE_BF16 && dtype != COSY_DTYPE_Q8_0))
+                return cli_usage_error("bench", "--dtype must be f32, bf16 or q8_0");
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
+        } else if (!strcmp(a, "--prefill") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 3, 8192, &prefill)) return cli_usage_error("bench", "--prefill needs 3..8192");
+        } else if (!strcmp(a, "--decode") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 8192, &decode)) return cli_usage_error("bench", "--decode needs 1..8192");
+        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
+            if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
+        } else if (a[0] == '-') {
+            return cli_usage_error("bench", "unknown option or missing value: %s", a);
+        } else if (!path) {
+            path = a;
+        } else {
+            return cli_usage_error("bench", "unexpected argument '%s'", a);
+        }
+    }
+    if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
+
+    cosy_model_params mp = cosy_model_default_params();
+    mp.lm_dtype = dtype;
+    mp.n_threads = (int)threads;
+    cosy_model *model = NULL;
+    cosy_status st = cosy_model_load(path, &mp, &model);
+    if (st != COSY_OK) return cli_fail("bench", st);
+    double t0 = now_ms();
+    cosy_lm *lm = NULL;
+    st = cosy_lm_get(model, &lm);
+    double load_ms = now_ms() - t0;
+    if (st != COSY_OK) {
+        cosy_model_free(model);
+        return cli_fail("bench", st);
+    }
+    const cosy_hparams *hp = cosy_lm_hparams(lm);
+    printf("cpu:     %s, kernels %s (%s), %d threads\n", cosy_cpu_model_name(), cosy_cpu_level_name(cosy_cpu_level()),
+           cosy_gemv_variant(dtype), cosy_pool_size(model->pool));
+    printf("model:   %s: Qwen2 %d layers, hidden %d, heads %d/%d, MLP %d, speech vocab %d\n", path, hp->lm_layers, hp->lm_hidden,
+           hp->lm_heads, hp->lm_kv_heads, hp->lm_ffn, hp->lm_speech_vocab);
+    printf("weights: %s (prepared in %.0f ms)\n", cosy_dtype_name(dtype), load_ms);
+
+    int n = (int)prefill, V = cosy_lm_vocab(lm);
+    cosy_lm_kind *kinds = malloc(sizeof *kinds * (size_t)n);
+    int32_t *ids = malloc(sizeof *ids * (size_t)n);
+    float *logp = malloc(sizeof(float) * (size_t)V);
+    int32_t *decoded = malloc(sizeof(int32_t) * (size_t)decode);
+    cosy_lm_state *state = NULL;
+    cosy_ras_sampler ras;
+    int ras_ok = 0;
+    if (!kinds || !ids || !logp || !decoded) st = COSY_ERR_NOMEM;
+    if (st == COSY_OK) st = cosy_lm_state_create(lm, (int)(prefill + decode + 1), &state);
+    if (st == COSY_OK) st = cosy_ras_init(&ras, V, hp->top_p, hp->top_k, hp->win_size, hp->tau_r, 1);
+    ras_ok = st == COSY_OK;
+    /* [sos, n_text text tokens, task_id, prompt speech]: about a third text, as a prompt + sentence */
+    int n_text = n / 3;
+    for (int i = 0; st == COSY_OK && i < n; i++) {
+        if (i == 0) kinds[i] = COSY_LM_SOS, ids[i] = -1;
+        else if (i <= n_text) kinds[i] = COSY_LM_TEXT, ids[i] = (int32_t)((i * 7919) % hp->lm_text_vocab);
+        else if (i == n_text + 1) kinds[i] = COSY_LM_TASK, ids[i] = -1;
+        else kinds[i] = COSY_LM_SPEECH, ids[i] = (int32_t)((i * 104729) % hp->speech_token_size);
+    }
+    double best_prefill = 1e30, best_decode = 1e30, best_sample = 0;
+    for (long long r = 0; st == COSY_OK && r < runs; r++) {
+        cosy_lm_state_reset(state);
+        double a = now_ms();
+        st = cosy_lm_feed(state, kinds, ids, n, logp);
+        double pre = now_ms() - a, sample_ms = 0;
+        a = now_ms();
+        for (long long k = 0; st == COSY_OK && k < decode; k++) {
+            double s0 = now_ms();
+            int32_t tok;
+            logp[hp->speech_token_size] = -1e30f; /* keep decoding: no eos */
+            st = cosy_ras_sample(&ras, logp, V, decoded, (int)k, &tok);
+            if (st == COSY_OK && tok >= hp->speech_token_size) tok = (int32_t)(k % hp->speech_token_size);
+            sample_ms += now_ms() - s0;
+            decoded[k] = tok;
+            cosy_lm_kind kind = COSY_LM_SPEECH;
+            if (st == COSY_OK) st = cosy_lm_feed(state, &kind, &tok, 1, logp);
+        }
+        double dec = now_ms() - a;
+        printf("run %lld: prefill %d positions %.1f ms (%.1f tokens/s); decode %lld tokens %.1f ms (%.1f tokens/s, %.2f ms/token, "
+               "sampling %.2f ms/token)\n",
+               r + 1, n, pre, n / pre * 1e3, decode, dec, decode / dec * 1e3, dec / decode, sample_ms / decode);
+        if (pre < best_prefill) best_prefill = pre;
+        if (dec < best_decode) {
+            best_decode = dec;
+            best_sample = sample_ms;
+        }
+    }
+    if (st == COSY_OK)
+        printf("best:    %s prefill %.1f tokens/s (%d in %.1f ms), decode %.1f tokens/s (%.2f ms/token, of which sampling %.2f); "
+               "peak RSS %.0f MiB\n",
+               cosy_dtype_name(dtype), n / best_prefill * 1e3, n, best_prefill, decode / best_decode * 1e3, best_decode / decode,
+               best_sample / decode, peak_rss_mib());
+    if (ras_ok) cosy_ras_free(&ras);
+    cosy_lm_state_free(state);
+    free(kinds);
+    free(ids);
+    free(logp);
+    free(decoded);
+    cosy_model_free(model);
+    if (st != COSY_OK) return cli_fail("bench", st);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static void help(void)
+{
+    printf("usage: cosy bench <target> [options]   (cosy bench <target> --help for its options)\n\ntargets:\n");
+    for (size_t i = 0; i < N_TARGETS; i++) printf("  %-11s %s\n", targets[i].name, targets[i].summary);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        help();
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < N_TARGETS; i++)
+        if (!strcmp(argv[1], targets[i].name)) return targets[i].run(argc - 1, argv + 1);
+    return cli_usage_error("bench", "unknown target '%s'", argv[1]);
+}
