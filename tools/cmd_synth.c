@@ -86,8 +86,8 @@ static void print_timings(const cosy_timings *t, int json)
     fprintf(stderr, "  frontend   %9.1f\n  LM prefill %9.1f\n  LM decode  %9.1f\n  flow       %9.1f\n  vocoder    %9.1f\n",
             t->frontend_ms, t->lm_prefill_ms, t->lm_decode_ms, t->flow_ms, t->vocoder_ms);
     fprintf(stderr, "  first audio %8.1f\n  total      %9.1f\n", t->first_audio_ms, t->total_ms);
-    fprintf(stderr, "  %.2f s of audio, RTF %.3f, %d text tokens, %d speech tokens, %d chunks, %d sentences\n", t->audio_seconds,
-            t->rtf, t->text_tokens, t->speech_tokens, t->chunks, t->sentences);
+    fprintf(stderr, "  %.2f s of audio, RTF %.3f, %d text tokens, %d speech tokens, %d chunk%s, %d sentence%s\n", t->audio_seconds,
+            t->rtf, t->text_tokens, t->speech_tokens, t->chunks, t->chunks == 1 ? "" : "s", t->sentences, t->sentences == 1 ? "" : "s");
 }
 
 int cmd_synth(int argc, char **argv)
