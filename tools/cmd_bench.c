@@ -22,6 +22,7 @@ int bench_flow(int argc, char **argv);        /* tools/bench_flow.c */
 int bench_flow_stream(int argc, char **argv); /* tools/bench_flow_stream.c */
 int bench_hift(int argc, char **argv);        /* tools/bench_hift.c */
 int bench_text(int argc, char **argv);        /* tools/bench_text.c */
+int bench_t2w(int argc, char **argv);         /* tools/bench_t2w.c */
 static int bench_lm(int argc, char **argv);
 
 typedef struct {
@@ -34,6 +35,7 @@ static const bench_target targets[] = {
     {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0"},
     {"flow", bench_flow, "one stateless flow call (token encoder + CFM steps), ms"},
     {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},
+    {"token2wav", bench_t2w, "streaming token2wav calls (flow + HiFT) over S seconds: ms per 25-token chunk"},
     {"hift", bench_hift, "the HiFT vocoder on F mel frames, ms and RTF"},
     {"text", bench_text, "text normalization + BPE tokenizer throughput, MB/s"},
 };

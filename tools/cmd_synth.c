@@ -18,7 +18,7 @@ static void help(void)
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
            "                  [--seed N] [--lm-dtype f32|bf16|q8_0] [--threads N] [--reference-final]\n"
-           "                  [--stateless-flow] [--no-frontend] [--json] [--quiet]\n\n"
+           "                  [--stateless-flow] [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
            "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
            "  --stream            emit audio in chunks while the speech tokens are generated (CosyVoice2's\n"
@@ -29,6 +29,8 @@ static void help(void)
            "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
            "                      official code (recomputes everything at the end); default: chunk-causal\n"
            "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
+           "  --max-tokens N      at most N speech tokens per sentence (25 per second of audio; default: the\n"
+           "                      reference's 20 per text token)\n"
            "  --json              print the timings as one JSON object on stderr at the end\n");
 }
 
@@ -132,6 +134,10 @@ int cmd_synth(int argc, char **argv)
         } else if (!strcmp(a, "--chunk")) {
             if (cli_parse_int(val, 1, 10000, &v)) return cli_usage_error("synth", "--chunk needs 1..10000 tokens");
             p.chunk_tokens = (int)v;
+            i++;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (cli_parse_int(val, 1, 100000, &v)) return cli_usage_error("synth", "--max-tokens needs 1..100000 speech tokens");
+            p.max_speech_tokens = (int)v;
             i++;
         } else if (!strcmp(a, "--overlap")) {
             if (cli_parse_int(val, 0, 9999, &v)) return cli_usage_error("synth", "--overlap needs 0..9999 tokens");
