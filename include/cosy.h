@@ -187,6 +187,9 @@ typedef struct {
     int stateless_flow;          /* see cosy_token2wav_params */
     uint64_t seed;               /* LM sampling and HiFT noise */
     int max_speech_tokens;       /* > 0: cap per sentence (default: 20 per text token, the reference's) */
+    int concurrent_lm;           /* 1: the LM keeps decoding while a chunk is made; default 0: it waits,
+                                    so each chunk gets all cores (both share the model's thread pool;
+                                    lower time to first audio, the same total work) */
     cosy_audio_fn on_audio;      /* NULL: read the audio with cosy_session_read */
     void *user;
 } cosy_session_params;

@@ -278,8 +278,10 @@ static void test_concurrent(void)
     for (int i = 0; i < 3; i++) {
         jobs[i].p = cosy_session_default_params();
         jobs[i].p.seed = (uint64_t)(100 + (i % 2));
+        jobs[i].p.stream = 1;
     }
-    /* job 2 repeats job 0's request; all three run together */
+    jobs[2].p.concurrent_lm = 1; /* scheduling only: the audio must not change */
+    /* job 2 repeats job 0's request (with the LM decoding during chunks); all three run together */
     pthread_t th[3];
     for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, run_job, &jobs[i]);
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);

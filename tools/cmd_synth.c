@@ -18,7 +18,7 @@ static void help(void)
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
            "                  [--seed N] [--lm-dtype f32|bf16|q8_0] [--threads N] [--reference-final]\n"
-           "                  [--stateless-flow] [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
+           "                  [--stateless-flow] [--concurrent-lm] [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
            "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
            "  --stream            emit audio in chunks while the speech tokens are generated (CosyVoice2's\n"
@@ -29,6 +29,8 @@ static void help(void)
            "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
            "                      official code (recomputes everything at the end); default: chunk-causal\n"
            "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
+           "  --concurrent-lm     keep the LM decoding while a chunk is made (default: it waits, so the\n"
+           "                      chunk gets all cores)\n"
            "  --max-tokens N      at most N speech tokens per sentence (25 per second of audio; default: the\n"
            "                      reference's 20 per text token)\n"
            "  --json              print the timings as one JSON object on stderr at the end\n");
@@ -110,6 +112,7 @@ int cmd_synth(int argc, char **argv)
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--reference-final")) p.reference_final = 1;
         else if (!strcmp(a, "--stateless-flow")) p.stateless_flow = 1;
+        else if (!strcmp(a, "--concurrent-lm")) p.concurrent_lm = 1;
         else if (!strcmp(a, "--no-frontend")) p.text_frontend = 0;
         else if (!val) return cli_usage_error("synth", "unknown option or missing value: %s", a);
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { model_path = val; i++; }

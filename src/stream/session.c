@@ -67,6 +67,7 @@ struct cosy_session {
     float *out;
     int64_t out_len, out_cap, out_read;
     int finished;                 /* the token2wav thread has ended */
+    int vocoding;                 /* the token2wav thread is making a chunk */
     /* outcome */
     cosy_status status;
     char error[512];
@@ -196,6 +197,9 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
         if (ev.kind == COSY_LM_EVENT_TOKEN) {
             st = append_token_locked(&s->segs[seg_index], ev.token);
             pthread_cond_broadcast(&s->cv);
+            /* chunks first: both threads share the model's cores, and a chunk being made is audio a
+             * listener is waiting for, while further tokens only serve later chunks */
+            while (!s->p.concurrent_lm && s->vocoding && !s->cancelled) pthread_cond_wait(&s->cv, &s->mu);
         } else { /* NEED_TEXT: sleep until a push or the end of the text */
             while (s->text_version == seen && !s->cancelled) pthread_cond_wait(&s->cv, &s->mu);
             seen = s->text_version;
@@ -354,7 +358,14 @@ static cosy_status vocode_segment(cosy_session *s, int index)
         }
         const float *audio;
         int n_audio;
+        pthread_mutex_lock(&s->mu);
+        s->vocoding = 1;
+        pthread_mutex_unlock(&s->mu);
         st = cosy_token2wav_call(s->t2w, tokens, call.end, call.offset, call.finalize, &audio, &n_audio);
+        pthread_mutex_lock(&s->mu);
+        s->vocoding = 0;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
         if (st != COSY_OK) break;
         cosy_t2w_call_info info;
         cosy_token2wav_last_info(s->t2w, &info);
