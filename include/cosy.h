@@ -86,11 +86,15 @@ typedef struct cosy_voice cosy_voice;
 
 typedef struct {
     cosy_dtype lm_dtype;      /* run-time type of the LM matrices: f32 (reference), bf16, q8_0 */
+    cosy_dtype flow_dtype;    /* the flow's weight products: f32 (reference, default) or bf16 (AMX tiles
+                                 where the CPU has them, else f32); see cosy_model_flow_dtype */
     int n_threads;            /* 0 = number of online cores */
 } cosy_model_params;
 
 cosy_model_params cosy_model_default_params(void);
 cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out);
+/* The type the flow's products actually run in once loaded (bf16 only where AMX is available). */
+cosy_dtype cosy_model_flow_dtype(cosy_model *model);
 void cosy_model_free(cosy_model *model);
 
 /* Writes a human-readable summary (hyperparameters, tensor count, bytes per dtype,

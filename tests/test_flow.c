@@ -4,6 +4,7 @@
  * call of the official streaming loop (stream_schedule), the chunk-mask and convolution kernels
  * at chunk boundaries (against naive versions), and argument validation. */
 #include "test.h"
+#include <string.h>
 #include "core/arena.h"
 #include "core/threadpool.h"
 #include "io/npy.h"
@@ -16,6 +17,17 @@
 
 /* the manifest's tolerance for every flow output: max |ours - ref| / max |ref| <= 1e-4 */
 #define REL_TOL 1e-4
+
+/* f rounded to bf16 (nearest even), as a float */
+static float bf16r(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 static cosy_model *model;
 static cosy_flow *flow;
@@ -335,7 +347,7 @@ static void test_linear(void)
         fill(b, (size_t)N, 33 + (unsigned)si);
         memcpy(pb, b, sizeof(float) * N);
         flow_pack_rows(packed, w, N, K, K);
-        flow_linear l = {w, b, flow_fast_path() ? packed : NULL, flow_fast_path() ? pb : NULL, K, N};
+        flow_linear l = {.w = w, .b = b, .packed = flow_fast_path() ? packed : NULL, .packed_bias = flow_fast_path() ? pb : NULL, .in = K, .out = N};
         for (int accumulate = 0; accumulate <= 1; accumulate++) {
             fill(y, (size_t)M * N, 44);
             memcpy(ref, y, sizeof(float) * (size_t)M * N);
@@ -349,6 +361,30 @@ static void test_linear(void)
             double err = test_max_abs_diff(y, ref, (long)M * N);
             if (err > 1e-4) fprintf(stderr, "linear %dx%dx%d accumulate %d: error %g\n", M, N, K, accumulate, err);
             CHECK(err <= 1e-4);
+        }
+        /* the AMX bf16 product: exactly the bf16-rounded inputs multiplied, summed in f32 */
+        if (flow_amx_available()) {
+            uint16_t *amx = malloc(sizeof(uint16_t) * flow_amx_packed_elems(N, K));
+            flow_amx_pack(amx, w, N, K);
+            flow_linear la = l;
+            la.amx = amx;
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                fill(y, (size_t)M * N, 44);
+                memcpy(ref, y, sizeof(float) * (size_t)M * N);
+                double worst = 0, mag = 0;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double acc = b[j];
+                        for (int k = 0; k < K; k++) acc += (double)bf16r(x[(size_t)i * K + k]) * bf16r(w[(size_t)j * K + k]);
+                        ref[(size_t)i * N + j] = (float)(acc + (accumulate ? ref[(size_t)i * N + j] : 0.0));
+                        mag = fmax(mag, fabs(ref[(size_t)i * N + j]));
+                    }
+                flow_linear_run(&c, &la, x, M, y, accumulate);
+                worst = test_max_abs_diff(y, ref, (long)M * N);
+                if (worst > 1e-4 * (1 + mag)) fprintf(stderr, "AMX linear %dx%dx%d accumulate %d: error %g\n", M, N, K, accumulate, worst);
+                CHECK(worst <= 1e-4 * (1 + mag));
+            }
+            free(amx);
         }
         free(x);
         free(w);

@@ -13,6 +13,7 @@
 #include "model/flow.h"
 #include "model/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ static double now_ms(void)
 
 static void help(void)
 {
-    printf("usage: cosy bench flow -m MODEL.gguf [--prompt P] [--tokens N] [--runs R] [--threads N] [--final] [--full-attention]\n\n"
+    printf("usage: cosy bench flow -m MODEL.gguf [--prompt P] [--tokens N] [--runs R] [--threads N] [--dtype f32|bf16] [--final] [--full-attention]\n\n"
            "Times cosy_flow_inference on P prompt tokens + N new speech tokens (default 50 + 25; a streaming,\n"
            "non-final call with look-ahead unless --final; chunk masks unless --full-attention) and prints the\n"
            "best and mean of R runs (default 3) after one warm-up call, split into encoder and solver.\n");
@@ -40,6 +41,7 @@ int bench_flow(int argc, char **argv)
     const char *path = NULL;
     long long prompt = 50, tokens = 25, runs = 3, threads = 0;
     int finalize = 0, streaming = 1;
+    cosy_dtype dtype = COSY_DTYPE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -53,6 +55,9 @@ int bench_flow(int argc, char **argv)
             if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
+        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
+            if (cosy_dtype_from_name(argv[++i], &dtype) || (dtype != COSY_DTYPE_F32 && dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("bench", "--dtype must be f32 or bf16");
         } else if (!strcmp(a, "--final")) {
             finalize = 1;
         } else if (!strcmp(a, "--full-attention")) {
@@ -71,6 +76,7 @@ int bench_flow(int argc, char **argv)
 
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;
+    mp.flow_dtype = dtype;
     cosy_model *model = NULL;
     double t0 = now_ms();
     cosy_status st = cosy_model_load(path, &mp, &model);
@@ -99,7 +105,9 @@ int bench_flow(int argc, char **argv)
     for (int i = 0; i < 2 * P * 80; i++) feat[i] = -6.0f + 6.0f * (float)(NEXT() & 0xffff) / 65536.0f;
     for (int i = 0; i < hp->spk_embed_dim; i++) emb[i] = (float)(NEXT() & 0xffff) / 32768.0f - 1.0f;
 
-    printf("flow: %s, %s, %d threads\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool));
+    printf("flow: %s, %s, %d threads, products in %s%s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool),
+           cosy_dtype_name(cosy_model_flow_dtype(model)), cosy_model_flow_dtype(model) == COSY_DTYPE_BF16 ? " (AMX)" : "");
+    if (dtype != cosy_model_flow_dtype(model)) printf("  (bf16 asked for, but this CPU has no AMX-BF16: f32)\n");
     printf("  load + flow state %.0f ms\n", t_load);
     printf("  call: %d prompt + %lld new tokens%s, %s, %s\n", P, tokens, finalize ? "" : " + look-ahead",
            streaming ? "chunk masks" : "full attention", finalize ? "final" : "non-final");
@@ -128,6 +136,32 @@ int bench_flow(int argc, char **argv)
                T, frames, best, best_enc, best_solver, best_solver / hp->cfm_steps, sum / (double)runs, runs);
         printf("  %.2f ms per output frame; real-time factor %.3f for the %.2f s of new audio\n", best / frames,
                best / 1000.0 / (frames / 50.0), frames / 50.0);
+    }
+    /* the faster type's distance from f32 on this call */
+    if (st == COSY_OK && cosy_model_flow_dtype(model) != COSY_DTYPE_F32) {
+        cosy_model_params fp = mp;
+        fp.flow_dtype = COSY_DTYPE_F32;
+        cosy_model *ref_model = NULL;
+        cosy_flow *ref_flow = NULL;
+        float *ref = malloc(sizeof(float) * 80 * (size_t)(2 * n));
+        int ref_frames = 0;
+        st = ref ? cosy_model_load(path, &fp, &ref_model) : COSY_ERR_NOMEM;
+        if (st == COSY_OK) st = cosy_flow_get(ref_model, &ref_flow);
+        if (st == COSY_OK) st = cosy_flow_inference(ref_flow, tok, n, ptok, P, feat, emb, streaming, finalize, ref, &ref_frames);
+        if (st == COSY_OK && ref_frames == frames) {
+            double max_abs = 0, mag = 0, se = 0, sr = 0;
+            for (size_t i = 0; i < (size_t)80 * frames; i++) {
+                double d = fabs((double)mel[i] - ref[i]);
+                if (d > max_abs) max_abs = d;
+                if (fabs(ref[i]) > mag) mag = fabs(ref[i]);
+                se += d * d;
+                sr += (double)ref[i] * ref[i];
+            }
+            printf("  %s vs f32 on this call's mel: max abs %.3g (%.3g of the largest value), rms %.3g (%.3g relative)\n",
+                   cosy_dtype_name(cosy_model_flow_dtype(model)), max_abs, max_abs / mag, sqrt(se / (80.0 * frames)), sqrt(se / sr));
+        }
+        free(ref);
+        cosy_model_free(ref_model);
     }
     free(tok);
     free(ptok);

@@ -44,7 +44,7 @@ static double peak_rss_mb(void)
 
 static void help(void)
 {
-    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--threads N]\n\n"
+    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--dtype f32|bf16] [--threads N]\n\n"
            "Streams S seconds (default 60) of random speech tokens through the cached flow in calls of H tokens\n"
            "(default 25) after a prompt of P tokens (default 75 = 3 s), timing every call; compares with a full\n"
            "stateless flow call at the seconds in LIST (comma-separated, default \"5,S\"; \"none\" for none) and\n"
@@ -77,6 +77,7 @@ int bench_flow_stream(int argc, char **argv)
 {
     const char *path = NULL, *full_at = NULL;
     long long prompt = 75, seconds = 60, hop = 25, threads = 0;
+    cosy_dtype flow_dtype = COSY_DTYPE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -92,6 +93,9 @@ int bench_flow_stream(int argc, char **argv)
             if (cli_parse_int(argv[++i], 1, 1000, &hop)) return cli_usage_error("bench", "--hop needs 1..1000");
         } else if (!strcmp(a, "--full-at") && i + 1 < argc) {
             full_at = argv[++i];
+        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
+            if (cosy_dtype_from_name(argv[++i], &flow_dtype) || (flow_dtype != COSY_DTYPE_F32 && flow_dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("bench", "--dtype must be f32 or bf16");
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
         } else if (a[0] == '-') {
@@ -121,6 +125,7 @@ int bench_flow_stream(int argc, char **argv)
 
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;
+    mp.flow_dtype = flow_dtype;
     cosy_model *model = NULL;
     cosy_status st = cosy_model_load(path, &mp, &model);
     if (st != COSY_OK) return cli_fail("bench", st);
@@ -152,7 +157,7 @@ int bench_flow_stream(int argc, char **argv)
     for (int i = 0; i < 2 * P * 80; i++) feat[i] = -6.0f + 6.0f * (float)(NEXT() & 0xffff) / 65536.0f;
     for (int i = 0; i < hp->spk_embed_dim; i++) emb[i] = (float)(NEXT() & 0xffff) / 32768.0f - 1.0f;
 
-    printf("flow stream: %s, %s, %d threads\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool));
+    printf("flow stream: %s, %s, %d threads, products in %s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool), cosy_dtype_name(cosy_model_flow_dtype(model)));
     /* warm-up: draws the noise buffer for the whole run and touches the weights */
     int frames;
     double t0 = now_ms();

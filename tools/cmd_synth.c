@@ -17,7 +17,7 @@ static void help(void)
     printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME) (--text \"...\" | --text-stream)\n"
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
-           "                  [--seed N] [--lm-dtype f32|bf16|q8_0] [--threads N] [--reference-final]\n"
+           "                  [--seed N] [--lm-dtype f32|bf16|q8_0] [--flow-dtype f32|bf16] [--threads N] [--reference-final]\n"
            "                  [--stateless-flow] [--concurrent-lm] [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
            "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
@@ -29,6 +29,8 @@ static void help(void)
            "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
            "                      official code (recomputes everything at the end); default: chunk-causal\n"
            "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
+           "  --flow-dtype bf16   the flow's matrix products in bf16 on AMX tiles (CPUs with AMX-BF16; else\n"
+           "                      f32): ~1.6x faster flow, mel within ~0.5%% of f32 (default f32, exact)\n"
            "  --concurrent-lm     keep the LM decoding while a chunk is made (default: it waits, so the\n"
            "                      chunk gets all cores)\n"
            "  --max-tokens N      at most N speech tokens per sentence (25 per second of audio; default: the\n"
@@ -153,6 +155,10 @@ int cmd_synth(int argc, char **argv)
         } else if (!strcmp(a, "--threads")) {
             if (cli_parse_int(val, 1, 256, &v)) return cli_usage_error("synth", "--threads needs 1..256");
             mp.n_threads = (int)v;
+            i++;
+        } else if (!strcmp(a, "--flow-dtype")) {
+            if (cosy_dtype_from_name(val, &mp.flow_dtype) || (mp.flow_dtype != COSY_DTYPE_F32 && mp.flow_dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("synth", "--flow-dtype must be f32 or bf16");
             i++;
         } else if (!strcmp(a, "--lm-dtype")) {
             if (cosy_dtype_from_name(val, &mp.lm_dtype)) return cli_usage_error("synth", "unknown --lm-dtype '%s'", val);

@@ -48,6 +48,12 @@ static cosy_status pack_linear(cosy_flow *f, flow_linear *l, const char *name)
 {
     l->packed = NULL;
     l->packed_bias = NULL;
+    l->amx = NULL;
+    if (f->amx) {
+        l->amx = cosy_model_alloc(f->model, sizeof(uint16_t) * flow_amx_packed_elems(l->out, l->in));
+        if (!l->amx) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory packing %s", name);
+        flow_amx_pack(l->amx, l->w, l->out, l->in);
+    }
     if (!f->fast) return COSY_OK;
     const size_t panels = (size_t)(l->out + FLOW_PANEL - 1) / FLOW_PANEL;
     l->packed = cosy_model_alloc(f->model, sizeof(float) * panels * FLOW_PANEL * (size_t)l->in);
@@ -193,6 +199,7 @@ static cosy_status flow_create(cosy_model *m, void **out)
     f->hp = &m->hp;
     f->pool = m->pool;
     f->fast = flow_fast_path();
+    f->amx = m->params.flow_dtype == COSY_DTYPE_BF16 && flow_amx_available();
     const cosy_hparams *hp = f->hp;
     cosy_status st = COSY_OK;
     if (hp->flow_output_size != 80 || hp->token_mel_ratio != hp->enc_up_stride || hp->cfm_steps < 1 || hp->cfm_steps > FLOW_MAX_STEPS ||
@@ -213,6 +220,13 @@ static cosy_status flow_create(cosy_model *m, void **out)
 }
 
 static const cosy_module_def flow_module = {"flow", flow_create, flow_destroy};
+
+cosy_dtype cosy_model_flow_dtype(cosy_model *model)
+{
+    cosy_flow *f = NULL;
+    if (!model || cosy_flow_get(model, &f) != COSY_OK || !f) return COSY_DTYPE_F32;
+    return f->amx ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
+}
 
 cosy_status cosy_flow_get(cosy_model *model, cosy_flow **out)
 {

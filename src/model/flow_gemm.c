@@ -307,6 +307,7 @@ static void linear_run(void *p, int part)
 void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
 {
     if (rows <= 0) return;
+    if (l->amx && flow_amx_linear(c, l, x, rows, y, accumulate, act)) return;
     if (l->packed) {
         linear_task t = {l, x, rows, 1, accumulate, act, y};
         const int panels = (l->out + NR - 1) / NR;

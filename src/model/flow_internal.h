@@ -32,6 +32,7 @@ typedef struct {
     const float *b;       /* [out] or NULL */
     float *packed;        /* w as panels of FLOW_PANEL outputs, [ceil(out/32)][in][32]; NULL without AVX-512 */
     float *packed_bias;   /* b zero-padded to the panels (or NULL) */
+    uint16_t *amx;        /* bf16 tiles for AMX (flow_amx.c), when the flow runs its products in bf16 */
     int in, out;
 } flow_linear;
 
@@ -109,6 +110,7 @@ struct cosy_flow {
     const cosy_hparams *hp;
     cosy_pool *pool;
     int fast;                        /* weights packed for the AVX-512 kernels (decided at load) */
+    int amx;                         /* weight products in bf16 on AMX (model params flow_dtype = bf16) */
     const float *input_embedding;    /* [vocab][input_size] */
     flow_linear spk_affine;          /* spk_embed_affine_layer */
     flow_encoder_weights enc;
@@ -153,6 +155,17 @@ void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda,
 void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate);
 /* y = act(x W^T + b) (never with accumulate), the activation applied as the product is stored. */
 void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act);
+
+/* ---- bf16 products on AMX (flow_amx.c) ---- */
+
+/* 1 when the CPU has AMX-BF16 and AVX512-BF16 and the OS grants the tile state (COSY_CPU=avx512 or
+ * lower turns it off). */
+int flow_amx_available(void);
+/* bf16 elements of W[N][K] packed for flow_amx_linear, and the packing. */
+size_t flow_amx_packed_elems(int N, int K);
+void flow_amx_pack(uint16_t *dst, const float *w, int N, int K);
+/* flow_linear_act on l->amx; returns 0 (nothing done) if it could not allocate its scratch. */
+int flow_amx_linear(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act);
 
 /* ---- layer helpers (flow_layers.c) ---- */
 

@@ -18,6 +18,7 @@ cosy_model_params cosy_model_default_params(void)
     cosy_model_params p;
     memset(&p, 0, sizeof p);
     p.lm_dtype = COSY_DTYPE_F32;
+    p.flow_dtype = COSY_DTYPE_F32;
     p.n_threads = 0;
     return p;
 }
@@ -89,6 +90,8 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
     if (st == COSY_OK) {
         if (m->params.lm_dtype != COSY_DTYPE_F32 && m->params.lm_dtype != COSY_DTYPE_BF16 && m->params.lm_dtype != COSY_DTYPE_Q8_0)
             st = cosy_error(COSY_ERR_INVALID_ARG, "model: LM type %s is not supported (f32, bf16, q8_0)", cosy_dtype_name(m->params.lm_dtype));
+        else if (m->params.flow_dtype != COSY_DTYPE_F32 && m->params.flow_dtype != COSY_DTYPE_BF16)
+            st = cosy_error(COSY_ERR_INVALID_ARG, "model: flow type %s is not supported (f32, bf16)", cosy_dtype_name(m->params.flow_dtype));
     }
     if (st == COSY_OK) {
         int n = m->params.n_threads > 0 ? m->params.n_threads : cosy_online_cpus();
