@@ -44,7 +44,7 @@ static double peak_rss_mb(void)
 
 static void help(void)
 {
-    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--dtype f32|bf16] [--threads N]\n\n"
+    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--dtype f32|bf16] [--threads N] [--all]\n\n"
            "Streams S seconds (default 60) of random speech tokens through the cached flow in calls of H tokens\n"
            "(default 25) after a prompt of P tokens (default 75 = 3 s), timing every call; compares with a full\n"
            "stateless flow call at the seconds in LIST (comma-separated, default \"5,S\"; \"none\" for none) and\n"
@@ -78,6 +78,7 @@ int bench_flow_stream(int argc, char **argv)
     const char *path = NULL, *full_at = NULL;
     long long prompt = 75, seconds = 60, hop = 25, threads = 0;
     cosy_dtype flow_dtype = COSY_DTYPE_F32;
+    int all_calls = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -93,6 +94,8 @@ int bench_flow_stream(int argc, char **argv)
             if (cli_parse_int(argv[++i], 1, 1000, &hop)) return cli_usage_error("bench", "--hop needs 1..1000");
         } else if (!strcmp(a, "--full-at") && i + 1 < argc) {
             full_at = argv[++i];
+        } else if (!strcmp(a, "--all")) {
+            all_calls = 1;
         } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
             if (cosy_dtype_from_name(argv[++i], &flow_dtype) || (flow_dtype != COSY_DTYPE_F32 && flow_dtype != COSY_DTYPE_BF16))
                 return cli_usage_error("bench", "--dtype must be f32 or bf16");
@@ -218,7 +221,7 @@ int bench_flow_stream(int argc, char **argv)
         printf("  %8s %10s %12s %12s %14s\n", "audio", "call ms", "(best, +-1s)", "(median)", "cache MB");
         for (int i = 0; i < n_calls; i++) {
             const double sec = call_end[i];
-            if (!getenv("FC_ALL") && i != 0 && i != n_calls - 1 && (int)(sec * 1000 + 0.5) % 5000 != 0) continue; /* FC_TEMP */
+            if (!all_calls && i != 0 && i != n_calls - 1 && (int)(sec * 1000 + 0.5) % 5000 != 0) continue; /* every 5 s (--all: every call) */
             double best, median;
             window_stats(call_ms, call_end, n_calls, sec, &best, &median);
             printf("  %7.2fs %10.0f %12.0f %12.0f %14.1f\n", sec, call_ms[i], best, median, call_bytes[i] / 1048576.0);

@@ -79,37 +79,93 @@ size_t flow_amx_packed_elems(int N, int K)
     return Np * Kp;
 }
 
-void flow_amx_pack(uint16_t *dst, const float *w, int N, int K)
+void flow_amx_pack(uint16_t *dst, const float *w, int N, int K) { flow_amx_pack_ld(dst, w, N, K, K); }
+
+/* W[N][K] rows (row stride ldw) into tiles, vectorised: each row's 32 inputs of a tile become 16
+ * bf16 pairs (32-bit words), and the 16x16 words of 16 rows are transposed into the tile. */
+TGT_AMX void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K)
 {
     const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
+    uint32_t words[16][16] __attribute__((aligned(64)));
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
     for (int nb = 0; nb < NB; nb++)
         for (int kb = 0; kb < KB; kb++) {
-            uint16_t *t = dst + ((size_t)nb * KB + kb) * 512;
-            for (int kk = 0; kk < 32; kk++)
-                for (int n = 0; n < 16; n++) {
-                    const int row = nb * 16 + n, col = kb * 32 + kk;
-                    t[(kk / 2) * 32 + n * 2 + (kk & 1)] = row < N && col < K ? bf16_round(w[(size_t)row * K + col]) : 0;
+            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
+            const int k0 = kb * 32, kn = K - k0 < 32 ? K - k0 : 32;
+            const __mmask16 m0 = kn >= 16 ? 0xffff : (__mmask16)((1u << kn) - 1u);
+            const __mmask16 m1 = kn >= 32 ? 0xffff : kn <= 16 ? 0 : (__mmask16)((1u << (kn - 16)) - 1u);
+            for (int n = 0; n < 16; n++) {
+                const int row = nb * 16 + n;
+                __m512i v = _mm512_setzero_si512();
+                if (row < N) {
+                    const float *src = rows[row] + k0;
+                    v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
                 }
+                _mm512_store_si512((void *)words[n], v);
+            }
+            for (int p = 0; p < 16; p++)
+                _mm512_storeu_si512((void *)(t + p * 16), _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(p)), words, 4));
         }
 }
 
-TGT_AMX static void convert_rows(uint16_t *dst, const float *x, int rows, int K, int Kp, int rows_p)
+TGT_AMX void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw)
 {
+    const float *rows[64];
+    /* in slabs of 64 rows (two column blocks), so no row-pointer array has to be allocated */
+    const int KB = (K + 31) / 32;
+    for (int r0 = 0; r0 < N; r0 += 64) {
+        const int n = N - r0 < 64 ? N - r0 : 64;
+        for (int i = 0; i < n; i++) rows[i] = w + (size_t)(r0 + i) * ldw;
+        flow_amx_pack_rows(dst + (size_t)(r0 / 16) * KB * 512, rows, n, K);
+    }
+}
+
+/* W[n][k] = v[k * ldv + n] (V of attention: K = keys, N = channels): a tile row is a pair of keys'
+ * 16 channels, interleaved. */
+TGT_AMX void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N)
+{
+    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
+    for (int nb = 0; nb < NB; nb++) {
+        const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        const __mmask16 mask = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1u);
+        for (int kb = 0; kb < KB; kb++) {
+            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
+            for (int p = 0; p < 16; p++) {
+                const int k = kb * 32 + 2 * p;
+                __m512 r0 = k < K && nn ? _mm512_maskz_loadu_ps(mask, rows[k] + n0) : _mm512_setzero_ps();
+                __m512 r1 = k + 1 < K && nn ? _mm512_maskz_loadu_ps(mask, rows[k + 1] + n0) : _mm512_setzero_ps();
+                __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(r0));
+                __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(r1));
+                _mm512_storeu_si512((void *)(t + p * 16), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            }
+        }
+    }
+}
+
+/* rows x[r * ldx + k] * scale -> bf16 dst[r][Kp], zero-padded to Kp columns and rows_p rows */
+TGT_AMX static void convert_rows(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p)
+{
+    const __m512 vs = _mm512_set1_ps(scale);
     for (int r = 0; r < rows_p; r++) {
         uint16_t *d = dst + (size_t)r * Kp;
         if (r >= rows) {
             memset(d, 0, sizeof(uint16_t) * (size_t)Kp);
             continue;
         }
-        const float *s = x + (size_t)r * K;
+        const float *s = x + (size_t)r * ldx;
         int k = 0;
         for (; k + 32 <= K; k += 32) {
-            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16), _mm512_loadu_ps(s + k));
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_mul_ps(_mm512_loadu_ps(s + k + 16), vs), _mm512_mul_ps(_mm512_loadu_ps(s + k), vs));
             _mm512_storeu_si512((void *)(d + k), (__m512i)v);
         }
-        for (; k < K; k++) d[k] = bf16_round(s[k]);
+        for (; k < K; k++) d[k] = bf16_round(s[k] * scale);
         for (; k < Kp; k++) d[k] = 0;
     }
+}
+
+void flow_amx_convert(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p)
+{
+    convert_rows(dst, x, rows, K, ldx, scale, Kp, rows_p);
 }
 
 typedef struct {
@@ -119,8 +175,8 @@ typedef struct {
 } tile_config;
 
 /* Output columns [32 j0, 32 j1) for every row. */
-TGT_AMX static void gemm_blocks(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, const float *bias, float *C, int ldc,
-                                int accumulate, int act, int j0, int j1)
+TGT_AMX static void gemm_blocks(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, int b_kb, const float *bias, float *C,
+                                int ldc, int accumulate, int act, int j0, int j1)
 {
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -133,7 +189,7 @@ TGT_AMX static void gemm_blocks(int M, int N, int Kp, const uint16_t *A, const u
     const int KB = Kp / 32, Mp = (M + 31) / 32 * 32;
     float out[32][32] __attribute__((aligned(64)));
     for (int j = j0; j < j1; j++) {
-        const uint16_t *B0 = B + (size_t)(2 * j) * KB * 512, *B1 = B0 + (size_t)KB * 512;
+        const uint16_t *B0 = B + (size_t)(2 * j) * b_kb * 512, *B1 = B0 + (size_t)b_kb * 512;
         for (int m = 0; m < Mp; m += 32) {
             const uint16_t *A0 = A + (size_t)m * Kp, *A1 = A0 + (size_t)16 * Kp;
             _tile_zero(0);
@@ -200,15 +256,66 @@ static void amx_run(void *p, int part)
     amx_task *t = p;
     int j0, j1;
     cosy_split_range((t->N + 31) / 32, t->parts, part, &j0, &j1);
-    if (j0 < j1) gemm_blocks(t->M, t->N, t->Kp, t->A, t->B, t->bias, t->C, t->N, t->accumulate, t->act, j0, j1);
+    if (j0 < j1) gemm_blocks(t->M, t->N, t->Kp, t->A, t->B, t->Kp / 32, t->bias, t->C, t->N, t->accumulate, t->act, j0, j1);
+}
+
+/* Per-thread scratch that persists between products: allocating ~100 KB-1 MB per product made glibc
+ * map and unmap (or trim and regrow) memory thousands of times per chunk, doubling the time. Freed
+ * when the thread ends. */
+typedef struct {
+    void *p;
+    size_t size;
+} tls_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *v)
+{
+    tls_scratch *t = v;
+    if (!t) return;
+    cosy_aligned_free(t->p);
+    free(t);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+void *flow_amx_scratch(size_t bytes)
+{
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok) return NULL;
+    tls_scratch *t = pthread_getspecific(scratch_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t) return NULL;
+        if (pthread_setspecific(scratch_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    if (t->size < bytes) {
+        size_t n = bytes + bytes / 4 + 4096;
+        void *p = cosy_aligned_alloc(n);
+        if (!p) return NULL;
+        cosy_aligned_free(t->p);
+        t->p = p;
+        t->size = n;
+    }
+    return t->p;
+}
+
+void flow_amx_gemm(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, int b_kb, float *C, int ldc)
+{
+    gemm_blocks(M, N, Kp, A, B, b_kb, NULL, C, ldc, 0, FLOW_ACT_NONE, 0, (N + 31) / 32);
 }
 
 int flow_amx_linear(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
 {
     const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32, Mp = (rows + 31) / 32 * 32;
-    uint16_t *A = cosy_aligned_alloc(sizeof(uint16_t) * (size_t)Mp * Kp);
+    uint16_t *A = flow_amx_scratch(sizeof(uint16_t) * (size_t)Mp * Kp);
     if (!A) return 0; /* the caller falls back to the f32 kernels */
-    convert_rows(A, x, rows, K, Kp, Mp);
+    convert_rows(A, x, rows, K, K, 1.0f, Kp, Mp);
     amx_task t = {rows, N, Kp, 1, accumulate, act, A, l->amx, l->b, y};
     const int blocks = (N + 31) / 32;
     int parts = cosy_pool_size(c->pool);
@@ -217,14 +324,25 @@ int flow_amx_linear(flow_ctx *c, const flow_linear *l, const float *x, int rows,
     t.parts = parts;
     if (parts == 1) amx_run(&t, 0);
     else cosy_pool_run(c->pool, parts, amx_run, &t);
-    cosy_aligned_free(A);
     return 1;
 }
 
 #else
 int flow_amx_available(void) { return 0; }
+void *flow_amx_scratch(size_t bytes) { (void)bytes; return NULL; }
 size_t flow_amx_packed_elems(int N, int K) { (void)N; (void)K; return 0; }
 void flow_amx_pack(uint16_t *dst, const float *w, int N, int K) { (void)dst; (void)w; (void)N; (void)K; }
+void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw) { (void)dst; (void)w; (void)N; (void)K; (void)ldw; }
+void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K) { (void)dst; (void)rows; (void)N; (void)K; }
+void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N) { (void)dst; (void)rows; (void)N; (void)K; }
+void flow_amx_convert(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p)
+{
+    (void)dst; (void)x; (void)rows; (void)K; (void)ldx; (void)scale; (void)Kp; (void)rows_p;
+}
+void flow_amx_gemm(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, int b_kb, float *C, int ldc)
+{
+    (void)M; (void)N; (void)Kp; (void)A; (void)B; (void)b_kb; (void)C; (void)ldc;
+}
 int flow_amx_linear(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
 {
     (void)c; (void)l; (void)x; (void)rows; (void)y; (void)accumulate; (void)act;

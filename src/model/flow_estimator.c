@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-double fc_attn_ms; /* FC_TEMP */
 
 #define NORM_EPS 1e-5f /* nn.LayerNorm default, in CausalBlock1D and BasicTransformerBlock */
 
@@ -182,7 +181,6 @@ static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, 
     flow_layer_norm(c, nx, x, R, C, &tf->norm1, NORM_EPS);
     flow_linear_run(c, &tf->qkv, nx, R, qkv, 0);
     const float scale = 1.0f / sqrtf((float)d);
-    extern double fc_attn_ms; struct timespec q0, q1; clock_gettime(CLOCK_MONOTONIC, &q0); /* FC_TEMP */
     if (fc) {
         flow_cache_put_kv(fc, layer, qkv + inner, qkv + 2 * inner, 3 * inner);
         flow_kv_pages kv = flow_cache_kv(fc, layer);
@@ -191,7 +189,6 @@ static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, 
         COSY_TRY(flow_attention(c, qkv, 3 * inner, qkv + inner, qkv + 2 * inner, 3 * inner, B, T, T, H, d, 0, chunk, scale, NULL, NULL, o,
                                 inner));
     }
-    clock_gettime(CLOCK_MONOTONIC, &q1); fc_attn_ms += (q1.tv_sec - q0.tv_sec) * 1e3 + (q1.tv_nsec - q0.tv_nsec) / 1e6; /* FC_TEMP */
     flow_linear_run(c, &tf->out, o, R, x, 1);
     flow_layer_norm(c, nx, x, R, C, &tf->norm3, NORM_EPS);
     flow_linear_act(c, &tf->ff1, nx, R, ff, 0, FLOW_ACT_GELU);

@@ -161,9 +161,21 @@ void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows
 /* 1 when the CPU has AMX-BF16 and AVX512-BF16 and the OS grants the tile state (COSY_CPU=avx512 or
  * lower turns it off). */
 int flow_amx_available(void);
+/* This thread's scratch for AMX products (kept between calls, freed when the thread ends); NULL if
+ * out of memory. Not reentrant: one user per thread at a time. */
+void *flow_amx_scratch(size_t bytes);
 /* bf16 elements of W[N][K] packed for flow_amx_linear, and the packing. */
 size_t flow_amx_packed_elems(int N, int K);
 void flow_amx_pack(uint16_t *dst, const float *w, int N, int K);
+/* The same for W[n][k] at w[n * ldw + k]. */
+void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw);
+/* ... with W's rows given by pointers (rows[n] holds K floats), and W[n][k] = rows[k][n]. */
+void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K);
+void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N);
+/* rows x[r * ldx + k] * scale to bf16 dst[rows_p][Kp] (zero padding; Kp, rows_p multiples of 32). */
+void flow_amx_convert(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p);
+/* C[M][N] (row stride ldc) = A[Mp][Kp] . B (packed, b_kb tiles of 32 per column block), one thread. */
+void flow_amx_gemm(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, int b_kb, float *C, int ldc);
 /* flow_linear_act on l->amx; returns 0 (nothing done) if it could not allocate its scratch. */
 int flow_amx_linear(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act);
 

@@ -135,6 +135,7 @@ typedef struct {
     int ldo;
     float *scratch;
     size_t scratch_per_part, pos_scratch;
+    int amx;                 /* bf16 products on AMX (the flow's bf16 mode) */
 } attn_task;
 
 /* where head h of batch b's key j (and its value, v_offset after it) lies in the pages */
@@ -167,9 +168,63 @@ static void pack_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, flo
     flow_pack_col_ptrs(vp, vrows, Tk, d);
 }
 
+static inline int up32(int n) { return (n + 31) / 32 * 32; }
+
+/* The bf16 mode: QK^T and PV as AMX tile products (K and V rounded to bf16 once per head, Q and the
+ * softmax weights per query block), the scores and softmax in f32. Returns 0 if its scratch could not
+ * be allocated (the caller then runs the f32 path). */
+static int attn_amx(attn_task *a, int part)
+{
+    const int Tk = a->Tk, d = a->d, Tkp = up32(Tk), dp = up32(d);
+    const size_t n16 = (size_t)2 * Tkp * dp + (size_t)ATTN_BLOCK * dp + (size_t)ATTN_BLOCK * Tkp;
+    uint16_t *kt = flow_amx_scratch(sizeof(uint16_t) * n16 + sizeof(float *) * 2 * (size_t)Tk);
+    if (!kt) return 0;
+    uint16_t *vt = kt + (size_t)Tkp * dp, *qb16 = vt + (size_t)Tkp * dp, *pb16 = qb16 + (size_t)ATTN_BLOCK * dp;
+    const float **krows = (const float **)(void *)(kt + n16), **vrows = krows + Tk;
+    float *kp = a->scratch + (size_t)part * a->scratch_per_part;
+    float *vp = kp + round_panel((size_t)Tk) * d;
+    float *scores = vp + round_panel((size_t)d) * Tk;
+    float *pos_scratch = scores + (size_t)ATTN_BLOCK * Tk;
+    for (int pair = part; pair < a->B * a->heads; pair += a->parts) {
+        const int b = pair / a->heads, h = pair % a->heads;
+        const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
+        /* straight from where the keys and values are (pages or rows): read once, no f32 copy */
+        for (int j = 0; j < Tk; j++) {
+            krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
+            vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
+        }
+        flow_amx_pack_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
+        flow_amx_pack_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
+        float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
+        for (int i0 = 0; i0 < a->Tq;) {
+            int i1 = i0 + ATTN_BLOCK < a->Tq ? i0 + ATTN_BLOCK : a->Tq;
+            int n_keys = Tk;
+            if (a->chunk > 0) {
+                int chunk_index = (a->q_offset + i0) / a->chunk;
+                int next_chunk_row = (chunk_index + 1) * a->chunk - a->q_offset;
+                if (i1 > next_chunk_row) i1 = next_chunk_row;
+                int limit = (chunk_index + 1) * a->chunk;
+                n_keys = limit < Tk ? limit : Tk;
+            }
+            const int rows = i1 - i0, rows_p = up32(rows), nkp = up32(n_keys);
+            flow_amx_convert(qb16, qb + (size_t)i0 * a->ldq, rows, d, a->ldq, a->scale, dp, rows_p);
+            flow_amx_gemm(rows, n_keys, dp, qb16, kt, dp / 32, scores, Tk);
+            if (a->pos_scores) a->pos_scores(a->pos_ctx, b, h, i0, i1, n_keys, scores, Tk, pos_scratch);
+            float inv_sum[ATTN_BLOCK];
+            flow_math_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
+            flow_amx_convert(pb16, scores, rows, n_keys, Tk, 1.0f, nkp, rows_p);
+            flow_amx_gemm(rows, d, nkp, pb16, vt, Tkp / 32, ob + (size_t)i0 * a->ldo, a->ldo);
+            for (int r = 0; r < rows; r++) cosy_scale(ob + (size_t)(i0 + r) * a->ldo, inv_sum[r], (size_t)d);
+            i0 = i1;
+        }
+    }
+    return 1;
+}
+
 static void attn_run(void *p, int part)
 {
     attn_task *a = p;
+    if (a->amx && attn_amx(a, part)) return;
     const int Tk = a->Tk, d = a->d;
     float *kp = a->scratch + (size_t)part * a->scratch_per_part;    /* K^T panels [ceil(Tk/32)][d][32] */
     float *vp = kp + round_panel((size_t)Tk) * d;                     /* V panels [ceil(d/32)][Tk][32] */
@@ -269,6 +324,7 @@ static cosy_status attention_run(flow_ctx *c, attn_task *a)
 {
     const int parts = attention_parts(c, a->B, a->heads);
     a->parts = parts;
+    a->amx = c->flow->amx;
     a->pos_scratch = a->pos_scores ? pos_scores_scratch(a->Tk, a->d) : 0;
     a->scratch_per_part = attention_part_floats(a->Tk, a->d, a->pos_scores != NULL, a->kv != NULL);
     size_t mark = cosy_arena_mark(c->arena);
@@ -285,7 +341,7 @@ cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k,
                            void *pos_ctx, float *out, int ldo)
 {
     attn_task a = {q, k, v, NULL, ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
-                   NULL, 0, 0};
+                   NULL, 0, 0, 0};
     return attention_run(c, &a);
 }
 
@@ -295,6 +351,6 @@ cosy_status flow_attention_paged(flow_ctx *c, const float *q, int ldq, const flo
 {
     if (!kv || !kv->pages || kv->rows_per_page < 1) return cosy_error(COSY_ERR_INTERNAL, "flow: paged attention without pages");
     attn_task a = {q, NULL, NULL, kv, ldq, 0, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
-                   NULL, 0, 0};
+                   NULL, 0, 0, 0};
     return attention_run(c, &a);
 }

@@ -281,8 +281,42 @@ static void act_add(hift_act *y, const hift_act *x)
 }
 
 /* ConvTranspose1d(stride u, padding p) of x into y starting at column `offset`: the products of every
- * input step with every kernel tap come from one sgemm (W^T x), then are added at t * u - p + k. */
-static cosy_status conv_transpose_forward(const hift_conv *c, const hift_act *x, hift_act *y, int offset, cosy_arena *arena)
+ * input step with every kernel tap come from one sgemm (W^T x), then are added at t * u - p + k.
+ * Split over the pool by output channels (OpenBLAS itself runs single-threaded next to our pool). */
+typedef struct {
+    const hift_conv *c;
+    const hift_act *x;
+    hift_act *y;
+    float *cols;
+    int offset, Tout, parts;
+} convt_task;
+
+static void convt_run(void *p, int part)
+{
+    convt_task *t = p;
+    const hift_conv *c = t->c;
+    const int Tin = t->x->T, K = c->k;
+    int co0, co1;
+    cosy_split_range(c->cout, t->parts, part, &co0, &co1);
+    if (co0 >= co1) return;
+    /* cols[(co, k), t] = sum_ci w[ci][co][k] x[ci][t] */
+    cosy_sgemm(1, 0, (co1 - co0) * K, Tin, c->cin, 1.0f, c->w + (size_t)co0 * K, c->cout * K, t->x->data, t->x->ld, 0.0f,
+               t->cols + (size_t)co0 * K * Tin, Tin);
+    for (int co = co0; co < co1; co++) {
+        float *yr = t->y->data + (size_t)co * t->y->ld + t->offset;
+        const float bv = c->b ? c->b[co] : 0.0f;
+        for (int i = 0; i < t->Tout; i++) yr[i] = bv;
+        for (int k = 0; k < K; k++) {
+            const float *cr = t->cols + ((size_t)co * K + k) * Tin;
+            for (int i = 0; i < Tin; i++) {
+                int to = i * c->stride - c->pad + k;
+                if (to >= 0 && to < t->Tout) yr[to] += cr[i];
+            }
+        }
+    }
+}
+
+static cosy_status conv_transpose_forward(cosy_pool *pool, const hift_conv *c, const hift_act *x, hift_act *y, int offset, cosy_arena *arena)
 {
     const int Tin = x->T, K = c->k, Tout = (Tin - 1) * c->stride - 2 * c->pad + K;
     if (Tout + offset > y->T || c->cin != x->C || c->cout != y->C)
@@ -290,20 +324,13 @@ static cosy_status conv_transpose_forward(const hift_conv *c, const hift_act *x,
     size_t mark = cosy_arena_mark(arena);
     float *cols = cosy_arena_floats(arena, (size_t)c->cout * K * Tin);
     if (!cols) return cosy_error(COSY_ERR_NOMEM, "hift: transposed convolution scratch exhausted");
-    /* cols[(co, k), t] = sum_ci w[ci][co][k] x[ci][t] */
-    cosy_sgemm(1, 0, c->cout * K, Tin, c->cin, 1.0f, c->w, c->cout * K, x->data, x->ld, 0.0f, cols, Tin);
-    for (int co = 0; co < c->cout; co++) {
-        float *yr = y->data + (size_t)co * y->ld + offset;
-        const float bv = c->b ? c->b[co] : 0.0f;
-        for (int t = 0; t < Tout; t++) yr[t] = bv;
-        for (int k = 0; k < K; k++) {
-            const float *cr = cols + ((size_t)co * K + k) * Tin;
-            for (int t = 0; t < Tin; t++) {
-                int to = t * c->stride - c->pad + k;
-                if (to >= 0 && to < Tout) yr[to] += cr[t];
-            }
-        }
-    }
+    convt_task t = {c, x, y, cols, offset, Tout, 1};
+    int parts = cosy_pool_size(pool);
+    if (parts > c->cout) parts = c->cout;
+    if ((size_t)c->cout * K * Tin * c->cin < 100000) parts = 1;
+    t.parts = parts;
+    if (parts <= 1) convt_run(&t, 0);
+    else cosy_pool_run(pool, parts, convt_run, &t);
     cosy_arena_release(arena, mark);
     return COSY_OK;
 }
@@ -377,7 +404,7 @@ static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, co
         COSY_TRY(hift_act_alloc(&t2, ch, out_len, arena));
 
         hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, hp->lrelu_slope);
-        COSY_TRY(conv_transpose_forward(up, &x, &y, last ? 1 : 0, arena));
+        COSY_TRY(conv_transpose_forward(h->pool, up, &x, &y, last ? 1 : 0, arena));
         if (last) {
             /* ReflectionPad1d((1, 0)) after the last upsampling: column 0 mirrors column 2 (old column 1) */
             for (int c = 0; c < ch; c++) y.data[(size_t)c * y.ld] = y.data[(size_t)c * y.ld + 2];
