@@ -93,6 +93,9 @@ typedef struct {
 
 cosy_model_params cosy_model_default_params(void);
 cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out);
+/* Builds every module's run-time state now (LM weights converted to lm_dtype, the flow's and HiFT's
+ * packed weights, tokenizer) instead of during the first session, whose latency would include it. */
+cosy_status cosy_model_prepare(cosy_model *model);
 /* The type the flow's products actually run in once loaded (bf16 only where AMX is available). */
 cosy_dtype cosy_model_flow_dtype(cosy_model *model);
 void cosy_model_free(cosy_model *model);

@@ -185,6 +185,9 @@ int cmd_synth(int argc, char **argv)
     k.start_ms = now_ms();
     k.progress = !quiet && isatty(2);
     cosy_status st = cosy_model_load(model_path, &mp, &m);
+    /* a server prepares its model once; the request's timings start after that */
+    if (st == COSY_OK) st = cosy_model_prepare(m);
+    if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: model loaded and prepared in %.0f ms\n", now_ms() - k.start_ms);
     if (st == COSY_OK) st = voice_path ? cosy_voice_load(voice_path, &voice) : cosy_voice_from_speaker(m, speaker, &voice);
     if (st == COSY_OK) {
         if (!strcmp(out, "-")) k.pcm = stdout;
