@@ -142,6 +142,53 @@ TGT_AMX void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K
     }
 }
 
+/* the same two packings from bf16 rows (the bf16 K/V cache) */
+TGT_AMX void flow_amx_pack_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int N, int K)
+{
+    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
+    uint32_t words[16][16] __attribute__((aligned(64)));
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
+    for (int nb = 0; nb < NB; nb++)
+        for (int kb = 0; kb < KB; kb++) {
+            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
+            const int k0 = kb * 32, kn = K - k0 < 32 ? K - k0 : 32;
+            const __mmask32 m = kn >= 32 ? 0xffffffffu : (__mmask32)((1u << kn) - 1u);
+            for (int n = 0; n < 16; n++) {
+                const int row = nb * 16 + n;
+                __m512i v = row < N ? _mm512_maskz_loadu_epi16(m, rows[row] + k0) : _mm512_setzero_si512();
+                _mm512_store_si512((void *)words[n], v);
+            }
+            for (int p = 0; p < 16; p++)
+                _mm512_storeu_si512((void *)(t + p * 16), _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(p)), words, 4));
+        }
+}
+
+TGT_AMX void flow_amx_pack_t_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int K, int N)
+{
+    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
+    for (int nb = 0; nb < NB; nb++) {
+        const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        const __mmask16 mask = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1u);
+        for (int kb = 0; kb < KB; kb++) {
+            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
+            for (int p = 0; p < 16; p++) {
+                const int k = kb * 32 + 2 * p;
+                __m256i r0 = k < K && nn ? _mm256_maskz_loadu_epi16(mask, rows[k] + n0) : _mm256_setzero_si256();
+                __m256i r1 = k + 1 < K && nn ? _mm256_maskz_loadu_epi16(mask, rows[k + 1] + n0) : _mm256_setzero_si256();
+                __m512i lo = _mm512_cvtepu16_epi32(r0), hi = _mm512_cvtepu16_epi32(r1);
+                _mm512_storeu_si512((void *)(t + p * 16), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            }
+        }
+    }
+}
+
+TGT_AMX void flow_amx_store_bf16(uint16_t *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+    for (; i < n; i++) dst[i] = bf16_round(src[i]);
+}
+
 /* rows x[r * ldx + k] * scale -> bf16 dst[r][Kp], zero-padded to Kp columns and rows_p rows */
 TGT_AMX static void convert_rows(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p)
 {
@@ -335,6 +382,9 @@ void flow_amx_pack(uint16_t *dst, const float *w, int N, int K) { (void)dst; (vo
 void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw) { (void)dst; (void)w; (void)N; (void)K; (void)ldw; }
 void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K) { (void)dst; (void)rows; (void)N; (void)K; }
 void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N) { (void)dst; (void)rows; (void)N; (void)K; }
+void flow_amx_pack_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int N, int K) { (void)dst; (void)rows; (void)N; (void)K; }
+void flow_amx_pack_t_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int K, int N) { (void)dst; (void)rows; (void)N; (void)K; }
+void flow_amx_store_bf16(uint16_t *dst, const float *src, int n) { (void)dst; (void)src; (void)n; }
 void flow_amx_convert(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p)
 {
     (void)dst; (void)x; (void)rows; (void)K; (void)ldx; (void)scale; (void)Kp; (void)rows_p;

@@ -172,6 +172,11 @@ void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw);
 /* ... with W's rows given by pointers (rows[n] holds K floats), and W[n][k] = rows[k][n]. */
 void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K);
 void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N);
+/* The same two from bf16 rows. */
+void flow_amx_pack_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int N, int K);
+void flow_amx_pack_t_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int K, int N);
+/* n floats rounded to bf16 (nearest even) */
+void flow_amx_store_bf16(uint16_t *dst, const float *src, int n);
 /* rows x[r * ldx + k] * scale to bf16 dst[rows_p][Kp] (zero padding; Kp, rows_p multiples of 32). */
 void flow_amx_convert(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p);
 /* C[M][N] (row stride ldc) = A[Mp][Kp] . B (packed, b_kb tiles of 32 per column block), one thread. */
@@ -227,6 +232,7 @@ typedef struct {
     const float *const *pages;
     int rows_per_page;
     size_t offset, batch_offset, row_stride, head_stride, v_offset;
+    int bf16;   /* the rows are bf16 (the flow's bf16 mode): every offset above counts uint16 from the page start */
 } flow_kv_pages;
 /* flow_attention with keys/values [0, Tk) read from pages (each (batch, head) gathers its rows
  * into scratch first, then runs exactly the computation of flow_attention). */
@@ -258,6 +264,8 @@ typedef struct {
     int conv_rows, conv_width; /* the largest history (rows) and input width of the level's convolutions */
     size_t conv_base;          /* floats from the page start to convolution 0's slot */
     size_t conv_slot;          /* floats per convolution: B * conv_rows * conv_width */
+    int bf16;                  /* keys/values stored as bf16 (the flow's bf16 mode: half the memory); kv_layer
+                                  and kv_batch then count uint16 (kv_base still floats) */
 } flow_cache;
 
 /* Writes the new rows' keys and values (k, v: [B][n] rows of stride ld) of `layer` into the pages. */

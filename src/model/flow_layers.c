@@ -136,7 +136,15 @@ typedef struct {
     float *scratch;
     size_t scratch_per_part, pos_scratch;
     int amx;                 /* bf16 products on AMX (the flow's bf16 mode) */
+    int failed;              /* an AMX part could not get its scratch (set atomically) */
 } attn_task;
+
+/* the same in bf16 pages */
+static const uint16_t *page_row16(const flow_kv_pages *kv, int b, int h, int j)
+{
+    return (const uint16_t *)kv->pages[j / kv->rows_per_page] + kv->offset + (size_t)b * kv->batch_offset +
+           (size_t)(j % kv->rows_per_page) * kv->row_stride + (size_t)h * kv->head_stride;
+}
 
 /* where head h of batch b's key j (and its value, v_offset after it) lies in the pages */
 static const float *page_row(const flow_kv_pages *kv, int b, int h, int j)
@@ -181,6 +189,8 @@ static int attn_amx(attn_task *a, int part)
     if (!kt) return 0;
     uint16_t *vt = kt + (size_t)Tkp * dp, *qb16 = vt + (size_t)Tkp * dp, *pb16 = qb16 + (size_t)ATTN_BLOCK * dp;
     const float **krows = (const float **)(void *)(kt + n16), **vrows = krows + Tk;
+    const uint16_t **krows16 = (const uint16_t **)(void *)krows, **vrows16 = (const uint16_t **)(void *)vrows;
+    const int bf16_pages = a->kv && a->kv->bf16;
     float *kp = a->scratch + (size_t)part * a->scratch_per_part;
     float *vp = kp + round_panel((size_t)Tk) * d;
     float *scores = vp + round_panel((size_t)d) * Tk;
@@ -189,12 +199,21 @@ static int attn_amx(attn_task *a, int part)
         const int b = pair / a->heads, h = pair % a->heads;
         const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
         /* straight from where the keys and values are (pages or rows): read once, no f32 copy */
-        for (int j = 0; j < Tk; j++) {
-            krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
-            vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
+        if (bf16_pages) {
+            for (int j = 0; j < Tk; j++) {
+                krows16[j] = page_row16(a->kv, b, h, j);
+                vrows16[j] = krows16[j] + a->kv->v_offset;
+            }
+            flow_amx_pack_rows_bf16(kt, krows16, Tk, d);
+            flow_amx_pack_t_rows_bf16(vt, vrows16, Tk, d);
+        } else {
+            for (int j = 0; j < Tk; j++) {
+                krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
+                vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
+            }
+            flow_amx_pack_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
+            flow_amx_pack_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
         }
-        flow_amx_pack_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
-        flow_amx_pack_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
         for (int i0 = 0; i0 < a->Tq;) {
             int i1 = i0 + ATTN_BLOCK < a->Tq ? i0 + ATTN_BLOCK : a->Tq;
@@ -224,7 +243,11 @@ static int attn_amx(attn_task *a, int part)
 static void attn_run(void *p, int part)
 {
     attn_task *a = p;
-    if (a->amx && attn_amx(a, part)) return;
+    if (a->amx) {
+        /* no f32 fallback: bf16 pages can only be read here */
+        if (!attn_amx(a, part)) __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
     const int Tk = a->Tk, d = a->d;
     float *kp = a->scratch + (size_t)part * a->scratch_per_part;    /* K^T panels [ceil(Tk/32)][d][32] */
     float *vp = kp + round_panel((size_t)Tk) * d;                     /* V panels [ceil(d/32)][Tk][32] */
@@ -330,9 +353,11 @@ static cosy_status attention_run(flow_ctx *c, attn_task *a)
     size_t mark = cosy_arena_mark(c->arena);
     a->scratch = cosy_arena_floats(c->arena, a->scratch_per_part * (size_t)parts);
     if (!a->scratch) return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small for attention over %d keys", a->Tk);
+    a->failed = 0;
     if (parts == 1) attn_run(a, 0);
     else cosy_pool_run(c->pool, parts, attn_run, a);
     cosy_arena_release(c->arena, mark);
+    if (a->failed) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory for the attention over %d keys", a->Tk);
     return COSY_OK;
 }
 
@@ -341,7 +366,7 @@ cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k,
                            void *pos_ctx, float *out, int ldo)
 {
     attn_task a = {q, k, v, NULL, ldq, ldkv, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
-                   NULL, 0, 0, 0};
+                   NULL, 0, 0, 0, 0};
     return attention_run(c, &a);
 }
 
@@ -351,6 +376,6 @@ cosy_status flow_attention_paged(flow_ctx *c, const float *q, int ldq, const flo
 {
     if (!kv || !kv->pages || kv->rows_per_page < 1) return cosy_error(COSY_ERR_INTERNAL, "flow: paged attention without pages");
     attn_task a = {q, NULL, NULL, kv, ldq, 0, B, Tq, Tk, heads, d, q_offset, chunk, 1, c->flow->fast, scale, pos_scores, pos_ctx, out, ldo,
-                   NULL, 0, 0, 0};
+                   NULL, 0, 0, 0, 0};
     return attention_run(c, &a);
 }
