@@ -24,6 +24,8 @@ static void setup(void)
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = 2;
     CHECK_OK(cosy_model_load(test_tmp("session-model.gguf"), &mp, &model));
+    CHECK_FAILS(cosy_model_prepare(NULL), COSY_ERR_INVALID_ARG, "no model");
+    if (model) CHECK_OK(cosy_model_prepare(model)); /* every module built before the first session */
     /* the fixture's prompt: transcript + LM speech tokens (lm_*), flow tokens + mel, embedding */
     npy_array text, lmtok, tok, feat, emb;
     CHECK_OK(npy_load(test_data("cv2-tiny/golden/lm_prompt_text.npy"), &text));
