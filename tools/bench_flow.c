@@ -9,6 +9,7 @@
  * pre_lookahead_len look-ahead tokens). Inputs are seeded random values; only the timing matters.
  */
 #include "cli.h"
+#include "core/clock.h"
 #include "core/cpu.h"
 #include "model/flow.h"
 #include "model/model.h"
@@ -20,13 +21,6 @@
 #include <time.h>
 
 int bench_flow(int argc, char **argv);
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void help(void)
 {
@@ -78,12 +72,12 @@ int bench_flow(int argc, char **argv)
     mp.n_threads = (int)threads;
     mp.flow_dtype = dtype;
     cosy_model *model = NULL;
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     cosy_status st = cosy_model_load(path, &mp, &model);
     if (st != COSY_OK) return cli_fail("bench", st);
     cosy_flow *flow = NULL;
     st = cosy_flow_get(model, &flow);
-    double t_load = now_ms() - t0;
+    double t_load = cosy_now_ms() - t0;
     if (st != COSY_OK) {
         cosy_model_free(model);
         return cli_fail("bench", st);
@@ -116,9 +110,9 @@ int bench_flow(int argc, char **argv)
     for (int r = -1; r < runs && st == COSY_OK; r++) {
         cosy_flow_trace trace;
         memset(&trace, 0, sizeof trace);
-        double s = now_ms();
+        double s = cosy_now_ms();
         st = cosy_flow_inference_trace(flow, tok, n, ptok, P, feat, emb, streaming, finalize, mel, &frames, &trace);
-        double ms = now_ms() - s;
+        double ms = cosy_now_ms() - s;
         T = trace.frames;
         if (r < 0) {
             printf("  warm-up %.1f ms (includes drawing the noise buffer)\n", ms);

@@ -14,6 +14,7 @@
  * nothing, to show what the per-voice prompt cache saves. Inputs are seeded random values.
  */
 #include "cli.h"
+#include "core/clock.h"
 #include "core/cpu.h"
 #include "model/flow.h"
 #include "model/flow_stream.h"
@@ -27,13 +28,6 @@
 #include <time.h>
 
 int bench_flow_stream(int argc, char **argv);
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static double peak_rss_mb(void)
 {
@@ -163,18 +157,18 @@ int bench_flow_stream(int argc, char **argv)
     printf("flow stream: %s, %s, %d threads, products in %s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool), cosy_dtype_name(cosy_model_flow_dtype(model)));
     /* warm-up: draws the noise buffer for the whole run and touches the weights */
     int frames;
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     st = cosy_flow_inference(flow, tok, la + 1, NULL, 0, NULL, emb, 1, 0, mel, &frames);
     if (st == COSY_OK) st = cosy_flow_inference(flow, tok, 1, ptok, P, feat, emb, 1, 1, mel, &frames);
-    printf("  warm-up %.0f ms\n", now_ms() - t0);
+    printf("  warm-up %.0f ms\n", cosy_now_ms() - t0);
 
     /* the per-voice state, and what it saves on the first chunk */
     cosy_flow_prompt *prompt_state = NULL, *bare = NULL;
     double t_prompt = 0;
     if (st == COSY_OK) {
-        t0 = now_ms();
+        t0 = cosy_now_ms();
         st = cosy_flow_prompt_create(flow, ptok, P, feat, emb, &prompt_state);
-        t_prompt = now_ms() - t0;
+        t_prompt = cosy_now_ms() - t0;
     }
     if (st == COSY_OK) st = cosy_flow_prompt_create_limited(flow, ptok, P, feat, emb, 0, &bare);
     const int pad = (P + chunk - 1) / chunk * chunk - P, first_n = (int)hop + pad + la;
@@ -186,9 +180,9 @@ int bench_flow_stream(int argc, char **argv)
             for (int k = 0; k < 2 && st == COSY_OK; k++) {
                 cosy_flow_stream *s = NULL;
                 st = cosy_flow_stream_create(flow, k ? bare : prompt_state, &s);
-                t0 = now_ms();
+                t0 = cosy_now_ms();
                 if (st == COSY_OK) st = cosy_flow_stream_step(s, tok, first_n, 0, 0, mel, &frames);
-                double ms = now_ms() - t0;
+                double ms = cosy_now_ms() - t0;
                 if (ms < best[k]) best[k] = ms;
                 cosy_flow_stream_free(s);
             }
@@ -205,9 +199,9 @@ int bench_flow_stream(int argc, char **argv)
     double total = 0;
     for (int offset = 0, h = (int)hop + pad; st == COSY_OK && offset + h + la <= N; offset += h, h = (int)hop) {
         const int n = offset + h + la;
-        t0 = now_ms();
+        t0 = cosy_now_ms();
         st = cosy_flow_stream_step(s, tok, n, offset, 0, mel, &frames);
-        const double ms = now_ms() - t0;
+        const double ms = cosy_now_ms() - t0;
         total += ms;
         call_ms[n_calls] = ms;
         call_end[n_calls] = (double)(n - la) / rate;
@@ -238,9 +232,9 @@ int bench_flow_stream(int argc, char **argv)
             if (k < 0 || (call_end[i] - full_sec[f]) * (call_end[i] - full_sec[f]) < (call_end[k] - full_sec[f]) * (call_end[k] - full_sec[f]))
                 k = i;
         if (k < 0) break;
-        t0 = now_ms();
+        t0 = cosy_now_ms();
         st = cosy_flow_inference(flow, tok, call_n[k], ptok, P, feat, emb, 1, 0, mel, &frames);
-        const double ms = now_ms() - t0;
+        const double ms = cosy_now_ms() - t0;
         double best, median;
         window_stats(call_ms, call_end, n_calls, call_end[k], &best, &median);
         if (st == COSY_OK)

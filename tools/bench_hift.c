@@ -8,6 +8,7 @@
  * source (sine generation + STFT), the generator network and the iSTFT, and the real-time factor.
  */
 #include "cli.h"
+#include "core/clock.h"
 #include "core/cpu.h"
 #include "model/hift.h"
 #include "model/model.h"
@@ -19,13 +20,6 @@
 #include <time.h>
 
 int bench_hift(int argc, char **argv);
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void help(void)
 {
@@ -65,12 +59,12 @@ int bench_hift(int argc, char **argv)
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;
     cosy_model *model = NULL;
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     cosy_status st = cosy_model_load(path, &mp, &model);
     if (st != COSY_OK) return cli_fail("bench", st);
     cosy_hift *hift = NULL;
     st = cosy_hift_get(model, &hift);
-    double t_load = now_ms() - t0;
+    double t_load = cosy_now_ms() - t0;
     if (st != COSY_OK) {
         cosy_model_free(model);
         return cli_fail("bench", st);
@@ -103,9 +97,9 @@ int bench_hift(int argc, char **argv)
     for (int r = -1; r < runs && st == COSY_OK; r++) {
         cosy_hift_trace tr;
         memset(&tr, 0, sizeof tr);
-        double s = now_ms();
+        double s = cosy_now_ms();
         st = cosy_hift_inference_trace(hift, mel, F, NULL, 0, &rng, wav, NULL, &tr);
-        double ms = now_ms() - s;
+        double ms = cosy_now_ms() - s;
         if (r < 0) {
             printf("  warm-up %.1f ms (includes sizing the scratch arena)\n", ms);
             continue;

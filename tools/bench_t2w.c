@@ -5,6 +5,7 @@
  * (1 s of audio) — the per-chunk cost at the model's real sizes.
  */
 #include "cli.h"
+#include "core/clock.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -19,13 +20,6 @@
 #include <time.h>
 
 int bench_t2w(int argc, char **argv);
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void help(void)
 {
@@ -118,9 +112,9 @@ int bench_t2w(int argc, char **argv)
         printf("token2wav: %s, %s, %d threads; prompt %d tokens, %lld s of tokens, %s flow%s, flow products in %s\n", path, cosy_cpu_model_name(),
                cosy_pool_size(model->pool), P, seconds, tp.stateless_flow ? "stateless" : "incremental",
                tp.reference_final ? ", reference final call" : "", cosy_dtype_name(cosy_model_flow_dtype(model)));
-        double t0 = now_ms();
+        double t0 = cosy_now_ms();
         st = cosy_token2wav_prepare(t2w);
-        printf("  voice's prompt work: %.0f ms (done while the LM prefills in a session)\n", now_ms() - t0);
+        printf("  voice's prompt work: %.0f ms (done while the LM prefills in a session)\n", cosy_now_ms() - t0);
         printf("  %4s %6s %6s %5s %9s %9s %12s %12s\n", "call", "offset", "end", "new", "flow ms", "hift ms", "flow ms/25t", "hift ms/25t");
     }
     double flow_total = 0, hift_total = 0;

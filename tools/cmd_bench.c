@@ -7,6 +7,7 @@
  * its measurement (--runs) and reports the best run.
  */
 #include "cli.h"
+#include "core/clock.h"
 #include "core/cpu.h"
 #include "core/gemv.h"
 #include "model/lm.h"
@@ -40,13 +41,6 @@ static const bench_target targets[] = {
     {"text", bench_text, "text normalization + BPE tokenizer throughput, MB/s"},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static double peak_rss_mib(void)
 {
@@ -105,10 +99,10 @@ static int bench_lm(int argc, char **argv)
     cosy_model *model = NULL;
     cosy_status st = cosy_model_load(path, &mp, &model);
     if (st != COSY_OK) return cli_fail("bench", st);
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     cosy_lm *lm = NULL;
     st = cosy_lm_get(model, &lm);
-    double load_ms = now_ms() - t0;
+    double load_ms = cosy_now_ms() - t0;
     if (st != COSY_OK) {
         cosy_model_free(model);
         return cli_fail("bench", st);
@@ -143,22 +137,22 @@ static int bench_lm(int argc, char **argv)
     double best_prefill = 1e30, best_decode = 1e30, best_sample = 0;
     for (long long r = 0; st == COSY_OK && r < runs; r++) {
         cosy_lm_state_reset(state);
-        double a = now_ms();
+        double a = cosy_now_ms();
         st = cosy_lm_feed(state, kinds, ids, n, logp);
-        double pre = now_ms() - a, sample_ms = 0;
-        a = now_ms();
+        double pre = cosy_now_ms() - a, sample_ms = 0;
+        a = cosy_now_ms();
         for (long long k = 0; st == COSY_OK && k < decode; k++) {
-            double s0 = now_ms();
+            double s0 = cosy_now_ms();
             int32_t tok;
             logp[hp->speech_token_size] = -1e30f; /* keep decoding: no eos */
             st = cosy_ras_sample(&ras, logp, V, decoded, (int)k, &tok);
             if (st == COSY_OK && tok >= hp->speech_token_size) tok = (int32_t)(k % hp->speech_token_size);
-            sample_ms += now_ms() - s0;
+            sample_ms += cosy_now_ms() - s0;
             decoded[k] = tok;
             cosy_lm_kind kind = COSY_LM_SPEECH;
             if (st == COSY_OK) st = cosy_lm_feed(state, &kind, &tok, 1, logp);
         }
-        double dec = now_ms() - a;
+        double dec = cosy_now_ms() - a;
         printf("run %lld: prefill %d positions %.1f ms (%.1f tokens/s); decode %lld tokens %.1f ms (%.1f tokens/s, %.2f ms/token, "
                "sampling %.2f ms/token)\n",
                r + 1, n, pre, n / pre * 1e3, decode, dec, decode / dec * 1e3, dec / decode, sample_ms / decode);

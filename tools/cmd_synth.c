@@ -1,5 +1,6 @@
 /* cmd_synth.c — `cosy synth`: text to speech from the command line, whole or streamed. */
 #include "cli.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -47,13 +48,6 @@ typedef struct {
     cosy_status st;
 } sink;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void on_audio(void *user, const float *samples, int n)
 {
     sink *k = user;
@@ -74,7 +68,7 @@ static void on_audio(void *user, const float *samples, int n)
     }
     k->samples += n;
     if (k->progress)
-        fprintf(stderr, "\r  %.2f s of audio after %.2f s", (double)k->samples / 24000.0, (now_ms() - k->start_ms) / 1000.0);
+        fprintf(stderr, "\r  %.2f s of audio after %.2f s", (double)k->samples / 24000.0, (cosy_now_ms() - k->start_ms) / 1000.0);
 }
 
 static void print_timings(const cosy_timings *t, int json)
@@ -182,12 +176,12 @@ int cmd_synth(int argc, char **argv)
     int wav_open = 0;
     sink k;
     memset(&k, 0, sizeof k);
-    k.start_ms = now_ms();
+    k.start_ms = cosy_now_ms();
     k.progress = !quiet && isatty(2);
     cosy_status st = cosy_model_load(model_path, &mp, &m);
     /* a server prepares its model once; the request's timings start after that */
     if (st == COSY_OK) st = cosy_model_prepare(m);
-    if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: model loaded and prepared in %.0f ms\n", now_ms() - k.start_ms);
+    if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: model loaded and prepared in %.0f ms\n", cosy_now_ms() - k.start_ms);
     if (st == COSY_OK) st = voice_path ? cosy_voice_load(voice_path, &voice) : cosy_voice_from_speaker(m, speaker, &voice);
     if (st == COSY_OK) {
         if (!strcmp(out, "-")) k.pcm = stdout;

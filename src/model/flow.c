@@ -16,6 +16,7 @@
  *  - cond = the prompt mel in the first 2P frames, zeros after; the output drops those frames.
  */
 #include "model/flow.h"
+#include "core/clock.h"
 #include "model/flow_internal.h"
 #include "core/error.h"
 #include "core/ops.h"
@@ -332,13 +333,6 @@ void flow_cfg_weights(const cosy_flow *f, float *w_cond, float *w_uncond)
     *w_uncond = (float)rate;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static size_t call_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context, int T)
 {
     size_t enc = flow_encoder_scratch_bytes(f, n_tokens, n_context);
@@ -403,9 +397,9 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
         int tok = i < n_prompt ? prompt_tokens[i] : tokens[i - n_prompt];
         memcpy(x_tok + (size_t)i * IN, flow->input_embedding + (size_t)tok * IN, sizeof(float) * (size_t)IN);
     }
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     st = flow_encoder_forward(&c, x_tok, n_tokens, context, streaming, h, mu);
-    double t1 = now_ms();
+    double t1 = cosy_now_ms();
     if (st == COSY_OK && trace && trace->h) memcpy(trace->h, h, sizeof(float) * (size_t)T * E);
     if (st == COSY_OK && trace && trace->mu) memcpy(trace->mu, mu, sizeof(float) * (size_t)T * M);
 
@@ -440,7 +434,7 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
     }
     if (trace) {
         trace->encoder_ms = t1 - t0;
-        trace->solver_ms = now_ms() - t1;
+        trace->solver_ms = cosy_now_ms() - t1;
         trace->frames = T;
     }
     if (st == COSY_OK) {

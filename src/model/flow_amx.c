@@ -81,31 +81,85 @@ size_t flow_amx_packed_elems(int N, int K)
 
 void flow_amx_pack(uint16_t *dst, const float *w, int N, int K) { flow_amx_pack_ld(dst, w, N, K, K); }
 
-/* W[N][K] rows (row stride ldw) into tiles, vectorised: each row's 32 inputs of a tile become 16
- * bf16 pairs (32-bit words), and the 16x16 words of 16 rows are transposed into the tile. */
-TGT_AMX void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K)
+/* 32 values of a row as bf16 (f32 rows rounded to nearest even; bf16 rows as they are), the
+ * first kn of them, zeros after */
+static inline __attribute__((always_inline)) TGT_AMX __m512i load32_bf16(const void *row, int kn, int bf16)
+{
+    if (bf16) return _mm512_maskz_loadu_epi16(kn >= 32 ? 0xffffffffu : (__mmask32)((1u << kn) - 1u), row);
+    const float *src = row;
+    const __mmask16 m0 = kn >= 16 ? 0xffff : (__mmask16)((1u << kn) - 1u);
+    const __mmask16 m1 = kn >= 32 ? 0xffff : kn <= 16 ? 0 : (__mmask16)((1u << (kn - 16)) - 1u);
+    return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
+}
+
+/* 16 values of a row as bf16 zero-extended to 32-bit lanes, the first nn of them */
+static inline __attribute__((always_inline)) TGT_AMX __m512i load16_bf16_lanes(const void *row, __mmask16 mask, int bf16)
+{
+    if (bf16) return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, row));
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row)));
+}
+
+/* W[N][K] (rows[n] holds K values) into tiles: each row's 32 inputs of a tile become 16 bf16 pairs
+ * (32-bit words), and the 16x16 words of 16 rows are transposed into the tile. */
+static inline __attribute__((always_inline)) TGT_AMX void pack_rows_any(uint16_t *dst, const void *const *rows, int N, int K, int bf16)
 {
     const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
+    const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
     uint32_t words[16][16] __attribute__((aligned(64)));
     const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
     for (int nb = 0; nb < NB; nb++)
         for (int kb = 0; kb < KB; kb++) {
             uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
             const int k0 = kb * 32, kn = K - k0 < 32 ? K - k0 : 32;
-            const __mmask16 m0 = kn >= 16 ? 0xffff : (__mmask16)((1u << kn) - 1u);
-            const __mmask16 m1 = kn >= 32 ? 0xffff : kn <= 16 ? 0 : (__mmask16)((1u << (kn - 16)) - 1u);
             for (int n = 0; n < 16; n++) {
                 const int row = nb * 16 + n;
-                __m512i v = _mm512_setzero_si512();
-                if (row < N) {
-                    const float *src = rows[row] + k0;
-                    v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
-                }
+                __m512i v = row < N ? load32_bf16((const char *)rows[row] + k0 * elem, kn, bf16) : _mm512_setzero_si512();
                 _mm512_store_si512((void *)words[n], v);
             }
             for (int p = 0; p < 16; p++)
                 _mm512_storeu_si512((void *)(t + p * 16), _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(p)), words, 4));
         }
+}
+
+/* W[n][k] = rows[k][n] (V of attention: K = keys, N = channels): a tile row is a pair of keys' 16
+ * channels, interleaved. */
+static inline __attribute__((always_inline)) TGT_AMX void pack_t_rows_any(uint16_t *dst, const void *const *rows, int K, int N, int bf16)
+{
+    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
+    const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+    for (int nb = 0; nb < NB; nb++) {
+        const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        const __mmask16 mask = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1u);
+        for (int kb = 0; kb < KB; kb++) {
+            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
+            for (int p = 0; p < 16; p++) {
+                const int k = kb * 32 + 2 * p;
+                __m512i lo = k < K && nn ? load16_bf16_lanes((const char *)rows[k] + n0 * elem, mask, bf16) : _mm512_setzero_si512();
+                __m512i hi = k + 1 < K && nn ? load16_bf16_lanes((const char *)rows[k + 1] + n0 * elem, mask, bf16) : _mm512_setzero_si512();
+                _mm512_storeu_si512((void *)(t + p * 16), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            }
+        }
+    }
+}
+
+TGT_AMX void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K)
+{
+    pack_rows_any(dst, (const void *const *)rows, N, K, 0);
+}
+
+TGT_AMX void flow_amx_pack_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int N, int K)
+{
+    pack_rows_any(dst, (const void *const *)rows, N, K, 1);
+}
+
+TGT_AMX void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N)
+{
+    pack_t_rows_any(dst, (const void *const *)rows, K, N, 0);
+}
+
+TGT_AMX void flow_amx_pack_t_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int K, int N)
+{
+    pack_t_rows_any(dst, (const void *const *)rows, K, N, 1);
 }
 
 TGT_AMX void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw)
@@ -117,68 +171,6 @@ TGT_AMX void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int l
         const int n = N - r0 < 64 ? N - r0 : 64;
         for (int i = 0; i < n; i++) rows[i] = w + (size_t)(r0 + i) * ldw;
         flow_amx_pack_rows(dst + (size_t)(r0 / 16) * KB * 512, rows, n, K);
-    }
-}
-
-/* W[n][k] = v[k * ldv + n] (V of attention: K = keys, N = channels): a tile row is a pair of keys'
- * 16 channels, interleaved. */
-TGT_AMX void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N)
-{
-    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
-    for (int nb = 0; nb < NB; nb++) {
-        const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
-        const __mmask16 mask = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1u);
-        for (int kb = 0; kb < KB; kb++) {
-            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
-            for (int p = 0; p < 16; p++) {
-                const int k = kb * 32 + 2 * p;
-                __m512 r0 = k < K && nn ? _mm512_maskz_loadu_ps(mask, rows[k] + n0) : _mm512_setzero_ps();
-                __m512 r1 = k + 1 < K && nn ? _mm512_maskz_loadu_ps(mask, rows[k + 1] + n0) : _mm512_setzero_ps();
-                __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(r0));
-                __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(r1));
-                _mm512_storeu_si512((void *)(t + p * 16), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-            }
-        }
-    }
-}
-
-/* the same two packings from bf16 rows (the bf16 K/V cache) */
-TGT_AMX void flow_amx_pack_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int N, int K)
-{
-    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
-    uint32_t words[16][16] __attribute__((aligned(64)));
-    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(16));
-    for (int nb = 0; nb < NB; nb++)
-        for (int kb = 0; kb < KB; kb++) {
-            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
-            const int k0 = kb * 32, kn = K - k0 < 32 ? K - k0 : 32;
-            const __mmask32 m = kn >= 32 ? 0xffffffffu : (__mmask32)((1u << kn) - 1u);
-            for (int n = 0; n < 16; n++) {
-                const int row = nb * 16 + n;
-                __m512i v = row < N ? _mm512_maskz_loadu_epi16(m, rows[row] + k0) : _mm512_setzero_si512();
-                _mm512_store_si512((void *)words[n], v);
-            }
-            for (int p = 0; p < 16; p++)
-                _mm512_storeu_si512((void *)(t + p * 16), _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(p)), words, 4));
-        }
-}
-
-TGT_AMX void flow_amx_pack_t_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int K, int N)
-{
-    const int NB = (N + 31) / 32 * 2, KB = (K + 31) / 32;
-    for (int nb = 0; nb < NB; nb++) {
-        const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
-        const __mmask16 mask = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1u);
-        for (int kb = 0; kb < KB; kb++) {
-            uint32_t *t = (uint32_t *)(dst + ((size_t)nb * KB + kb) * 512);
-            for (int p = 0; p < 16; p++) {
-                const int k = kb * 32 + 2 * p;
-                __m256i r0 = k < K && nn ? _mm256_maskz_loadu_epi16(mask, rows[k] + n0) : _mm256_setzero_si256();
-                __m256i r1 = k + 1 < K && nn ? _mm256_maskz_loadu_epi16(mask, rows[k + 1] + n0) : _mm256_setzero_si256();
-                __m512i lo = _mm512_cvtepu16_epi32(r0), hi = _mm512_cvtepu16_epi32(r1);
-                _mm512_storeu_si512((void *)(t + p * 16), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-            }
-        }
     }
 }
 

@@ -176,6 +176,23 @@ static void pack_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, flo
     flow_pack_col_ptrs(vp, vrows, Tk, d);
 }
 
+/* The query block starting at row i0: returns its end, at most ATTN_BLOCK rows on and never past a
+ * chunk boundary, so all its rows share one key limit, *n_keys (the whole of their chunk and all
+ * earlier ones; every key without a chunk mask). */
+static int query_block(const attn_task *a, int i0, int *n_keys)
+{
+    int i1 = i0 + ATTN_BLOCK < a->Tq ? i0 + ATTN_BLOCK : a->Tq;
+    *n_keys = a->Tk;
+    if (a->chunk > 0) {
+        const int chunk_index = (a->q_offset + i0) / a->chunk;
+        const int next_chunk_row = (chunk_index + 1) * a->chunk - a->q_offset;
+        if (i1 > next_chunk_row) i1 = next_chunk_row;
+        const int limit = (chunk_index + 1) * a->chunk;
+        if (limit < *n_keys) *n_keys = limit;
+    }
+    return i1;
+}
+
 static inline int up32(int n) { return (n + 31) / 32 * 32; }
 
 /* The bf16 mode: QK^T and PV as AMX tile products (K and V rounded to bf16 once per head, Q and the
@@ -216,15 +233,8 @@ static int attn_amx(attn_task *a, int part)
         }
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
         for (int i0 = 0; i0 < a->Tq;) {
-            int i1 = i0 + ATTN_BLOCK < a->Tq ? i0 + ATTN_BLOCK : a->Tq;
-            int n_keys = Tk;
-            if (a->chunk > 0) {
-                int chunk_index = (a->q_offset + i0) / a->chunk;
-                int next_chunk_row = (chunk_index + 1) * a->chunk - a->q_offset;
-                if (i1 > next_chunk_row) i1 = next_chunk_row;
-                int limit = (chunk_index + 1) * a->chunk;
-                n_keys = limit < Tk ? limit : Tk;
-            }
+            int n_keys;
+            const int i1 = query_block(a, i0, &n_keys);
             const int rows = i1 - i0, rows_p = up32(rows), nkp = up32(n_keys);
             flow_amx_convert(qb16, qb + (size_t)i0 * a->ldq, rows, d, a->ldq, a->scale, dp, rows_p);
             flow_amx_gemm(rows, n_keys, dp, qb16, kt, dp / 32, scores, Tk);
@@ -279,16 +289,8 @@ static void attn_run(void *p, int part)
             flow_pack_cols(vp, vb, Tk, d, ldkv);
         }
         for (int i0 = 0; i0 < a->Tq;) {
-            /* a block never straddles a chunk boundary, so all its rows share one key limit */
-            int i1 = i0 + ATTN_BLOCK < a->Tq ? i0 + ATTN_BLOCK : a->Tq;
-            int n_keys = Tk;
-            if (a->chunk > 0) {
-                int chunk_index = (a->q_offset + i0) / a->chunk;
-                int next_chunk_row = (chunk_index + 1) * a->chunk - a->q_offset;
-                if (i1 > next_chunk_row) i1 = next_chunk_row;
-                int limit = (chunk_index + 1) * a->chunk;
-                n_keys = limit < Tk ? limit : Tk;
-            }
+            int n_keys;
+            const int i1 = query_block(a, i0, &n_keys);
             const int rows = i1 - i0;
             if (a->fast)
                 flow_gemm_panels(rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kp, (size_t)d * FLOW_PANEL, 0,

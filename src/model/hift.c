@@ -8,6 +8,7 @@
  * pass below reads top to bottom like HiFTGenerator.inference + decode.
  */
 #include "model/hift_internal.h"
+#include "core/clock.h"
 #include "model/model.h"
 #include "core/error.h"
 #include "core/ops.h"
@@ -257,13 +258,6 @@ static void scratch_release(cosy_hift *h, cosy_arena *arena, int slot)
 
 /* ---- layers --------------------------------------------------------------------------------- */
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Dense [C][T] rows into an activation. */
 static void act_load(hift_act *a, const float *x, int ldx)
 {
@@ -472,9 +466,9 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
     if (st == COSY_OK) act_load(&mel_act, mel, n_frames);
 
     /* mel -> f0 -> source */
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     if (st == COSY_OK) st = f0_predict(hift, &mel_act, f0, arena);
-    double t1 = now_ms();
+    double t1 = cosy_now_ms();
     if (st == COSY_OK) st = hift_source_forward(hift, f0, n_frames, rng, s, trace ? trace->uv : NULL, arena);
     if (st == COSY_OK && trace) {
         if (trace->f0) memcpy(trace->f0, f0, sizeof(float) * (size_t)n_frames);
@@ -488,11 +482,11 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
         if (trace->stft_real) memcpy(trace->stft_real, spec, sizeof(float) * (size_t)B * L);
         if (trace->stft_imag) memcpy(trace->stft_imag, spec + (size_t)B * L, sizeof(float) * (size_t)B * L);
     }
-    double t2 = now_ms();
+    double t2 = cosy_now_ms();
 
     /* mel + source -> conv_post output -> magnitude (rows 0..B-1) / phase (rows B..2B-1), in place */
     if (st == COSY_OK) st = generator_forward(hift, &mel_act, spec, L, &post, arena);
-    double t3 = now_ms();
+    double t3 = cosy_now_ms();
     if (st == COSY_OK) {
         for (int k = 0; k < B; k++) {
             float *mag = post.data + (size_t)k * post.ld, *phase = post.data + (size_t)(B + k) * post.ld;
@@ -510,7 +504,7 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
         const float lim = hift->hp->audio_limit;
         for (int i = 0; i < T; i++) wav_out[i] = wav_out[i] < -lim ? -lim : (wav_out[i] > lim ? lim : wav_out[i]);
     }
-    double t4 = now_ms();
+    double t4 = cosy_now_ms();
     if (trace) {
         trace->f0_ms = t1 - t0;
         trace->source_ms = t2 - t1;

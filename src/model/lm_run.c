@@ -14,6 +14,7 @@
  * (kind, id) pairs so traces can report exactly what was fed.
  */
 #include "model/lm.h"
+#include "core/clock.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -65,13 +66,6 @@ struct cosy_lm_run {
     double t_begin;
     cosy_lm_timings timings;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static cosy_status ivec_push(ivec *v, const int32_t *x, int n)
 {
@@ -167,7 +161,7 @@ cosy_status cosy_lm_run_begin(cosy_lm *lm, const cosy_lm_run_config *cfg, cosy_l
     run->S = hp->speech_token_size;
     run->eos = cosy_lm_eos(lm);
     run->fill = cosy_lm_fill(lm);
-    run->t_begin = now_ms();
+    run->t_begin = cosy_now_ms();
     run->timings.first_token_ms = -1;
     cosy_status st = ivec_push(&run->prompt_text, cfg->prompt_text, cfg->n_prompt_text);
     if (st == COSY_OK) st = ivec_push(&run->prompt_speech, cfg->prompt_speech, cfg->n_prompt_speech);
@@ -244,9 +238,9 @@ static cosy_status forward(cosy_lm_run *run)
     if (atomic_load(&run->cancelled)) return cosy_error(COSY_ERR_CANCELLED, "lm run: cancelled");
     feed_list *p = &run->pending;
     if (p->n == 0) return cosy_error(COSY_ERR_INTERNAL, "lm run: nothing to feed");
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     COSY_TRY(cosy_lm_feed(run->st, p->kinds, p->ids, p->n, run->logp));
-    double dt = now_ms() - t0;
+    double dt = cosy_now_ms() - t0;
     if (p->n > 1) {
         run->timings.prefill_ms += dt;
         run->timings.prefill_positions += p->n;
@@ -261,10 +255,10 @@ static cosy_status forward(cosy_lm_run *run)
 
 static cosy_status sample(cosy_lm_run *run, int32_t *top)
 {
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     int V = cosy_lm_vocab(run->lm);
     COSY_TRY(run->cfg.sample(run->cfg.sample_ctx, run->logp, V, run->out.v, run->out.n, top));
-    run->timings.sample_ms += now_ms() - t0;
+    run->timings.sample_ms += cosy_now_ms() - t0;
     if (*top < 0 || *top >= V) return cosy_error(COSY_ERR_INTERNAL, "lm run: the sampler returned %d (vocabulary %d)", (int)*top, V);
     return COSY_OK;
 }
@@ -276,7 +270,7 @@ static cosy_status emit(cosy_lm_run *run, int32_t top, cosy_lm_event *ev)
     COSY_TRY(feed_push(&run->pending, COSY_LM_SPEECH, &top, 1));
     run->emitted++;
     run->timings.tokens++;
-    if (run->timings.first_token_ms < 0) run->timings.first_token_ms = now_ms() - run->t_begin;
+    if (run->timings.first_token_ms < 0) run->timings.first_token_ms = cosy_now_ms() - run->t_begin;
     ev->kind = COSY_LM_EVENT_TOKEN;
     ev->token = top;
     return COSY_OK;

@@ -15,6 +15,7 @@
  * keeps it on the shared model, so one request's growth leaks into the next).
  */
 #include "cosy.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "model/flow.h"
 #include "model/hift.h"
@@ -83,13 +84,6 @@ struct cosy_session {
     double t_start;
     cosy_timings tm;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 cosy_session_params cosy_session_default_params(void)
 {
@@ -232,7 +226,7 @@ static cosy_status lm_non_bistream(cosy_session *s)
     pthread_mutex_unlock(&s->mu);
     if (cancelled) return cosy_error(COSY_ERR_CANCELLED, "session cancelled");
     /* the text is complete and no longer written: read it without the lock */
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     cosy_text_list pieces;
     memset(&pieces, 0, sizeof pieces);
     cosy_status st;
@@ -244,7 +238,7 @@ static cosy_status lm_non_bistream(cosy_session *s)
         if (!ids) st = cosy_error(COSY_ERR_NOMEM, "session: out of memory");
     }
     for (int i = 0; st == COSY_OK && i < pieces.n; i++) st = cosy_tokenizer_encode(s->tok, pieces.items[i], strlen(pieces.items[i]), &ids[i]);
-    double t1 = now_ms();
+    double t1 = cosy_now_ms();
     pthread_mutex_lock(&s->mu);
     s->tm.frontend_ms += t1 - t0;
     for (int i = 0; st == COSY_OK && i < pieces.n; i++) s->tm.text_tokens += (int)ids[i].n;
@@ -275,7 +269,7 @@ static cosy_status emit(cosy_session *s, const float *audio, int n)
     if (n <= 0) return COSY_OK;
     if (s->p.on_audio) {
         pthread_mutex_lock(&s->mu);
-        if (s->tm.chunks == 0 || s->tm.first_audio_ms <= 0) s->tm.first_audio_ms = now_ms() - s->t_start;
+        if (s->tm.chunks == 0 || s->tm.first_audio_ms <= 0) s->tm.first_audio_ms = cosy_now_ms() - s->t_start;
         s->tm.audio_seconds += (double)n / s->model->hp.sample_rate;
         s->tm.chunks++;
         pthread_mutex_unlock(&s->mu);
@@ -296,7 +290,7 @@ static cosy_status emit(cosy_session *s, const float *audio, int n)
     }
     memcpy(s->out + s->out_len, audio, sizeof(float) * (size_t)n);
     s->out_len += n;
-    if (s->tm.chunks == 0 || s->tm.first_audio_ms <= 0) s->tm.first_audio_ms = now_ms() - s->t_start;
+    if (s->tm.chunks == 0 || s->tm.first_audio_ms <= 0) s->tm.first_audio_ms = cosy_now_ms() - s->t_start;
     s->tm.audio_seconds += (double)n / s->model->hp.sample_rate;
     s->tm.chunks++;
     pthread_cond_broadcast(&s->cv);
@@ -402,7 +396,7 @@ static void *t2w_thread_main(void *arg)
     if (st != COSY_OK) fail(s, st);
     pthread_mutex_lock(&s->mu);
     s->finished = 1;
-    s->tm.total_ms = now_ms() - s->t_start;
+    s->tm.total_ms = cosy_now_ms() - s->t_start;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -472,7 +466,7 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
     pthread_cond_init(&s->cv, NULL);
     s->model = model;
     s->p = p;
-    s->t_start = now_ms();
+    s->t_start = cosy_now_ms();
     cosy_status st = COSY_OK;
     if (p.instruct && !(s->instruct = strdup(p.instruct))) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
     s->p.instruct = s->instruct;
@@ -614,11 +608,11 @@ cosy_status cosy_session_push_text(cosy_session *s, const char *text, size_t len
     if (s->p.bistream) {
         /* each piece is tokenised on its own (frontend._extract_text_token_generator) and goes
          * to the LM now; the LM thread may not have begun its run yet, so wait for it */
-        double t0 = now_ms();
+        double t0 = cosy_now_ms();
         cosy_token_ids ids;
         memset(&ids, 0, sizeof ids);
         st = cosy_tokenizer_encode(s->tok, text, len, &ids);
-        double t1 = now_ms();
+        double t1 = cosy_now_ms();
         pthread_mutex_lock(&s->mu);
         while (st == COSY_OK && !s->run && !s->cancelled && !s->lm_finished) pthread_cond_wait(&s->cv, &s->mu);
         if (st == COSY_OK && s->run) st = cosy_lm_run_push_text(s->run, ids.ids, (int)ids.n);
@@ -716,7 +710,7 @@ void cosy_session_timings(cosy_session *s, cosy_timings *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->tm;
-    if (!s->finished) out->total_ms = now_ms() - s->t_start;
+    if (!s->finished) out->total_ms = cosy_now_ms() - s->t_start;
     out->rtf = out->audio_seconds > 0 ? out->total_ms / 1000.0 / out->audio_seconds : 0.0;
     pthread_mutex_unlock(&s->mu);
 }

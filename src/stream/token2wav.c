@@ -1,5 +1,6 @@
 /* token2wav.c — one utterance's speech tokens to audio, call by call (see token2wav.h). */
 #include "stream/token2wav.h"
+#include "core/clock.h"
 #include "core/arena.h"
 #include "core/error.h"
 #include "model/flow.h"
@@ -41,13 +42,6 @@ struct cosy_token2wav {
     cosy_rng_source rng_source, *rng_override;
     cosy_t2w_call_info info;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 cosy_token2wav_params cosy_token2wav_default_params(void)
 {
@@ -187,7 +181,7 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
     }
 
     /* flow */
-    double t0 = now_ms();
+    double t0 = cosy_now_ms();
     int full_attention = finalize && (token_offset == 0 || t->params.reference_final);
     int first = ratio * token_offset, kept = 0;
     if (full_attention || t->params.stateless_flow) {
@@ -221,7 +215,7 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
         }
     }
     t->n_kept = kept;
-    double t1 = now_ms();
+    double t1 = cosy_now_ms();
 
     /* vocoder */
     int max = cosy_t2w_hift_max_samples(t->vocoder, kept);
@@ -234,7 +228,7 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
     if (skip > kept) skip = kept;
     if (kept - skip > 0 || (finalize && t->started))
         COSY_TRY(cosy_t2w_hift_push(t->vocoder, t->mel_kept + skip, kept - skip, kept, finalize, rng, t->audio, &got));
-    double t2 = now_ms();
+    double t2 = cosy_now_ms();
 
     t->info.flow_ms = t1 - t0;
     t->info.vocoder_ms = t2 - t1;
