@@ -1,6 +1,9 @@
 /* test_cli.c — the `cosy` command as a user runs it: exit codes, one clear line on stderr for
  * every refusal, no partial output, and `cosy info` showing the real dimensions. */
 #include "test.h"
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <math.h>
 
 #include <stdarg.h>
 
@@ -67,6 +70,53 @@ int main(void)
     CHECK(run(out, sizeof out, "%s info", COSY_BIN) == 2);
     CHECK(run(out, sizeof out, "%s --help", COSY_BIN) == 0 && strstr(out, "convert"));
     CHECK(access(bad_out, F_OK) != 0);
+
+    /* synth: the fixture's voice, a streamed sentence; 960 samples (2 mel frames x 480) per speech token */
+    /* test_tmp hands out a ring of 4 buffers: keep copies of the paths used below */
+    char model_path[1024], voice[1024], wav[1024], no_voice[1024];
+    snprintf(model_path, sizeof model_path, "%s", test_tmp("cli.gguf"));
+    snprintf(voice, sizeof voice, "%s", test_tmp("cli.voice"));
+    snprintf(wav, sizeof wav, "%s", test_tmp("cli-synth.wav"));
+    snprintf(no_voice, sizeof no_voice, "%s", test_tmp("no.voice"));
+    model = model_path;
+    unlink(wav);
+    CHECK(run(out, sizeof out, "%s voice import -m %s --fixture %s -o %s", COSY_BIN, model, test_data("cv2-tiny/golden"), voice) == 0);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --stream --max-tokens 60 --seed 7 --text 'Hello there.' -o %s --json --quiet",
+              COSY_BIN, model, voice, wav) == 0);
+    const char *json = strchr(out, '{');
+    int tokens = -1, chunks = -1;
+    double audio_seconds = -1;
+    if (json) {
+        const char *p = strstr(json, "\"speech_tokens\": ");
+        if (p) tokens = atoi(p + strlen("\"speech_tokens\": "));
+        p = strstr(json, "\"chunks\": ");
+        if (p) chunks = atoi(p + strlen("\"chunks\": "));
+        p = strstr(json, "\"audio_seconds\": ");
+        if (p) audio_seconds = atof(p + strlen("\"audio_seconds\": "));
+    }
+    CHECK(tokens > 0 && tokens <= 60);
+    CHECK(chunks >= 1);
+    CHECK(fabs(audio_seconds - tokens * 0.04) < 1e-6);
+    struct stat sb;
+    CHECK(stat(wav, &sb) == 0 && sb.st_size == 44 + 2 * 960 * (long)tokens);
+    /* the same request as raw PCM on stdout: the same samples, byte for byte */
+    CHECK(run(out, sizeof out,
+              "%s synth -m %s --voice %s --stream --max-tokens 60 --seed 7 --text 'Hello there.' -o - --quiet 2>/dev/null | "
+              "cmp - %s -i 0:44",
+              COSY_BIN, model, voice, wav) == 0);
+    /* text pieces on stdin (bistream) */
+    CHECK(run(out, sizeof out, "printf 'Hello,\\n there.\\n' | %s synth -m %s --voice %s --text-stream --max-tokens 40 -o %s --quiet",
+              COSY_BIN, model, voice, wav) == 0);
+    CHECK(stat(wav, &sb) == 0 && sb.st_size > 44 && (sb.st_size - 44) % 1920 == 0);
+    /* synth refusals */
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --flow-dtype q8_0", COSY_BIN, model, voice) == 2);
+    CHECK(strstr(out, "--flow-dtype must be f32 or bf16") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --max-tokens 0", COSY_BIN, model, voice) == 2);
+    CHECK(strstr(out, "--max-tokens needs 1..100000 speech tokens") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --text hi", COSY_BIN, model) == 2);
+    CHECK(strstr(out, "give --voice VOICE.voice or --speaker NAME") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi -o %s", COSY_BIN, model, no_voice, wav) == 1);
+    CHECK(strstr(out, "cosy synth: ") && strstr(out, "no.voice: No such file or directory"));
 
     /* random weights with the fixture's shapes */
     CHECK(run(out, sizeof out, "%s convert --random cv2-tiny --seed 3 --dtype bf16 -o %s", COSY_BIN, test_tmp("cli-rand.gguf")) == 0);
