@@ -40,6 +40,7 @@ const char *cosy_last_error(void);
 
 /* Values are the GGUF/ggml type ids, so our model files open in other GGUF tools. */
 typedef enum {
+    COSY_DTYPE_AUTO = -1,  /* parameters only: "choose for me" (see the fields that accept it) */
     COSY_DTYPE_F32  = 0,
     COSY_DTYPE_F16  = 1,
     COSY_DTYPE_Q8_0 = 8,   /* blocks of 32 int8 with one f16 scale (ggml Q8_0 layout) */
@@ -52,13 +53,16 @@ typedef enum {
 } cosy_dtype;
 
 const char *cosy_dtype_name(cosy_dtype dtype);
-/* Parses "f32", "f16", "bf16", "q8_0"; returns 0 on success. */
+/* Parses "auto", "f32", "f16", "bf16", "q8_0"; returns 0 on success. */
 int cosy_dtype_from_name(const char *name, cosy_dtype *out);
 
 /* ---- conversion from the official checkpoint directory ---------------------------------- */
 
 typedef struct {
     cosy_dtype weight_dtype;  /* storage type of matrices and conv kernels (f32, f16, bf16) */
+    cosy_dtype lm_dtype;      /* per-module storage types of the matrices, overriding weight_dtype: */
+    cosy_dtype flow_dtype;    /* the types they run in stay mapped from the file, so a model stored */
+    cosy_dtype hift_dtype;    /* that way loads at once (AUTO, the default: weight_dtype) */
     int verbose;              /* print one line per stage to stderr */
     const char *tokenizer_dir;/* random models only: take the vocabulary from this directory
                                  (vocab.json + merges.txt, or tokenizer.json) instead of a
@@ -85,9 +89,11 @@ typedef struct cosy_model cosy_model;
 typedef struct cosy_voice cosy_voice;
 
 typedef struct {
-    cosy_dtype lm_dtype;      /* run-time type of the LM matrices: f32 (reference), bf16, q8_0 */
-    cosy_dtype flow_dtype;    /* the flow's weight products: f32 (reference, default) or bf16 (AMX tiles
-                                 where the CPU has them, else f32); see cosy_model_flow_dtype */
+    cosy_dtype lm_dtype;      /* run-time type of the LM matrices: f32 (reference), bf16, q8_0;
+                                 AUTO (default): see cosy_model_default_params */
+    cosy_dtype flow_dtype;    /* the flow's weight products: f32 (reference) or bf16 (where the CPU
+                                 has bf16 instructions, else f32); AUTO (default); see cosy_model_flow_dtype */
+    cosy_dtype hift_dtype;    /* the vocoder's convolutions: f32 (reference) or bf16; AUTO (default) */
     int n_threads;            /* 0 = number of online cores */
 } cosy_model_params;
 

@@ -370,10 +370,22 @@ static void test_cpu(void)
     const cosy_cpu_features *f = cosy_cpu_get_features();
     CHECK(f != NULL);
     cosy_cpu_level_t level = cosy_cpu_level();
-    CHECK(level >= COSY_CPU_PORTABLE && level <= COSY_CPU_AVX512);
+    CHECK(level >= COSY_CPU_PORTABLE && level <= COSY_CPU_AMX);
+    /* the levels are ordered: AMX implies AVX512-BF16 implies AVX-512 */
+    if (level >= COSY_CPU_AMX) CHECK(f->amx_tile && f->amx_bf16 && f->amx_granted);
+    if (level >= COSY_CPU_AVX512BF16) CHECK(f->avx512bf16);
+    if (level >= COSY_CPU_AVX512) CHECK(f->avx512f && f->avx512bw);
     setenv("COSY_CPU", "portable", 1);
     cosy_cpu_reset();
     CHECK(cosy_cpu_level() == COSY_CPU_PORTABLE);
+    const char *names[] = {"portable", "avx2", "avx512", "avx512bf16", "amx"};
+    for (int l = 0; l <= (int)level; l++) {
+        setenv("COSY_CPU", names[l], 1);
+        cosy_cpu_reset();
+        CHECK(cosy_cpu_level() == (cosy_cpu_level_t)l);
+        CHECK(!strcmp(cosy_cpu_level_name(cosy_cpu_level()), names[l]));
+    }
+    CHECK(cosy_cpu_cap(COSY_CPU_AVX2) == (level < COSY_CPU_AVX2 ? level : COSY_CPU_AVX2));
     unsetenv("COSY_CPU");
     cosy_cpu_reset();
     CHECK(cosy_cpu_level() == level);

@@ -6,13 +6,15 @@
 
 static void help(void)
 {
-    printf("usage: cosy convert MODEL_DIR -o OUT.gguf [--dtype f32|f16|bf16] [-v]\n"
+    printf("usage: cosy convert MODEL_DIR -o OUT.gguf [--dtype f32|f16|bf16] [--lm-dtype T] [--flow-dtype T] [--hift-dtype T] [-v]\n"
            "       cosy convert --random CONFIG -o OUT.gguf [--seed N] [--dtype ...] [--tokenizer DIR] [-v]\n\n"
            "MODEL_DIR is an official CosyVoice2 directory (cosyvoice2.yaml, llm.pt, flow.pt, hift.pt,\n"
            "CosyVoice-BlankEN/, optional spk2info.pt). --random writes a model with the shapes of CONFIG\n"
            "(cosyvoice2-0.5b or cv2-tiny) and seeded random weights, for benchmarks; its vocabulary is\n"
            "byte-level unless --tokenizer names a tokenizer directory.\n"
-           "--dtype sets how matrices and conv kernels are stored (default f32); norms and biases stay f32.\n");
+           "--dtype sets how matrices and conv kernels are stored (default f32); norms and biases stay f32.\n"
+           "--lm-dtype, --flow-dtype, --hift-dtype set it per module (default: --dtype). A module stored in\n"
+           "the type it runs in is used straight from the mapped file: the model loads at once.\n");
 }
 
 int cmd_convert(int argc, char **argv)
@@ -31,6 +33,9 @@ int cmd_convert(int argc, char **argv)
             if (cli_parse_int(argv[++i], 0, 0xffffffffll, &seed)) return cli_usage_error("convert", "--seed needs an integer 0..2^32-1");
         } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
             if (cosy_dtype_from_name(argv[++i], &p.weight_dtype)) return cli_usage_error("convert", "unknown --dtype '%s'", argv[i]);
+        } else if ((!strcmp(a, "--lm-dtype") || !strcmp(a, "--flow-dtype") || !strcmp(a, "--hift-dtype")) && i + 1 < argc) {
+            cosy_dtype *t = a[2] == 'l' ? &p.lm_dtype : a[2] == 'f' ? &p.flow_dtype : &p.hift_dtype;
+            if (cosy_dtype_from_name(argv[++i], t)) return cli_usage_error("convert", "unknown %s '%s'", a, argv[i]);
         } else if (a[0] == '-') return cli_usage_error("convert", "unknown option or missing value: %s", a);
         else if (!dir) dir = a;
         else return cli_usage_error("convert", "unexpected argument '%s'", a);

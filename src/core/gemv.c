@@ -36,7 +36,7 @@ const char *cosy_gemv_variant(cosy_dtype dtype)
 {
     cosy_cpu_level_t l = cosy_cpu_level();
 #ifdef GEMV_X86
-    if (l == COSY_CPU_AVX512) return dtype == COSY_DTYPE_Q8_0 && use_vnni() ? "avx512-vnni" : "avx512";
+    if (l >= COSY_CPU_AVX512) return dtype == COSY_DTYPE_Q8_0 && use_vnni() ? "avx512-vnni" : "avx512";
     if (l == COSY_CPU_AVX2) return "avx2";
 #endif
     (void)dtype;
@@ -86,7 +86,7 @@ void cosy_q8_quantize_rows(int8_t *q, float *d, const float *x, int T, int cols)
 {
     size_t nblocks = (size_t)T * (cols / COSY_Q8_BLOCK);
 #ifdef GEMV_X86
-    if (cosy_cpu_level() == COSY_CPU_AVX512) {
+    if (cosy_cpu_level() >= COSY_CPU_AVX512) {
         quantize_rows_avx512(q, d, x, nblocks);
         return;
     }
@@ -616,7 +616,7 @@ void cosy_gemv_t_f32(const float *W, int rows, int cols, int ldw, const float *x
         float *yt = y + (size_t)t0 * ldy;
 #ifdef GEMV_X86
         cosy_cpu_level_t level = cosy_cpu_level();
-        if (level == COSY_CPU_AVX512) { ft_avx512(W, rows, cols, ldw, xt, ldx, n, yt, ldy); continue; }
+        if (level >= COSY_CPU_AVX512) { ft_avx512(W, rows, cols, ldw, xt, ldx, n, yt, ldy); continue; }
         if (level == COSY_CPU_AVX2) { ft_avx2(W, rows, cols, ldw, xt, ldx, n, yt, ldy); continue; }
 #endif
         for (int t = 0; t < n; t++) {
@@ -648,16 +648,16 @@ void cosy_gemv(const cosy_matrix *W, const cosy_gemv_input *x, const float *bias
             const float *xd = x->d ? x->d + (size_t)t0 * (K / 32) : NULL;
             switch (W->dtype) {
             case COSY_DTYPE_F32:
-                if (level == COSY_CPU_AVX512) f32_avx512(W->data, K, xt, T, bias, yt, ldy, r0, r1);
+                if (level >= COSY_CPU_AVX512) f32_avx512(W->data, K, xt, T, bias, yt, ldy, r0, r1);
                 else f32_avx2(W->data, K, xt, T, bias, yt, ldy, r0, r1);
                 continue;
             case COSY_DTYPE_BF16:
-                if (level == COSY_CPU_AVX512) bf16_avx512(W->data, K, xt, T, bias, yt, ldy, r0, r1);
+                if (level >= COSY_CPU_AVX512) bf16_avx512(W->data, K, xt, T, bias, yt, ldy, r0, r1);
                 else bf16_avx2(W->data, K, xt, T, bias, yt, ldy, r0, r1);
                 continue;
             case COSY_DTYPE_Q8_0:
-                if (level == COSY_CPU_AVX512 && vnni) q8_vnni(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
-                else if (level == COSY_CPU_AVX512) q8_bw(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
+                if (level >= COSY_CPU_AVX512 && vnni) q8_vnni(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
+                else if (level >= COSY_CPU_AVX512) q8_bw(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
                 else q8_avx2(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
                 continue;
             default: break;

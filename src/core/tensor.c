@@ -27,6 +27,7 @@ size_t cosy_dtype_nbytes(cosy_dtype dtype, int64_t n)
     case COSY_DTYPE_I8: return (size_t)n;
     case COSY_DTYPE_I64: case COSY_DTYPE_F64: return (size_t)n * 8;
     case COSY_DTYPE_Q8_0: return (size_t)(n / 32) * sizeof(cosy_block_q8_0);
+    case COSY_DTYPE_AUTO: return 0;
     }
     return 0;
 }
@@ -34,6 +35,7 @@ size_t cosy_dtype_nbytes(cosy_dtype dtype, int64_t n)
 const char *cosy_dtype_name(cosy_dtype dtype)
 {
     switch (dtype) {
+    case COSY_DTYPE_AUTO: return "auto";
     case COSY_DTYPE_F32: return "f32";
     case COSY_DTYPE_F16: return "f16";
     case COSY_DTYPE_BF16: return "bf16";
@@ -49,7 +51,7 @@ const char *cosy_dtype_name(cosy_dtype dtype)
 
 int cosy_dtype_from_name(const char *name, cosy_dtype *out)
 {
-    static const cosy_dtype all[] = {COSY_DTYPE_F32, COSY_DTYPE_F16, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0};
+    static const cosy_dtype all[] = {COSY_DTYPE_AUTO, COSY_DTYPE_F32, COSY_DTYPE_F16, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && !strcmp(name, cosy_dtype_name(all[i]))) { *out = all[i]; return 0; }
     return -1;

@@ -31,15 +31,33 @@ cosy_convert_params cosy_convert_default_params(void)
     cosy_convert_params p;
     memset(&p, 0, sizeof p);
     p.weight_dtype = COSY_DTYPE_F32;
+    p.lm_dtype = p.flow_dtype = p.hift_dtype = COSY_DTYPE_AUTO;
     return p;
 }
 
+static int storable(cosy_dtype t) { return t == COSY_DTYPE_F32 || t == COSY_DTYPE_F16 || t == COSY_DTYPE_BF16; }
+
 static cosy_status check_params(const cosy_convert_params *p)
 {
-    if (p->weight_dtype != COSY_DTYPE_F32 && p->weight_dtype != COSY_DTYPE_F16 && p->weight_dtype != COSY_DTYPE_BF16)
-        return cosy_error(COSY_ERR_INVALID_ARG, "convert: weights can be stored as f32, f16 or bf16 (not %s); "
-                          "compact run-time types are chosen when loading", cosy_dtype_name(p->weight_dtype));
+    if (!storable(p->weight_dtype))
+        return cosy_error(COSY_ERR_INVALID_ARG, "convert: weights can be stored as f32, f16 or bf16 (not %s)", cosy_dtype_name(p->weight_dtype));
+    const cosy_dtype mod[3] = {p->lm_dtype, p->flow_dtype, p->hift_dtype};
+    const char *names[3] = {"LM", "flow", "vocoder"};
+    for (int i = 0; i < 3; i++)
+        if (mod[i] != COSY_DTYPE_AUTO && !storable(mod[i]))
+            return cosy_error(COSY_ERR_INVALID_ARG, "convert: the %s's matrices can be stored as f32, f16 or bf16 (not %s)", names[i],
+                              cosy_dtype_name(mod[i]));
     return COSY_OK;
+}
+
+/* The storage type of a matrix: its module's type if one was given, else weight_dtype. */
+static cosy_dtype matrix_dtype(const cosy_convert_params *p, const char *name)
+{
+    cosy_dtype t = COSY_DTYPE_AUTO;
+    if (!strncmp(name, "lm.", 3)) t = p->lm_dtype;
+    else if (!strncmp(name, "flow.", 5)) t = p->flow_dtype;
+    else if (!strncmp(name, "hift.", 5)) t = p->hift_dtype;
+    return t == COSY_DTYPE_AUTO ? p->weight_dtype : t;
 }
 
 static void write_common_metadata(gguf_writer *w, const cosy_hparams *hp, const char *name, const char *source,
@@ -114,7 +132,7 @@ static int is_float(pt_dtype t) { return t == PT_F32 || t == PT_F16 || t == PT_B
 typedef struct {
     source_file *files;
     gguf_writer *writer;
-    cosy_dtype weight_dtype;
+    const cosy_convert_params *params;
     cosy_status status;
 } official_ctx;
 
@@ -176,7 +194,7 @@ static int add_official_tensor(void *vctx, const arch_tensor *spec)
     fc->plain = plain;
     fc->g = plain ? NULL : g;
     fc->v = plain ? NULL : v;
-    fc->dtype = spec->is_matrix ? c->weight_dtype : COSY_DTYPE_F32;
+    fc->dtype = spec->is_matrix ? matrix_dtype(c->params, spec->name) : COSY_DTYPE_F32;
     fc->numel = pt_numel(shape_src);
     c->status = gguf_writer_add_tensor(c->writer, spec->name, fc->dtype, spec->ndim, spec->shape, fill_from_pt, fc, free);
     return c->status != COSY_OK;
@@ -318,7 +336,7 @@ cosy_status cosy_convert(const char *model_dir, const char *out_path, const cosy
         base = (base && base[1]) ? base + 1 : model_dir;
         write_common_metadata(w, &hp, base, "official", p.weight_dtype);
         cosy_vocab_write_gguf(&vocab, w);
-        official_ctx ctx = {files, w, p.weight_dtype, COSY_OK};
+        official_ctx ctx = {files, w, &p, COSY_OK};
         cosy_arch_tensors(&hp, add_official_tensor, &ctx);
         st = ctx.status;
     }
@@ -408,7 +426,7 @@ static cosy_status fill_random(void *vctx, void *dst, size_t nbytes)
 typedef struct {
     gguf_writer *writer;
     uint64_t seed;
-    cosy_dtype weight_dtype;
+    const cosy_convert_params *params;
     cosy_status status;
 } random_ctx;
 
@@ -422,7 +440,7 @@ static int add_random_tensor(void *vctx, const arch_tensor *spec)
     }
     fc->spec = *spec;
     fc->seed = c->seed;
-    fc->dtype = spec->is_matrix ? c->weight_dtype : COSY_DTYPE_F32;
+    fc->dtype = spec->is_matrix ? matrix_dtype(c->params, spec->name) : COSY_DTYPE_F32;
     c->status = gguf_writer_add_tensor(c->writer, spec->name, fc->dtype, spec->ndim, spec->shape, fill_random, fc, free);
     return c->status != COSY_OK;
 }
@@ -450,7 +468,7 @@ cosy_status cosy_convert_random(const char *config_name, uint64_t seed, const ch
     write_common_metadata(w, &hp, config_name, "random", p.weight_dtype);
     gguf_writer_set_u32(w, "cosyvoice2.random_seed", (uint32_t)seed);
     cosy_vocab_write_gguf(&vocab, w);
-    random_ctx ctx = {w, seed, p.weight_dtype, COSY_OK};
+    random_ctx ctx = {w, seed, &p, COSY_OK};
     cosy_arch_tensors(&hp, add_random_tensor, &ctx);
     st = ctx.status;
     if (st == COSY_OK) {

@@ -18,6 +18,7 @@
  */
 #include "model/flow_internal.h"
 #include "core/arena.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -27,42 +28,11 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
 #define FLOW_HAVE_AMX 1
-#include <cpuid.h>
 #include <immintrin.h>
 #include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #define TGT_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16,fma")))
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-
-static int amx_ok;
-static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
-
-static void amx_probe(void)
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1, avx512bf16 = 0;
-    (void)avx512bf16;
-    unsigned a1, b1, c1, d1;
-    if (!__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) return;
-    const int has_avx512bf16 = (a1 >> 5) & 1;
-    const int has_avx512f = (b >> 16) & 1, has_avx512bw = (b >> 30) & 1;
-    if (!tile || !bf16 || !has_avx512bf16 || !has_avx512f || !has_avx512bw) return;
-    /* Linux hands out the tile data state only on request */
-    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
-    amx_ok = 1;
-}
-
-int flow_amx_available(void)
-{
-    pthread_once(&amx_once, amx_probe);
-    const char *env = getenv("COSY_CPU");
-    if (env && (!strcmp(env, "portable") || !strcmp(env, "avx2") || !strcmp(env, "avx512"))) return 0;
-    return amx_ok;
-}
+int flow_amx_available(void) { return cosy_cpu_level() >= COSY_CPU_AMX; }
 
 static inline uint16_t bf16_round(float f)
 {

@@ -18,8 +18,9 @@ cosy_model_params cosy_model_default_params(void)
 {
     cosy_model_params p;
     memset(&p, 0, sizeof p);
-    p.lm_dtype = COSY_DTYPE_F32;
-    p.flow_dtype = COSY_DTYPE_F32;
+    p.lm_dtype = COSY_DTYPE_AUTO;
+    p.flow_dtype = COSY_DTYPE_AUTO;
+    p.hift_dtype = COSY_DTYPE_AUTO;
     p.n_threads = 0;
     return p;
 }
@@ -68,6 +69,15 @@ static cosy_status load_speakers(cosy_model *m)
     return COSY_OK;
 }
 
+/* The run-time types that AUTO stands for: the fastest paths whose error against f32 is measured and
+ * bounded by the tests, on this CPU, given how the file stores the weights. */
+static void resolve_dtypes(cosy_model *m)
+{
+    if (m->params.lm_dtype == COSY_DTYPE_AUTO) m->params.lm_dtype = COSY_DTYPE_F32;
+    if (m->params.flow_dtype == COSY_DTYPE_AUTO) m->params.flow_dtype = COSY_DTYPE_F32;
+    if (m->params.hift_dtype == COSY_DTYPE_AUTO) m->params.hift_dtype = COSY_DTYPE_F32;
+}
+
 cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out)
 {
     *out = NULL;
@@ -89,10 +99,13 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
     }
     if (st == COSY_OK) st = load_speakers(m);
     if (st == COSY_OK) {
+        resolve_dtypes(m);
         if (m->params.lm_dtype != COSY_DTYPE_F32 && m->params.lm_dtype != COSY_DTYPE_BF16 && m->params.lm_dtype != COSY_DTYPE_Q8_0)
             st = cosy_error(COSY_ERR_INVALID_ARG, "model: LM type %s is not supported (f32, bf16, q8_0)", cosy_dtype_name(m->params.lm_dtype));
         else if (m->params.flow_dtype != COSY_DTYPE_F32 && m->params.flow_dtype != COSY_DTYPE_BF16)
             st = cosy_error(COSY_ERR_INVALID_ARG, "model: flow type %s is not supported (f32, bf16)", cosy_dtype_name(m->params.flow_dtype));
+        else if (m->params.hift_dtype != COSY_DTYPE_F32 && m->params.hift_dtype != COSY_DTYPE_BF16)
+            st = cosy_error(COSY_ERR_INVALID_ARG, "model: vocoder type %s is not supported (f32, bf16)", cosy_dtype_name(m->params.hift_dtype));
     }
     if (st == COSY_OK) {
         int n = m->params.n_threads > 0 ? m->params.n_threads : cosy_online_cpus();
