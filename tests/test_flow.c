@@ -303,8 +303,8 @@ static void test_conv_history(void)
     cv.out = out;
     cv.k = K;
     static float packed[32 * 4 * 6], packed_bias[32];
-    if (flow_fast_path()) {
-        flow_pack_rows(packed, w, out, K * in, K * in);
+    if (cosy_gemm_f32_available()) {
+        cosy_pack_f32_rows(packed, w, out, K * in, K * in);
         memset(packed_bias, 0, sizeof packed_bias);
         memcpy(packed_bias, b, sizeof b);
         cv.lin.packed = packed;
@@ -338,16 +338,16 @@ static void test_linear(void)
     const int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {12, 32, 16}, {13, 33, 17}, {100, 80, 256}, {97, 96, 64}, {250, 300, 40}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
-        const size_t panels = (size_t)(N + FLOW_PANEL - 1) / FLOW_PANEL;
+        const size_t panels = (size_t)(N + COSY_PANEL - 1) / COSY_PANEL;
         float *x = malloc(sizeof(float) * (size_t)M * K), *w = malloc(sizeof(float) * (size_t)N * K), *b = malloc(sizeof(float) * N);
-        float *packed = malloc(sizeof(float) * panels * FLOW_PANEL * K), *pb = calloc(panels * FLOW_PANEL, sizeof(float));
+        float *packed = malloc(sizeof(float) * panels * COSY_PANEL * K), *pb = calloc(panels * COSY_PANEL, sizeof(float));
         float *y = malloc(sizeof(float) * (size_t)M * N), *ref = malloc(sizeof(float) * (size_t)M * N);
         fill(x, (size_t)M * K, 11 + (unsigned)si);
         fill(w, (size_t)N * K, 22 + (unsigned)si);
         fill(b, (size_t)N, 33 + (unsigned)si);
         memcpy(pb, b, sizeof(float) * N);
-        flow_pack_rows(packed, w, N, K, K);
-        flow_linear l = {.w = w, .b = b, .packed = flow_fast_path() ? packed : NULL, .packed_bias = flow_fast_path() ? pb : NULL, .in = K, .out = N};
+        cosy_pack_f32_rows(packed, w, N, K, K);
+        flow_linear l = {.w = w, .b = b, .packed = cosy_gemm_f32_available() ? packed : NULL, .packed_bias = cosy_gemm_f32_available() ? pb : NULL, .in = K, .out = N};
         for (int accumulate = 0; accumulate <= 1; accumulate++) {
             fill(y, (size_t)M * N, 44);
             memcpy(ref, y, sizeof(float) * (size_t)M * N);
@@ -363,11 +363,11 @@ static void test_linear(void)
             CHECK(err <= 1e-4);
         }
         /* the AMX bf16 product: exactly the bf16-rounded inputs multiplied, summed in f32 */
-        if (flow_amx_available()) {
-            uint16_t *amx = malloc(sizeof(uint16_t) * flow_amx_packed_elems(N, K));
-            flow_amx_pack(amx, w, N, K);
+        if (cosy_gemm_bf16_level()) {
+            uint16_t *amx = malloc(sizeof(uint16_t) * cosy_pack_bf16_elems(N, K));
+            cosy_pack_bf16(amx, w, N, K, K);
             flow_linear la = l;
-            la.amx = amx;
+            la.tiles = amx;
             for (int accumulate = 0; accumulate <= 1; accumulate++) {
                 fill(y, (size_t)M * N, 44);
                 memcpy(ref, y, sizeof(float) * (size_t)M * N);
@@ -409,21 +409,21 @@ static void test_math(void)
     x[2] = 0.0f;
     double e_gelu = 0, e_mish = 0, e_silu = 0;
     memcpy(y, x, sizeof(float) * n);
-    flow_math_gelu(y, (size_t)n);
+    cosy_vec_gelu(y, (size_t)n);
     for (int i = 0; i < n; i++) {
         double v = x[i], ref = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
         double e = fabs(y[i] - ref) / (1.0 + fabs(ref));
         e_gelu = e > e_gelu ? e : e_gelu;
     }
     memcpy(y, x, sizeof(float) * n);
-    flow_math_mish(y, (size_t)n);
+    cosy_vec_mish(y, (size_t)n);
     for (int i = 0; i < n; i++) {
         double v = x[i], ref = v * tanh(log1p(exp(v)));
         double e = fabs(y[i] - ref) / (1.0 + fabs(ref));
         e_mish = e > e_mish ? e : e_mish;
     }
     memcpy(y, x, sizeof(float) * n);
-    flow_math_silu(y, (size_t)n);
+    cosy_vec_silu(y, (size_t)n);
     for (int i = 0; i < n; i++) {
         double v = x[i], ref = v / (1.0 + exp(-v));
         double e = fabs(y[i] - ref) / (1.0 + fabs(ref));
@@ -440,7 +440,7 @@ static void test_math(void)
     for (int i = 0; i < rows * 40; i++) s[i] = (float)((i * 7919) % 97) / 9.0f - 5.0f;
     float s0[3 * 40];
     memcpy(s0, s, sizeof s);
-    flow_math_softmax_rows(s, rows, len, 40, inv);
+    cosy_vec_softmax_rows(s, rows, len, 40, inv);
     for (int r = 0; r < rows; r++) {
         double mx = -INFINITY, sum = 0, err = 0;
         for (int j = 0; j < len; j++) mx = s0[r * 40 + j] > mx ? s0[r * 40 + j] : mx;
@@ -460,7 +460,7 @@ static void test_math(void)
         in[i] = (float)i * 0.3f - 2.0f;
         in[dim + i] = 100.0f + (float)(i % 7);
     }
-    flow_math_layer_norm(out, in, 2, dim, w, b, 1e-5f);
+    cosy_vec_layer_norm(out, in, 2, dim, w, b, 1e-5f);
     for (int r = 0; r < 2; r++) {
         double mean = 0, var = 0, err = 0;
         for (int i = 0; i < dim; i++) mean += in[r * dim + i];

@@ -529,7 +529,7 @@ done:
 
 static void test_bf16(const char *gguf)
 {
-    if (!flow_amx_available()) {
+    if (!cosy_gemm_bf16_level()) {
         printf("  no AMX-BF16 on this CPU: bf16 flow not tested\n");
         return;
     }

@@ -31,4 +31,9 @@ static inline void cosy_arena_reset(cosy_arena *arena) { arena->used = 0; }
 void *cosy_aligned_alloc(size_t bytes);
 void cosy_aligned_free(void *p);
 
+/* This thread's scratch of at least `bytes` (kept between calls, grown when asked for more, freed when
+ * the thread ends); NULL if out of memory. One user per thread at a time: a kernel takes it, uses it
+ * and is done before it calls anything else that takes it. */
+void *cosy_thread_scratch(size_t bytes);
+
 #endif

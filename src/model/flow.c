@@ -49,21 +49,21 @@ static cosy_status pack_linear(cosy_flow *f, flow_linear *l, const char *name)
 {
     l->packed = NULL;
     l->packed_bias = NULL;
-    l->amx = NULL;
-    if (f->amx) {
-        l->amx = cosy_model_alloc(f->model, sizeof(uint16_t) * flow_amx_packed_elems(l->out, l->in));
-        if (!l->amx) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory packing %s", name);
-        flow_amx_pack(l->amx, l->w, l->out, l->in);
+    l->tiles = NULL;
+    if (f->bf16) {
+        l->tiles = cosy_model_alloc(f->model, sizeof(uint16_t) * cosy_pack_bf16_elems(l->out, l->in));
+        if (!l->tiles) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory packing %s", name);
+        cosy_pack_bf16(l->tiles, l->w, l->out, l->in, l->in);
     }
     if (!f->fast) return COSY_OK;
-    const size_t panels = (size_t)(l->out + FLOW_PANEL - 1) / FLOW_PANEL;
-    l->packed = cosy_model_alloc(f->model, sizeof(float) * panels * FLOW_PANEL * (size_t)l->in);
+    const size_t panels = (size_t)(l->out + COSY_PANEL - 1) / COSY_PANEL;
+    l->packed = cosy_model_alloc(f->model, sizeof(float) * panels * COSY_PANEL * (size_t)l->in);
     if (!l->packed) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory packing %s", name);
-    flow_pack_rows(l->packed, l->w, l->out, l->in, l->in);
+    cosy_pack_f32_rows(l->packed, l->w, l->out, l->in, l->in);
     if (l->b) {
-        l->packed_bias = cosy_model_alloc(f->model, sizeof(float) * panels * FLOW_PANEL);
+        l->packed_bias = cosy_model_alloc(f->model, sizeof(float) * panels * COSY_PANEL);
         if (!l->packed_bias) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory packing %s", name);
-        memset(l->packed_bias, 0, sizeof(float) * panels * FLOW_PANEL);
+        memset(l->packed_bias, 0, sizeof(float) * panels * COSY_PANEL);
         memcpy(l->packed_bias, l->b, sizeof(float) * (size_t)l->out);
     }
     return COSY_OK;
@@ -199,8 +199,8 @@ static cosy_status flow_create(cosy_model *m, void **out)
     f->model = m;
     f->hp = &m->hp;
     f->pool = m->pool;
-    f->fast = flow_fast_path();
-    f->amx = m->params.flow_dtype == COSY_DTYPE_BF16 && flow_amx_available();
+    f->fast = cosy_gemm_f32_available();
+    f->bf16 = m->params.flow_dtype == COSY_DTYPE_BF16 && cosy_gemm_bf16_level() != 0;
     const cosy_hparams *hp = f->hp;
     cosy_status st = COSY_OK;
     if (hp->flow_output_size != 80 || hp->token_mel_ratio != hp->enc_up_stride || hp->cfm_steps < 1 || hp->cfm_steps > FLOW_MAX_STEPS ||
@@ -226,7 +226,7 @@ cosy_dtype cosy_model_flow_dtype(cosy_model *model)
 {
     cosy_flow *f = NULL;
     if (!model || cosy_flow_get(model, &f) != COSY_OK || !f) return COSY_DTYPE_F32;
-    return f->amx ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
+    return f->bf16 ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
 }
 
 cosy_status cosy_flow_get(cosy_model *model, cosy_flow **out)

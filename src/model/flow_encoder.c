@@ -179,9 +179,9 @@ static void rel_pos_scores(void *ctx, int b, int h, int i0, int i1, int n_keys, 
     const float *qv = r->qv + (size_t)i0 * r->E + h * r->d, *band = r->p + (size_t)m_lo * r->E + h * r->d;
     if (r->fast) {
         float *panels = bd + (size_t)rows * width;         /* the band of p, packed */
-        flow_pack_rows(panels, band, width, r->d, r->E);
-        flow_gemm_panels(rows, width, r->d, r->scale, qv, r->E, panels, (size_t)r->d * FLOW_PANEL, 0,
-                         (width + FLOW_PANEL - 1) / FLOW_PANEL, NULL, bd, width, 0, FLOW_ACT_NONE);
+        cosy_pack_f32_rows(panels, band, width, r->d, r->E);
+        cosy_gemm_f32_panels(rows, width, r->d, r->scale, qv, r->E, panels, (size_t)r->d * COSY_PANEL, 0,
+                         (width + COSY_PANEL - 1) / COSY_PANEL, NULL, bd, width, 0, COSY_ACT_NONE);
     } else {
         cosy_sgemm(0, 1, rows, width, r->d, r->scale, qv, r->E, band, r->E, 0.0f, bd, width);
     }
@@ -240,7 +240,7 @@ static cosy_status conformer_block(flow_ctx *c, const flow_conformer *L, float *
     cosy_arena_release(a, after_nx);
     float *hid = cosy_arena_floats(a, (size_t)Tq * F);
     if (!hid) return cosy_error(COSY_ERR_NOMEM, "flow encoder: scratch arena too small");
-    flow_linear_act(c, &L->ff1, nx, Tq, hid, 0, FLOW_ACT_SILU);
+    flow_linear_act(c, &L->ff1, nx, Tq, hid, 0, COSY_ACT_SILU);
     flow_linear_run(c, &L->ff2, hid, Tq, x, 1);
     cosy_arena_release(a, mark);
     return COSY_OK;

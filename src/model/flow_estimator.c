@@ -191,7 +191,7 @@ static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, 
     }
     flow_linear_run(c, &tf->out, o, R, x, 1);
     flow_layer_norm(c, nx, x, R, C, &tf->norm3, NORM_EPS);
-    flow_linear_act(c, &tf->ff1, nx, R, ff, 0, FLOW_ACT_GELU);
+    flow_linear_act(c, &tf->ff1, nx, R, ff, 0, COSY_ACT_GELU);
     flow_linear_run(c, &tf->ff2, ff, R, x, 1);
     cosy_arena_release(a, mark);
     return COSY_OK;
@@ -211,7 +211,7 @@ static void time_embedding(flow_ctx *c, const flow_estimator_weights *w, int dim
         }
     }
     flow_linear_run(c, &w->time1, sin_emb, B, hidden, 0);
-    flow_math_silu(hidden, (size_t)B * w->time1.out);
+    cosy_vec_silu(hidden, (size_t)B * w->time1.out);
     flow_linear_run(c, &w->time2, hidden, B, out, 0);
 }
 
@@ -233,7 +233,7 @@ static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, i
         return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
 
     time_embedding(c, w, IN, t, B, sin_emb, hid, temb);
-    flow_math_mish(temb, (size_t)B * TE); /* every resnet's mlp starts with Mish */
+    cosy_vec_mish(temb, (size_t)B * TE); /* every resnet's mlp starts with Mish */
 
     /* down (layers 0..NB-1; convolutions 0, 1, 2) */
     flow_linear_run(c, &w->down.mlp, temb, B, tproj, 0);

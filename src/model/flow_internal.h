@@ -1,8 +1,8 @@
 /*
  * flow_internal.h — what the flow's files share: the weights of CausalMaskedDiffWithXvec laid
- * out for our kernels, the per-call context, the matrix products (flow_gemm.c), the layer
- * helpers (flow_layers.c: im2col convolutions, masked attention), the vectorised element-wise
- * math (flow_math.c), and the encoder (flow_encoder.c) and estimator (flow_estimator.c) entry
+ * out for our kernels (core/gemm.h), the per-call context, the linear layers (flow_linear.c), the
+ * layer helpers (flow_layers.c: im2col convolutions, masked attention), and the encoder
+ * (flow_encoder.c) and estimator (flow_estimator.c) entry
  * points that flow.c drives.
  *
  * Layout: every activation is time-major, [rows, channels] with rows = batch * frames (the
@@ -20,19 +20,18 @@
 
 #include <pthread.h>
 #include "core/arena.h"
+#include "core/gemm.h"
 #include "core/threadpool.h"
+#include "core/vecmath.h"
 #include "model/flow.h"
 #include "model/model.h"
-
-/* columns per packed weight panel (flow_gemm.c) */
-#define FLOW_PANEL 32
 
 typedef struct {
     const float *w;       /* [out][in] (PyTorch Linear layout) */
     const float *b;       /* [out] or NULL */
-    float *packed;        /* w as panels of FLOW_PANEL outputs, [ceil(out/32)][in][32]; NULL without AVX-512 */
+    float *packed;        /* w as f32 panels of COSY_PANEL outputs (core/gemm.h); NULL without AVX-512 */
     float *packed_bias;   /* b zero-padded to the panels (or NULL) */
-    uint16_t *amx;        /* bf16 tiles for AMX (flow_amx.c), when the flow runs its products in bf16 */
+    uint16_t *tiles;      /* w as bf16 tiles (core/gemm.h), when the flow runs its products in bf16 */
     int in, out;
 } flow_linear;
 
@@ -110,7 +109,7 @@ struct cosy_flow {
     const cosy_hparams *hp;
     cosy_pool *pool;
     int fast;                        /* weights packed for the AVX-512 kernels (decided at load) */
-    int amx;                         /* weight products in bf16 on AMX (model params flow_dtype = bf16) */
+    int bf16;                        /* products in bf16 (model params flow_dtype = bf16 on a CPU with bf16 kernels) */
     const float *input_embedding;    /* [vocab][input_size] */
     flow_linear spk_affine;          /* spk_embed_affine_layer */
     flow_encoder_weights enc;
@@ -132,57 +131,13 @@ typedef struct {
     cosy_arena *arena;
 } flow_ctx;
 
-/* ---- matrix products (flow_gemm.c) ---- */
+/* ---- linear layers on the pool (flow_linear.c), over the kernels of core/gemm.h ---- */
 
-/* 1 when the packed AVX-512 kernels are in use (else everything goes through cosy_sgemm). */
-int flow_fast_path(void);
-/* w[N][K] (row stride ldw) -> panels [ceil(N/32)][K][32], zero-padded */
-void flow_pack_rows(float *dst, const float *w, int N, int K, int ldw);
-/* v[K][N] (row stride ldv) -> panels [ceil(N/32)][K][32], zero-padded */
-void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv);
-/* The same two for rows given by pointers (rows[n] holds K floats; rows[k] holds N): exactly
- * the values flow_pack_rows / flow_pack_cols would place. */
-void flow_pack_row_ptrs(float *dst, const float *const *rows, int N, int K);
-void flow_pack_col_ptrs(float *dst, const float *const *rows, int K, int N);
-enum { FLOW_ACT_NONE = 0, FLOW_ACT_GELU = 1, FLOW_ACT_SILU = 2 };
-/* C[M][N] = act(alpha * A[M][K] . B + bias) (+ C when accumulate) for the column panels [p0, p1)
- * of B (panel p at P + p * panel_stride, [K][32]); bias (padded to the panels) may be NULL.
- * One thread. */
-void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
-                      const float *bias, float *C, int ldc, int accumulate, int act);
-/* y[rows][out] (+)= x[rows][in] W^T + b, on the pool; accumulate adds to y (a residual).
- * Uses the packed weights when the flow was loaded with them, else cosy_sgemm. */
+/* y[rows][out] (+)= x[rows][in] W^T + b, on the pool; accumulate adds to y (a residual). Uses the bf16
+ * tiles in the bf16 mode, the packed f32 panels on AVX-512, else cosy_sgemm on the plain weights. */
 void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate);
-/* y = act(x W^T + b) (never with accumulate), the activation applied as the product is stored. */
+/* y = act(x W^T + b) (or + y with accumulate), the activation applied as the product is stored. */
 void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act);
-
-/* ---- bf16 products on AMX (flow_amx.c) ---- */
-
-/* 1 when the CPU has AMX-BF16 and AVX512-BF16 and the OS grants the tile state (COSY_CPU=avx512 or
- * lower turns it off). */
-int flow_amx_available(void);
-/* This thread's scratch for AMX products (kept between calls, freed when the thread ends); NULL if
- * out of memory. Not reentrant: one user per thread at a time. */
-void *flow_amx_scratch(size_t bytes);
-/* bf16 elements of W[N][K] packed for flow_amx_linear, and the packing. */
-size_t flow_amx_packed_elems(int N, int K);
-void flow_amx_pack(uint16_t *dst, const float *w, int N, int K);
-/* The same for W[n][k] at w[n * ldw + k]. */
-void flow_amx_pack_ld(uint16_t *dst, const float *w, int N, int K, int ldw);
-/* ... with W's rows given by pointers (rows[n] holds K floats), and W[n][k] = rows[k][n]. */
-void flow_amx_pack_rows(uint16_t *dst, const float *const *rows, int N, int K);
-void flow_amx_pack_t_rows(uint16_t *dst, const float *const *rows, int K, int N);
-/* The same two from bf16 rows. */
-void flow_amx_pack_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int N, int K);
-void flow_amx_pack_t_rows_bf16(uint16_t *dst, const uint16_t *const *rows, int K, int N);
-/* n floats rounded to bf16 (nearest even) */
-void flow_amx_store_bf16(uint16_t *dst, const float *src, int n);
-/* rows x[r * ldx + k] * scale to bf16 dst[rows_p][Kp] (zero padding; Kp, rows_p multiples of 32). */
-void flow_amx_convert(uint16_t *dst, const float *x, int rows, int K, int ldx, float scale, int Kp, int rows_p);
-/* C[M][N] (row stride ldc) = A[Mp][Kp] . B (packed, b_kb tiles of 32 per column block), one thread. */
-void flow_amx_gemm(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, int b_kb, float *C, int ldc);
-/* flow_linear_act on l->amx; returns 0 (nothing done) if it could not allocate its scratch. */
-int flow_amx_linear(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act);
 
 /* ---- layer helpers (flow_layers.c) ---- */
 
@@ -279,14 +234,6 @@ const float *flow_cache_conv(const flow_cache *fc, int id, const float *x, int i
 /* Floats a sequence of allocations of these sizes takes from an arena (64-byte alignment). */
 #define FLOW_ARENA_FLOATS(n) ((((size_t)(n)) + 15) / 16 * 16)
 
-/* ---- element-wise math (flow_math.c): vectorised, in place ---- */
-void flow_math_gelu(float *x, size_t n);  /* exact-erf GELU (nn.GELU()) */
-void flow_math_mish(float *x, size_t n);
-void flow_math_silu(float *x, size_t n);
-/* exp(x - row max) in place for each row; inv_sum[r] = 1 / the row's sum (the caller scales
- * whatever the probabilities are multiplied into: fewer values than the rows themselves) */
-void flow_math_softmax_rows(float *x, int rows, int n, int ld, float *inv_sum);
-void flow_math_layer_norm(float *y, const float *x, int rows, int dim, const float *w, const float *b, float eps);
 
 /* ---- encoder (flow_encoder.c) ---- */
 

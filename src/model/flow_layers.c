@@ -55,7 +55,7 @@ typedef struct {
 static void norm_range(void *p, size_t r0, size_t r1)
 {
     norm_ctx *t = p;
-    flow_math_layer_norm(t->y + r0 * t->dim, t->x + r0 * t->dim, (int)(r1 - r0), t->dim, t->n->w, t->n->b, t->eps);
+    cosy_vec_layer_norm(t->y + r0 * t->dim, t->x + r0 * t->dim, (int)(r1 - r0), t->dim, t->n->w, t->n->b, t->eps);
 }
 
 void flow_layer_norm(flow_ctx *c, float *y, const float *x, int rows, int dim, const flow_norm *n, float eps)
@@ -70,7 +70,7 @@ typedef struct {
     const float *x;
 } vec_ctx;
 
-static void mish_range(void *p, size_t b, size_t e) { flow_math_mish(((vec_ctx *)p)->y + b, e - b); }
+static void mish_range(void *p, size_t b, size_t e) { cosy_vec_mish(((vec_ctx *)p)->y + b, e - b); }
 static void add_range(void *p, size_t b, size_t e) { cosy_add(((vec_ctx *)p)->y + b, ((vec_ctx *)p)->x + b, e - b); }
 
 #define ELEMENTWISE_MIN 8192
@@ -122,7 +122,7 @@ cosy_status flow_conv_forward(flow_ctx *c, const flow_conv *cv, const float *x, 
 
 #define ATTN_BLOCK FLOW_ATTN_BLOCK
 
-static size_t round_panel(size_t n) { return (n + FLOW_PANEL - 1) / FLOW_PANEL * FLOW_PANEL; }
+static size_t round_panel(size_t n) { return (n + COSY_PANEL - 1) / COSY_PANEL * COSY_PANEL; }
 
 typedef struct {
     const float *q, *k, *v;
@@ -135,7 +135,7 @@ typedef struct {
     int ldo;
     float *scratch;
     size_t scratch_per_part, pos_scratch;
-    int amx;                 /* bf16 products on AMX (the flow's bf16 mode) */
+    int bf16;                /* bf16 products (the flow's bf16 mode) */
     int failed;              /* an AMX part could not get its scratch (set atomically) */
 } attn_task;
 
@@ -163,8 +163,8 @@ static void gather_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, f
     }
 }
 
-/* the packed kernels' K^T and V panels straight from the pages (what flow_pack_rows and
- * flow_pack_cols make of the gathered rows); ptrs: scratch for 2 Tk pointers */
+/* the packed kernels' K^T and V panels straight from the pages (what cosy_pack_f32_rows and
+ * cosy_pack_f32_cols make of the gathered rows); ptrs: scratch for 2 Tk pointers */
 static void pack_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, float *kp, float *vp, const float **ptrs)
 {
     const float **vrows = ptrs + Tk;
@@ -172,8 +172,8 @@ static void pack_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, flo
         ptrs[j] = page_row(kv, b, h, j);
         vrows[j] = ptrs[j] + kv->v_offset;
     }
-    flow_pack_row_ptrs(kp, ptrs, Tk, d);
-    flow_pack_col_ptrs(vp, vrows, Tk, d);
+    cosy_pack_f32_row_ptrs(kp, ptrs, Tk, d);
+    cosy_pack_f32_col_ptrs(vp, vrows, Tk, d);
 }
 
 /* The query block starting at row i0: returns its end, at most ATTN_BLOCK rows on and never past a
@@ -198,11 +198,11 @@ static inline int up32(int n) { return (n + 31) / 32 * 32; }
 /* The bf16 mode: QK^T and PV as AMX tile products (K and V rounded to bf16 once per head, Q and the
  * softmax weights per query block), the scores and softmax in f32. Returns 0 if its scratch could not
  * be allocated (the caller then runs the f32 path). */
-static int attn_amx(attn_task *a, int part)
+static int attn_bf16(attn_task *a, int part)
 {
     const int Tk = a->Tk, d = a->d, Tkp = up32(Tk), dp = up32(d);
     const size_t n16 = (size_t)2 * Tkp * dp + (size_t)ATTN_BLOCK * dp + (size_t)ATTN_BLOCK * Tkp;
-    uint16_t *kt = flow_amx_scratch(sizeof(uint16_t) * n16 + sizeof(float *) * 2 * (size_t)Tk);
+    uint16_t *kt = cosy_thread_scratch(sizeof(uint16_t) * n16 + sizeof(float *) * 2 * (size_t)Tk);
     if (!kt) return 0;
     uint16_t *vt = kt + (size_t)Tkp * dp, *qb16 = vt + (size_t)Tkp * dp, *pb16 = qb16 + (size_t)ATTN_BLOCK * dp;
     const float **krows = (const float **)(void *)(kt + n16), **vrows = krows + Tk;
@@ -221,28 +221,28 @@ static int attn_amx(attn_task *a, int part)
                 krows16[j] = page_row16(a->kv, b, h, j);
                 vrows16[j] = krows16[j] + a->kv->v_offset;
             }
-            flow_amx_pack_rows_bf16(kt, krows16, Tk, d);
-            flow_amx_pack_t_rows_bf16(vt, vrows16, Tk, d);
+            cosy_pack_bf16_rows16(kt, krows16, Tk, d);
+            cosy_pack_bf16_t_rows16(vt, vrows16, Tk, d);
         } else {
             for (int j = 0; j < Tk; j++) {
                 krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
                 vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
             }
-            flow_amx_pack_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
-            flow_amx_pack_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
+            cosy_pack_bf16_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
+            cosy_pack_bf16_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
         }
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
         for (int i0 = 0; i0 < a->Tq;) {
             int n_keys;
             const int i1 = query_block(a, i0, &n_keys);
             const int rows = i1 - i0, rows_p = up32(rows), nkp = up32(n_keys);
-            flow_amx_convert(qb16, qb + (size_t)i0 * a->ldq, rows, d, a->ldq, a->scale, dp, rows_p);
-            flow_amx_gemm(rows, n_keys, dp, qb16, kt, dp / 32, scores, Tk);
+            cosy_bf16_convert_rows(qb16, qb + (size_t)i0 * a->ldq, rows, d, a->ldq, a->scale, dp, rows_p);
+            cosy_gemm_bf16(rows, n_keys, dp, qb16, kt, dp / 32, NULL, scores, Tk, 0, COSY_ACT_NONE, 0, (n_keys + 31) / 32);
             if (a->pos_scores) a->pos_scores(a->pos_ctx, b, h, i0, i1, n_keys, scores, Tk, pos_scratch);
             float inv_sum[ATTN_BLOCK];
-            flow_math_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
-            flow_amx_convert(pb16, scores, rows, n_keys, Tk, 1.0f, nkp, rows_p);
-            flow_amx_gemm(rows, d, nkp, pb16, vt, Tkp / 32, ob + (size_t)i0 * a->ldo, a->ldo);
+            cosy_vec_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
+            cosy_bf16_convert_rows(pb16, scores, rows, n_keys, Tk, 1.0f, nkp, rows_p);
+            cosy_gemm_bf16(rows, d, nkp, pb16, vt, Tkp / 32, NULL, ob + (size_t)i0 * a->ldo, a->ldo, 0, COSY_ACT_NONE, 0, (d + 31) / 32);
             for (int r = 0; r < rows; r++) cosy_scale(ob + (size_t)(i0 + r) * a->ldo, inv_sum[r], (size_t)d);
             i0 = i1;
         }
@@ -253,9 +253,9 @@ static int attn_amx(attn_task *a, int part)
 static void attn_run(void *p, int part)
 {
     attn_task *a = p;
-    if (a->amx) {
+    if (a->bf16) {
         /* no f32 fallback: bf16 pages can only be read here */
-        if (!attn_amx(a, part)) __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED);
+        if (!attn_bf16(a, part)) __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED);
         return;
     }
     const int Tk = a->Tk, d = a->d;
@@ -285,24 +285,24 @@ static void attn_run(void *p, int part)
         }
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
         if (a->fast && !a->kv) {
-            flow_pack_rows(kp, kb, Tk, d, ldkv);
-            flow_pack_cols(vp, vb, Tk, d, ldkv);
+            cosy_pack_f32_rows(kp, kb, Tk, d, ldkv);
+            cosy_pack_f32_cols(vp, vb, Tk, d, ldkv);
         }
         for (int i0 = 0; i0 < a->Tq;) {
             int n_keys;
             const int i1 = query_block(a, i0, &n_keys);
             const int rows = i1 - i0;
             if (a->fast)
-                flow_gemm_panels(rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kp, (size_t)d * FLOW_PANEL, 0,
-                                 (n_keys + FLOW_PANEL - 1) / FLOW_PANEL, NULL, scores, Tk, 0, FLOW_ACT_NONE);
+                cosy_gemm_f32_panels(rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kp, (size_t)d * COSY_PANEL, 0,
+                                 (n_keys + COSY_PANEL - 1) / COSY_PANEL, NULL, scores, Tk, 0, COSY_ACT_NONE);
             else
                 cosy_sgemm(0, 1, rows, n_keys, d, a->scale, qb + (size_t)i0 * a->ldq, a->ldq, kb, ldkv, 0.0f, scores, Tk);
             if (a->pos_scores) a->pos_scores(a->pos_ctx, b, h, i0, i1, n_keys, scores, Tk, pos_scratch);
             float inv_sum[ATTN_BLOCK];
-            flow_math_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
+            cosy_vec_softmax_rows(scores, rows, n_keys, Tk, inv_sum);
             if (a->fast)
-                flow_gemm_panels(rows, d, n_keys, 1.0f, scores, Tk, vp, (size_t)Tk * FLOW_PANEL, 0, (d + FLOW_PANEL - 1) / FLOW_PANEL, NULL,
-                                 ob + (size_t)i0 * a->ldo, a->ldo, 0, FLOW_ACT_NONE);
+                cosy_gemm_f32_panels(rows, d, n_keys, 1.0f, scores, Tk, vp, (size_t)Tk * COSY_PANEL, 0, (d + COSY_PANEL - 1) / COSY_PANEL, NULL,
+                                 ob + (size_t)i0 * a->ldo, a->ldo, 0, COSY_ACT_NONE);
             else
                 cosy_sgemm(0, 0, rows, d, n_keys, 1.0f, scores, Tk, vb, ldkv, 0.0f, ob + (size_t)i0 * a->ldo, a->ldo);
             for (int r = 0; r < rows; r++) cosy_scale(ob + (size_t)(i0 + r) * a->ldo, inv_sum[r], (size_t)d);
@@ -349,7 +349,7 @@ static cosy_status attention_run(flow_ctx *c, attn_task *a)
 {
     const int parts = attention_parts(c, a->B, a->heads);
     a->parts = parts;
-    a->amx = c->flow->amx;
+    a->bf16 = c->flow->bf16;
     a->pos_scratch = a->pos_scores ? pos_scores_scratch(a->Tk, a->d) : 0;
     a->scratch_per_part = attention_part_floats(a->Tk, a->d, a->pos_scores != NULL, a->kv != NULL);
     size_t mark = cosy_arena_mark(c->arena);

@@ -58,7 +58,7 @@ static void layout_pages(const cosy_flow *f, page_layout *L)
     o += ROUND16((size_t)f->enc.n_up_blocks * chunk2 * 2 * E);
     L->est_kv = o;
     L->est_kv_step = (size_t)flow_estimator_layers(f) * 2 * chunk2 * 2 * inner;
-    if (f->amx) L->est_kv_step /= 2; /* bf16 keys/values in the bf16 mode (an even count of uint16) */
+    if (f->bf16) L->est_kv_step /= 2; /* bf16 keys/values in the bf16 mode (an even count of uint16) */
     o += ROUND16(steps * L->est_kv_step);
     L->tok_conv = o;
     o += ROUND16((size_t)L->tok_conv_rows * E);
@@ -343,7 +343,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
                          .kv_base = L->est_kv + (size_t)step * L->est_kv_step, .kv_layer = (size_t)2 * chunk2 * 2 * inner,
                          .kv_batch = (size_t)chunk2 * 2 * inner, .conv_rows = EST_CONV_ROWS, .conv_width = CW,
                          .conv_base = L->est_conv + (size_t)step * L->est_conv_step, .conv_slot = (size_t)2 * EST_CONV_ROWS * CW,
-                         .bf16 = flow->amx};
+                         .bf16 = flow->bf16};
         float tt[2] = {ts[step], ts[step]};
         COSY_TRY(flow_estimator_forward_cached(&c, packed, tt, &fc, v));
         const float dt = dts[step];

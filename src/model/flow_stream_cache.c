@@ -38,8 +38,8 @@ void flow_cache_put_kv(const flow_cache *fc, int layer, const float *k, const fl
                 uint16_t *dst = kv_row16(fc, layer, b, fc->start + t, d);
                 const size_t src = ((size_t)b * fc->n + t) * (size_t)ld;
                 for (int h = 0; h < fc->kv_heads; h++) {
-                    flow_amx_store_bf16(dst + h * head, k + src + (size_t)h * d, d);
-                    flow_amx_store_bf16(dst + v_off + h * head, v + src + (size_t)h * d, d);
+                    cosy_bf16_store(dst + h * head, k + src + (size_t)h * d, d);
+                    cosy_bf16_store(dst + v_off + h * head, v + src + (size_t)h * d, d);
                 }
             }
         return;

@@ -12,7 +12,7 @@
 
 /* OpenBLAS does not declare this in cblas.h on every distribution. */
 void openblas_set_num_threads(int num_threads);
-int flow_fast_path(void); /* model/flow_gemm.c */
+int cosy_gemm_f32_available(void); /* model/flow_gemm.c */
 
 cosy_model_params cosy_model_default_params(void)
 {
@@ -113,7 +113,7 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
          * convolutions, split by us) runs single-threaded: its own threads next to the pool oversubscribed
          * the cores and re-faulted their buffers (~1M page faults per 10 s of streamed audio). The
          * portable path leaves the products to OpenBLAS's threads. */
-        openblas_set_num_threads(flow_fast_path() ? 1 : n);
+        openblas_set_num_threads(cosy_gemm_f32_available() ? 1 : n);
         st = cosy_pool_create(n, &m->pool);
     }
     if (st != COSY_OK) {

@@ -1,13 +1,13 @@
 /*
- * flow_math.c — the element-wise work of the flow (GELU, Mish, SiLU, softmax rows, LayerNorm
- * rows), vectorised. At the real model size these run on ~10^8 values per call, which scalar
- * libm calls turn into a good share of the run time, so the AVX-512 versions (picked at run
- * time through cpu.h; COSY_CPU=portable forces the scalar ones) compute exp with a Cephes-style
+ * vecmath.c — element-wise math (GELU, Mish, SiLU, softmax rows, LayerNorm rows), vectorised
+ * (vecmath.h); the flow is its main user. At the real model size these run on ~10^8 values per
+ * call, which scalar libm calls turn into a good share of the run time, so the AVX-512 versions
+ * (picked at run time through cpu.h; COSY_CPU=portable forces the scalar ones) compute exp with a Cephes-style
  * polynomial (~1 ulp) and erf with Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7), the same
  * approximation PyTorch's vectorised CPU GELU uses. Everything else is ordinary float
  * arithmetic; results agree with the scalar versions to a few ulp.
  */
-#include "model/flow_internal.h"
+#include "core/vecmath.h"
 #include "core/cpu.h"
 
 #include <math.h>
@@ -59,9 +59,9 @@ static void layer_norm_scalar(float *y, const float *x, int rows, int dim, const
 
 /* ---------------------------------------------------------------- AVX-512 versions */
 
-#include "model/flow_simd.h"
+#include "core/simd_avx512.h"
 
-#ifdef FLOW_HAVE_AVX512
+#ifdef COSY_HAVE_AVX512
 #define HAVE_AVX512_PATH 1
 
 #define MAP512(name, fn)                                                    \
@@ -140,7 +140,7 @@ static int use_avx512(void)
 #endif
 }
 
-void flow_math_gelu(float *x, size_t n)
+void cosy_vec_gelu(float *x, size_t n)
 {
 #ifdef HAVE_AVX512_PATH
     if (use_avx512()) { gelu_avx512(x, n); return; }
@@ -148,7 +148,7 @@ void flow_math_gelu(float *x, size_t n)
     gelu_scalar(x, n);
 }
 
-void flow_math_mish(float *x, size_t n)
+void cosy_vec_mish(float *x, size_t n)
 {
 #ifdef HAVE_AVX512_PATH
     if (use_avx512()) { mish_avx512(x, n); return; }
@@ -156,7 +156,7 @@ void flow_math_mish(float *x, size_t n)
     mish_scalar(x, n);
 }
 
-void flow_math_silu(float *x, size_t n)
+void cosy_vec_silu(float *x, size_t n)
 {
 #ifdef HAVE_AVX512_PATH
     if (use_avx512()) { silu_avx512(x, n); return; }
@@ -164,7 +164,7 @@ void flow_math_silu(float *x, size_t n)
     silu_scalar(x, n);
 }
 
-void flow_math_softmax_rows(float *x, int rows, int n, int ld, float *inv_sum)
+void cosy_vec_softmax_rows(float *x, int rows, int n, int ld, float *inv_sum)
 {
 #ifdef HAVE_AVX512_PATH
     if (use_avx512()) {
@@ -175,7 +175,7 @@ void flow_math_softmax_rows(float *x, int rows, int n, int ld, float *inv_sum)
     for (int r = 0; r < rows; r++) inv_sum[r] = softmax_scalar(x + (size_t)r * ld, n);
 }
 
-void flow_math_layer_norm(float *y, const float *x, int rows, int dim, const float *w, const float *b, float eps)
+void cosy_vec_layer_norm(float *y, const float *x, int rows, int dim, const float *w, const float *b, float eps)
 {
 #ifdef HAVE_AVX512_PATH
     if (use_avx512()) { layer_norm_avx512(y, x, rows, dim, w, b, eps); return; }

@@ -1,5 +1,5 @@
 /*
- * flow_gemm.c — matrix products of the flow on weights packed once at load time.
+ * gemm_f32.c — f32 products on weights packed once at load time in panels of 32 columns (gemm.h).
  *
  * Why not sgemm: the flow multiplies few rows (2 x frames) by large weight matrices, 10 times per
  * call, and a BLAS call re-packs the whole weight matrix every time (a quarter of the run time at
@@ -12,23 +12,22 @@
  * Without AVX-512 (or with COSY_CPU=portable) every product falls back to cosy_sgemm on the
  * unpacked weights.
  */
-#include "model/flow_internal.h"
+#include "core/gemm.h"
 #include "core/cpu.h"
-#include "core/ops.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "model/flow_simd.h"
+#include "core/simd_avx512.h"
 
-#define NR FLOW_PANEL   /* columns per panel */
+#define NR COSY_PANEL   /* columns per panel */
 #define MR 12           /* rows per micro-kernel call */
 #define M_CHUNK 192     /* rows kept hot in L2 while the panels stream past */
 
-int flow_fast_path(void)
+int cosy_gemm_f32_available(void)
 {
-#ifdef FLOW_HAVE_AVX512
+#ifdef COSY_HAVE_AVX512
     return cosy_cpu_level() >= COSY_CPU_AVX512;
 #else
     return 0;
@@ -51,7 +50,7 @@ static void pack_rows_scalar(float *dst, const float *w, int N, int K, int ldw, 
     }
 }
 
-#ifdef FLOW_HAVE_AVX512
+#ifdef COSY_HAVE_AVX512
 /* dst[c * ldd + r] = src[r * lds + c] for a 16 x 16 tile: unpack pairs, then pairs of pairs,
  * then 128-bit lanes twice */
 static inline AVX512 void transpose16(const float *src, int lds, float *dst, int ldd)
@@ -97,10 +96,10 @@ static AVX512 void pack_rows_avx512(float *dst, const float *w, int N, int K, in
 }
 #endif
 
-void flow_pack_rows(float *dst, const float *w, int N, int K, int ldw)
+void cosy_pack_f32_rows(float *dst, const float *w, int N, int K, int ldw)
 {
-#ifdef FLOW_HAVE_AVX512
-    if (flow_fast_path()) {
+#ifdef COSY_HAVE_AVX512
+    if (cosy_gemm_f32_available()) {
         pack_rows_avx512(dst, w, N, K, ldw);
         return;
     }
@@ -124,11 +123,11 @@ static void pack_row_ptrs_scalar(float *dst, const float *const *rows, int N, in
     }
 }
 
-void flow_pack_row_ptrs(float *dst, const float *const *rows, int N, int K)
+void cosy_pack_f32_row_ptrs(float *dst, const float *const *rows, int N, int K)
 {
     int n = 0;
-#ifdef FLOW_HAVE_AVX512
-    if (flow_fast_path() && K % 16 == 0 && K <= PTR_MAX_K) {
+#ifdef COSY_HAVE_AVX512
+    if (cosy_gemm_f32_available() && K % 16 == 0 && K <= PTR_MAX_K) {
         float tmp[PTR_GROUP * PTR_MAX_K];
         for (; n + PTR_GROUP <= N; n += PTR_GROUP) {
             const float *base = rows[n];
@@ -153,7 +152,7 @@ void flow_pack_row_ptrs(float *dst, const float *const *rows, int N, int K)
     }
 }
 
-void flow_pack_col_ptrs(float *dst, const float *const *rows, int K, int N)
+void cosy_pack_f32_col_ptrs(float *dst, const float *const *rows, int K, int N)
 {
     const int panels = (N + NR - 1) / NR;
     for (int p = 0; p < panels; p++) {
@@ -166,7 +165,7 @@ void flow_pack_col_ptrs(float *dst, const float *const *rows, int K, int N)
     }
 }
 
-void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv)
+void cosy_pack_f32_cols(float *dst, const float *v, int K, int N, int ldv)
 {
     const int panels = (N + NR - 1) / NR;
     for (int p = 0; p < panels; p++) {
@@ -179,13 +178,13 @@ void flow_pack_cols(float *dst, const float *v, int K, int N, int ldv)
     }
 }
 
-#ifdef FLOW_HAVE_AVX512
+#ifdef COSY_HAVE_AVX512
 
 static inline __attribute__((always_inline)) AVX512 __m512 activate(__m512 x, int act)
 {
     switch (act) {
-    case FLOW_ACT_GELU: return gelu512(x);
-    case FLOW_ACT_SILU: return silu512(x);
+    case COSY_ACT_GELU: return gelu512(x);
+    case COSY_ACT_SILU: return silu512(x);
     default: return x;
     }
 }
@@ -252,7 +251,7 @@ static AVX512 void kernel_dispatch(int m, int K, float alpha, const float *A, in
     }
 }
 
-void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+void cosy_gemm_f32_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
                       const float *bias, float *C, int ldc, int accumulate, int act)
 {
     /* rows in nearly equal blocks of at most MR (100 rows: 9 blocks of 11-12, not 8 x 12 + 4),
@@ -265,8 +264,7 @@ void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda,
             const float *panel = P + (size_t)p * panel_stride;
             const float *pb = bias ? bias + n0 : NULL;
             for (int blk = c0; blk < c1; blk++) {
-                int r0, r1;
-                cosy_split_range(M, n_blocks, blk, &r0, &r1);
+                const int r0 = (int)((long)blk * M / n_blocks), r1 = (int)((long)(blk + 1) * M / n_blocks);
                 const float *next = blk == c0 && p + 1 < p1 ? panel + panel_stride : NULL;
                 kernel_dispatch(r1 - r0, K, alpha, A + (size_t)r0 * lda, lda, panel, pb, C + (size_t)r0 * ldc + n0, ldc, n_valid, accumulate, act,
                                 next);
@@ -275,63 +273,11 @@ void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda,
     }
 }
 #else
-void flow_gemm_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+void cosy_gemm_f32_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
                       const float *bias, float *C, int ldc, int accumulate, int act)
 {
-    /* portable builds never pack (flow_fast_path() is 0) */
+    /* portable builds never pack (cosy_gemm_f32_available() is 0) */
     (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)P; (void)panel_stride; (void)p0; (void)p1;
     (void)bias; (void)C; (void)ldc; (void)accumulate; (void)act;
 }
 #endif
-
-/* ---------------------------------------------------------------- linears on the pool */
-
-typedef struct {
-    const flow_linear *l;
-    const float *x;
-    int rows, parts, accumulate, act;
-    float *y;
-} linear_task;
-
-static void linear_run(void *p, int part)
-{
-    linear_task *t = p;
-    const int panels = (t->l->out + NR - 1) / NR;
-    int p0, p1;
-    cosy_split_range(panels, t->parts, part, &p0, &p1);
-    if (p0 < p1)
-        flow_gemm_panels(t->rows, t->l->out, t->l->in, 1.0f, t->x, t->l->in, t->l->packed, (size_t)t->l->in * NR, p0, p1, t->l->packed_bias,
-                         t->y, t->l->out, t->accumulate, t->act);
-}
-
-void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
-{
-    if (rows <= 0) return;
-    if (l->amx && flow_amx_linear(c, l, x, rows, y, accumulate, act)) return;
-    if (l->packed) {
-        linear_task t = {l, x, rows, 1, accumulate, act, y};
-        const int panels = (l->out + NR - 1) / NR;
-        int parts = cosy_pool_size(c->pool);
-        if (parts > panels) parts = panels;
-        if ((size_t)rows * l->in * l->out < 200000) parts = 1; /* too small to be worth waking a thread */
-        t.parts = parts;
-        if (parts == 1) linear_run(&t, 0);
-        else cosy_pool_run(c->pool, parts, linear_run, &t);
-        return;
-    }
-    /* portable: sgemm on the unpacked weights */
-    if (accumulate) {
-        if (l->b)
-            for (int r = 0; r < rows; r++) cosy_add(y + (size_t)r * l->out, l->b, (size_t)l->out);
-        cosy_sgemm(0, 1, rows, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y, l->out);
-    } else {
-        cosy_linear(y, x, rows, l->in, l->w, l->b, l->out);
-    }
-    if (act == FLOW_ACT_GELU) flow_math_gelu(y, (size_t)rows * l->out);
-    else if (act == FLOW_ACT_SILU) flow_math_silu(y, (size_t)rows * l->out);
-}
-
-void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate)
-{
-    flow_linear_act(c, l, x, rows, y, accumulate, FLOW_ACT_NONE);
-}

@@ -11,7 +11,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512dq,fma")))
-#define FLOW_HAVE_AVX512 1
+#define COSY_HAVE_AVX512 1
 
 /* exp(x): x = n ln2 + r, |r| <= ln2/2, Cephes expf polynomial, scaled by 2^n */
 static inline AVX512 __m512 exp512(__m512 x)

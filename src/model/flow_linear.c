@@ -1,0 +1,103 @@
+/*
+ * flow_linear.c — the flow's Linear layers (and the convolutions built on them) on the thread pool:
+ * which kernel of core/gemm.h runs a product, and how its output columns are split over the threads.
+ *   bf16 mode (flow_dtype bf16 on a CPU with AMX or AVX512-BF16): activations rounded to bf16 rows in
+ *     this thread's scratch, then the bf16 tiles;
+ *   f32 on AVX-512: the packed f32 panels, read straight from the activations;
+ *   otherwise cosy_sgemm on the plain weights (OpenBLAS).
+ * A product too small to be worth waking a thread runs on the caller's thread.
+ */
+#include "model/flow_internal.h"
+#include "core/ops.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NR COSY_PANEL
+
+/* ---------------------------------------------------------------- f32 panels */
+
+typedef struct {
+    const flow_linear *l;
+    const float *x;
+    int rows, parts, accumulate, act;
+    float *y;
+} linear_task;
+
+static void linear_run(void *p, int part)
+{
+    linear_task *t = p;
+    const int panels = (t->l->out + NR - 1) / NR;
+    int p0, p1;
+    cosy_split_range(panels, t->parts, part, &p0, &p1);
+    if (p0 < p1)
+        cosy_gemm_f32_panels(t->rows, t->l->out, t->l->in, 1.0f, t->x, t->l->in, t->l->packed, (size_t)t->l->in * NR, p0, p1, t->l->packed_bias,
+                         t->y, t->l->out, t->accumulate, t->act);
+}
+
+/* ---------------------------------------------------------------- bf16 tiles */
+
+typedef struct {
+    int M, N, Kp, parts, accumulate, act;
+    const uint16_t *A, *B;
+    const float *bias;
+    float *C;
+} bf16_task;
+
+static void bf16_run(void *p, int part)
+{
+    bf16_task *t = p;
+    int j0, j1;
+    cosy_split_range((t->N + 31) / 32, t->parts, part, &j0, &j1);
+    cosy_gemm_bf16(t->M, t->N, t->Kp, t->A, t->B, t->Kp / 32, t->bias, t->C, t->N, t->accumulate, t->act, j0, j1);
+}
+
+/* flow_linear_act on l->tiles; returns 0 (nothing done) if it could not get its scratch */
+static int linear_bf16(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
+{
+    const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32, Mp = (rows + 31) / 32 * 32;
+    uint16_t *A = cosy_thread_scratch(sizeof(uint16_t) * (size_t)Mp * Kp);
+    if (!A) return 0; /* the caller falls back to the f32 kernels */
+    cosy_bf16_convert_rows(A, x, rows, K, K, 1.0f, Kp, Mp);
+    bf16_task t = {rows, N, Kp, 1, accumulate, act, A, l->tiles, l->b, y};
+    const int blocks = (N + 31) / 32;
+    int parts = cosy_pool_size(c->pool);
+    if (parts > blocks) parts = blocks;
+    if ((size_t)rows * K * N < 400000) parts = 1;
+    t.parts = parts;
+    if (parts == 1) bf16_run(&t, 0);
+    else cosy_pool_run(c->pool, parts, bf16_run, &t);
+    return 1;
+}
+
+void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
+{
+    if (rows <= 0) return;
+    if (l->tiles && linear_bf16(c, l, x, rows, y, accumulate, act)) return;
+    if (l->packed) {
+        linear_task t = {l, x, rows, 1, accumulate, act, y};
+        const int panels = (l->out + NR - 1) / NR;
+        int parts = cosy_pool_size(c->pool);
+        if (parts > panels) parts = panels;
+        if ((size_t)rows * l->in * l->out < 200000) parts = 1; /* too small to be worth waking a thread */
+        t.parts = parts;
+        if (parts == 1) linear_run(&t, 0);
+        else cosy_pool_run(c->pool, parts, linear_run, &t);
+        return;
+    }
+    /* portable: sgemm on the unpacked weights */
+    if (accumulate) {
+        if (l->b)
+            for (int r = 0; r < rows; r++) cosy_add(y + (size_t)r * l->out, l->b, (size_t)l->out);
+        cosy_sgemm(0, 1, rows, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y, l->out);
+    } else {
+        cosy_linear(y, x, rows, l->in, l->w, l->b, l->out);
+    }
+    if (act == COSY_ACT_GELU) cosy_vec_gelu(y, (size_t)rows * l->out);
+    else if (act == COSY_ACT_SILU) cosy_vec_silu(y, (size_t)rows * l->out);
+}
+
+void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate)
+{
+    flow_linear_act(c, l, x, rows, y, accumulate, COSY_ACT_NONE);
+}

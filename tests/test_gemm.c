@@ -1,0 +1,179 @@
+/*
+ * test_gemm.c — the packed-weight products of core/gemm.h on every CPU path this machine has:
+ * f32 panels (AVX-512) against a double-precision product, bf16 tiles (AVX512-BF16 and AMX, forced
+ * with cosy_cpu_cap) against the exact product of the bf16-rounded inputs, the packers against the
+ * definition of the layout, and bias / accumulate / activation epilogues at ragged sizes.
+ */
+#include "test.h"
+#include "core/cpu.h"
+#include "core/gemm.h"
+#include "core/half.h"
+
+#include <stdint.h>
+
+static void fill(float *x, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = (float)((seed >> 9) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+static double bf16r(float x) { return (double)cosy_bf16_to_f32(cosy_f32_to_bf16(x)); }
+
+static double act_ref(double x, int act)
+{
+    if (act == COSY_ACT_GELU) return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    if (act == COSY_ACT_SILU) return x / (1.0 + exp(-x));
+    return x;
+}
+
+static const int shapes[][3] = {{1, 32, 32}, {5, 17, 40}, {12, 64, 256}, {13, 96, 80}, {50, 1536, 256}, {100, 80, 512}, {33, 250, 1024}};
+#define N_SHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+/* the packed index of (n, k), as gemm.h defines the layout */
+static size_t packed_index(int n, int k, int KB)
+{
+    return ((size_t)(n / 16) * KB + (size_t)(k / 32)) * 512 + (size_t)((k % 32) / 2) * 32 + (size_t)(n % 16) * 2 + (size_t)(k % 2);
+}
+
+static void test_bf16_level(const char *name)
+{
+    for (int si = 0; si < N_SHAPES; si++) {
+        const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], Kp = (K + 31) / 32 * 32, Mp = (M + 31) / 32 * 32;
+        const int KB = Kp / 32;
+        float *w = malloc(sizeof(float) * (size_t)N * K), *x = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * N);
+        float *y = malloc(sizeof(float) * (size_t)M * N), *ref = malloc(sizeof(float) * (size_t)M * N);
+        const size_t elems = cosy_pack_bf16_elems(N, K);
+        uint16_t *P = malloc(sizeof(uint16_t) * elems), *P16 = malloc(sizeof(uint16_t) * elems), *A = malloc(sizeof(uint16_t) * (size_t)Mp * Kp);
+        uint16_t *w16 = malloc(sizeof(uint16_t) * (size_t)N * K);
+        fill(w, (size_t)N * K, 7 + (unsigned)si);
+        fill(x, (size_t)M * K, 8 + (unsigned)si);
+        fill(b, (size_t)N, 9 + (unsigned)si);
+        for (size_t i = 0; i < (size_t)N * K; i++) w16[i] = cosy_f32_to_bf16(w[i]);
+        cosy_pack_bf16(P, w, N, K, K);
+        cosy_pack_bf16_from_bf16(P16, w16, N, K, K);
+        /* the packers place every value where the layout says, zeros elsewhere */
+        int layout_ok = !memcmp(P, P16, sizeof(uint16_t) * elems);
+        size_t nonzero = 0;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) layout_ok &= P[packed_index(n, k, KB)] == w16[(size_t)n * K + k];
+        for (size_t i = 0; i < elems; i++) nonzero += P[i] != 0;
+        size_t expect_nonzero = 0;
+        for (size_t i = 0; i < (size_t)N * K; i++) expect_nonzero += w16[i] != 0;
+        CHECK(layout_ok);
+        CHECK(nonzero == expect_nonzero);
+        /* rows given by pointers, and the transposed packer: W[n][k] = rows[k][n] */
+        {
+            const float **rows = malloc(sizeof(float *) * (size_t)(N > K ? N : K));
+            uint16_t *Q = malloc(sizeof(uint16_t) * elems);
+            for (int n = 0; n < N; n++) rows[n] = w + (size_t)n * K;
+            cosy_pack_bf16_rows(Q, rows, N, K);
+            CHECK(!memcmp(Q, P, sizeof(uint16_t) * elems));
+            float *wt = malloc(sizeof(float) * (size_t)N * K); /* wt[k][n] = w[n][k] */
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < K; k++) wt[(size_t)k * N + n] = w[(size_t)n * K + k];
+            for (int k = 0; k < K; k++) rows[k] = wt + (size_t)k * N;
+            cosy_pack_bf16_t_rows(Q, rows, K, N);
+            CHECK(!memcmp(Q, P, sizeof(uint16_t) * elems));
+            free(wt);
+            free(Q);
+            free(rows);
+        }
+        cosy_bf16_convert_rows(A, x, M, K, K, 1.0f, Kp, Mp);
+        for (int act = COSY_ACT_NONE; act <= COSY_ACT_SILU; act++)
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                const int use_bias = (act + accumulate) % 2 == 0;
+                fill(y, (size_t)M * N, 44);
+                double mag = 0;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double acc = use_bias ? b[j] : 0.0;
+                        for (int k = 0; k < K; k++) acc += bf16r(x[(size_t)i * K + k]) * bf16r(w[(size_t)j * K + k]);
+                        if (accumulate) acc += y[(size_t)i * N + j];
+                        ref[(size_t)i * N + j] = (float)act_ref(acc, act);
+                        mag = fmax(mag, fabs(acc));
+                    }
+                /* in two column ranges, as two threads would split it */
+                const int blocks = (N + 31) / 32, half = blocks / 2;
+                cosy_gemm_bf16(M, N, Kp, A, P, KB, use_bias ? b : NULL, y, N, accumulate, act, 0, half);
+                cosy_gemm_bf16(M, N, Kp, A, P, KB, use_bias ? b : NULL, y, N, accumulate, act, half, blocks);
+                const double err = test_max_abs_diff(y, ref, (long)M * N);
+                /* f32 accumulation of K products: ~K ulp of the magnitude at worst */
+                const double tol = 4e-7 * K * (1.0 + mag);
+                if (err > tol) fprintf(stderr, "%s bf16 %dx%dx%d act %d acc %d: error %g > %g\n", name, M, N, K, act, accumulate, err, tol);
+                CHECK(err <= tol);
+            }
+        free(w);
+        free(x);
+        free(b);
+        free(y);
+        free(ref);
+        free(P);
+        free(P16);
+        free(A);
+        free(w16);
+    }
+}
+
+static void test_f32_panels(void)
+{
+    for (int si = 0; si < N_SHAPES; si++) {
+        const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        const size_t panels = (size_t)(N + COSY_PANEL - 1) / COSY_PANEL;
+        float *w = malloc(sizeof(float) * (size_t)N * K), *x = malloc(sizeof(float) * (size_t)M * K), *b = calloc(panels * COSY_PANEL, sizeof(float));
+        float *P = malloc(sizeof(float) * panels * COSY_PANEL * K), *y = malloc(sizeof(float) * (size_t)M * N), *ref = malloc(sizeof(float) * (size_t)M * N);
+        fill(w, (size_t)N * K, 17 + (unsigned)si);
+        fill(x, (size_t)M * K, 18 + (unsigned)si);
+        fill(b, (size_t)N, 19 + (unsigned)si);
+        cosy_pack_f32_rows(P, w, N, K, K);
+        for (int act = COSY_ACT_NONE; act <= COSY_ACT_SILU; act++) {
+            fill(y, (size_t)M * N, 45);
+            const int accumulate = act == COSY_ACT_NONE;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = 0.5 * b[j];
+                    for (int k = 0; k < K; k++) acc += 0.5 * (double)x[(size_t)i * K + k] * w[(size_t)j * K + k];
+                    if (accumulate) acc += y[(size_t)i * N + j];
+                    ref[(size_t)i * N + j] = (float)act_ref(acc, act);
+                }
+            /* alpha scales the product, not the bias: pass the bias pre-halved */
+            float *hb = malloc(sizeof(float) * panels * COSY_PANEL);
+            for (size_t j = 0; j < panels * COSY_PANEL; j++) hb[j] = 0.5f * b[j];
+            cosy_gemm_f32_panels(M, N, K, 0.5f, x, K, P, (size_t)K * COSY_PANEL, 0, (int)panels, hb, y, N, accumulate, act);
+            free(hb);
+            const double err = test_max_abs_diff(y, ref, (long)M * N);
+            if (err > 1e-4) fprintf(stderr, "f32 panels %dx%dx%d act %d: error %g\n", M, N, K, act, err);
+            CHECK(err <= 1e-4);
+        }
+        free(w);
+        free(x);
+        free(b);
+        free(P);
+        free(y);
+        free(ref);
+    }
+}
+
+int main(void)
+{
+    const cosy_cpu_level_t best = cosy_cpu_level();
+    printf("CPU: %s, best level %s\n", cosy_cpu_model_name(), cosy_cpu_level_name(best));
+    if (cosy_gemm_f32_available()) test_f32_panels();
+    else printf("SKIP f32 panels: this CPU has no AVX-512\n");
+    const cosy_cpu_level_t levels[] = {COSY_CPU_AVX512BF16, COSY_CPU_AMX};
+    for (int i = 0; i < 2; i++) {
+        if (best < levels[i]) {
+            printf("SKIP bf16 products on %s: this CPU lacks it\n", cosy_cpu_level_name(levels[i]));
+            continue;
+        }
+        cosy_cpu_cap(levels[i]);
+        CHECK(cosy_gemm_bf16_level() == (int)levels[i]);
+        test_bf16_level(cosy_cpu_level_name(levels[i]));
+        printf("bf16 products on %s: checked\n", cosy_cpu_level_name(levels[i]));
+    }
+    cosy_cpu_cap(COSY_CPU_AVX512);
+    CHECK(cosy_gemm_bf16_level() == 0);
+    cosy_cpu_reset();
+    return test_finish("test_gemm");
+}
