@@ -2,10 +2,12 @@
  * test_gemm.c — the packed-weight products of core/gemm.h on every CPU path this machine has:
  * f32 panels (AVX-512) against a double-precision product, bf16 tiles (AVX512-BF16 and AMX, forced
  * with cosy_cpu_cap) against the exact product of the bf16-rounded inputs, the packers against the
- * definition of the layout, and bias / accumulate / activation epilogues at ragged sizes.
+ * definition of the layout, and bias / accumulate / activation epilogues at ragged sizes; and the
+ * block attention of core/attention.h on each path against a double-precision softmax attention.
  */
 #include "test.h"
 #include "core/cpu.h"
+#include "core/attention.h"
 #include "core/gemm.h"
 #include "core/half.h"
 
@@ -155,12 +157,101 @@ static void test_f32_panels(void)
     }
 }
 
+
+/* ---- block attention: random keys in blocks with stale (finite) values in unwritten slots, ragged
+ * visibility masks, every row count, against softmax attention in double over the same (rounded)
+ * values ---- */
+static double worse(double worst, double err) { return err != err ? INFINITY : fmax(worst, err); }
+
+static void test_attention(const char *name, int bf16)
+{
+    const int dims[] = {16, 64, 80};
+    for (int di = 0; di < 6; di++) {
+        /* stale contents: a previous user's finite values under partly written blocks; or NaN under
+         * fully written ones (cosy_kv_put must write a slot whole, padding included) */
+        const int d = dims[di % 3], n_blocks = 5, nan_fill = di >= 3;
+        const size_t slab = cosy_kv_slab_elems(d, bf16), esize = bf16 ? 2 : 4;
+        char *mem = malloc(slab * esize * n_blocks);
+        for (size_t i = 0; i < slab * n_blocks; i++) {
+            const float stale = nan_fill ? NAN : (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+            if (bf16) ((uint16_t *)mem)[i] = cosy_f32_to_bf16(stale);
+            else ((float *)mem)[i] = stale;
+        }
+        const int keys = n_blocks * COSY_KV_BLOCK;
+        float *k = malloc(sizeof(float) * keys * d), *v = malloc(sizeof(float) * keys * d), *q = malloc(sizeof(float) * COSY_ATTN_ROWS * d);
+        fill(k, (size_t)keys * d, 100 + (unsigned)d);
+        fill(v, (size_t)keys * d, 200 + (unsigned)d);
+        fill(q, (size_t)COSY_ATTN_ROWS * d, 300 + (unsigned)d);
+        for (size_t i = 0; i < (size_t)COSY_ATTN_ROWS * d; i++) q[i] *= 3.0f;
+        cosy_kv_ref refs[5];
+        /* block 1 partly written (its slots 20.. are stale and invisible), block 3 empty (skipped),
+         * block 4 with a gap */
+        const uint32_t vis[5] = {0xffffffffu, 0x000fffffu, 0xfffff0f0u, 0, 0x7fffffffu};
+        int n = 0;
+        for (int bi = 0; bi < n_blocks; bi++) {
+            for (int sl = 0; sl < COSY_KV_BLOCK; sl++)
+                if (nan_fill || vis[bi] >> sl & 1u) cosy_kv_put(mem + slab * esize * bi, sl, k + ((size_t)bi * 32 + sl) * d, v + ((size_t)bi * 32 + sl) * d, d, bf16);
+            if (vis[bi]) refs[n++] = (cosy_kv_ref){mem + slab * esize * bi, vis[bi]};
+        }
+        const float scale = 1.0f / sqrtf((float)d);
+        void *scratch = aligned_alloc(64, (cosy_attn_scratch_bytes(d, n) + 63) / 64 * 64);
+        float *out = malloc(sizeof(float) * COSY_ATTN_ROWS * (d + 3));
+        double worst = 0;
+        for (int rows = 1; rows <= COSY_ATTN_ROWS; rows += rows < 20 ? 1 : 11) {
+            cosy_attn_blocks(q, d, rows, d, scale, refs, n, bf16, out, d + 3, scratch);
+            for (int r = 0; r < rows; r++) {
+                double s[160], mx = -1e300, sum = 0;
+                for (int bi = 0; bi < n_blocks; bi++)
+                    for (int sl = 0; sl < 32; sl++) {
+                        const int j = bi * 32 + sl;
+                        s[j] = -1e300;
+                        if (!(vis[bi] >> sl & 1u)) continue;
+                        double acc = 0;
+                        for (int i = 0; i < d; i++) {
+                            const double qv = bf16 ? bf16r(q[(size_t)r * d + i] * scale) : (double)q[(size_t)r * d + i] * scale;
+                            acc += qv * (bf16 ? bf16r(k[(size_t)j * d + i]) : k[(size_t)j * d + i]);
+                        }
+                        s[j] = acc;
+                        mx = fmax(mx, acc);
+                    }
+                for (int j = 0; j < keys; j++) sum += s[j] > -1e299 ? exp(s[j] - mx) : 0.0;
+                for (int i = 0; i < d; i++) {
+                    double o = 0;
+                    for (int j = 0; j < keys; j++) {
+                        if (s[j] <= -1e299) continue;
+                        const double pj = exp(s[j] - mx);
+                        o += (bf16 ? bf16r((float)pj) : pj) * (bf16 ? bf16r(v[(size_t)j * d + i]) : v[(size_t)j * d + i]);
+                    }
+                    worst = worse(worst, fabs(o / sum - out[(size_t)r * (d + 3) + i]));
+                }
+            }
+        }
+        /* bf16: the probabilities are rounded before the sum is taken in f32 (relative 2^-8 each) */
+        const double tol = bf16 ? 1e-2 : 2e-6;
+        if (worst > tol) fprintf(stderr, "%s attention d=%d: error %g > %g\n", name, d, worst, tol);
+        CHECK(worst <= tol);
+        free(mem);
+        free(k);
+        free(v);
+        free(q);
+        free(out);
+        free(scratch);
+    }
+}
+
 int main(void)
 {
     const cosy_cpu_level_t best = cosy_cpu_level();
     printf("CPU: %s, best level %s\n", cosy_cpu_model_name(), cosy_cpu_level_name(best));
     if (cosy_gemm_f32_available()) test_f32_panels();
     else printf("SKIP f32 panels: this CPU has no AVX-512\n");
+    test_attention(cosy_cpu_level_name(best), 0);
+    {
+        cosy_cpu_level_t keep = cosy_cpu_cap(COSY_CPU_AVX2);
+        test_attention("avx2 (f32 through sgemm)", 0);
+        (void)keep;
+        cosy_cpu_reset();
+    }
     const cosy_cpu_level_t levels[] = {COSY_CPU_AVX512BF16, COSY_CPU_AMX};
     for (int i = 0; i < 2; i++) {
         if (best < levels[i]) {
@@ -170,6 +261,7 @@ int main(void)
         cosy_cpu_cap(levels[i]);
         CHECK(cosy_gemm_bf16_level() == (int)levels[i]);
         test_bf16_level(cosy_cpu_level_name(levels[i]));
+        test_attention(cosy_cpu_level_name(levels[i]), 1);
         printf("bf16 products on %s: checked\n", cosy_cpu_level_name(levels[i]));
     }
     cosy_cpu_cap(COSY_CPU_AVX512);

@@ -19,10 +19,12 @@
  */
 #include "model/flow_internal.h"
 #include "core/error.h"
+#include "core/attention.h"
 #include "core/ops.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -105,23 +107,52 @@ int flow_estimator_conv_width(const cosy_flow *f)
     return IN > C2 ? IN : C2;
 }
 
-/* scratch for B rows of T new frames over Tk keys (mirrors the allocations of estimator_run and
- * the blocks below) */
-static size_t estimator_scratch_bytes(const cosy_flow *f, int B, int T, int Tk, int paged)
+/* Whether the two CFG rows run as two independent single-threaded estimators, one per thread: on a
+ * pool of exactly two threads that removes every barrier between the ~600 products and element-wise
+ * steps of a call (and their load imbalance), at the price of each thread reading the weights itself.
+ * COSY_FLOW_SPLIT=0 turns it off (to measure it). */
+static int split_cfg(const flow_ctx *c, int B)
+{
+    if (B != 2 || cosy_pool_size(c->pool) != 2) return 0;
+    const char *env = getenv("COSY_FLOW_SPLIT");
+    return !(env && env[0] == '0');
+}
+
+/* keys/values of one stateless layer: blocks for B rows of T frames in the arena */
+static size_t stateless_kv_bytes(const cosy_flow *f, int B, int T)
+{
+    const cosy_hparams *hp = f->hp;
+    const size_t slab = cosy_kv_slab_elems(hp->est_head_dim, f->bf16) * (f->bf16 ? sizeof(uint16_t) : sizeof(float));
+    const size_t blocks = (size_t)(T + COSY_KV_BLOCK - 1) / COSY_KV_BLOCK;
+    return blocks * (slab * (size_t)B * hp->est_heads + sizeof(flow_kv_block)) + 128;
+}
+
+/* scratch for B rows of T new frames over Tk keys on a context with this pool (mirrors the allocations
+ * of estimator_run and the blocks below) */
+static size_t run_scratch_bytes(const cosy_flow *f, cosy_pool *pool, int B, int T, int Tk, int cached)
 {
     const cosy_hparams *hp = f->hp;
     const size_t C = (size_t)hp->est_channels, R = (size_t)B * T, inner = (size_t)hp->est_heads * hp->est_head_dim;
     const size_t IN = (size_t)hp->est_in_channels, TE = 4 * C, widest = IN > 2 * C ? IN : 2 * C;
-    flow_ctx c = {f, f->pool, NULL};
+    flow_ctx c = {f, pool, NULL};
     size_t floats = FLOW_ARENA_FLOATS(B * IN) + 2 * FLOW_ARENA_FLOATS(B * TE) + FLOW_ARENA_FLOATS(B * C);
     floats += 2 * FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 2 * C);  /* h, skip, concat */
-    size_t resnet = 2 * FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 3 * widest);
-    size_t scores = paged ? flow_attention_paged_scratch_floats(&c, B, Tk, hp->est_heads, hp->est_head_dim, 0)
-                          : flow_attention_scratch_floats(&c, B, Tk, hp->est_heads, hp->est_head_dim, 0);
+    size_t resnet = 2 * FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 3 * widest) + FLOW_ARENA_FLOATS((size_t)B * 2 * widest);
     size_t transformer = FLOW_ARENA_FLOATS(R * C) + FLOW_ARENA_FLOATS(R * 3 * inner) + FLOW_ARENA_FLOATS(R * inner) +
-                         FLOW_ARENA_FLOATS(R * 4 * C) + FLOW_ARENA_FLOATS(scores);
-    floats += resnet > transformer ? resnet : transformer;
-    return floats * sizeof(float) + 64;
+                         FLOW_ARENA_FLOATS(R * 4 * C);
+    size_t bytes = transformer * sizeof(float) + flow_attention_kv_scratch_bytes(&c, B, Tk, hp->est_heads, hp->est_head_dim) +
+                   (cached ? 0 : stateless_kv_bytes(f, B, T));
+    if (resnet * sizeof(float) > bytes) bytes = resnet * sizeof(float);
+    return floats * sizeof(float) + bytes + 64;
+}
+
+static size_t estimator_scratch_bytes(const cosy_flow *f, int B, int T, int Tk, int cached)
+{
+    size_t joint = run_scratch_bytes(f, f->pool, B, T, Tk, cached);
+    flow_ctx c = {f, f->pool, NULL};
+    if (!split_cfg(&c, B)) return joint;
+    size_t one = 2 * (run_scratch_bytes(f, NULL, 1, T, Tk, cached) + 128);
+    return one > joint ? one : joint;
 }
 
 size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T) { return estimator_scratch_bytes(f, B, T, T, 0); }
@@ -139,7 +170,18 @@ static cosy_status causal_conv(flow_ctx *c, const flow_conv *cv, const float *x,
 {
     const int hist = cv->k - 1;
     const float *before = fc ? flow_cache_conv(fc, conv_id, x, cv->in, hist) : NULL;
-    return flow_conv_forward(c, cv, x, B, T, -hist, before, before ? hist : 0, NULL, 0, y);
+    const size_t mark = cosy_arena_mark(c->arena);
+    if (before && B > 1) {
+        /* the cache keeps each CFG row's history conv_width floats per row apart; hand it on packed */
+        float *packed = cosy_arena_floats(c->arena, (size_t)B * hist * cv->in);
+        if (!packed) return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
+        for (int b = 0; b < B; b++)
+            memcpy(packed + (size_t)b * hist * cv->in, before + (size_t)b * hist * fc->conv_width, sizeof(float) * (size_t)hist * cv->in);
+        before = packed;
+    }
+    cosy_status st = flow_conv_forward(c, cv, x, B, T, -hist, before, before ? hist : 0, NULL, 0, y);
+    cosy_arena_release(c->arena, mark);
+    return st;
 }
 
 /* CausalResnetBlock1D on x[B*T][dim] -> out[B*T][C]; t_proj[B][C] = mlp(Mish(t_emb)); its two
@@ -166,9 +208,18 @@ static cosy_status resnet_forward(flow_ctx *c, const flow_resnet *r, const float
     return COSY_OK;
 }
 
-/* BasicTransformerBlock on x[B*T][C], in place; with a cache, the frames' keys/values go to its
- * pages (as `layer`) and the queries also attend to the cached frames before them */
-static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, float *x, int B, int T, int chunk, const flow_cache *fc,
+/* Where a call's attention keys are: a stream's blocks (kv: every earlier frame too) or none (a
+ * stateless call: each layer puts its frames' keys into blocks in the arena); the visibility rule. */
+typedef struct {
+    const flow_kv_view *kv;  /* NULL: stateless */
+    size_t layer_stride;     /* elements between consecutive layers' slabs in the stream's blocks */
+    int q_offset;            /* absolute frame of row 0 (the stream's start) */
+    int pinned, window;      /* stateless calls: the window rule (flow_kv_view) */
+} est_keys;
+
+/* BasicTransformerBlock on x[B*T][C], in place: the frames' keys/values go to their blocks (as
+ * `layer`) and the queries attend to them and to every earlier frame the blocks hold */
+static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, float *x, int B, int T, int chunk, const est_keys *keys,
                                        int layer)
 {
     const cosy_hparams *hp = c->flow->hp;
@@ -181,14 +232,29 @@ static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, 
     flow_layer_norm(c, nx, x, R, C, &tf->norm1, NORM_EPS);
     flow_linear_run(c, &tf->qkv, nx, R, qkv, 0);
     const float scale = 1.0f / sqrtf((float)d);
-    if (fc) {
-        flow_cache_put_kv(fc, layer, qkv + inner, qkv + 2 * inner, 3 * inner);
-        flow_kv_pages kv = flow_cache_kv(fc, layer);
-        COSY_TRY(flow_attention_paged(c, qkv, 3 * inner, &kv, B, T, fc->start + T, H, d, fc->start, chunk, scale, NULL, NULL, o, inner));
+    flow_kv_view kv;
+    if (keys->kv) {
+        kv = *keys->kv;
+        kv.offset += (size_t)layer * keys->layer_stride;
     } else {
-        COSY_TRY(flow_attention(c, qkv, 3 * inner, qkv + inner, qkv + 2 * inner, 3 * inner, B, T, T, H, d, 0, chunk, scale, NULL, NULL, o,
-                                inner));
+        /* this layer's keys in blocks of the arena: [block][CFG row][head] slabs */
+        const size_t slab = cosy_kv_slab_elems(d, c->flow->bf16), esize = c->flow->bf16 ? sizeof(uint16_t) : sizeof(float);
+        const int n_blocks = (T + COSY_KV_BLOCK - 1) / COSY_KV_BLOCK;
+        flow_kv_block *blocks = cosy_arena_alloc(a, sizeof(flow_kv_block) * (size_t)n_blocks);
+        if (!blocks) return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
+        for (int i = 0; i < n_blocks; i++) {
+            blocks[i].key0 = i * COSY_KV_BLOCK;
+            blocks[i].mem = cosy_arena_alloc(a, slab * esize * (size_t)B * H);
+            if (!blocks[i].mem) return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
+        }
+        /* slots past the last frame meet weight 0 and must hold finite values (core/attention.h) */
+        if (T % COSY_KV_BLOCK) memset(blocks[n_blocks - 1].mem, 0, slab * esize * (size_t)B * H);
+        kv = (flow_kv_view){blocks, n_blocks, 0, slab * H, slab, c->flow->bf16, keys->pinned, keys->window};
     }
+    for (int b = 0; b < B; b++)
+        flow_kv_put(&kv, b, keys->q_offset, T, qkv + (size_t)b * T * 3 * inner + inner, qkv + (size_t)b * T * 3 * inner + 2 * inner, 3 * inner,
+                    H, d);
+    COSY_TRY(flow_attention_kv(c, qkv, 3 * inner, &kv, B, T, keys->q_offset, keys->q_offset + T, H, d, chunk, scale, o, inner));
     flow_linear_run(c, &tf->out, o, R, x, 1);
     flow_layer_norm(c, nx, x, R, C, &tf->norm3, NORM_EPS);
     flow_linear_act(c, &tf->ff1, nx, R, ff, 0, COSY_ACT_GELU);
@@ -216,13 +282,12 @@ static void time_embedding(flow_ctx *c, const flow_estimator_weights *w, int dim
 }
 
 /* the estimator on B rows of T frames: stateless (fc NULL) or the frames after those cached in fc */
-static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, const flow_cache *fc,
-                                 float *out)
+static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, int B, int T, int chunk, const flow_cache *fc,
+                                 const est_keys *keys, float *out)
 {
     const cosy_hparams *hp = c->flow->hp;
     const flow_estimator_weights *w = &c->flow->est;
     const int C = hp->est_channels, IN = hp->est_in_channels, NB = hp->est_n_blocks, NM = hp->est_mid_blocks, TE = 4 * C, R = B * T;
-    const int chunk = streaming ? hp->est_static_chunk : 0;
     cosy_arena *a = c->arena;
     size_t mark = cosy_arena_mark(a);
     float *sin_emb = cosy_arena_floats(a, (size_t)B * IN), *hid = cosy_arena_floats(a, (size_t)B * TE);
@@ -238,7 +303,7 @@ static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, i
     /* down (layers 0..NB-1; convolutions 0, 1, 2) */
     flow_linear_run(c, &w->down.mlp, temb, B, tproj, 0);
     COSY_TRY(resnet_forward(c, &w->down, in, B, T, tproj, skip, fc, 0));
-    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->down_tf[j], skip, B, T, chunk, fc, j));
+    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->down_tf[j], skip, B, T, chunk, keys, j));
     COSY_TRY(causal_conv(c, &w->down_conv, skip, B, T, fc, 2, h));
 
     /* mid (layers NB + i NB + j; convolutions 3 + 2i, 4 + 2i) */
@@ -246,7 +311,7 @@ static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, i
         flow_linear_run(c, &w->mid[i].mlp, temb, B, tproj, 0);
         COSY_TRY(resnet_forward(c, &w->mid[i], h, B, T, tproj, cat, fc, 3 + 2 * i));
         memcpy(h, cat, sizeof(float) * (size_t)R * C);
-        for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->mid_tf[i * NB + j], h, B, T, chunk, fc, NB + i * NB + j));
+        for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->mid_tf[i * NB + j], h, B, T, chunk, keys, NB + i * NB + j));
     }
 
     /* up: channels [x | skip] (layers NB (NM + 1) + j; convolutions 3 + 2 NM .. 5 + 2 NM) */
@@ -256,7 +321,7 @@ static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, i
     }
     flow_linear_run(c, &w->up.mlp, temb, B, tproj, 0);
     COSY_TRY(resnet_forward(c, &w->up, cat, B, T, tproj, h, fc, 3 + 2 * NM));
-    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->up_tf[j], h, B, T, chunk, fc, NB * (NM + 1) + j));
+    for (int j = 0; j < NB; j++) COSY_TRY(transformer_forward(c, &w->up_tf[j], h, B, T, chunk, keys, NB * (NM + 1) + j));
     COSY_TRY(causal_conv(c, &w->up_conv, h, B, T, fc, 5 + 2 * NM, skip));
 
     /* final CausalBlock1D (convolution 6 + 2 NM) and projection */
@@ -268,16 +333,96 @@ static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, i
     return COSY_OK;
 }
 
-cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out)
+/* ---------------------------------------------------------------- the CFG rows on two threads */
+
+typedef struct {
+    const flow_ctx *c;
+    const float *in, *t;
+    int T, chunk;
+    const flow_cache *fc;
+    const est_keys *keys;
+    float *out;
+    cosy_arena sub[2];
+    cosy_status st[2];
+    char error[2][256];
+} split_task;
+
+static void split_run(void *p, int b)
 {
-    return estimator_run(c, in, t, B, T, streaming, NULL, out);
+    split_task *s = p;
+    const cosy_hparams *hp = s->c->flow->hp;
+    flow_ctx one = {s->c->flow, NULL, &s->sub[b]};
+    /* row b's view of the caches: its convolution history and its key slabs */
+    flow_cache fc;
+    if (s->fc) {
+        fc = *s->fc;
+        fc.B = 1;
+        fc.conv_base += (size_t)b * fc.conv_rows * fc.conv_width;
+    }
+    est_keys keys = *s->keys;
+    flow_kv_view kv;
+    if (keys.kv) {
+        kv = *keys.kv;
+        kv.offset += (size_t)b * kv.batch_stride;
+        keys.kv = &kv;
+    }
+    s->st[b] = estimator_run(&one, s->in + (size_t)b * s->T * hp->est_in_channels, s->t + b, 1, s->T, s->chunk, s->fc ? &fc : NULL, &keys,
+                             s->out + (size_t)b * s->T * hp->est_out_channels);
+    if (s->st[b] != COSY_OK) snprintf(s->error[b], sizeof s->error[b], "%s", cosy_last_error());
 }
 
-cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, float *out)
+static cosy_status estimator_dispatch(flow_ctx *c, const float *in, const float *t, int B, int T, int chunk, const flow_cache *fc,
+                                      const est_keys *keys, float *out)
+{
+    if (!split_cfg(c, B)) return estimator_run(c, in, t, B, T, chunk, fc, keys, out);
+    split_task s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.in = in;
+    s.t = t;
+    s.T = T;
+    s.chunk = chunk;
+    s.fc = fc;
+    s.keys = keys;
+    s.out = out;
+    /* each row's scratch: half of what is left of the caller's arena */
+    cosy_arena *a = c->arena;
+    const size_t mark = cosy_arena_mark(a), half = (a->size - a->used) / 2 / 64 * 64;
+    for (int b = 0; b < 2; b++) {
+        s.sub[b].base = cosy_arena_alloc(a, half);
+        s.sub[b].size = half;
+        if (!s.sub[b].base) return cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
+    }
+    cosy_pool_run(c->pool, 2, split_run, &s);
+    for (int b = 0; b < 2; b++) {
+        if (s.st[b] != COSY_OK) {
+            cosy_arena_release(a, mark);
+            return cosy_error(s.st[b], "%s", s.error[b]);
+        }
+    }
+    cosy_arena_release(a, mark);
+    return COSY_OK;
+}
+
+cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out)
+{
+    const est_keys keys = {NULL, 0, 0, 0, 0};
+    return estimator_dispatch(c, in, t, B, T, streaming ? c->flow->hp->est_static_chunk : 0, NULL, &keys, out);
+}
+
+cosy_status flow_estimator_forward_windowed(flow_ctx *c, const float *in, const float *t, int B, int T, int pinned, int window, float *out)
+{
+    const est_keys keys = {NULL, 0, 0, pinned, window};
+    return estimator_dispatch(c, in, t, B, T, c->flow->hp->est_static_chunk, NULL, &keys, out);
+}
+
+cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, const flow_kv_view *kv,
+                                          size_t layer_stride, float *out)
 {
     const cosy_hparams *hp = c->flow->hp;
-    if (!fc || fc->chunk != hp->est_static_chunk || fc->B < 1 || fc->n < 1 || fc->kv_width != hp->est_heads * hp->est_head_dim ||
-        fc->conv_rows < 2 || fc->conv_width < flow_estimator_conv_width(c->flow))
+    if (!fc || !kv || fc->chunk != hp->est_static_chunk || fc->B < 1 || fc->n < 1 || fc->conv_rows < 2 ||
+        fc->conv_width < flow_estimator_conv_width(c->flow))
         return cosy_error(COSY_ERR_INTERNAL, "flow estimator: cache does not fit the estimator");
-    return estimator_run(c, in, t, fc->B, fc->n, 1, fc, out);
+    const est_keys keys = {kv, layer_stride, fc->start, 0, 0};
+    return estimator_dispatch(c, in, t, fc->B, fc->n, hp->est_static_chunk, fc, &keys, out);
 }

@@ -122,6 +122,10 @@ struct cosy_flow {
     int noise_cols;
     float **old_noise;
     int n_old_noise;
+    /* key/value blocks of finished streams, kept for the next ones (flow_kv_block_get) */
+    pthread_mutex_t kv_lock;
+    void **kv_free;
+    int n_kv_free, cap_kv_free;
 };
 
 /* Context of one call: the pool, and the scratch arena everything is carved from. */
@@ -179,15 +183,14 @@ cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k,
 /* Scratch floats flow_attention takes from the arena (with_pos: a pos_scores callback is given). */
 size_t flow_attention_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos);
 
-/* Keys and values kept across calls in pages of rows_per_page rows (flow_stream.c: a page per
- * attention chunk): head h of row j of batch b has its K (d floats) at pages[j / rows_per_page]
- * + offset + b * batch_offset + (j % rows_per_page) * row_stride + h * head_stride, and its V
- * v_offset floats after that. */
+/* Keys and values kept across calls in pages of rows_per_page rows (the encoder's, flow_stream.c: a
+ * page per attention chunk): head h of row j of batch b has its K (d floats) at pages[j / rows_per_page]
+ * + offset + b * batch_offset + (j % rows_per_page) * row_stride + h * head_stride, and its V v_offset
+ * floats after that. */
 typedef struct {
     const float *const *pages;
     int rows_per_page;
     size_t offset, batch_offset, row_stride, head_stride, v_offset;
-    int bf16;   /* the rows are bf16 (the flow's bf16 mode): every offset above counts uint16 from the page start */
 } flow_kv_pages;
 /* flow_attention with keys/values [0, Tk) read from pages (each (batch, head) gathers its rows
  * into scratch first, then runs exactly the computation of flow_attention). */
@@ -195,6 +198,48 @@ cosy_status flow_attention_paged(flow_ctx *c, const float *q, int ldq, const flo
                                  int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores, void *pos_ctx, float *out,
                                  int ldo);
 size_t flow_attention_paged_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos);
+
+/*
+ * ---- the estimator's keys/values in blocks (flow_kv.c, over core/attention.h) ----
+ *
+ * A block holds COSY_KV_BLOCK (32) consecutive frames' keys and values for every slab it was made for
+ * (the stream: every Euler step, layer, CFG row and head; a stateless call: one layer's CFG rows and
+ * heads), each slab in the layout the attention kernels read (core/attention.h), so keys are written
+ * once and never copied again.
+ */
+typedef struct {
+    void *mem;   /* the block's slabs */
+    int key0;    /* the frame in slot 0 */
+} flow_kv_block;
+
+/* One attention layer's keys/values: blocks sorted by key0 (not necessarily adjacent: a windowed
+ * stream drops old ones), and where this layer's slabs lie in each block. */
+typedef struct {
+    const flow_kv_block *blocks;
+    int n_blocks;
+    size_t offset;        /* elements (uint16 in bf16, float in f32) from a block's start to CFG row 0, head 0 */
+    size_t batch_stride;  /* elements between CFG rows' slabs */
+    size_t head_stride;   /* elements between heads' slabs (cosy_kv_slab_elems) */
+    int bf16;
+    /* which keys a query of chunk g sees besides the chunk mask (keys < chunk * (g + 1)): with
+     * window > 0 only keys < pinned (the prompt's chunks) and keys >= chunk * (g + 1) - window */
+    int pinned, window;
+} flow_kv_view;
+
+/* A stream's block memory (flow.c): flow_kv_block_bytes, from the flow's pool of released blocks or
+ * freshly mapped; NULL when out of memory. Released blocks return to the pool (up to 1 GiB of them). */
+size_t flow_kv_block_bytes(const cosy_flow *f);
+void *flow_kv_block_get(cosy_flow *f);
+void flow_kv_block_release(cosy_flow *f, void *mem);
+/* Writes the keys/values of frames [frame0, frame0 + n) of CFG row b (k, v rows of stride ld, heads
+ * of d values) into their blocks (which must exist). */
+void flow_kv_put(const flow_kv_view *kv, int b, int frame0, int n, const float *k, const float *v, int ld, int heads, int d);
+/* Multi-head attention of queries [0, Tq) (absolute frames q_offset + i) of B CFG rows over the keys
+ * [0, Tk) in kv, with the chunk mask (chunk > 0; every key below the end of the query's chunk) or
+ * none (chunk == 0), and kv's window. Queries q[b * Tq + i] (stride ldq), out likewise (stride ldo). */
+cosy_status flow_attention_kv(flow_ctx *c, const float *q, int ldq, const flow_kv_view *kv, int B, int Tq, int q_offset, int Tk, int heads,
+                              int d, int chunk, float scale, float *out, int ldo);
+size_t flow_attention_kv_scratch_bytes(const flow_ctx *c, int B, int Tk, int heads, int d);
 
 /*
  * ---- state kept across calls (flow_stream_cache.c) ----
@@ -205,8 +250,10 @@ size_t flow_attention_paged_scratch_floats(const flow_ctx *c, int B, int Tk, int
  * page g holds, for the rows of attention chunk g, every attention layer's keys/values (a slab
  * per layer and batch row: K [heads][chunk][head_dim], then V the same: head-major, so that
  * attention reads each head's keys as contiguous runs) and, per causal convolution, the last
- * conv_rows input rows of the chunk (the history the next chunk's first outputs read). start is
- * a multiple of chunk; the caller has allocated the pages of every chunk the call touches.
+ * conv_rows input rows of the chunk (the history the next chunk's first outputs read; batch row b's at
+ * b * conv_rows * conv_width in the slot). start is a multiple of chunk; the caller has allocated the
+ * pages of every chunk the call touches. The estimator keeps its keys/values in blocks instead
+ * (flow_kv_view) and uses only the convolution part.
  */
 typedef struct {
     float *const *pages;
@@ -218,9 +265,7 @@ typedef struct {
     size_t kv_layer, kv_batch; /* floats between layers' / batch rows' slabs */
     int conv_rows, conv_width; /* the largest history (rows) and input width of the level's convolutions */
     size_t conv_base;          /* floats from the page start to convolution 0's slot */
-    size_t conv_slot;          /* floats per convolution: B * conv_rows * conv_width */
-    int bf16;                  /* keys/values stored as bf16 (the flow's bf16 mode: half the memory); kv_layer
-                                  and kv_batch then count uint16 (kv_base still floats) */
+    size_t conv_slot;          /* floats per convolution: at least B * conv_rows * conv_width */
 } flow_cache;
 
 /* Writes the new rows' keys and values (k, v: [B][n] rows of stride ld) of `layer` into the pages. */
@@ -229,7 +274,7 @@ void flow_cache_put_kv(const flow_cache *fc, int layer, const float *k, const fl
 flow_kv_pages flow_cache_kv(const flow_cache *fc, int layer);
 /* Convolution `id` about to run over x[B][n][in] with `rows` (= K - 1) history rows: stores the
  * last `rows` input rows of every chunk that x completes, and returns the history before
- * `start` ([B][rows][in], for flow_conv_forward's `before`), NULL at the sequence start. */
+ * `start` (batch row b's rows at b * rows * conv_width), NULL at the sequence start. */
 const float *flow_cache_conv(const flow_cache *fc, int id, const float *x, int in, int rows);
 /* Floats a sequence of allocations of these sizes takes from an arena (64-byte alignment). */
 #define FLOW_ARENA_FLOATS(n) ((((size_t)(n)) + 15) / 16 * 16)
@@ -276,6 +321,9 @@ cosy_status flow_estimator_load(cosy_flow *f);
  * [x | mu | spks | cond] per frame (time-major), t[B]; out[B*T][80]. */
 cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out);
 size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T);
+/* The same with chunk masks and the window rule of flow_kv_view (the stateless twin of a windowed
+ * stream); flow_estimator_scratch_bytes applies. */
+cosy_status flow_estimator_forward_windowed(flow_ctx *c, const float *in, const float *t, int B, int T, int pinned, int window, float *out);
 /* Attention layers (transformer blocks) and causal convolutions of the estimator, as numbered in
  * its flow_cache: layers in order down, mid, up; convolutions down (resnet conv1, conv2,
  * downsample), each mid resnet (conv1, conv2), up (conv1, conv2, upsample), final block. */
@@ -284,8 +332,10 @@ int flow_estimator_convs(const cosy_flow *f);
 /* The widest input of an estimator convolution (the up resnet's [x | skip]). */
 int flow_estimator_conv_width(const cosy_flow *f);
 /* flow_estimator_forward (chunk masks) on frames [fc->start, fc->start + fc->n) of B = fc->B rows
- * (in and out [B][n] rows) with everything before them in fc. */
-cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, float *out);
+ * (in and out [B][n] rows) with the convolution history in fc and the keys/values of every earlier
+ * frame in kv (kv->offset: layer 0 of this Euler step; layer l's slabs are l * layer_stride further). */
+cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, const flow_kv_view *kv,
+                                          size_t layer_stride, float *out);
 /* Scratch for flow_estimator_forward_cached of B rows x n new frames when the sequence then holds
  * `frames` frames. */
 size_t flow_estimator_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);

@@ -139,13 +139,6 @@ typedef struct {
     int failed;              /* an AMX part could not get its scratch (set atomically) */
 } attn_task;
 
-/* the same in bf16 pages */
-static const uint16_t *page_row16(const flow_kv_pages *kv, int b, int h, int j)
-{
-    return (const uint16_t *)kv->pages[j / kv->rows_per_page] + kv->offset + (size_t)b * kv->batch_offset +
-           (size_t)(j % kv->rows_per_page) * kv->row_stride + (size_t)h * kv->head_stride;
-}
-
 /* where head h of batch b's key j (and its value, v_offset after it) lies in the pages */
 static const float *page_row(const flow_kv_pages *kv, int b, int h, int j)
 {
@@ -206,8 +199,6 @@ static int attn_bf16(attn_task *a, int part)
     if (!kt) return 0;
     uint16_t *vt = kt + (size_t)Tkp * dp, *qb16 = vt + (size_t)Tkp * dp, *pb16 = qb16 + (size_t)ATTN_BLOCK * dp;
     const float **krows = (const float **)(void *)(kt + n16), **vrows = krows + Tk;
-    const uint16_t **krows16 = (const uint16_t **)(void *)krows, **vrows16 = (const uint16_t **)(void *)vrows;
-    const int bf16_pages = a->kv && a->kv->bf16;
     float *kp = a->scratch + (size_t)part * a->scratch_per_part;
     float *vp = kp + round_panel((size_t)Tk) * d;
     float *scores = vp + round_panel((size_t)d) * Tk;
@@ -216,21 +207,12 @@ static int attn_bf16(attn_task *a, int part)
         const int b = pair / a->heads, h = pair % a->heads;
         const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
         /* straight from where the keys and values are (pages or rows): read once, no f32 copy */
-        if (bf16_pages) {
-            for (int j = 0; j < Tk; j++) {
-                krows16[j] = page_row16(a->kv, b, h, j);
-                vrows16[j] = krows16[j] + a->kv->v_offset;
-            }
-            cosy_pack_bf16_rows16(kt, krows16, Tk, d);
-            cosy_pack_bf16_t_rows16(vt, vrows16, Tk, d);
-        } else {
-            for (int j = 0; j < Tk; j++) {
-                krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
-                vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
-            }
-            cosy_pack_bf16_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
-            cosy_pack_bf16_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
+        for (int j = 0; j < Tk; j++) {
+            krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
+            vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
         }
+        cosy_pack_bf16_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
+        cosy_pack_bf16_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
         for (int i0 = 0; i0 < a->Tq;) {
             int n_keys;
@@ -254,7 +236,6 @@ static void attn_run(void *p, int part)
 {
     attn_task *a = p;
     if (a->bf16) {
-        /* no f32 fallback: bf16 pages can only be read here */
         if (!attn_bf16(a, part)) __atomic_store_n(&a->failed, 1, __ATOMIC_RELAXED);
         return;
     }

@@ -23,6 +23,7 @@
  */
 #include "model/flow_stream.h"
 #include "model/flow_internal.h"
+#include "core/attention.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -39,16 +40,18 @@
 
 /* offsets (floats) of one page's parts */
 typedef struct {
-    size_t tok_kv, frame_kv, est_kv, tok_conv, frame_conv, est_conv, mel, total;
-    size_t est_kv_step, est_conv_step; /* per Euler step */
+    size_t tok_kv, frame_kv, tok_conv, frame_conv, est_conv, mel, total;
+    size_t est_conv_step; /* per Euler step */
     int tok_conv_rows, frame_conv_rows;
+    /* the estimator's key/value blocks (flow_internal.h flow_kv_block): slabs [step][layer][CFG row][head] */
+    size_t kv_slab, kv_layer, kv_step; /* elements per slab, between layers, between steps */
 } page_layout;
 
 static void layout_pages(const cosy_flow *f, page_layout *L)
 {
     const cosy_hparams *hp = f->hp;
     const size_t E = (size_t)hp->enc_output_size, chunk1 = (size_t)hp->enc_static_chunk, chunk2 = (size_t)hp->est_static_chunk;
-    const size_t inner = (size_t)hp->est_heads * hp->est_head_dim, steps = (size_t)hp->cfm_steps;
+    const size_t steps = (size_t)hp->cfm_steps;
     L->tok_conv_rows = f->enc.pre_conv2.k - 1;
     L->frame_conv_rows = f->enc.up_conv.k - 1;
     size_t o = 0;
@@ -56,10 +59,6 @@ static void layout_pages(const cosy_flow *f, page_layout *L)
     o += ROUND16((size_t)f->enc.n_blocks * chunk1 * 2 * E);
     L->frame_kv = o;
     o += ROUND16((size_t)f->enc.n_up_blocks * chunk2 * 2 * E);
-    L->est_kv = o;
-    L->est_kv_step = (size_t)flow_estimator_layers(f) * 2 * chunk2 * 2 * inner;
-    if (f->bf16) L->est_kv_step /= 2; /* bf16 keys/values in the bf16 mode (an even count of uint16) */
-    o += ROUND16(steps * L->est_kv_step);
     L->tok_conv = o;
     o += ROUND16((size_t)L->tok_conv_rows * E);
     L->frame_conv = o;
@@ -70,6 +69,9 @@ static void layout_pages(const cosy_flow *f, page_layout *L)
     L->mel = o;
     o += ROUND16(chunk2 * (size_t)hp->flow_output_size);
     L->total = o;
+    L->kv_slab = cosy_kv_slab_elems(hp->est_head_dim, f->bf16);
+    L->kv_layer = 2 * (size_t)hp->est_heads * L->kv_slab;
+    L->kv_step = (size_t)flow_estimator_layers(f) * L->kv_layer;
 }
 
 /* ---------------------------------------------------------------- relative positions */
@@ -165,6 +167,8 @@ struct cosy_flow_prompt {
     int n_chunks;         /* complete chunks whose state is in pages */
     float **pages;
     size_t page_floats;
+    flow_kv_block *blocks; /* the estimator's keys/values of those chunks' frames (the last block partly) */
+    int n_blocks;
 };
 
 struct cosy_flow_stream {
@@ -178,6 +182,9 @@ struct cosy_flow_stream {
     int finished;
     float **pages;        /* [n_pages]: the prompt's first, then our own */
     int n_pages, cap_pages, n_borrowed;
+    flow_kv_block *blocks; /* the estimator's keys/values: the prompt's blocks, then our own from own_key0 on */
+    int n_blocks, cap_blocks, n_borrowed_blocks, own_key0;
+    int pinned, window;   /* the attention window (flow_kv_view); window 0: every left chunk, as the reference */
     pos_tables pos_tok, pos_frame;
     cosy_arena arena;
 };
@@ -220,6 +227,18 @@ static cosy_status stream_new(cosy_flow *flow, const cosy_flow_prompt *prompt, c
     s->n_tokens = prompt->n_tokens;
     for (int g = 0; g < prompt->n_chunks; g++) s->pages[g] = prompt->pages[g];
     s->n_pages = s->n_borrowed = s->committed = prompt->n_chunks;
+    s->cap_blocks = prompt->n_blocks + 16;
+    s->blocks = calloc((size_t)s->cap_blocks, sizeof *s->blocks);
+    if (!s->blocks) {
+        cosy_flow_stream_free(s);
+        return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
+    }
+    for (int i = 0; i < prompt->n_blocks; i++) s->blocks[i] = prompt->blocks[i];
+    s->n_blocks = s->n_borrowed_blocks = prompt->n_blocks;
+    s->own_key0 = prompt->n_chunks * flow->hp->est_static_chunk;
+    /* the chunks holding prompt frames stay visible through any window */
+    const int chunk2 = flow->hp->est_static_chunk, P2 = prompt->n_tokens * flow->hp->token_mel_ratio;
+    s->pinned = (P2 + chunk2 - 1) / chunk2 * chunk2;
     *out = s;
     return COSY_OK;
 }
@@ -228,6 +247,8 @@ void cosy_flow_stream_free(cosy_flow_stream *s)
 {
     if (!s) return;
     for (int g = s->n_borrowed; g < s->n_pages; g++) page_free(s->pages[g]);
+    for (int i = s->n_borrowed_blocks; i < s->n_blocks; i++) flow_kv_block_release(s->flow, s->blocks[i].mem);
+    free(s->blocks);
     free(s->pages);
     free(s->tokens);
     pos_free(&s->pos_tok);
@@ -257,6 +278,42 @@ static cosy_status ensure_pages(cosy_flow_stream *s, int tokens)
     return COSY_OK;
 }
 
+/* our own key/value blocks up to frame `frames` (they start at own_key0 and follow each other) */
+static cosy_status ensure_blocks(cosy_flow_stream *s, int frames)
+{
+    for (;;) {
+        const int next = s->n_blocks > s->n_borrowed_blocks ? s->blocks[s->n_blocks - 1].key0 + COSY_KV_BLOCK : s->own_key0;
+        if (next >= frames) return COSY_OK;
+        if (s->n_blocks == s->cap_blocks) {
+            int cap = s->cap_blocks * 2;
+            flow_kv_block *b = realloc(s->blocks, sizeof *b * (size_t)cap);
+            if (!b) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory for %d key blocks", cap);
+            s->blocks = b;
+            s->cap_blocks = cap;
+        }
+        void *mem = flow_kv_block_get(s->flow);
+        if (!mem)
+            return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory for the keys/values of frames %d..%d (%zu bytes)", next,
+                              next + COSY_KV_BLOCK - 1, flow_kv_block_bytes(s->flow));
+        s->blocks[s->n_blocks++] = (flow_kv_block){mem, next};
+    }
+}
+
+/* With a window, the blocks no later query can see (every frame below the window of the first chunk
+ * still to compute, none of them pinned) go back to the flow's pool. */
+static void drop_blocks(cosy_flow_stream *s)
+{
+    if (s->window <= 0) return;
+    const int first_visible = (s->committed + 1) * s->flow->hp->est_static_chunk - s->window;
+    int w = s->n_borrowed_blocks;
+    for (int i = s->n_borrowed_blocks; i < s->n_blocks; i++) {
+        const flow_kv_block b = s->blocks[i];
+        if (b.key0 >= s->pinned && b.key0 + COSY_KV_BLOCK <= first_visible) flow_kv_block_release(s->flow, b.mem);
+        else s->blocks[w++] = b;
+    }
+    s->n_blocks = w;
+}
+
 static cosy_status ensure_arena(cosy_flow_stream *s, size_t bytes)
 {
     if (s->arena.base && s->arena.size >= bytes) return COSY_OK;
@@ -279,7 +336,6 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     const page_layout *L = &s->layout;
     const int E = hp->enc_output_size, M = hp->flow_output_size, IN = hp->flow_input_size, IC = hp->est_in_channels;
     const int up = hp->enc_up_stride, chunk1 = hp->enc_static_chunk, chunk2 = hp->est_static_chunk;
-    const int inner = hp->est_heads * hp->est_head_dim;
     const int S1 = s->committed * chunk1, T1 = n_all - n_context;
     if (T1 <= S1) return COSY_OK; /* nothing new (every frame is final and cached) */
     const int n_rows = n_all - S1, S2 = S1 * up, T2 = T1 * up, nq = T2 - S2;
@@ -288,6 +344,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     const float *noise;
     COSY_TRY(flow_noise(flow, T2, &noise));
     COSY_TRY(ensure_pages(s, T1));
+    COSY_TRY(ensure_blocks(s, T2));
     size_t enc = flow_encoder_cached_scratch_bytes(flow, n_rows, n_context, T1);
     size_t est = flow_estimator_cached_scratch_bytes(flow, 2, nq, T2);
     size_t bufs = FLOW_ARENA_FLOATS((size_t)n_rows * IN) + FLOW_ARENA_FLOATS((size_t)nq * E) + 2 * FLOW_ARENA_FLOATS((size_t)nq * M) +
@@ -338,14 +395,12 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     for (int step = 0; step < hp->cfm_steps; step++) {
         for (int b = 0; b < 2; b++)
             for (int t = 0; t < nq; t++) memcpy(packed + ((size_t)b * nq + t) * IC, x + (size_t)t * M, sizeof(float) * (size_t)M);
-        /* slabs of a step: [layer][CFG row][K, V][chunk][inner] */
-        flow_cache fc = {.pages = s->pages, .chunk = chunk2, .start = S2, .n = nq, .B = 2, .kv_width = inner, .kv_heads = hp->est_heads,
-                         .kv_base = L->est_kv + (size_t)step * L->est_kv_step, .kv_layer = (size_t)2 * chunk2 * 2 * inner,
-                         .kv_batch = (size_t)chunk2 * 2 * inner, .conv_rows = EST_CONV_ROWS, .conv_width = CW,
-                         .conv_base = L->est_conv + (size_t)step * L->est_conv_step, .conv_slot = (size_t)2 * EST_CONV_ROWS * CW,
-                         .bf16 = flow->bf16};
+        flow_cache fc = {.pages = s->pages, .chunk = chunk2, .start = S2, .n = nq, .B = 2, .conv_rows = EST_CONV_ROWS, .conv_width = CW,
+                         .conv_base = L->est_conv + (size_t)step * L->est_conv_step, .conv_slot = (size_t)2 * EST_CONV_ROWS * CW};
+        const flow_kv_view kv = {s->blocks, s->n_blocks, (size_t)step * L->kv_step, (size_t)hp->est_heads * L->kv_slab, L->kv_slab,
+                                 flow->bf16, s->pinned, s->window};
         float tt[2] = {ts[step], ts[step]};
-        COSY_TRY(flow_estimator_forward_cached(&c, packed, tt, &fc, v));
+        COSY_TRY(flow_estimator_forward_cached(&c, packed, tt, &fc, &kv, L->kv_layer, v));
         const float dt = dts[step];
         const float *v0 = v, *v1 = v + (size_t)nq * M;
         for (size_t i = 0; i < (size_t)nq * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
@@ -356,6 +411,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     }
     cosy_arena_reset(a);
     if (n_context > 0) s->committed = T1 / chunk1;
+    drop_blocks(s);
     return COSY_OK;
 }
 
@@ -374,6 +430,8 @@ void cosy_flow_prompt_free(cosy_flow_prompt *p)
 {
     if (!p) return;
     for (int g = 0; g < p->n_chunks; g++) page_free(p->pages[g]);
+    for (int i = 0; i < p->n_blocks; i++) flow_kv_block_release(p->flow, p->blocks[i].mem);
+    free(p->blocks);
     free(p->pages);
     free(p->tokens);
     free(p->feat);
@@ -442,10 +500,14 @@ cosy_status cosy_flow_prompt_create_limited(cosy_flow *flow, const int32_t *prom
         if (st == COSY_OK && (s->committed != n_chunks || s->n_pages != n_chunks))
             st = cosy_error(COSY_ERR_INTERNAL, "flow stream: prompt state covers %d chunks, expected %d", s->committed, n_chunks);
         if (st == COSY_OK) {
-            p->pages = s->pages; /* the stream's own pages become the prompt's */
+            p->pages = s->pages; /* the stream's own pages and blocks become the prompt's */
             p->n_chunks = n_chunks;
             s->pages = NULL;
             s->n_pages = 0;
+            p->blocks = s->blocks;
+            p->n_blocks = s->n_blocks;
+            s->blocks = NULL;
+            s->n_blocks = 0;
         }
         cosy_flow_stream_free(s);
         if (st != COSY_OK) {
@@ -468,7 +530,8 @@ int cosy_flow_prompt_chunks(const cosy_flow_prompt *p) { return p ? p->n_chunks 
 size_t cosy_flow_prompt_bytes(const cosy_flow_prompt *p)
 {
     if (!p) return 0;
-    return sizeof *p + sizeof(float) * p->page_floats * (size_t)p->n_chunks + sizeof(int32_t) * (size_t)p->n_tokens +
+    return sizeof *p + sizeof(float) * p->page_floats * (size_t)p->n_chunks + flow_kv_block_bytes(p->flow) * (size_t)p->n_blocks +
+           sizeof(int32_t) * (size_t)p->n_tokens +
            sizeof(float) * (size_t)p->n_tokens * p->flow->hp->token_mel_ratio * p->flow->hp->flow_output_size;
 }
 
@@ -536,7 +599,8 @@ size_t cosy_flow_stream_bytes(const cosy_flow_stream *s)
 {
     if (!s) return 0;
     const int E = s->flow->hp->enc_output_size;
-    return sizeof *s + sizeof(float) * s->layout.total * (size_t)(s->n_pages - s->n_borrowed) + sizeof(float *) * (size_t)s->cap_pages +
+    return sizeof *s + sizeof(float) * s->layout.total * (size_t)(s->n_pages - s->n_borrowed) +
+           flow_kv_block_bytes(s->flow) * (size_t)(s->n_blocks - s->n_borrowed_blocks) + sizeof(float *) * (size_t)s->cap_pages +
            sizeof(int32_t) * (size_t)s->cap_tokens + pos_bytes(&s->pos_tok, E) + pos_bytes(&s->pos_frame, E) + s->arena.size;
 }
 

@@ -21,29 +21,10 @@ static float *kv_row(const flow_cache *fc, int layer, int b, int row, int d)
     return page + fc->kv_base + (size_t)layer * fc->kv_layer + (size_t)b * fc->kv_batch + (size_t)(row % fc->chunk) * d;
 }
 
-/* the same in a bf16 slab (uint16 units from the page start) */
-static uint16_t *kv_row16(const flow_cache *fc, int layer, int b, int row, int d)
-{
-    uint16_t *page = (uint16_t *)fc->pages[row / fc->chunk];
-    return page + 2 * fc->kv_base + (size_t)layer * fc->kv_layer + (size_t)b * fc->kv_batch + (size_t)(row % fc->chunk) * d;
-}
-
 void flow_cache_put_kv(const flow_cache *fc, int layer, const float *k, const float *v, int ld)
 {
     const int d = fc->kv_width / fc->kv_heads;
     const size_t head = (size_t)fc->chunk * d, v_off = (size_t)fc->kv_heads * head;
-    if (fc->bf16) {
-        for (int b = 0; b < fc->B; b++)
-            for (int t = 0; t < fc->n; t++) {
-                uint16_t *dst = kv_row16(fc, layer, b, fc->start + t, d);
-                const size_t src = ((size_t)b * fc->n + t) * (size_t)ld;
-                for (int h = 0; h < fc->kv_heads; h++) {
-                    cosy_bf16_store(dst + h * head, k + src + (size_t)h * d, d);
-                    cosy_bf16_store(dst + v_off + h * head, v + src + (size_t)h * d, d);
-                }
-            }
-        return;
-    }
     for (int b = 0; b < fc->B; b++)
         for (int t = 0; t < fc->n; t++) {
             float *dst = kv_row(fc, layer, b, fc->start + t, d);
@@ -61,8 +42,7 @@ flow_kv_pages flow_cache_kv(const flow_cache *fc, int layer)
     flow_kv_pages kv;
     kv.pages = (const float *const *)fc->pages;
     kv.rows_per_page = fc->chunk;
-    kv.bf16 = fc->bf16;
-    kv.offset = (fc->bf16 ? 2 * fc->kv_base : fc->kv_base) + (size_t)layer * fc->kv_layer;
+    kv.offset = fc->kv_base + (size_t)layer * fc->kv_layer;
     kv.batch_offset = fc->kv_batch;
     kv.row_stride = (size_t)d;
     kv.head_stride = (size_t)fc->chunk * d;
@@ -78,7 +58,7 @@ const float *flow_cache_conv(const flow_cache *fc, int id, const float *x, int i
     for (int end = fc->start + fc->chunk; end <= fc->start + fc->n; end += fc->chunk) {
         float *dst = fc->pages[end / fc->chunk - 1] + slot;
         for (int b = 0; b < fc->B; b++)
-            memcpy(dst + (size_t)b * rows * in, x + ((size_t)b * fc->n + (size_t)(end - fc->start - rows)) * in,
+            memcpy(dst + (size_t)b * rows * fc->conv_width, x + ((size_t)b * fc->n + (size_t)(end - fc->start - rows)) * in,
                    sizeof(float) * (size_t)rows * in);
     }
     if (fc->start == 0) return NULL;
