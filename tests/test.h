@@ -91,6 +91,17 @@ static inline const char *test_tmp(const char *rel)
     return buf[k];
 }
 
+/* Model parameters for parity with the official numbers: every module in f32 (the defaults pick the
+ * faster measured paths, bf16 or quantised, where the CPU has them). */
+static inline cosy_model_params test_f32_params(void)
+{
+    cosy_model_params p = cosy_model_default_params();
+    p.lm_dtype = COSY_DTYPE_F32;
+    p.flow_dtype = COSY_DTYPE_F32;
+    p.hift_dtype = COSY_DTYPE_F32;
+    return p;
+}
+
 /* max |a - b| */
 static inline double test_max_abs_diff(const float *a, const float *b, long n)
 {

@@ -566,7 +566,8 @@ int main(void)
 {
     const char *gguf = test_tmp("flow-tiny.gguf");
     CHECK_OK(cosy_convert(test_data("cv2-tiny/model"), gguf, NULL));
-    CHECK_OK(cosy_model_load(gguf, NULL, &model));
+    const cosy_model_params exact = test_f32_params();
+    CHECK_OK(cosy_model_load(gguf, &exact, &model));
     if (!model) return test_finish("test_flow");
     CHECK_OK(cosy_flow_get(model, &flow));
     cosy_flow *again = NULL;

@@ -243,7 +243,8 @@ int main(void)
     hift_test_load_manifest();
     const char *gguf = test_tmp("t2w-hift-tiny.gguf");
     CHECK_OK(cosy_convert(test_data("cv2-tiny/model"), gguf, NULL));
-    CHECK_OK(cosy_model_load(gguf, NULL, &model));
+    const cosy_model_params exact = test_f32_params();
+    CHECK_OK(cosy_model_load(gguf, &exact, &model));
     if (!model) return test_finish("test_t2w_hift");
     CHECK_OK(cosy_hift_get(model, &hift));
     t2w_fixture f;

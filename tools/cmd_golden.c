@@ -239,7 +239,9 @@ int cmd_golden(int argc, char **argv)
     cosy_convert_params cp = cosy_convert_default_params();
     st = cosy_convert(model_dir, tmp_model, &cp);
     if (st == COSY_OK) {
+        /* the parity check runs the reference path: every module in f32 */
         cosy_model_params mp = cosy_model_default_params();
+        mp.lm_dtype = mp.flow_dtype = mp.hift_dtype = COSY_DTYPE_F32;
         mp.n_threads = ctx.n_threads;
         st = cosy_model_load(tmp_model, &mp, &ctx.model);
     }

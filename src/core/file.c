@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -97,4 +98,13 @@ char *cosy_path_join(const char *dir, const char *name)
     if (a > 0 && dir[a - 1] != '/') p[at++] = '/';
     memcpy(p + at, name, b + 1);
     return p;
+}
+
+void cosy_file_release(const cosy_mapped_file *f, const void *p, size_t bytes)
+{
+    const unsigned char *b = p, *e = b + bytes;
+    if (!f->data || b < f->data || e > f->data + f->size) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = (uintptr_t)e / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

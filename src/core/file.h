@@ -15,6 +15,10 @@ typedef struct {
 
 cosy_status cosy_file_map(const char *path, cosy_mapped_file *out);
 void cosy_file_unmap(cosy_mapped_file *f);
+/* Gives back the physical pages behind [p, p + bytes) of a mapped file (the whole pages inside it):
+ * for weights that were repacked into another form at load time, so the file's copy does not stay
+ * resident next to the packed one. The bytes stay readable (the kernel reads them again if touched). */
+void cosy_file_release(const cosy_mapped_file *f, const void *p, size_t bytes);
 /* Whole file into a NUL-terminated malloc'ed buffer. */
 cosy_status cosy_file_read_all(const char *path, char **out, size_t *size);
 int cosy_file_exists(const char *path);

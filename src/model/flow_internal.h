@@ -137,6 +137,8 @@ typedef struct {
 
 /* ---- linear layers on the pool (flow_linear.c), over the kernels of core/gemm.h ---- */
 
+#define FLOW_BF16_MAX_IN 8192 /* the widest layer input the bf16 mode takes (CosyVoice2: 1536) */
+
 /* y[rows][out] (+)= x[rows][in] W^T + b, on the pool; accumulate adds to y (a residual). Uses the bf16
  * tiles in the bf16 mode, the packed f32 panels on AVX-512, else cosy_sgemm on the plain weights. */
 void flow_linear_run(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate);

@@ -52,12 +52,29 @@ static void bf16_run(void *p, int part)
     cosy_gemm_bf16(t->M, t->N, t->Kp, t->A, t->B, t->Kp / 32, t->bias, t->C, t->N, t->accumulate, t->act, j0, j1);
 }
 
-/* flow_linear_act on l->tiles; returns 0 (nothing done) if it could not get its scratch */
-static int linear_bf16(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
+/* Without memory for the converted rows (this thread's scratch could not grow): 32 rows at a time
+ * through a buffer on the stack (FLOW_BF16_MAX_IN bounds it; flow.c refuses wider layers), each
+ * pass reading every weight again. Slower, never wrong. */
+static __attribute__((noinline)) void linear_bf16_chunked(const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
+{
+    uint16_t A[32 * FLOW_BF16_MAX_IN];
+    const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32;
+    for (int r0 = 0; r0 < rows; r0 += 32) {
+        const int m = rows - r0 < 32 ? rows - r0 : 32;
+        cosy_bf16_convert_rows(A, x + (size_t)r0 * K, m, K, K, 1.0f, Kp, 32);
+        cosy_gemm_bf16(m, N, Kp, A, l->tiles, Kp / 32, l->b, y + (size_t)r0 * N, N, accumulate, act, 0, (N + 31) / 32);
+    }
+}
+
+/* flow_linear_act on l->tiles */
+static void linear_bf16(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
 {
     const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32, Mp = (rows + 31) / 32 * 32;
     uint16_t *A = cosy_thread_scratch(sizeof(uint16_t) * (size_t)Mp * Kp);
-    if (!A) return 0; /* the caller falls back to the f32 kernels */
+    if (!A) {
+        linear_bf16_chunked(l, x, rows, y, accumulate, act);
+        return;
+    }
     cosy_bf16_convert_rows(A, x, rows, K, K, 1.0f, Kp, Mp);
     bf16_task t = {rows, N, Kp, 1, accumulate, act, A, l->tiles, l->b, y};
     const int blocks = (N + 31) / 32;
@@ -67,13 +84,15 @@ static int linear_bf16(flow_ctx *c, const flow_linear *l, const float *x, int ro
     t.parts = parts;
     if (parts == 1) bf16_run(&t, 0);
     else cosy_pool_run(c->pool, parts, bf16_run, &t);
-    return 1;
 }
 
 void flow_linear_act(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
 {
     if (rows <= 0) return;
-    if (l->tiles && linear_bf16(c, l, x, rows, y, accumulate, act)) return;
+    if (l->tiles) {
+        linear_bf16(c, l, x, rows, y, accumulate, act);
+        return;
+    }
     if (l->packed) {
         linear_task t = {l, x, rows, 1, accumulate, act, y};
         const int panels = (l->out + NR - 1) / NR;
