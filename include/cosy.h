@@ -95,6 +95,9 @@ typedef struct {
                                  has bf16 instructions, else f32); AUTO (default); see cosy_model_flow_dtype */
     cosy_dtype hift_dtype;    /* the vocoder's convolutions: f32 (reference) or bf16; AUTO (default) */
     int n_threads;            /* 0 = number of online cores */
+    int voice_cache_mb;       /* the flow's state over recently used voices' prompts, computed once and
+                                 reused by every later request with the same voice (default 1024 MB; least
+                                 recently used out first; 0: none, every request recomputes it) */
 } cosy_model_params;
 
 cosy_model_params cosy_model_default_params(void);
@@ -145,6 +148,11 @@ typedef struct {
                               official code (recomputes everything); default: chunk-causal */
     int stateless_flow;    /* recompute the flow over all tokens at every call (the reference's
                               quadratic path); default: incremental, linear cost, same mel */
+    int context_seconds;   /* bounds a streamed utterance's memory: once it is longer, the flow attends
+                              to the voice's prompt and the last context_seconds of it (whole 1-s
+                              chunks) instead of every earlier frame as the reference does, and frees
+                              the rest (~112 MB per second of context in bf16, ~225 MB in f32). Default
+                              10; 0 = unlimited (the reference). Shorter utterances are unaffected. */
     int overlap_tokens;    /* audio re-made and cross-faded at every join: the vocoder re-covers the
                               last max(4, overlap_tokens) tokens of the previous chunk (the reference:
                               8 mel frames = 4 tokens). Calls may rewind token_offset into audio
@@ -198,6 +206,7 @@ typedef struct {
     int max_hop_tokens;          /* 0: the strategy's default */
     int reference_final;         /* see cosy_token2wav_params */
     int stateless_flow;          /* see cosy_token2wav_params */
+    int context_seconds;         /* see cosy_token2wav_params (default 10; 0 = unlimited) */
     uint64_t seed;               /* LM sampling and HiFT noise */
     int max_speech_tokens;       /* > 0: cap per sentence (default: 20 per text token, the reference's) */
     int concurrent_lm;           /* 1: the LM keeps decoding while a chunk is made; default 0: it waits,

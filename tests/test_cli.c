@@ -110,7 +110,7 @@ int main(void)
     CHECK(stat(wav, &sb) == 0 && sb.st_size > 44 && (sb.st_size - 44) % 1920 == 0);
     /* synth refusals */
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --flow-dtype q8_0", COSY_BIN, model, voice) == 2);
-    CHECK(strstr(out, "--flow-dtype must be f32 or bf16") != NULL);
+    CHECK(strstr(out, "--flow-dtype must be auto, f32 or bf16") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --max-tokens 0", COSY_BIN, model, voice) == 2);
     CHECK(strstr(out, "--max-tokens needs 1..100000 speech tokens") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --text hi", COSY_BIN, model) == 2);

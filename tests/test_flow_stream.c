@@ -526,6 +526,128 @@ done:
 }
 
 
+/* ---- the window (bounded memory): a windowed stream equals the stateless windowed call, equals the
+ * exact one while the utterance fits the window, and keeps its memory bounded; how far the mel moves
+ * from the exact one once the window is full is measured ---- */
+
+static void test_window(void)
+{
+    const int chunk2 = 2 * chunk_tokens, window = 2 * chunk2; /* 2 chunks: 2 s at the real size */
+    prompt_t p;
+    make_prompt(&p, 37); /* one cached prompt chunk; prompt frames 0..73 pinned: chunks 0, 1 */
+    const int N = 400;
+    call_t calls[MAX_CALLS];
+    int n_calls = hop_calls(25, N, calls);
+    cosy_flow_stream *st = NULL;
+    CHECK_OK(cosy_flow_stream_create(flow, p.state, &st));
+    if (!st) return;
+    CHECK_FAILS(cosy_flow_stream_set_window(st, 30), COSY_ERR_INVALID_ARG, "whole number");
+    CHECK_OK(cosy_flow_stream_set_window(st, window));
+    float *mel = malloc(sizeof(float) * 80 * 2 * (size_t)N), *want = malloc(sizeof(float) * 80 * 2 * (size_t)N);
+    float *exact = malloc(sizeof(float) * 80 * 2 * (size_t)N);
+    double worst_window = 0, drift = 0, mag = 0;
+    int first_drift_frame = -1;
+    size_t most_bytes = 0;
+    for (int k = 0; k < n_calls; k++) {
+        int F = -1, frames = -1, frames_exact = -1;
+        CHECK_OK(cosy_flow_stream_step(st, long_tokens, calls[k].n, calls[k].offset, calls[k].finalize, mel, &F));
+        CHECK_OK(cosy_flow_inference_window(flow, long_tokens, calls[k].n, p.tokens, p.P, p.feat, embedding.f32, calls[k].finalize, window,
+                                            want, &frames));
+        const double e = max_diff_frames(mel, F, 0, want, frames, 2 * calls[k].offset, F);
+        worst_window = fmax(worst_window, e);
+        if (!(e <= TOL)) fprintf(stderr, "window: call %d (n = %d): stream differs from the stateless windowed call by %g\n", k, calls[k].n, e);
+        CHECK(e <= TOL);
+        CHECK_OK(cosy_flow_inference(flow, long_tokens, calls[k].n, p.tokens, p.P, p.feat, embedding.f32, 1, calls[k].finalize, exact,
+                                     &frames_exact));
+        for (int f = 0; f < F; f++) {
+            /* a frame of chunk g (absolute) sees every earlier frame while (g + 1) chunks fit in the window plus the pinned chunks */
+            const int abs_frame = 2 * (p.P + calls[k].offset) + f, g = abs_frame / chunk2;
+            double d = 0;
+            for (int c = 0; c < 80; c++) {
+                d = fmax(d, fabs(mel[(size_t)c * F + f] - exact[(size_t)c * frames_exact + 2 * calls[k].offset + f]));
+                mag = fmax(mag, fabs(exact[(size_t)c * frames_exact + 2 * calls[k].offset + f]));
+            }
+            if ((g + 1) * chunk2 - window <= 2 * chunk2) CHECK(d <= TOL); /* nothing hidden yet */
+            else if (d > TOL && first_drift_frame < 0) first_drift_frame = abs_frame;
+            if ((g + 1) * chunk2 - window > 2 * chunk2) drift = fmax(drift, d);
+        }
+        const size_t bytes = cosy_flow_stream_kv_bytes(st);
+        if (bytes > most_bytes) most_bytes = bytes;
+    }
+    /* the blocks kept: pinned ones + the window + the current chunk's and the look-ahead's */
+    const size_t block = flow_kv_block_bytes(flow), kv_bound = block * (size_t)((2 * chunk2 + window + 2 * chunk2 + 31) / 32 + 3);
+    printf("  window of %d frames, %d calls to %d tokens: stream vs stateless windowed %.3g max abs; vs the exact mel (once frames were "
+           "hidden, from frame %d on) %.3g max abs (%.3g of the largest value); its key/value blocks at most %.1f MB (bound %.1f MB)\n",
+           window, n_calls, N, worst_window, first_drift_frame, drift, drift / mag, most_bytes / 1e6, kv_bound / 1e6);
+    CHECK(first_drift_frame > 0); /* the window does hide frames in this run */
+    CHECK(most_bytes <= kv_bound);
+    free(mel);
+    free(want);
+    free(exact);
+    cosy_flow_stream_free(st);
+    cosy_flow_prompt_free(p.state);
+}
+
+/* ---- the voice cache: the same prompt twice is computed once; other voices, the budget, LRU ---- */
+
+static void test_voice_cache(void)
+{
+    prompt_t p;
+    make_prompt(&p, 37);
+    int voices0;
+    long hits0, misses0;
+    cosy_flow_voice_cache_stats(flow, &voices0, NULL, &hits0, &misses0);
+    cosy_flow_prompt *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(cosy_flow_prompt_get(flow, p.tokens, p.P, p.feat, embedding.f32, &a));
+    CHECK_OK(cosy_flow_prompt_get(flow, p.tokens, p.P, p.feat, embedding.f32, &b));
+    CHECK(a && a == b); /* the second request reuses the first one's state */
+    long hits, misses;
+    int voices;
+    size_t bytes;
+    cosy_flow_voice_cache_stats(flow, &voices, &bytes, &hits, &misses);
+    CHECK(hits == hits0 + 1 && misses == misses0 + 1 && voices == voices0 + 1);
+    CHECK(bytes >= cosy_flow_prompt_bytes(a));
+    /* the cached state streams exactly like a freshly made one */
+    cosy_flow_stream *s1 = NULL, *s2 = NULL;
+    float *m1 = malloc(sizeof(float) * 80 * 100), *m2 = malloc(sizeof(float) * 80 * 100);
+    int f1 = -1, f2 = -1;
+    CHECK_OK(cosy_flow_stream_create(flow, b, &s1));
+    CHECK_OK(cosy_flow_stream_create(flow, p.state, &s2));
+    CHECK_OK(cosy_flow_stream_step(s1, fixture_tokens, 28, 0, 0, m1, &f1));
+    CHECK_OK(cosy_flow_stream_step(s2, fixture_tokens, 28, 0, 0, m2, &f2));
+    CHECK(f1 == 50 && f2 == 50 && test_max_abs_diff(m1, m2, 80L * 50) == 0.0);
+    /* another embedding is another voice */
+    float *other = malloc(sizeof(float) * 192);
+    for (int i = 0; i < 192; i++) other[i] = embedding.f32[i] * 0.5f;
+    CHECK_OK(cosy_flow_prompt_get(flow, p.tokens, p.P, p.feat, other, &c));
+    CHECK(c && c != a);
+    cosy_flow_voice_cache_stats(flow, &voices, NULL, &hits, &misses);
+    CHECK(misses == misses0 + 2 && voices == voices0 + 2);
+    /* released by every user, still cached: streams made later reuse it */
+    cosy_flow_stream_free(s1);
+    cosy_flow_prompt_free(a);
+    cosy_flow_prompt_free(b);
+    CHECK_OK(cosy_flow_prompt_get(flow, p.tokens, p.P, p.feat, embedding.f32, &a));
+    cosy_flow_voice_cache_stats(flow, NULL, NULL, &hits, NULL);
+    CHECK(hits == hits0 + 2);
+    /* cleared (the model's end): prompts in use stay valid until released */
+    flow_voice_cache_clear(flow);
+    cosy_flow_voice_cache_stats(flow, &voices, &bytes, NULL, NULL);
+    CHECK(voices == 0 && bytes == 0);
+    CHECK_OK(cosy_flow_stream_create(flow, a, &s1));
+    CHECK_OK(cosy_flow_stream_step(s1, fixture_tokens, 28, 0, 0, m1, &f1));
+    CHECK(test_max_abs_diff(m1, m2, 80L * 50) == 0.0);
+    cosy_flow_stream_free(s1);
+    cosy_flow_stream_free(s2);
+    cosy_flow_prompt_free(a);
+    cosy_flow_prompt_free(c);
+    free(other);
+    free(m1);
+    free(m2);
+    cosy_flow_prompt_free(p.state);
+    printf("  voice cache: a repeated voice is found, its state streams like a fresh one, clearing keeps voices in use alive\n");
+}
+
 /* ---- the bf16 flow (AMX and AVX512-BF16 kernels): the cache works the same way; its distance from
  * f32 is bounded as the README says (mel within 1% of the largest value) ---- */
 
@@ -625,6 +747,10 @@ int main(void)
 #endif
     printf("bf16 products:\n");
     test_bf16(gguf);
+    printf("window:\n");
+    test_window();
+    printf("voice cache:\n");
+    test_voice_cache();
     printf("sharing, state and errors:\n");
     test_sharing_and_errors();
     printf("worst stream-vs-stateless error: %.3g (max abs) over %ld compared frames\n", worst, n_compared);

@@ -18,8 +18,9 @@ static void help(void)
     printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME) (--text \"...\" | --text-stream)\n"
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
-           "                  [--seed N] [--lm-dtype f32|bf16|q8_0] [--flow-dtype f32|bf16] [--threads N] [--reference-final]\n"
-           "                  [--stateless-flow] [--concurrent-lm] [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
+           "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0] [--flow-dtype auto|f32|bf16] [--threads N]\n"
+           "                  [--context SECONDS] [--reference-final] [--stateless-flow] [--concurrent-lm] [--no-frontend]\n"
+           "                  [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
            "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
            "  --stream            emit audio in chunks while the speech tokens are generated (CosyVoice2's\n"
@@ -30,8 +31,10 @@ static void help(void)
            "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
            "                      official code (recomputes everything at the end); default: chunk-causal\n"
            "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
-           "  --flow-dtype bf16   the flow's matrix products in bf16 on AMX tiles (CPUs with AMX-BF16; else\n"
-           "                      f32): ~1.6x faster flow, mel within ~0.5%% of f32 (default f32, exact)\n"
+           "  --flow-dtype        auto (default): bf16 products where the CPU has AMX or AVX512-BF16 (mel\n"
+           "                      within 1%% of f32), else f32; f32: exact, as the official numbers\n"
+           "  --context SECONDS   in a streamed sentence longer than this, the flow attends to the prompt and\n"
+           "                      the last SECONDS only, bounding its memory (default 10; 0 = unlimited)\n"
            "  --concurrent-lm     keep the LM decoding while a chunk is made (default: it waits, so the\n"
            "                      chunk gets all cores)\n"
            "  --max-tokens N      at most N speech tokens per sentence (25 per second of audio; default: the\n"
@@ -142,6 +145,10 @@ int cmd_synth(int argc, char **argv)
             if (cli_parse_int(val, 0, 9999, &v)) return cli_usage_error("synth", "--overlap needs 0..9999 tokens");
             p.overlap_tokens = (int)v;
             i++;
+        } else if (!strcmp(a, "--context")) {
+            if (cli_parse_int(val, 0, 3600, &v)) return cli_usage_error("synth", "--context needs 0..3600 seconds");
+            p.context_seconds = (int)v;
+            i++;
         } else if (!strcmp(a, "--seed")) {
             if (cli_parse_int(val, 0, 0x7fffffffffffffffll, &v)) return cli_usage_error("synth", "--seed needs a non-negative integer");
             p.seed = (uint64_t)v;
@@ -151,8 +158,9 @@ int cmd_synth(int argc, char **argv)
             mp.n_threads = (int)v;
             i++;
         } else if (!strcmp(a, "--flow-dtype")) {
-            if (cosy_dtype_from_name(val, &mp.flow_dtype) || (mp.flow_dtype != COSY_DTYPE_F32 && mp.flow_dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("synth", "--flow-dtype must be f32 or bf16");
+            if (cosy_dtype_from_name(val, &mp.flow_dtype) ||
+                (mp.flow_dtype != COSY_DTYPE_AUTO && mp.flow_dtype != COSY_DTYPE_F32 && mp.flow_dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("synth", "--flow-dtype must be auto, f32 or bf16");
             i++;
         } else if (!strcmp(a, "--lm-dtype")) {
             if (cosy_dtype_from_name(val, &mp.lm_dtype)) return cli_usage_error("synth", "unknown --lm-dtype '%s'", val);

@@ -309,6 +309,8 @@ static void flow_destroy(void *state)
 {
     cosy_flow *f = state;
     if (!f) return;
+    flow_voice_cache_clear(f); /* before the block pool: the voices give their blocks back to it */
+    pthread_mutex_destroy(&f->voice_lock);
     for (int i = 0; i < f->n_kv_free; i++) {
         char *base = (char *)f->kv_free[i] - KV_HEADER;
         munmap(base, *(size_t *)base);
@@ -328,6 +330,8 @@ static cosy_status flow_create(cosy_model *m, void **out)
     if (!f) return cosy_error(COSY_ERR_NOMEM, "flow: out of memory");
     pthread_mutex_init(&f->noise_lock, NULL);
     pthread_mutex_init(&f->kv_lock, NULL);
+    pthread_mutex_init(&f->voice_lock, NULL);
+    f->voice_budget = (size_t)(m->params.voice_cache_mb > 0 ? m->params.voice_cache_mb : 0) << 20;
     f->model = m;
     f->hp = &m->hp;
     f->pool = m->pool;
@@ -477,9 +481,31 @@ static size_t call_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context
     return enc > est ? enc : est;
 }
 
+static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
+                             const float *prompt_feat, const float *embedding, int streaming, int finalize, int window, float *mel_out,
+                             int *n_frames, cosy_flow_trace *trace);
+
 cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens,
                                       int n_prompt, const float *prompt_feat, const float *embedding, int streaming,
                                       int finalize, float *mel_out, int *n_frames, cosy_flow_trace *trace)
+{
+    return inference(flow, tokens, n, prompt_tokens, n_prompt, prompt_feat, embedding, streaming, finalize, 0, mel_out, n_frames, trace);
+}
+
+cosy_status cosy_flow_inference_window(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
+                                       const float *prompt_feat, const float *embedding, int finalize, int window, float *mel_out,
+                                       int *n_frames)
+{
+    if (!flow) return cosy_error(COSY_ERR_INVALID_ARG, "flow: no flow state");
+    if (window < 0 || window % flow->hp->est_static_chunk)
+        return cosy_error(COSY_ERR_INVALID_ARG, "flow: a window of %d frames is not a whole number of %d-frame chunks", window,
+                          flow->hp->est_static_chunk);
+    return inference(flow, tokens, n, prompt_tokens, n_prompt, prompt_feat, embedding, 1, finalize, window, mel_out, n_frames, NULL);
+}
+
+static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
+                             const float *prompt_feat, const float *embedding, int streaming, int finalize, int window, float *mel_out,
+                             int *n_frames, cosy_flow_trace *trace)
 {
     if (!flow) return cosy_error(COSY_ERR_INVALID_ARG, "flow: no flow state");
     const cosy_hparams *hp = flow->hp;
@@ -560,7 +586,13 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
             for (int b = 0; b < 2; b++)
                 for (int t = 0; t < T; t++) memcpy(packed + ((size_t)b * T + t) * IC, x + (size_t)t * M, sizeof(float) * (size_t)M);
             float tt[2] = {ts[step], ts[step]};
-            st = flow_estimator_forward(&c, packed, tt, 2, T, streaming, v);
+            if (window > 0) {
+                /* the chunks holding prompt frames stay visible (flow_stream.c) */
+                const int chunk2 = hp->est_static_chunk, pinned = (P2 + chunk2 - 1) / chunk2 * chunk2;
+                st = flow_estimator_forward_windowed(&c, packed, tt, 2, T, pinned, window, v);
+            } else {
+                st = flow_estimator_forward(&c, packed, tt, 2, T, streaming, v);
+            }
             if (st != COSY_OK) break;
             if (step == 0 && trace && trace->est0)
                 for (int b = 0; b < 2; b++) cosy_transpose(trace->est0 + (size_t)b * M * T, v + (size_t)b * T * M, T, M);

@@ -51,6 +51,12 @@ cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, in
                                       int n_prompt, const float *prompt_feat, const float *embedding, int streaming,
                                       int finalize, float *mel_out, int *n_frames, cosy_flow_trace *trace);
 
+/* cosy_flow_inference with chunk masks and the window of cosy_flow_stream_set_window (`window` frames,
+ * a whole number of chunks; 0 = none): the stateless twin of a windowed stream. */
+cosy_status cosy_flow_inference_window(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
+                                       const float *prompt_feat, const float *embedding, int finalize, int window, float *mel_out,
+                                       int *n_frames);
+
 /* CausalConditionalDecoder.forward(x, mask (all ones), mu, t, spks, cond, streaming) for B batch
  * rows of T frames, channel-major like the reference: x, mu, cond and out are [B][80][T], spks
  * [B][80], t [B]. */

@@ -104,6 +104,8 @@ typedef struct {
     flow_linear final_proj;          /* 1x1 conv C -> 80 */
 } flow_estimator_weights;
 
+#define FLOW_MAX_VOICES 64 /* voices the cache holds at most, whatever their size */
+
 struct cosy_flow {
     cosy_model *model;
     const cosy_hparams *hp;
@@ -126,7 +128,17 @@ struct cosy_flow {
     pthread_mutex_t kv_lock;
     void **kv_free;
     int n_kv_free, cap_kv_free;
+    /* the voice cache (flow_stream.c cosy_flow_prompt_get): the prompt state of recently used voices,
+     * least recently used out first once their bytes pass voice_budget */
+    pthread_mutex_t voice_lock;
+    struct cosy_flow_prompt *voices[FLOW_MAX_VOICES];
+    unsigned long voice_used[FLOW_MAX_VOICES], voice_clock;
+    int n_voices;
+    size_t voice_budget;
+    long voice_hits, voice_misses;
 };
+/* Drops every voice of the cache (streams using one keep it alive). */
+void flow_voice_cache_clear(cosy_flow *f);
 
 /* Context of one call: the pool, and the scratch arena everything is carved from. */
 typedef struct {

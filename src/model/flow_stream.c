@@ -27,6 +27,7 @@
 #include "core/error.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,6 +36,8 @@
 
 #define EST_CONV_ROWS 2 /* every estimator convolution is a CausalConv1d of kernel 3 */
 #define ROUND16(n) (((size_t)(n) + 15) / 16 * 16)
+
+static uint64_t prompt_hash(const int32_t *tokens, int n, const float *feat, int n_feat, const float *embedding, int n_emb);
 
 /* ---------------------------------------------------------------- page layout */
 
@@ -160,6 +163,9 @@ static void page_free(float *page)
 
 struct cosy_flow_prompt {
     cosy_flow *flow;
+    atomic_int refs;      /* holders: its creator, the flow's voice cache, each stream using it */
+    uint64_t hash;        /* of its inputs (tokens, mel, embedding), for the voice cache */
+    float *embedding;     /* [spk_embed_dim], to confirm a cache hit */
     int n_tokens;
     int32_t *tokens;
     float *feat;          /* [2P][80] */
@@ -209,7 +215,6 @@ static cosy_status stream_new(cosy_flow *flow, const cosy_flow_prompt *prompt, c
     cosy_flow_stream *s = calloc(1, sizeof *s);
     if (!s) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
     s->flow = flow;
-    s->prompt = prompt;
     layout_pages(flow, &s->layout);
     s->pos_tok = (pos_tables){NULL, NULL, 0, flow->hp->enc_static_chunk, flow->enc.n_blocks, flow->enc.blocks};
     s->pos_frame = (pos_tables){NULL, NULL, 0, flow->hp->est_static_chunk, flow->enc.n_up_blocks, flow->enc.up_blocks};
@@ -233,6 +238,8 @@ static cosy_status stream_new(cosy_flow *flow, const cosy_flow_prompt *prompt, c
         cosy_flow_stream_free(s);
         return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
     }
+    s->prompt = prompt; /* a reference: the stream keeps the prompt alive */
+    atomic_fetch_add(&((cosy_flow_prompt *)prompt)->refs, 1);
     for (int i = 0; i < prompt->n_blocks; i++) s->blocks[i] = prompt->blocks[i];
     s->n_blocks = s->n_borrowed_blocks = prompt->n_blocks;
     s->own_key0 = prompt->n_chunks * flow->hp->est_static_chunk;
@@ -254,6 +261,7 @@ void cosy_flow_stream_free(cosy_flow_stream *s)
     pos_free(&s->pos_tok);
     pos_free(&s->pos_frame);
     cosy_arena_free(&s->arena);
+    if (s->prompt) cosy_flow_prompt_free((cosy_flow_prompt *)s->prompt);
     free(s);
 }
 
@@ -428,7 +436,8 @@ static cosy_status check_tokens(const cosy_flow *f, const int32_t *tokens, int n
 
 void cosy_flow_prompt_free(cosy_flow_prompt *p)
 {
-    if (!p) return;
+    if (!p || atomic_fetch_sub(&p->refs, 1) > 1) return;
+    free(p->embedding);
     for (int g = 0; g < p->n_chunks; g++) page_free(p->pages[g]);
     for (int i = 0; i < p->n_blocks; i++) flow_kv_block_release(p->flow, p->blocks[i].mem);
     free(p->blocks);
@@ -464,11 +473,13 @@ cosy_status cosy_flow_prompt_create_limited(cosy_flow *flow, const int32_t *prom
 
     cosy_flow_prompt *p = calloc(1, sizeof *p);
     if (!p) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
+    atomic_init(&p->refs, 1);
     p->flow = flow;
     p->n_tokens = n_prompt;
     p->tokens = malloc(sizeof(int32_t) * (size_t)(n_prompt + 1));
     p->feat = malloc(sizeof(float) * ((size_t)P2 * M + 1));
-    if (!p->tokens || !p->feat) {
+    p->embedding = malloc(sizeof(float) * (size_t)hp->spk_embed_dim);
+    if (!p->tokens || !p->feat || !p->embedding) {
         cosy_flow_prompt_free(p);
         return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
     }
@@ -476,6 +487,8 @@ cosy_status cosy_flow_prompt_create_limited(cosy_flow *flow, const int32_t *prom
         memcpy(p->tokens, prompt_tokens, sizeof(int32_t) * (size_t)n_prompt);
         memcpy(p->feat, prompt_feat, sizeof(float) * (size_t)P2 * M);
     }
+    memcpy(p->embedding, embedding, sizeof(float) * (size_t)hp->spk_embed_dim);
+    p->hash = prompt_hash(prompt_tokens, n_prompt, prompt_feat, P2 * M, embedding, hp->spk_embed_dim);
     {
         cosy_arena arena;
         cosy_status st = cosy_arena_init(&arena, 4096);
@@ -535,6 +548,103 @@ size_t cosy_flow_prompt_bytes(const cosy_flow_prompt *p)
            sizeof(float) * (size_t)p->n_tokens * p->flow->hp->token_mel_ratio * p->flow->hp->flow_output_size;
 }
 
+/* ---------------------------------------------------------------- the voice cache */
+
+/* FNV-1a over the bytes of a prompt's inputs */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t prompt_hash(const int32_t *tokens, int n, const float *feat, int n_feat, const float *embedding, int n_emb)
+{
+    uint64_t h = fnv(1469598103934665603ull, &n, sizeof n);
+    if (n > 0) h = fnv(h, tokens, sizeof(int32_t) * (size_t)n);
+    if (n_feat > 0) h = fnv(h, feat, sizeof(float) * (size_t)n_feat);
+    return fnv(h, embedding, sizeof(float) * (size_t)n_emb);
+}
+
+static int prompt_matches(const cosy_flow_prompt *p, const int32_t *tokens, int n, const float *feat, const float *embedding)
+{
+    const cosy_hparams *hp = p->flow->hp;
+    const size_t n_feat = (size_t)n * hp->token_mel_ratio * hp->flow_output_size;
+    return p->n_tokens == n && (n == 0 || (!memcmp(p->tokens, tokens, sizeof(int32_t) * (size_t)n) &&
+                                           !memcmp(p->feat, feat, sizeof(float) * n_feat))) &&
+           !memcmp(p->embedding, embedding, sizeof(float) * (size_t)hp->spk_embed_dim);
+}
+
+cosy_status cosy_flow_prompt_get(cosy_flow *flow, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat,
+                                 const float *embedding, cosy_flow_prompt **out)
+{
+    if (out) *out = NULL;
+    if (!flow || !out || !embedding || n_prompt < 0 || (n_prompt > 0 && (!prompt_tokens || !prompt_feat)))
+        return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no flow, prompt or output pointer");
+    const cosy_hparams *hp = flow->hp;
+    const uint64_t h = prompt_hash(prompt_tokens, n_prompt, prompt_feat, n_prompt * hp->token_mel_ratio * hp->flow_output_size, embedding,
+                                   hp->spk_embed_dim);
+    pthread_mutex_lock(&flow->voice_lock);
+    for (int i = 0; i < flow->n_voices; i++) {
+        cosy_flow_prompt *p = flow->voices[i];
+        if (p->hash == h && prompt_matches(p, prompt_tokens, n_prompt, prompt_feat, embedding)) {
+            atomic_fetch_add(&p->refs, 1);
+            flow->voice_used[i] = ++flow->voice_clock;
+            flow->voice_hits++;
+            pthread_mutex_unlock(&flow->voice_lock);
+            *out = p;
+            return COSY_OK;
+        }
+    }
+    pthread_mutex_unlock(&flow->voice_lock);
+    /* computed outside the lock (two requests for a new voice may both compute it; one copy stays) */
+    cosy_flow_prompt *p = NULL;
+    COSY_TRY(cosy_flow_prompt_create(flow, prompt_tokens, n_prompt, prompt_feat, embedding, &p));
+    pthread_mutex_lock(&flow->voice_lock);
+    flow->voice_misses++;
+    if (flow->voice_budget > 0 && cosy_flow_prompt_bytes(p) <= flow->voice_budget) {
+        /* least recently used voices go until this one fits (streams still using them keep them alive) */
+        size_t total = cosy_flow_prompt_bytes(p);
+        for (int i = 0; i < flow->n_voices; i++) total += cosy_flow_prompt_bytes(flow->voices[i]);
+        while (flow->n_voices > 0 && (total > flow->voice_budget || flow->n_voices == FLOW_MAX_VOICES)) {
+            int lru = 0;
+            for (int i = 1; i < flow->n_voices; i++)
+                if (flow->voice_used[i] < flow->voice_used[lru]) lru = i;
+            total -= cosy_flow_prompt_bytes(flow->voices[lru]);
+            cosy_flow_prompt_free(flow->voices[lru]);
+            flow->voices[lru] = flow->voices[flow->n_voices - 1];
+            flow->voice_used[lru] = flow->voice_used[flow->n_voices - 1];
+            flow->n_voices--;
+        }
+        atomic_fetch_add(&p->refs, 1);
+        flow->voices[flow->n_voices] = p;
+        flow->voice_used[flow->n_voices++] = ++flow->voice_clock;
+    }
+    pthread_mutex_unlock(&flow->voice_lock);
+    *out = p;
+    return COSY_OK;
+}
+
+void flow_voice_cache_clear(cosy_flow *flow)
+{
+    pthread_mutex_lock(&flow->voice_lock);
+    for (int i = 0; i < flow->n_voices; i++) cosy_flow_prompt_free(flow->voices[i]);
+    flow->n_voices = 0;
+    pthread_mutex_unlock(&flow->voice_lock);
+}
+
+void cosy_flow_voice_cache_stats(cosy_flow *flow, int *voices, size_t *bytes, long *hits, long *misses)
+{
+    pthread_mutex_lock(&flow->voice_lock);
+    size_t total = 0;
+    for (int i = 0; i < flow->n_voices; i++) total += cosy_flow_prompt_bytes(flow->voices[i]);
+    if (voices) *voices = flow->n_voices;
+    if (bytes) *bytes = total;
+    if (hits) *hits = flow->voice_hits;
+    if (misses) *misses = flow->voice_misses;
+    pthread_mutex_unlock(&flow->voice_lock);
+}
+
 /* ---------------------------------------------------------------- stream */
 
 cosy_status cosy_flow_stream_create(cosy_flow *flow, const cosy_flow_prompt *prompt, cosy_flow_stream **out)
@@ -543,6 +653,18 @@ cosy_status cosy_flow_stream_create(cosy_flow *flow, const cosy_flow_prompt *pro
     if (!flow || !prompt || !out) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no flow, prompt or output pointer");
     if (prompt->flow != flow) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the prompt was made for another flow");
     return stream_new(flow, prompt, out);
+}
+
+cosy_status cosy_flow_stream_set_window(cosy_flow_stream *s, int frames)
+{
+    if (!s) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no stream");
+    const int chunk2 = s->flow->hp->est_static_chunk;
+    if (frames < 0 || frames % chunk2 || frames > (1 << 24))
+        return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: a window of %d frames is not a whole number of %d-frame chunks (0 = no window)", frames,
+                          chunk2);
+    if (s->n_speech > 0) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the window is set before the first call");
+    s->window = frames;
+    return COSY_OK;
 }
 
 cosy_status cosy_flow_stream_step(cosy_flow_stream *s, const int32_t *tokens, int n, int offset, int finalize, float *mel_out,
@@ -602,6 +724,11 @@ size_t cosy_flow_stream_bytes(const cosy_flow_stream *s)
     return sizeof *s + sizeof(float) * s->layout.total * (size_t)(s->n_pages - s->n_borrowed) +
            flow_kv_block_bytes(s->flow) * (size_t)(s->n_blocks - s->n_borrowed_blocks) + sizeof(float *) * (size_t)s->cap_pages +
            sizeof(int32_t) * (size_t)s->cap_tokens + pos_bytes(&s->pos_tok, E) + pos_bytes(&s->pos_frame, E) + s->arena.size;
+}
+
+size_t cosy_flow_stream_kv_bytes(const cosy_flow_stream *s)
+{
+    return s ? flow_kv_block_bytes(s->flow) * (size_t)(s->n_blocks - s->n_borrowed_blocks) : 0;
 }
 
 int cosy_flow_stream_chunks(const cosy_flow_stream *s) { return s ? s->committed : 0; }

@@ -42,6 +42,15 @@ cosy_status cosy_flow_prompt_create(cosy_flow *flow, const int32_t *prompt_token
  * recomputes the whole prompt — to measure what the cache saves). */
 cosy_status cosy_flow_prompt_create_limited(cosy_flow *flow, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat,
                                             const float *embedding, int max_chunks, cosy_flow_prompt **out);
+/* The prompt state of a voice from the flow's voice cache (computed and cached on a miss): every later
+ * request with the same prompt tokens, mel and embedding reuses it instead of paying for it again.
+ * The caller owns one reference (release it with cosy_flow_prompt_free). */
+cosy_status cosy_flow_prompt_get(cosy_flow *flow, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat,
+                                 const float *embedding, cosy_flow_prompt **out);
+/* Voices cached, their bytes, and the lookups that found / did not find one. */
+void cosy_flow_voice_cache_stats(cosy_flow *flow, int *voices, size_t *bytes, long *hits, long *misses);
+/* Releases a reference (prompts are shared by their creator, the voice cache and the streams that use
+ * them: the last release frees it). */
 void cosy_flow_prompt_free(cosy_flow_prompt *p);
 /* Chunks (of 25 tokens) whose state the prompt holds. */
 int cosy_flow_prompt_chunks(const cosy_flow_prompt *p);
@@ -50,6 +59,14 @@ size_t cosy_flow_prompt_bytes(const cosy_flow_prompt *p);
 /* Per-session incremental state (one thread at a time). The prompt must outlive it. */
 typedef struct cosy_flow_stream cosy_flow_stream;
 cosy_status cosy_flow_stream_create(cosy_flow *flow, const cosy_flow_prompt *prompt, cosy_flow_stream **out);
+
+/* Bounds what the stream keeps (our option; the reference attends to every left chunk): from then
+ * on the estimator's queries of chunk g see only the chunks holding prompt frames and the last
+ * `frames` frames up to the end of chunk g (a whole number of attention chunks, >= one chunk), and
+ * the keys/values no later query can see are released. The mel then differs from the reference's
+ * once an utterance outgrows the window (cosy_flow_inference_window computes the same statelessly).
+ * 0: no window. Set before the first call. */
+cosy_status cosy_flow_stream_set_window(cosy_flow_stream *s, int frames);
 
 /* tokens[0..n) are all speech tokens so far (each call extends the previous call's sequence; when
  * !finalize the last pre_lookahead_len are look-ahead only). Writes mel channel-major
@@ -64,6 +81,8 @@ cosy_status cosy_flow_stream_step(cosy_flow_stream *s, const int32_t *tokens, in
 /* Bytes the stream holds: its cache pages (not the prompt's shared ones), position tables, token
  * copy and scratch arena. */
 size_t cosy_flow_stream_bytes(const cosy_flow_stream *s);
+/* Bytes of the stream's own key/value blocks (what a window bounds). */
+size_t cosy_flow_stream_kv_bytes(const cosy_flow_stream *s);
 /* Chunks final so far (prompt chunks included); the next call recomputes from 25 x this token. */
 int cosy_flow_stream_chunks(const cosy_flow_stream *s);
 void cosy_flow_stream_free(cosy_flow_stream *s);

@@ -23,6 +23,7 @@ cosy_model_params cosy_model_default_params(void)
     p.flow_dtype = COSY_DTYPE_AUTO;
     p.hift_dtype = COSY_DTYPE_AUTO;
     p.n_threads = 0;
+    p.voice_cache_mb = 1024;
     return p;
 }
 

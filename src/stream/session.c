@@ -94,6 +94,7 @@ cosy_session_params cosy_session_default_params(void)
     p.text_frontend = 1;
     p.strategy = COSY_CHUNK_DEFAULT;
     p.chunk_tokens = 25;
+    p.context_seconds = 10;
     return p;
 }
 
@@ -518,6 +519,7 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
     cosy_token2wav_params tp = cosy_token2wav_default_params();
     tp.reference_final = p.reference_final;
     tp.stateless_flow = p.stateless_flow;
+    tp.context_seconds = p.context_seconds;
     tp.overlap_tokens = p.stream && p.strategy != COSY_CHUNK_DEFAULT && p.overlap_tokens > 0 ? p.overlap_tokens : 0;
     tp.seed = p.seed;
     if (st == COSY_OK) st = cosy_token2wav_create(model, &flow_voice, &tp, &s->t2w);

@@ -30,6 +30,7 @@ struct cosy_token2wav {
     cosy_flow_stream *fstream;
     /* per utterance */
     int started, last_n, last_offset;
+    int window;              /* the flow's attention window in frames (context_seconds), 0 = none */
     int emitted;             /* tokens whose mel has gone to the vocoder */
     /* buffers */
     float *mel_all;          /* flow output for all frames of a call [80][n_all] */
@@ -48,6 +49,7 @@ cosy_token2wav_params cosy_token2wav_default_params(void)
     cosy_token2wav_params p;
     memset(&p, 0, sizeof p);
     p.seed = 0;
+    p.context_seconds = 10;
     return p;
 }
 
@@ -83,6 +85,13 @@ cosy_status cosy_token2wav_create(cosy_model *model, const cosy_voice *voice, co
     if (st == COSY_OK) st = cosy_hift_get(model, &t->hift);
     if (st == COSY_OK && (t->params.overlap_tokens < 0 || t->params.overlap_tokens > 1000))
         st = cosy_error(COSY_ERR_INVALID_ARG, "token2wav: overlap_tokens %d (0..1000)", t->params.overlap_tokens);
+    if (st == COSY_OK && (t->params.context_seconds < 0 || t->params.context_seconds > 3600))
+        st = cosy_error(COSY_ERR_INVALID_ARG, "token2wav: context_seconds %d (0..3600; 0 = unlimited)", t->params.context_seconds);
+    if (st == COSY_OK) {
+        /* seconds -> frames, in whole attention chunks */
+        const int chunk2 = hp->est_static_chunk, per_s = hp->token_frame_rate * hp->token_mel_ratio;
+        t->window = (t->params.context_seconds * per_s + chunk2 - 1) / chunk2 * chunk2;
+    }
     int cache_frames = COSY_T2W_MEL_CACHE;
     if (st == COSY_OK && hp->token_mel_ratio * t->params.overlap_tokens > cache_frames) cache_frames = hp->token_mel_ratio * t->params.overlap_tokens;
     if (st == COSY_OK) st = cosy_t2w_hift_create_cached(t->hift, 0, cache_frames, &t->vocoder);
@@ -112,7 +121,7 @@ cosy_status cosy_token2wav_create(cosy_model *model, const cosy_voice *voice, co
 cosy_status cosy_token2wav_prepare(cosy_token2wav *t)
 {
     if (t->params.stateless_flow || t->fprompt) return COSY_OK;
-    return cosy_flow_prompt_create(t->flow, t->prompt_tokens, t->n_prompt, t->prompt_feat, t->embedding, &t->fprompt);
+    return cosy_flow_prompt_get(t->flow, t->prompt_tokens, t->n_prompt, t->prompt_feat, t->embedding, &t->fprompt);
 }
 
 void cosy_token2wav_reset(cosy_token2wav *t)
@@ -192,8 +201,12 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
         COSY_TRY(ensure(&t->mel_all, &t->cap_frames, C * (total_frames > 0 ? total_frames : 1)));
         int frames = 0;
         if (n > 0) {
-            COSY_TRY(cosy_flow_inference(t->flow, tokens, n, t->prompt_tokens, t->n_prompt, t->prompt_feat, t->embedding,
-                                         full_attention ? 0 : 1, finalize, t->mel_all, &frames));
+            if (!full_attention && t->window > 0)
+                COSY_TRY(cosy_flow_inference_window(t->flow, tokens, n, t->prompt_tokens, t->n_prompt, t->prompt_feat, t->embedding, finalize,
+                                                    t->window, t->mel_all, &frames));
+            else
+                COSY_TRY(cosy_flow_inference(t->flow, tokens, n, t->prompt_tokens, t->n_prompt, t->prompt_feat, t->embedding,
+                                             full_attention ? 0 : 1, finalize, t->mel_all, &frames));
         }
         t->n_all = frames;
         kept = frames - first;
@@ -205,7 +218,10 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
         /* chunk-causal at linear cost: only the frames not final yet are computed (same mel) */
         t->n_all = 0;
         COSY_TRY(cosy_token2wav_prepare(t));
-        if (!t->fstream) COSY_TRY(cosy_flow_stream_create(t->flow, t->fprompt, &t->fstream));
+        if (!t->fstream) {
+            COSY_TRY(cosy_flow_stream_create(t->flow, t->fprompt, &t->fstream));
+            COSY_TRY(cosy_flow_stream_set_window(t->fstream, t->window));
+        }
         int want = ratio * (n_audio_tokens - token_offset);
         COSY_TRY(ensure(&t->mel_kept, &t->cap_kept, C * (want > 0 ? want : 1)));
         if (n > 0) COSY_TRY(cosy_flow_stream_step(t->fstream, tokens, n, token_offset, finalize, t->mel_kept, &kept));
