@@ -239,6 +239,40 @@ static void test_attention(const char *name, int bf16)
     }
 }
 
+/* cosy_kv_put_rows writes exactly what cosy_kv_put does slot by slot, for every start and length */
+static void test_kv_put_rows(int bf16)
+{
+    const int dims[] = {16, 64, 80};
+    for (int di = 0; di < 3; di++) {
+        const int d = dims[di], ld = d + 5;
+        const size_t bytes = cosy_kv_slab_elems(d, bf16) * (bf16 ? 2 : 4);
+        char *a = malloc(bytes), *b = malloc(bytes);
+        float *k = malloc(sizeof(float) * 32 * ld), *v = malloc(sizeof(float) * 32 * ld);
+        fill(k, (size_t)32 * ld, 500 + (unsigned)d);
+        fill(v, (size_t)32 * ld, 600 + (unsigned)d);
+        int same = 1;
+        for (int slot = 0; slot < 32; slot += 3)
+            for (int n = 1; slot + n <= 32; n += 5) {
+                memset(a, 0x3c, bytes);
+                memset(b, 0x3c, bytes);
+                for (int i = 0; i < n; i++) cosy_kv_put(a, slot + i, k + (size_t)i * ld, v + (size_t)i * ld, d, bf16);
+                cosy_kv_put_rows(b, slot, n, k, v, ld, d, bf16);
+                same &= !memcmp(a, b, bytes);
+            }
+        /* whole aligned groups of 16 (the transposed path) */
+        memset(a, 0, bytes);
+        memset(b, 0, bytes);
+        for (int i = 0; i < 32; i++) cosy_kv_put(a, i, k + (size_t)i * ld, v + (size_t)i * ld, d, bf16);
+        cosy_kv_put_rows(b, 0, 32, k, v, ld, d, bf16);
+        same &= !memcmp(a, b, bytes);
+        CHECK(same);
+        free(a);
+        free(b);
+        free(k);
+        free(v);
+    }
+}
+
 int main(void)
 {
     const cosy_cpu_level_t best = cosy_cpu_level();
@@ -246,6 +280,7 @@ int main(void)
     if (cosy_gemm_f32_available()) test_f32_panels();
     else printf("SKIP f32 panels: this CPU has no AVX-512\n");
     test_attention(cosy_cpu_level_name(best), 0);
+    test_kv_put_rows(0);
     {
         cosy_cpu_level_t keep = cosy_cpu_cap(COSY_CPU_AVX2);
         test_attention("avx2 (f32 through sgemm)", 0);
@@ -262,6 +297,7 @@ int main(void)
         CHECK(cosy_gemm_bf16_level() == (int)levels[i]);
         test_bf16_level(cosy_cpu_level_name(levels[i]));
         test_attention(cosy_cpu_level_name(levels[i]), 1);
+        test_kv_put_rows(1);
         printf("bf16 products on %s: checked\n", cosy_cpu_level_name(levels[i]));
     }
     cosy_cpu_cap(COSY_CPU_AVX512);

@@ -63,6 +63,32 @@ TGT_BF16 static void put_bf16_avx512(uint16_t *K, uint16_t *V, int slot, const f
     }
 }
 
+/* 16 keys at once (slots 16 g .. 16 g + 15): their bf16 pairs transposed in registers into whole tile
+ * rows, a 64-byte store each instead of 16 scattered ones */
+TGT_BF16 static void put16_bf16_avx512(uint16_t *K, uint16_t *V, int group, const float *k, const float *v, int ld, int d)
+{
+    const int KB = d / 32;
+    for (int kb = 0; kb < KB; kb++) {
+        __m512 r[16];
+        for (int j = 0; j < 16; j++) {
+            const float *row = k + (size_t)j * ld + kb * 32;
+            r[j] = (__m512)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 16), _mm512_loadu_ps(row));
+        }
+        cosy_transpose16_regs(r);
+        uint16_t *tile = K + ((size_t)group * KB + kb) * 512;
+        for (int p = 0; p < 16; p++) _mm512_storeu_ps((float *)(void *)(tile + p * 32), r[p]);
+    }
+    for (int j = 0; j < 16; j += 2) {
+        /* V^T tile rows hold key pairs: two keys' values interleaved, whole rows written */
+        uint16_t *vrow = V + (size_t)((group * 16 + j) / 2) * 32;
+        for (int i = 0; i < d; i += 16) {
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v + (size_t)j * ld + i)));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v + (size_t)(j + 1) * ld + i)));
+            _mm512_storeu_si512((void *)(vrow + (size_t)(i / 16) * 512), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+}
+
 /* f32: K^T one column (a scatter per 16 dims), V a row of each panel */
 AVX512 static void put_f32_avx512(float *K, float *V, int slot, const float *k, const float *v, int d)
 {
@@ -111,6 +137,26 @@ void cosy_kv_put(void *slab, int slot, const float *k, const float *v, int d, in
         memcpy(row, v + i, sizeof(float) * (size_t)n);
         if (n < 32) memset(row + n, 0, sizeof(float) * (size_t)(32 - n));
     }
+}
+
+void cosy_kv_put_rows(void *slab, int slot, int n, const float *k, const float *v, int ld, int d, int bf16)
+{
+#ifdef ATTN_HAVE_SIMD
+    if (bf16 && d % 32 == 0 && cosy_gemm_bf16_level()) {
+        uint16_t *K = slab, *V = K + (size_t)B * d;
+        for (int i = 0; i < n;) {
+            if ((slot + i) % 16 == 0 && n - i >= 16) {
+                put16_bf16_avx512(K, V, (slot + i) / 16, k + (size_t)i * ld, v + (size_t)i * ld, ld, d);
+                i += 16;
+            } else {
+                put_bf16_avx512(K, V, slot + i, k + (size_t)i * ld, v + (size_t)i * ld, d);
+                i++;
+            }
+        }
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) cosy_kv_put(slab, slot + i, k + (size_t)i * ld, v + (size_t)i * ld, d, bf16);
 }
 
 /* ---------------------------------------------------------------- scratch */

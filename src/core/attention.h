@@ -29,6 +29,9 @@
 size_t cosy_kv_slab_elems(int d, int bf16);
 /* Writes key k[d] and value v[d] of slot `slot` (0..31) into a head's slab. */
 void cosy_kv_put(void *slab, int slot, const float *k, const float *v, int d, int bf16);
+/* The same for n consecutive slots [slot, slot + n) (slot + n <= COSY_KV_BLOCK) from rows k + i ld,
+ * v + i ld: whole groups of 16 slots go through an in-register transpose. */
+void cosy_kv_put_rows(void *slab, int slot, int n, const float *k, const float *v, int ld, int d, int bf16);
 
 typedef struct {
     const void *slab;  /* this head's keys/values in one block */

@@ -51,32 +51,13 @@ static void pack_rows_scalar(float *dst, const float *w, int N, int K, int ldw, 
 }
 
 #ifdef COSY_HAVE_AVX512
-/* dst[c * ldd + r] = src[r * lds + c] for a 16 x 16 tile: unpack pairs, then pairs of pairs,
- * then 128-bit lanes twice */
+/* dst[c * ldd + r] = src[r * lds + c] for a 16 x 16 tile */
 static inline AVX512 void transpose16(const float *src, int lds, float *dst, int ldd)
 {
-    __m512 r[16], t[16], u[16], v[16];
+    __m512 r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int g = 0; g < 16; g += 4) { /* rows g..g+3: u[g + c] holds column 4l + c in lane l */
-        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
-        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
-        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
-        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
-    }
-    for (int c = 0; c < 4; c++) {
-        v[c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);         /* columns c, c + 8 of rows 0-7 */
-        v[4 + c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);     /* columns c + 4, c + 12 */
-        v[8 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88); /* the same for rows 8-15 */
-        v[12 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-    }
-    for (int c = 0; c < 8; c++) {
-        _mm512_storeu_ps(dst + (size_t)c * ldd, _mm512_shuffle_f32x4(v[c], v[8 + c], 0x88));
-        _mm512_storeu_ps(dst + (size_t)(c + 8) * ldd, _mm512_shuffle_f32x4(v[c], v[8 + c], 0xdd));
-    }
+    cosy_transpose16_regs(r);
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)i * ldd, r[i]);
 }
 
 static AVX512 void pack_rows_avx512(float *dst, const float *w, int N, int K, int ldw)

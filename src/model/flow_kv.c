@@ -35,12 +35,20 @@ static void *slab(const flow_kv_view *kv, const flow_kv_block *blk, int b, int h
 
 void flow_kv_put(const flow_kv_view *kv, int b, int frame0, int n, const float *k, const float *v, int ld, int heads, int d)
 {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n;) {
         const flow_kv_block *blk = find_block(kv, frame0 + i);
-        if (!blk) continue; /* the caller allocates every block a call writes (flow_stream.c) */
+        if (!blk) { /* the caller allocates every block a call writes (flow_stream.c) */
+            i++;
+            continue;
+        }
+        /* the frames of this block, in one go per head */
         const int slot = frame0 + i - blk->key0;
+        int run = COSY_KV_BLOCK - slot < n - i ? COSY_KV_BLOCK - slot : n - i;
+        if (blk + 1 < kv->blocks + kv->n_blocks && blk[1].key0 < frame0 + i + run) run = blk[1].key0 - (frame0 + i);
         for (int h = 0; h < heads; h++)
-            cosy_kv_put(slab(kv, blk, b, h), slot, k + (size_t)i * ld + (size_t)h * d, v + (size_t)i * ld + (size_t)h * d, d, kv->bf16);
+            cosy_kv_put_rows(slab(kv, blk, b, h), slot, run, k + (size_t)i * ld + (size_t)h * d, v + (size_t)i * ld + (size_t)h * d, ld, d,
+                             kv->bf16);
+        i += run;
     }
 }
 
