@@ -42,7 +42,8 @@ static void run_and_compare(cosy_rng_source *rng, int all_intermediates)
     float *source = malloc(sizeof(float) * (size_t)c.T), *raw = malloc(sizeof(float) * (size_t)c.T);
     float *uv = malloc(sizeof(float) * (size_t)c.T), *istft = malloc(sizeof(float) * (size_t)c.T);
     float *spec = malloc(sizeof(float) * (size_t)(4 * c.B * c.L));
-    cosy_hift_trace tr = {f0, raw, uv, spec, spec + c.B * c.L, spec + 2 * c.B * c.L, spec + 3 * c.B * c.L, istft, 0, 0, 0, 0};
+    cosy_hift_trace tr = {.f0 = f0, .source_raw = raw, .uv = uv, .stft_real = spec, .stft_imag = spec + c.B * c.L,
+                          .magnitude = spec + 2 * c.B * c.L, .phase = spec + 3 * c.B * c.L, .istft = istft};
     CHECK_OK(cosy_hift_inference_trace(hift, c.mel.f32, c.F, NULL, 0, rng, wav, source, &tr));
     hift_test_compare("hift_ns_f0", f0, c.F);
     hift_test_compare("hift_ns_source", source, c.T);
@@ -136,7 +137,8 @@ static void test_stages(void)
         cosy_hift_rng g;
         cosy_hift_rng_seed(&g, 1);
         cosy_rng_source rng = cosy_hift_rng_source(&g);
-        cosy_hift_trace tr = {NULL, NULL, NULL, spec, spec + c.B * c.L, spec + 2 * c.B * c.L, spec + 3 * c.B * c.L, istft, 0, 0, 0, 0};
+        cosy_hift_trace tr = {.stft_real = spec, .stft_imag = spec + c.B * c.L, .magnitude = spec + 2 * c.B * c.L,
+                              .phase = spec + 3 * c.B * c.L, .istft = istft};
         CHECK_OK(cosy_hift_inference_trace(hift, c.mel.f32, c.F, src.f32, (int)c.T, &rng, wav, NULL, &tr));
         hift_test_compare("hift_ns_stft_real", tr.stft_real, c.B * c.L);
         hift_test_compare("hift_ns_stft_imag", tr.stft_imag, c.B * c.L);

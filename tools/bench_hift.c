@@ -114,6 +114,10 @@ int bench_hift(int argc, char **argv)
         printf("  best %.1f ms (f0 %.1f, source + stft %.1f, generator %.1f, istft %.1f), mean %.1f ms over %lld runs\n", best,
                best_tr.f0_ms, best_tr.source_ms, best_tr.generator_ms, best_tr.istft_ms, sum / (double)runs, runs);
         printf("  real-time factor %.3f (best)\n", best / audio_ms);
+        printf("  per operation in the best run (ms, %% of the call):\n");
+        for (int op = 0; op < COSY_HIFT_N_OPS; op++)
+            if (best_tr.op_ms[op] > 0)
+                printf("    %-24s %7.2f  %5.1f%%\n", cosy_hift_op_name((cosy_hift_op)op), best_tr.op_ms[op], 100.0 * best_tr.op_ms[op] / best);
     }
     free(mel);
     free(wav);

@@ -256,6 +256,30 @@ static void scratch_release(cosy_hift *h, cosy_arena *arena, int slot)
     pthread_mutex_unlock(&h->scratch_lock);
 }
 
+/* ---- per-operation clock -------------------------------------------------------------------- */
+
+/* Where one call's time goes (cosy_hift_trace.op_ms): a running timestamp, and each operation, when it
+ * ends, charges the time since the previous charge to its entry. Costs two clock reads per operation. */
+typedef struct {
+    double ms[COSY_HIFT_N_OPS];
+    double last;
+} hift_prof;
+
+static void prof_charge(hift_prof *p, cosy_hift_op op)
+{
+    double now = cosy_now_ms();
+    p->ms[op] += now - p->last;
+    p->last = now;
+}
+
+const char *cosy_hift_op_name(cosy_hift_op op)
+{
+    static const char *const names[COSY_HIFT_N_OPS] = {
+        "f0 predictor", "source", "stft", "conv_pre", "upsample (transposed)", "source_downs", "source resblock convs",
+        "resblock convs #0", "resblock convs #1", "resblock convs #2", "snake", "elementwise", "conv_post", "mag/phase + istft"};
+    return (unsigned)op < COSY_HIFT_N_OPS ? names[op] : "?";
+}
+
 /* ---- layers --------------------------------------------------------------------------------- */
 
 /* Dense [C][T] rows into an activation. */
@@ -332,14 +356,18 @@ static cosy_status conv_transpose_forward(cosy_pool *pool, const hift_conv *c, c
 /* ResBlock.forward: out = x + sum over dilations of conv2(snake2(conv1(snake1(.)))), applied in turn;
  * out may be x. t1, t2 are temporaries of the same shape. */
 static cosy_status resblock_forward(const cosy_hift *h, const hift_resblock *rb, const hift_act *x, hift_act *out, hift_act *t1,
-                                    hift_act *t2)
+                                    hift_act *t2, hift_prof *prof, cosy_hift_op op)
 {
     const hift_act *in = x;
     for (int j = 0; j < rb->n; j++) {
         hift_snake(h->pool, t1->data, t1->ld, in->data, in->ld, rb->ch, in->T, rb->alpha1[j]);
+        prof_charge(prof, COSY_HIFT_OP_SNAKE);
         COSY_TRY(hift_conv_forward(h->pool, &rb->conv1[j], t1, t2, NULL));
+        prof_charge(prof, op);
         hift_snake(h->pool, t2->data, t2->ld, t2->data, t2->ld, rb->ch, in->T, rb->alpha2[j]);
+        prof_charge(prof, COSY_HIFT_OP_SNAKE);
         COSY_TRY(hift_conv_forward(h->pool, &rb->conv2[j], t2, out, in));
+        prof_charge(prof, op);
         in = out;
     }
     return COSY_OK;
@@ -377,13 +405,14 @@ static cosy_status f0_predict(const cosy_hift *h, const hift_act *mel, float *f0
 /* HiFTGenerator.decode from conv_pre to conv_post: mel and the source spectrum [2B][L] (real rows,
  * then imaginary rows, dense) -> conv_post output `post` [2B][L] */
 static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, const float *spec, int L, hift_act *post,
-                                     cosy_arena *arena)
+                                     cosy_arena *arena, hift_prof *prof)
 {
     const cosy_hparams *hp = h->hp;
     const int nup = hp->n_upsample, nk = hp->n_resblock_kernels, n2 = 2 * h->stft.n_bins;
     hift_act x;
     COSY_TRY(hift_act_alloc(&x, hp->hift_base_channels, mel->T, arena));
     COSY_TRY(hift_conv_forward(h->pool, &h->conv_pre, mel, &x, NULL));
+    prof_charge(prof, COSY_HIFT_OP_CONV_PRE);
     for (int i = 0; i < nup; i++) {
         const hift_conv *up = &h->ups[i], *down = &h->source_downs[i];
         const int last = i == nup - 1, ch = up->cout;
@@ -398,11 +427,13 @@ static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, co
         COSY_TRY(hift_act_alloc(&t2, ch, out_len, arena));
 
         hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, hp->lrelu_slope);
+        prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
         COSY_TRY(conv_transpose_forward(h->pool, up, &x, &y, last ? 1 : 0, arena));
         if (last) {
             /* ReflectionPad1d((1, 0)) after the last upsampling: column 0 mirrors column 2 (old column 1) */
             for (int c = 0; c < ch; c++) y.data[(size_t)c * y.ld] = y.data[(size_t)c * y.ld + 2];
         }
+        prof_charge(prof, COSY_HIFT_OP_UPSAMPLE);
 
         /* fusion: x = x + source_resblocks[i](source_downs[i](spectrum)) */
         size_t mark = cosy_arena_mark(arena);
@@ -414,25 +445,33 @@ static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, co
             return cosy_error(COSY_ERR_INTERNAL, "hift: stage %d: source branch has %d frames, upsampling %d", i, s_len, out_len);
         act_load(&si, dense, out_len);
         cosy_arena_release(arena, mark);
-        COSY_TRY(resblock_forward(h, &h->source_resblocks[i], &si, &si, &t1, &t2));
+        prof_charge(prof, COSY_HIFT_OP_SOURCE_DOWN);
+        COSY_TRY(resblock_forward(h, &h->source_resblocks[i], &si, &si, &t1, &t2, prof, COSY_HIFT_OP_SOURCE_RESBLOCK));
         act_add(&y, &si);
+        prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
 
         /* the multi-receptive-field fusion: the mean of this stage's resblocks */
         for (int j = 0; j < nk; j++) {
-            COSY_TRY(resblock_forward(h, &h->resblocks[i * nk + j], &y, j == 0 ? &xs : &r, &t1, &t2));
+            cosy_hift_op op = (cosy_hift_op)(COSY_HIFT_OP_RESBLOCK + (j < 2 ? j : 2));
+            COSY_TRY(resblock_forward(h, &h->resblocks[i * nk + j], &y, j == 0 ? &xs : &r, &t1, &t2, prof, op));
             if (j > 0) act_add(&xs, &r);
+            prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
         }
         for (int c = 0; c < ch; c++) {
             float *row = xs.data + (size_t)c * xs.ld;
             for (int t = 0; t < out_len; t++) row[t] = row[t] / (float)nk;
         }
         cosy_arena_release(arena, stage_mark);
+        prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
         x = xs;
     }
     /* F.leaky_relu with its default slope 0.01, then conv_post */
     hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, 0.01f);
+    prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
     if (x.T != L) return cosy_error(COSY_ERR_INTERNAL, "hift: generator gives %d frames, the source spectrum has %d", x.T, L);
-    return hift_conv_forward(h->pool, &h->conv_post, &x, post, NULL);
+    COSY_TRY(hift_conv_forward(h->pool, &h->conv_post, &x, post, NULL));
+    prof_charge(prof, COSY_HIFT_OP_CONV_POST);
+    return COSY_OK;
 }
 
 /* ---- inference ------------------------------------------------------------------------------ */
@@ -467,9 +506,12 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
 
     /* mel -> f0 -> source */
     double t0 = cosy_now_ms();
+    hift_prof prof = {.last = t0};
     if (st == COSY_OK) st = f0_predict(hift, &mel_act, f0, arena);
+    prof_charge(&prof, COSY_HIFT_OP_F0);
     double t1 = cosy_now_ms();
     if (st == COSY_OK) st = hift_source_forward(hift, f0, n_frames, rng, s, trace ? trace->uv : NULL, arena);
+    prof_charge(&prof, COSY_HIFT_OP_SOURCE);
     if (st == COSY_OK && trace) {
         if (trace->f0) memcpy(trace->f0, f0, sizeof(float) * (size_t)n_frames);
         if (trace->source_raw) memcpy(trace->source_raw, s, sizeof(float) * (size_t)T);
@@ -478,15 +520,18 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
     if (st == COSY_OK && n_cache > 0) memcpy(s, cache_source, sizeof(float) * (size_t)n_cache);
     if (st == COSY_OK && source_out) memcpy(source_out, s, sizeof(float) * (size_t)T);
     if (st == COSY_OK) st = cosy_stft_forward(&hift->stft, s, T, spec, spec + (size_t)B * L, L);
+    prof_charge(&prof, COSY_HIFT_OP_STFT);
     if (st == COSY_OK && trace) {
         if (trace->stft_real) memcpy(trace->stft_real, spec, sizeof(float) * (size_t)B * L);
         if (trace->stft_imag) memcpy(trace->stft_imag, spec + (size_t)B * L, sizeof(float) * (size_t)B * L);
     }
     double t2 = cosy_now_ms();
+    prof.last = t2;
 
     /* mel + source -> conv_post output -> magnitude (rows 0..B-1) / phase (rows B..2B-1), in place */
-    if (st == COSY_OK) st = generator_forward(hift, &mel_act, spec, L, &post, arena);
+    if (st == COSY_OK) st = generator_forward(hift, &mel_act, spec, L, &post, arena, &prof);
     double t3 = cosy_now_ms();
+    prof.last = t3;
     if (st == COSY_OK) {
         for (int k = 0; k < B; k++) {
             float *mag = post.data + (size_t)k * post.ld, *phase = post.data + (size_t)(B + k) * post.ld;
@@ -505,7 +550,9 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
         for (int i = 0; i < T; i++) wav_out[i] = wav_out[i] < -lim ? -lim : (wav_out[i] > lim ? lim : wav_out[i]);
     }
     double t4 = cosy_now_ms();
+    prof_charge(&prof, COSY_HIFT_OP_ISTFT);
     if (trace) {
+        memcpy(trace->op_ms, prof.ms, sizeof prof.ms);
         trace->f0_ms = t1 - t0;
         trace->source_ms = t2 - t1;
         trace->generator_ms = t3 - t2;

@@ -65,9 +65,30 @@ cosy_status cosy_hift_inference(cosy_hift *hift, const float *mel, int n_frames,
  *   phase       [B][L]       sin(conv_post[B:])
  *   istft       [T]          torch.istft output before the clamp
  * and the wall time of the stages (filled in on return). */
+typedef enum {
+    COSY_HIFT_OP_F0,              /* the F0 predictor (convolutions, ELU, classifier) */
+    COSY_HIFT_OP_SOURCE,          /* sine generation, noise draws, l_linear + tanh merge */
+    COSY_HIFT_OP_STFT,            /* the source's STFT */
+    COSY_HIFT_OP_CONV_PRE,
+    COSY_HIFT_OP_UPSAMPLE,        /* the ConvTranspose1d stack (ups) */
+    COSY_HIFT_OP_SOURCE_DOWN,     /* source_downs (strided convolutions of the spectrum) */
+    COSY_HIFT_OP_SOURCE_RESBLOCK, /* the source resblocks' convolutions */
+    COSY_HIFT_OP_RESBLOCK,        /* the resblocks' convolutions of kernel resblock_kernel_sizes[0], */
+    COSY_HIFT_OP_RESBLOCK_LAST = COSY_HIFT_OP_RESBLOCK + 2, /* [1], [2] (one entry each) */
+    COSY_HIFT_OP_SNAKE,           /* Snake activations (with the conversion of their output in bf16) */
+    COSY_HIFT_OP_ELEMENTWISE,     /* leaky ReLU, sums, the resblock mean, copies */
+    COSY_HIFT_OP_CONV_POST,
+    COSY_HIFT_OP_ISTFT,           /* exp / sin to magnitude and phase, iSTFT, clamp */
+    COSY_HIFT_N_OPS
+} cosy_hift_op;
+
+/* "f0", "source", ... for reports */
+const char *cosy_hift_op_name(cosy_hift_op op);
+
 typedef struct {
     float *f0, *source_raw, *uv, *stft_real, *stft_imag, *magnitude, *phase, *istft;
     double f0_ms, source_ms, generator_ms, istft_ms;
+    double op_ms[COSY_HIFT_N_OPS]; /* the same time split by operation (resblocks by kernel size) */
 } cosy_hift_trace;
 
 cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_frames, const float *cache_source,
