@@ -8,6 +8,7 @@
  * pass below reads top to bottom like HiFTGenerator.inference + decode.
  */
 #include "model/hift_internal.h"
+#include "core/activation.h"
 #include "core/clock.h"
 #include "model/model.h"
 #include "core/error.h"
@@ -22,10 +23,10 @@
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
-static cosy_status load_conv(cosy_hift *h, hift_conv *c, int transposed, int cout, int cin, int k, int stride, int pad,
+static cosy_status load_conv(cosy_hift *h, cosy_conv *c, int transposed, int cout, int cin, int k, int stride, int pad,
                              int dilation, int has_bias, const char *fmt, ...) __attribute__((format(printf, 11, 12)));
 
-static cosy_status load_conv(cosy_hift *h, hift_conv *c, int transposed, int cout, int cin, int k, int stride, int pad,
+static cosy_status load_conv(cosy_hift *h, cosy_conv *c, int transposed, int cout, int cin, int k, int stride, int pad,
                              int dilation, int has_bias, const char *fmt, ...)
 {
     char name[160], full[192];
@@ -40,8 +41,8 @@ static cosy_status load_conv(cosy_hift *h, hift_conv *c, int transposed, int cou
     int64_t d0 = transposed ? cin : cout, d1 = transposed ? cout : cin;
     if (t->ndim != 3 || t->shape[0] != d0 || t->shape[1] != d1 || t->shape[2] != k)
         return cosy_error(COSY_ERR_SHAPE, "hift: %s is not a [%lld, %lld, %d] convolution", full, (long long)d0, (long long)d1, k);
+    memset(c, 0, sizeof *c);
     COSY_TRY(cosy_model_f32(h->model, full, &c->w));
-    c->b = NULL;
     if (has_bias) {
         snprintf(full, sizeof full, "hift.%s.bias", name);
         COSY_TRY(cosy_model_f32(h->model, full, &c->b));
@@ -52,6 +53,7 @@ static cosy_status load_conv(cosy_hift *h, hift_conv *c, int transposed, int cou
     c->stride = stride;
     c->pad = pad;
     c->dilation = dilation;
+    c->transposed = transposed;
     return COSY_OK;
 }
 
@@ -64,9 +66,9 @@ static cosy_status load_resblock(cosy_hift *h, hift_resblock *rb, int ch, int k,
     rb->n = n;
     for (int j = 0; j < n; j++) {
         int d = dilations[j];
-        if (d < 1 || k < 1 || k % 2 == 0 || (k * d - d) / 2 > HIFT_ACT_PAD)
+        if (d < 1 || k < 1 || k % 2 == 0 || (k * d - d) / 2 > COSY_ACT_PAD)
             return cosy_error(COSY_ERR_UNSUPPORTED, "hift: %s: kernel %d / dilation %d (odd kernels, dilation >= 1, padding <= %d)", prefix,
-                              k, d, HIFT_ACT_PAD);
+                              k, d, COSY_ACT_PAD);
         COSY_TRY(load_conv(h, &rb->conv1[j], 0, ch, ch, k, 1, (k * d - d) / 2, d, 1, "%s.convs1.%d", prefix, j));
         COSY_TRY(load_conv(h, &rb->conv2[j], 0, ch, ch, k, 1, (k - 1) / 2, 1, 1, "%s.convs2.%d", prefix, j));
         COSY_TRY(cosy_model_f32f(h->model, &rb->alpha1[j], "hift.%s.activations1.%d.alpha", prefix, j));
@@ -182,22 +184,22 @@ static size_t scratch_bytes(const cosy_hift *h, int n_frames)
     const int L = (int)(T / (size_t)hp->istft_hop + 1);
     const size_t n2 = 2 * B;
     /* live throughout: f0, source, source spectrum, conv_post output, the mel as an activation */
-    size_t floats = F + T + n2 * (size_t)L + hift_act_floats((int)n2, L) + hift_act_floats(hp->hift_in_channels, n_frames);
+    size_t floats = F + T + n2 * (size_t)L + cosy_act_floats((int)n2, L) + cosy_act_floats(hp->hift_in_channels, n_frames);
     /* before the generator: the source stage, or the F0 predictor */
     size_t src = (size_t)(h->harmonics + 1) * T + F * (size_t)h->harmonics + (size_t)h->harmonics;
-    size_t f0 = 2 * hift_act_floats(hp->f0_cond_channels, n_frames);
+    size_t f0 = 2 * cosy_act_floats(hp->f0_cond_channels, n_frames);
     /* the generator: conv_pre's output, then per stage six activations, the transposed convolution's
      * columns and the source branch's dense output and im2col; earlier stage outputs stay allocated */
-    size_t gen = hift_act_floats(hp->hift_base_channels, n_frames), kept = gen, stage_max = 0;
+    size_t gen = cosy_act_floats(hp->hift_base_channels, n_frames), kept = gen, stage_max = 0;
     int len = n_frames;
     for (int i = 0; i < hp->n_upsample; i++) {
-        const hift_conv *up = &h->ups[i], *down = &h->source_downs[i];
+        const cosy_conv *up = &h->ups[i], *down = &h->source_downs[i];
         int out_len = (len - 1) * up->stride - 2 * up->pad + up->k + 1;
         size_t ch = (size_t)up->cout;
-        size_t stage = 6 * hift_act_floats((int)ch, out_len) + ch * (size_t)up->k * (size_t)len + ch * (size_t)out_len +
+        size_t stage = 6 * cosy_act_floats((int)ch, out_len) + ch * (size_t)up->k * (size_t)len + ch * (size_t)out_len +
                        n2 * (size_t)down->k * (size_t)out_len;
         if (stage > stage_max) stage_max = stage;
-        kept += hift_act_floats((int)ch, out_len);
+        kept += cosy_act_floats((int)ch, out_len);
         len = out_len;
     }
     gen = kept + stage_max;
@@ -283,13 +285,13 @@ const char *cosy_hift_op_name(cosy_hift_op op)
 /* ---- layers --------------------------------------------------------------------------------- */
 
 /* Dense [C][T] rows into an activation. */
-static void act_load(hift_act *a, const float *x, int ldx)
+static void act_load(cosy_act *a, const float *x, int ldx)
 {
     for (int c = 0; c < a->C; c++) memcpy(a->data + (size_t)c * a->ld, x + (size_t)c * ldx, sizeof(float) * (size_t)a->T);
 }
 
 /* y = x + y over columns [0, T) */
-static void act_add(hift_act *y, const hift_act *x)
+static void act_add(cosy_act *y, const cosy_act *x)
 {
     for (int c = 0; c < y->C; c++) {
         float *yr = y->data + (size_t)c * y->ld;
@@ -298,75 +300,20 @@ static void act_add(hift_act *y, const hift_act *x)
     }
 }
 
-/* ConvTranspose1d(stride u, padding p) of x into y starting at column `offset`: the products of every
- * input step with every kernel tap come from one sgemm (W^T x), then are added at t * u - p + k.
- * Split over the pool by output channels (OpenBLAS itself runs single-threaded next to our pool). */
-typedef struct {
-    const hift_conv *c;
-    const hift_act *x;
-    hift_act *y;
-    float *cols;
-    int offset, Tout, parts;
-} convt_task;
-
-static void convt_run(void *p, int part)
-{
-    convt_task *t = p;
-    const hift_conv *c = t->c;
-    const int Tin = t->x->T, K = c->k;
-    int co0, co1;
-    cosy_split_range(c->cout, t->parts, part, &co0, &co1);
-    if (co0 >= co1) return;
-    /* cols[(co, k), t] = sum_ci w[ci][co][k] x[ci][t] */
-    cosy_sgemm(1, 0, (co1 - co0) * K, Tin, c->cin, 1.0f, c->w + (size_t)co0 * K, c->cout * K, t->x->data, t->x->ld, 0.0f,
-               t->cols + (size_t)co0 * K * Tin, Tin);
-    for (int co = co0; co < co1; co++) {
-        float *yr = t->y->data + (size_t)co * t->y->ld + t->offset;
-        const float bv = c->b ? c->b[co] : 0.0f;
-        for (int i = 0; i < t->Tout; i++) yr[i] = bv;
-        for (int k = 0; k < K; k++) {
-            const float *cr = t->cols + ((size_t)co * K + k) * Tin;
-            for (int i = 0; i < Tin; i++) {
-                int to = i * c->stride - c->pad + k;
-                if (to >= 0 && to < t->Tout) yr[to] += cr[i];
-            }
-        }
-    }
-}
-
-static cosy_status conv_transpose_forward(cosy_pool *pool, const hift_conv *c, const hift_act *x, hift_act *y, int offset, cosy_arena *arena)
-{
-    const int Tin = x->T, K = c->k, Tout = (Tin - 1) * c->stride - 2 * c->pad + K;
-    if (Tout + offset > y->T || c->cin != x->C || c->cout != y->C)
-        return cosy_error(COSY_ERR_INTERNAL, "hift: transposed convolution %d -> %d frames into %d", Tin, Tout, y->T);
-    size_t mark = cosy_arena_mark(arena);
-    float *cols = cosy_arena_floats(arena, (size_t)c->cout * K * Tin);
-    if (!cols) return cosy_error(COSY_ERR_NOMEM, "hift: transposed convolution scratch exhausted");
-    convt_task t = {c, x, y, cols, offset, Tout, 1};
-    int parts = cosy_pool_size(pool);
-    if (parts > c->cout) parts = c->cout;
-    if ((size_t)c->cout * K * Tin * c->cin < 100000) parts = 1;
-    t.parts = parts;
-    if (parts <= 1) convt_run(&t, 0);
-    else cosy_pool_run(pool, parts, convt_run, &t);
-    cosy_arena_release(arena, mark);
-    return COSY_OK;
-}
-
 /* ResBlock.forward: out = x + sum over dilations of conv2(snake2(conv1(snake1(.)))), applied in turn;
  * out may be x. t1, t2 are temporaries of the same shape. */
-static cosy_status resblock_forward(const cosy_hift *h, const hift_resblock *rb, const hift_act *x, hift_act *out, hift_act *t1,
-                                    hift_act *t2, hift_prof *prof, cosy_hift_op op)
+static cosy_status resblock_forward(const cosy_hift *h, const hift_resblock *rb, const cosy_act *x, cosy_act *out, cosy_act *t1,
+                                    cosy_act *t2, hift_prof *prof, cosy_hift_op op)
 {
-    const hift_act *in = x;
+    const cosy_act *in = x;
     for (int j = 0; j < rb->n; j++) {
-        hift_snake(h->pool, t1->data, t1->ld, in->data, in->ld, rb->ch, in->T, rb->alpha1[j]);
+        cosy_snake_rows(h->pool, t1->data, t1->ld, in->data, in->ld, rb->ch, in->T, rb->alpha1[j]);
         prof_charge(prof, COSY_HIFT_OP_SNAKE);
-        COSY_TRY(hift_conv_forward(h->pool, &rb->conv1[j], t1, t2, NULL));
+        COSY_TRY(cosy_conv1d_same(h->pool, &rb->conv1[j], t1, t2, NULL));
         prof_charge(prof, op);
-        hift_snake(h->pool, t2->data, t2->ld, t2->data, t2->ld, rb->ch, in->T, rb->alpha2[j]);
+        cosy_snake_rows(h->pool, t2->data, t2->ld, t2->data, t2->ld, rb->ch, in->T, rb->alpha2[j]);
         prof_charge(prof, COSY_HIFT_OP_SNAKE);
-        COSY_TRY(hift_conv_forward(h->pool, &rb->conv2[j], t2, out, in));
+        COSY_TRY(cosy_conv1d_same(h->pool, &rb->conv2[j], t2, out, in));
         prof_charge(prof, op);
         in = out;
     }
@@ -374,17 +321,17 @@ static cosy_status resblock_forward(const cosy_hift *h, const hift_resblock *rb,
 }
 
 /* ConvRNNF0Predictor.forward: condnet (conv k3 + ELU, five times), classifier, |.|; mel -> f0 [F] */
-static cosy_status f0_predict(const cosy_hift *h, const hift_act *mel, float *f0, cosy_arena *arena)
+static cosy_status f0_predict(const cosy_hift *h, const cosy_act *mel, float *f0, cosy_arena *arena)
 {
     const int cond = h->hp->f0_cond_channels, F = mel->T;
     size_t mark = cosy_arena_mark(arena);
-    hift_act a, b;
-    COSY_TRY(hift_act_alloc(&a, cond, F, arena));
-    COSY_TRY(hift_act_alloc(&b, cond, F, arena));
-    const hift_act *in = mel;
+    cosy_act a, b;
+    COSY_TRY(cosy_act_alloc(&a, cond, F, arena));
+    COSY_TRY(cosy_act_alloc(&b, cond, F, arena));
+    const cosy_act *in = mel;
     for (int i = 0; i < HIFT_F0_LAYERS; i++) {
-        hift_act *out = (i % 2) ? &b : &a;
-        COSY_TRY(hift_conv_forward(h->pool, &h->f0_conv[i], in, out, NULL));
+        cosy_act *out = (i % 2) ? &b : &a;
+        COSY_TRY(cosy_conv1d_same(h->pool, &h->f0_conv[i], in, out, NULL));
         /* nn.ELU as torch's CPU kernel computes it: exp(x) - 1, not expm1 */
         for (int c = 0; c < cond; c++) {
             float *r = out->data + (size_t)c * out->ld;
@@ -404,31 +351,31 @@ static cosy_status f0_predict(const cosy_hift *h, const hift_act *mel, float *f0
 
 /* HiFTGenerator.decode from conv_pre to conv_post: mel and the source spectrum [2B][L] (real rows,
  * then imaginary rows, dense) -> conv_post output `post` [2B][L] */
-static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, const float *spec, int L, hift_act *post,
+static cosy_status generator_forward(const cosy_hift *h, const cosy_act *mel, const float *spec, int L, cosy_act *post,
                                      cosy_arena *arena, hift_prof *prof)
 {
     const cosy_hparams *hp = h->hp;
     const int nup = hp->n_upsample, nk = hp->n_resblock_kernels, n2 = 2 * h->stft.n_bins;
-    hift_act x;
-    COSY_TRY(hift_act_alloc(&x, hp->hift_base_channels, mel->T, arena));
-    COSY_TRY(hift_conv_forward(h->pool, &h->conv_pre, mel, &x, NULL));
+    cosy_act x;
+    COSY_TRY(cosy_act_alloc(&x, hp->hift_base_channels, mel->T, arena));
+    COSY_TRY(cosy_conv1d_same(h->pool, &h->conv_pre, mel, &x, NULL));
     prof_charge(prof, COSY_HIFT_OP_CONV_PRE);
     for (int i = 0; i < nup; i++) {
-        const hift_conv *up = &h->ups[i], *down = &h->source_downs[i];
+        const cosy_conv *up = &h->ups[i], *down = &h->source_downs[i];
         const int last = i == nup - 1, ch = up->cout;
         const int out_len = (x.T - 1) * up->stride - 2 * up->pad + up->k + (last ? 1 : 0);
-        hift_act xs, y, si, r, t1, t2;
-        COSY_TRY(hift_act_alloc(&xs, ch, out_len, arena));   /* the stage output, kept */
+        cosy_act xs, y, si, r, t1, t2;
+        COSY_TRY(cosy_act_alloc(&xs, ch, out_len, arena));   /* the stage output, kept */
         size_t stage_mark = cosy_arena_mark(arena);
-        COSY_TRY(hift_act_alloc(&y, ch, out_len, arena));
-        COSY_TRY(hift_act_alloc(&si, ch, out_len, arena));
-        COSY_TRY(hift_act_alloc(&r, ch, out_len, arena));
-        COSY_TRY(hift_act_alloc(&t1, ch, out_len, arena));
-        COSY_TRY(hift_act_alloc(&t2, ch, out_len, arena));
+        COSY_TRY(cosy_act_alloc(&y, ch, out_len, arena));
+        COSY_TRY(cosy_act_alloc(&si, ch, out_len, arena));
+        COSY_TRY(cosy_act_alloc(&r, ch, out_len, arena));
+        COSY_TRY(cosy_act_alloc(&t1, ch, out_len, arena));
+        COSY_TRY(cosy_act_alloc(&t2, ch, out_len, arena));
 
-        hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, hp->lrelu_slope);
+        cosy_leaky_relu_rows(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, hp->lrelu_slope);
         prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
-        COSY_TRY(conv_transpose_forward(h->pool, up, &x, &y, last ? 1 : 0, arena));
+        COSY_TRY(cosy_conv1d_transposed(h->pool, up, &x, &y, last ? 1 : 0, arena));
         if (last) {
             /* ReflectionPad1d((1, 0)) after the last upsampling: column 0 mirrors column 2 (old column 1) */
             for (int c = 0; c < ch; c++) y.data[(size_t)c * y.ld] = y.data[(size_t)c * y.ld + 2];
@@ -466,10 +413,10 @@ static cosy_status generator_forward(const cosy_hift *h, const hift_act *mel, co
         x = xs;
     }
     /* F.leaky_relu with its default slope 0.01, then conv_post */
-    hift_leaky_relu(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, 0.01f);
+    cosy_leaky_relu_rows(h->pool, x.data, x.ld, x.data, x.ld, x.C, x.T, 0.01f);
     prof_charge(prof, COSY_HIFT_OP_ELEMENTWISE);
     if (x.T != L) return cosy_error(COSY_ERR_INTERNAL, "hift: generator gives %d frames, the source spectrum has %d", x.T, L);
-    COSY_TRY(hift_conv_forward(h->pool, &h->conv_post, &x, post, NULL));
+    COSY_TRY(cosy_conv1d_same(h->pool, &h->conv_post, &x, post, NULL));
     prof_charge(prof, COSY_HIFT_OP_CONV_POST);
     return COSY_OK;
 }
@@ -495,13 +442,13 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
     int slot = -1;
     COSY_TRY(scratch_acquire(hift, scratch_bytes(hift, n_frames), &arena, &slot));
     cosy_status st = COSY_OK;
-    hift_act mel_act, post;
+    cosy_act mel_act, post;
     float *f0 = cosy_arena_floats(arena, (size_t)n_frames);
     float *s = cosy_arena_floats(arena, (size_t)T);
     float *spec = cosy_arena_floats(arena, (size_t)2 * B * L);
     if (!f0 || !s || !spec) st = cosy_error(COSY_ERR_NOMEM, "hift: scratch exhausted");
-    if (st == COSY_OK) st = hift_act_alloc(&mel_act, hift->hp->hift_in_channels, n_frames, arena);
-    if (st == COSY_OK) st = hift_act_alloc(&post, 2 * B, L, arena);
+    if (st == COSY_OK) st = cosy_act_alloc(&mel_act, hift->hp->hift_in_channels, n_frames, arena);
+    if (st == COSY_OK) st = cosy_act_alloc(&post, 2 * B, L, arena);
     if (st == COSY_OK) act_load(&mel_act, mel, n_frames);
 
     /* mel -> f0 -> source */

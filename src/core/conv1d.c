@@ -1,74 +1,70 @@
 /*
- * hift_conv.c — HiFT's stride-1 convolutions (resblocks, conv_pre, conv_post, the F0 predictor) as a
- * direct AVX-512 kernel over zero-margined activation rows.
+ * conv1d.c — the f32 convolutions of conv1d.h and the activation layout they share with the bf16
+ * ones (conv1d_bf16.c): a direct AVX-512 kernel for stride-1 "same" convolutions over zero-margined
+ * rows, and transposed convolutions as one sgemm plus an overlap-add.
  *
- * Why not im2col + sgemm: at the real size the resblock convolutions are ~29 GFLOP per second of
- * audio. Through BLAS every call first copies K shifted versions of its input (im2col, up to 17 MB),
- * BLAS packs that copy again, and OpenBLAS's own threads spin against ours on a 2-core machine: a
- * third of the time went to copies and sched_yield. Here activations live in rows with HIFT_ACT_PAD
- * zero columns on both sides (hift_act), so every tap of every kernel is an unaligned load at a fixed
+ * Why not im2col + sgemm for the stride-1 convolutions: at HiFT's real size they are ~29 GFLOP per
+ * second of audio. Through BLAS every call first copies K shifted versions of its input (im2col, up to
+ * 17 MB), BLAS packs that copy again, and OpenBLAS's own threads spin against ours on a 2-core machine:
+ * a third of the time went to copies and sched_yield. Here activations live in rows with COSY_ACT_PAD
+ * zero columns on both sides (cosy_act), so every tap of every kernel is an unaligned load at a fixed
  * offset: the kernel reads the input in place. A tile is 4 output channels x 96 time steps held in 24
  * registers; per input channel and tap it loads 6 input vectors and 4 broadcast weights for 24 FMAs.
  * Threads split the output channels. The portable path computes the same sums with plain loops.
  */
-#include "model/hift_internal.h"
+#include "core/conv1d.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/ops.h"
 
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define HIFT_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
-#define HIFT_HAVE_AVX512 1
+#define CONV_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
+#define CONV_HAVE_AVX512 1
 #endif
 
 #define MR 4        /* output channels per tile */
 #define NV_MAX 6    /* 16-float vectors per tile row */
 #define T_CHUNK 768 /* time steps per pass over a task's weights, so the input slice stays in L2 */
 
-size_t hift_act_floats(int C, int T)
+size_t cosy_act_floats(int C, int T)
 {
-    return (size_t)C * (size_t)hift_act_ld(T) + 2 * HIFT_ACT_PAD;
+    return (size_t)C * (size_t)cosy_act_ld(T) + 2 * COSY_ACT_PAD;
 }
 
-int hift_act_ld(int T)
+int cosy_act_ld(int T)
 {
     /* left margin + T rounded up to a whole tile + right margin (tiles past T read into it) */
     int tiles = (T + 16 * NV_MAX - 1) / (16 * NV_MAX);
-    return HIFT_ACT_PAD + tiles * 16 * NV_MAX + HIFT_ACT_PAD;
+    return COSY_ACT_PAD + tiles * 16 * NV_MAX + COSY_ACT_PAD;
 }
 
-cosy_status hift_act_alloc(hift_act *a, int C, int T, cosy_arena *arena)
+cosy_status cosy_act_alloc(cosy_act *a, int C, int T, cosy_arena *arena)
 {
-    size_t n = hift_act_floats(C, T);
+    size_t n = cosy_act_floats(C, T);
     float *base = cosy_arena_floats(arena, n);
-    if (!base) return cosy_error(COSY_ERR_NOMEM, "hift: activation scratch exhausted (%d x %d)", C, T);
+    if (!base) return cosy_error(COSY_ERR_NOMEM, "conv1d: activation scratch exhausted (%d x %d)", C, T);
     memset(base, 0, sizeof(float) * n);
     a->C = C;
     a->T = T;
-    a->ld = hift_act_ld(T);
-    a->data = base + HIFT_ACT_PAD;
+    a->ld = cosy_act_ld(T);
+    a->data = base + COSY_ACT_PAD;
     return COSY_OK;
 }
 
-void hift_act_clear_tail(hift_act *a)
-{
-    /* columns [T, ld - PAD) of each row are the next row's left margin's neighbours: keep them zero */
-    for (int c = 0; c < a->C; c++) memset(a->data + (size_t)c * a->ld + a->T, 0, sizeof(float) * (size_t)(a->ld - HIFT_ACT_PAD - a->T));
-}
-
 typedef struct {
-    const hift_conv *conv;
-    const hift_act *x;
-    hift_act *y;
-    const hift_act *res;   /* y = conv(x) + res, or NULL */
+    const cosy_conv *conv;
+    const cosy_act *x;
+    cosy_act *y;
+    const cosy_act *res;   /* y = conv(x) + res, or NULL */
     int n_tasks, simd;
 } conv_job;
 
 static void conv_rows_scalar(const conv_job *j, int co0, int co1)
 {
-    const hift_conv *c = j->conv;
+    const cosy_conv *c = j->conv;
     const int T = j->y->T;
     float acc[256]; /* one row piece at a time: the residual may be the output itself */
     for (int co = co0; co < co1; co++) {
@@ -91,12 +87,12 @@ static void conv_rows_scalar(const conv_job *j, int co0, int co1)
     }
 }
 
-#ifdef HIFT_HAVE_AVX512
+#ifdef CONV_HAVE_AVX512
 /* One tile: rows co0..co0+3 (rows past cout repeat the last one and are not stored), time steps
  * [t0, t0 + 16 nv), the last vector stored under `mask`. */
-static inline __attribute__((always_inline)) HIFT_AVX512 void conv_tile(const conv_job *j, const int nv, int co0, int t0, __mmask16 mask)
+static inline __attribute__((always_inline)) CONV_AVX512 void conv_tile(const conv_job *j, const int nv, int co0, int t0, __mmask16 mask)
 {
-    const hift_conv *c = j->conv;
+    const cosy_conv *c = j->conv;
     const int K = c->k, dil = c->dilation, cin = c->cin, rows = c->cout - co0 < MR ? c->cout - co0 : MR;
     const float *w[MR];
     __m512 acc[MR][NV_MAX];
@@ -142,7 +138,7 @@ static inline __attribute__((always_inline)) HIFT_AVX512 void conv_tile(const co
     }
 }
 
-static HIFT_AVX512 void conv_rows_avx512(const conv_job *j, int blk0, int blk1)
+static CONV_AVX512 void conv_rows_avx512(const conv_job *j, int blk0, int blk1)
 {
     const int T = j->y->T, tile = 16 * NV_MAX;
     for (int tc = 0; tc < T; tc += T_CHUNK) {
@@ -174,7 +170,7 @@ static void conv_task(void *ctx, int task)
     const int blocks = (j->conv->cout + MR - 1) / MR;
     int b0, b1;
     cosy_split_range(blocks, j->n_tasks, task, &b0, &b1);
-#ifdef HIFT_HAVE_AVX512
+#ifdef CONV_HAVE_AVX512
     if (j->simd) {
         conv_rows_avx512(j, b0, b1);
         return;
@@ -184,15 +180,15 @@ static void conv_task(void *ctx, int task)
     conv_rows_scalar(j, b0 * MR, co1);
 }
 
-cosy_status hift_conv_forward(cosy_pool *pool, const hift_conv *c, const hift_act *x, hift_act *y, const hift_act *res)
+cosy_status cosy_conv1d_same(cosy_pool *pool, const cosy_conv *c, const cosy_act *x, cosy_act *y, const cosy_act *res)
 {
-    if (c->stride != 1 || x->C != c->cin || y->C != c->cout || y->T != x->T || c->pad > HIFT_ACT_PAD ||
-        c->dilation * (c->k - 1) - c->pad > HIFT_ACT_PAD || 2 * c->pad != c->dilation * (c->k - 1) ||
+    if (c->transposed || !c->w || c->stride != 1 || x->C != c->cin || y->C != c->cout || y->T != x->T || c->pad > COSY_ACT_PAD ||
+        c->dilation * (c->k - 1) - c->pad > COSY_ACT_PAD || 2 * c->pad != c->dilation * (c->k - 1) ||
         (res && (res->C != y->C || res->T != y->T)))
-        return cosy_error(COSY_ERR_INTERNAL, "hift: convolution %d->%d k%d d%d p%d s%d on %d x %d -> %d x %d not supported", c->cin, c->cout,
+        return cosy_error(COSY_ERR_INTERNAL, "conv1d: convolution %d->%d k%d d%d p%d s%d on %d x %d -> %d x %d not supported", c->cin, c->cout,
                           c->k, c->dilation, c->pad, c->stride, x->C, x->T, y->C, y->T);
     conv_job j = {c, x, y, res, 1, 0};
-#ifdef HIFT_HAVE_AVX512
+#ifdef CONV_HAVE_AVX512
     j.simd = cosy_cpu_level() >= COSY_CPU_AVX512;
 #endif
     const int blocks = (c->cout + MR - 1) / MR;
@@ -202,5 +198,81 @@ cosy_status hift_conv_forward(cosy_pool *pool, const hift_conv *c, const hift_ac
     j.n_tasks = n;
     if (n <= 1) conv_task(&j, 0);
     else cosy_pool_run(pool, n, conv_task, &j);
+    return COSY_OK;
+}
+
+/* ---- transposed ----------------------------------------------------------------------------- */
+
+/* ConvTranspose1d(stride u, padding p) of x into y starting at column `offset`: the products of every
+ * input step with every kernel tap come from one sgemm (W^T x), then are added at t * u - p + k.
+ * Split over the pool by output channels (OpenBLAS itself runs single-threaded next to our pool). */
+typedef struct {
+    const cosy_conv *c;
+    const cosy_act *x;      /* NULL: cols already holds the products (cosy_conv1d_overlap_add) */
+    cosy_act *y;
+    const float *cols;
+    int Tin, offset, parts;
+} convt_task;
+
+static void overlap_add_rows(const convt_task *t, int co0, int co1)
+{
+    const cosy_conv *c = t->c;
+    const int Tin = t->Tin, K = c->k, Tout = (Tin - 1) * c->stride - 2 * c->pad + K;
+    for (int co = co0; co < co1; co++) {
+        float *yr = t->y->data + (size_t)co * t->y->ld + t->offset;
+        const float bv = c->b ? c->b[co] : 0.0f;
+        for (int i = 0; i < Tout; i++) yr[i] = bv;
+        for (int k = 0; k < K; k++) {
+            const float *cr = t->cols + ((size_t)co * K + k) * Tin;
+            for (int i = 0; i < Tin; i++) {
+                int to = i * c->stride - c->pad + k;
+                if (to >= 0 && to < Tout) yr[to] += cr[i];
+            }
+        }
+    }
+}
+
+static void convt_run(void *p, int part)
+{
+    convt_task *t = p;
+    const cosy_conv *c = t->c;
+    const int K = c->k;
+    int co0, co1;
+    cosy_split_range(c->cout, t->parts, part, &co0, &co1);
+    if (co0 >= co1) return;
+    /* cols[(co, k), t] = sum_ci w[ci][co][k] x[ci][t] */
+    if (t->x)
+        cosy_sgemm(1, 0, (co1 - co0) * K, t->Tin, c->cin, 1.0f, c->w + (size_t)co0 * K, c->cout * K, t->x->data, t->x->ld, 0.0f,
+                   (float *)t->cols + (size_t)co0 * K * t->Tin, t->Tin);
+    overlap_add_rows(t, co0, co1);
+}
+
+static void convt_split(cosy_pool *pool, convt_task *t)
+{
+    int parts = pool ? cosy_pool_size(pool) : 1;
+    if (parts > t->c->cout) parts = t->c->cout;
+    if ((size_t)t->c->cout * t->c->k * t->Tin * (t->x ? t->c->cin : 1) < 100000) parts = 1;
+    t->parts = parts;
+    if (parts <= 1) convt_run(t, 0);
+    else cosy_pool_run(pool, parts, convt_run, t);
+}
+
+void cosy_conv1d_overlap_add(cosy_pool *pool, const cosy_conv *c, const float *cols, int Tin, cosy_act *y, int offset)
+{
+    convt_task t = {c, NULL, y, cols, Tin, offset, 1};
+    convt_split(pool, &t);
+}
+
+cosy_status cosy_conv1d_transposed(cosy_pool *pool, const cosy_conv *c, const cosy_act *x, cosy_act *y, int offset, cosy_arena *arena)
+{
+    const int Tin = x->T, K = c->k, Tout = (Tin - 1) * c->stride - 2 * c->pad + K;
+    if (!c->transposed || !c->w || offset < 0 || Tout + offset > y->T || c->cin != x->C || c->cout != y->C)
+        return cosy_error(COSY_ERR_INTERNAL, "conv1d: transposed convolution %d -> %d frames into %d", Tin, Tout, y->T);
+    size_t mark = cosy_arena_mark(arena);
+    float *cols = cosy_arena_floats(arena, (size_t)c->cout * K * Tin);
+    if (!cols) return cosy_error(COSY_ERR_NOMEM, "conv1d: transposed convolution scratch exhausted");
+    convt_task t = {c, x, y, cols, Tin, offset, 1};
+    convt_split(pool, &t);
+    cosy_arena_release(arena, mark);
     return COSY_OK;
 }
