@@ -336,6 +336,26 @@ static void test_activations(void)
             CHECK(same);
             CHECK(zeros);
         }
+        /* the sum and the division are the plain float operations, bit for bit */
+        cosy_act z;
+        CHECK_OK(cosy_act_alloc(&z, C, T, &arena));
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < T; t++) z.data[(size_t)c * z.ld + t] = rnd();
+        memcpy(y.data - COSY_ACT_PAD, z.data - COSY_ACT_PAD, sizeof(float) * cosy_act_floats(C, T));
+        cosy_rows_add(pool, y.data, y.ld, x.data, x.ld, C, T);
+        int add_ok = 1, div_ok = 1;
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < T; t++) {
+                float want = x.data[(size_t)c * x.ld + t] + z.data[(size_t)c * z.ld + t], got = y.data[(size_t)c * y.ld + t];
+                add_ok &= want == got || (want != want && got != got);
+            }
+        memcpy(y.data - COSY_ACT_PAD, z.data - COSY_ACT_PAD, sizeof(float) * cosy_act_floats(C, T));
+        cosy_rows_div(pool, y.data, y.ld, C, T, 3.0f);
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < T; t++) div_ok &= y.data[(size_t)c * y.ld + t] == z.data[(size_t)c * z.ld + t] / 3.0f;
+        CHECK(add_ok);
+        CHECK(div_ok);
+        CHECK(margins_zero(&y, 0, T));
     }
     cosy_cpu_reset();
     cosy_arena_free(&arena);

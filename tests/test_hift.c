@@ -331,13 +331,17 @@ int main(void)
     hift_test_load_manifest();
     const char *gguf = test_tmp("hift-tiny.gguf");
     CHECK_OK(cosy_convert(test_data("cv2-tiny/model"), gguf, NULL));
-    CHECK_OK(cosy_model_load(gguf, NULL, &model));
+    /* the fixtures hold the f32 path (AUTO may pick bf16 here: test_hift_bf16 bounds that one) */
+    cosy_model_params mp = cosy_model_default_params();
+    mp.hift_dtype = COSY_DTYPE_F32;
+    CHECK_OK(cosy_model_load(gguf, &mp, &model));
     if (!model) return test_finish("test_hift");
     CHECK_OK(cosy_hift_get(model, &hift));
     cosy_hift *again = NULL;
     CHECK_OK(cosy_hift_get(model, &again));
     CHECK(again == hift);
     if (hift) {
+        CHECK(cosy_hift_dtype(hift) == COSY_DTYPE_F32);
         CHECK(cosy_hift_samples_per_frame(hift) == 480);
         CHECK(cosy_hift_harmonics(hift) == 9);
         test_nonstream_replay();

@@ -20,7 +20,7 @@
 #define ACT_HAVE_AVX512 1
 #endif
 
-typedef enum { ACT_NONE, ACT_LEAKY_RELU, ACT_SNAKE } act_kind;
+typedef enum { ACT_NONE, ACT_LEAKY_RELU, ACT_SNAKE, ACT_ADD, ACT_DIV } act_kind;
 
 /* ---- scalar --------------------------------------------------------------------------------- */
 
@@ -34,6 +34,14 @@ static inline float snake1(float x, float a, float inv)
 
 static void act_row_scalar(float *y, const float *x, int n, act_kind kind, float a, float inv)
 {
+    if (kind == ACT_ADD) {
+        for (int t = 0; t < n; t++) y[t] = x[t] + y[t];
+        return;
+    }
+    if (kind == ACT_DIV) {
+        for (int t = 0; t < n; t++) y[t] = y[t] / a;
+        return;
+    }
     for (int t = 0; t < n; t++)
         y[t] = kind == ACT_SNAKE ? snake1(x[t], a, inv) : kind == ACT_LEAKY_RELU ? (x[t] > 0.0f ? x[t] : x[t] * a) : x[t];
 }
@@ -93,11 +101,29 @@ static inline __attribute__((always_inline)) ACT_AVX512 __m512 act16(const float
     return _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(inv), _mm512_mul_ps(s, s)));
 }
 
-static ACT_AVX512 void act_row_avx512(float *y, const float *x, int n, act_kind kind, float a, float inv)
+/* The row loops are instantiated per activation (kind a constant), so each inner loop is branch-free
+ * with its constants in registers. */
+static inline __attribute__((always_inline)) ACT_AVX512 void act_row_body(float *y, const float *x, int n, const act_kind kind, float a,
+                                                                          float inv)
 {
     for (int t = 0; t < n; t += 16) {
         const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
-        _mm512_mask_storeu_ps(y + t, m, act16(x + t, m, kind, a, inv));
+        __m512 v;
+        if (kind == ACT_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + t), _mm512_maskz_loadu_ps(m, y + t));
+        else if (kind == ACT_DIV) v = _mm512_div_ps(_mm512_maskz_loadu_ps(m, y + t), _mm512_set1_ps(a));
+        else v = act16(x + t, m, kind, a, inv);
+        _mm512_mask_storeu_ps(y + t, m, v);
+    }
+}
+
+static ACT_AVX512 void act_row_avx512(float *y, const float *x, int n, act_kind kind, float a, float inv)
+{
+    switch (kind) {
+    case ACT_ADD: act_row_body(y, x, n, ACT_ADD, a, inv); break;
+    case ACT_DIV: act_row_body(y, x, n, ACT_DIV, a, inv); break;
+    case ACT_SNAKE: act_row_body(y, x, n, ACT_SNAKE, a, inv); break;
+    case ACT_LEAKY_RELU: act_row_body(y, x, n, ACT_LEAKY_RELU, a, inv); break;
+    default: act_row_body(y, x, n, ACT_NONE, a, inv); break;
     }
 }
 
@@ -112,14 +138,33 @@ static inline ACT_AVX512 __m512i bf16_round16(__m512 v)
 }
 
 /* Pair-row of channels x0 and x1 (x1 NULL: a zero channel) -> 16-bit pairs (x0 low, x1 high). */
+static inline __attribute__((always_inline)) ACT_AVX512 void act_pair_body(uint16_t *y, const float *x0, const float *x1, int n,
+                                                                           const act_kind kind, const float *a, const float *inv)
+{
+    const float a0 = a[0], a1 = a[1], inv0 = inv[0], inv1 = inv[1];
+    for (int t = 0; t < n; t += 16) {
+        const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
+        __m512i lo = bf16_round16(act16(x0 + t, m, kind, a0, inv0));
+        __m512i hi = bf16_round16(act16(x1 + t, m, kind, a1, inv1));
+        _mm512_mask_storeu_epi32(y + 2 * (size_t)t, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+}
+
 static ACT_AVX512 void act_pair_avx512(uint16_t *y, const float *x0, const float *x1, int n, act_kind kind, const float *a,
                                        const float *inv)
 {
-    for (int t = 0; t < n; t += 16) {
-        const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
-        __m512i lo = bf16_round16(act16(x0 + t, m, kind, a[0], inv[0]));
-        __m512i hi = x1 ? bf16_round16(act16(x1 + t, m, kind, a[1], inv[1])) : _mm512_setzero_si512();
-        _mm512_mask_storeu_epi32(y + 2 * (size_t)t, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    if (!x1) {
+        /* an odd channel count's last pair: its high halves are zeros */
+        for (int t = 0; t < n; t += 16) {
+            const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
+            _mm512_mask_storeu_epi32(y + 2 * (size_t)t, m, bf16_round16(act16(x0 + t, m, kind, a[0], inv[0])));
+        }
+        return;
+    }
+    switch (kind) {
+    case ACT_SNAKE: act_pair_body(y, x0, x1, n, ACT_SNAKE, a, inv); break;
+    case ACT_LEAKY_RELU: act_pair_body(y, x0, x1, n, ACT_LEAKY_RELU, a, inv); break;
+    default: act_pair_body(y, x0, x1, n, ACT_NONE, a, inv); break;
     }
 }
 #endif
@@ -127,14 +172,14 @@ static ACT_AVX512 void act_pair_avx512(uint16_t *y, const float *x0, const float
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
 typedef struct {
-    float *y;                   /* f32 destination rows, or NULL */
+    float *y;                   /* f32 destination rows (for ACT_ADD / ACT_DIV also an input), or NULL */
     int ldy;
     cosy_act_bf16 *yb;          /* bf16 destination, or NULL */
     const float *x;
     int ldx, C, T, n_tasks, simd;
     act_kind kind;
     const float *alpha;         /* Snake: per channel */
-    float slope;                /* leaky ReLU */
+    float slope;                /* leaky ReLU's slope, or ACT_DIV's divisor */
 } act_job;
 
 /* the per-channel parameter a and Snake's 1 / (alpha + 1e-9) */
@@ -153,7 +198,7 @@ static void act_task(void *ctx, int task)
         for (int c = c0; c < c1; c++) {
             float a, inv;
             act_params(j, c, &a, &inv);
-            const float *x = j->x + (size_t)c * j->ldx;
+            const float *x = j->x ? j->x + (size_t)c * j->ldx : NULL;
             float *y = j->y + (size_t)c * j->ldy;
 #ifdef ACT_HAVE_AVX512
             if (j->simd) {
@@ -217,6 +262,18 @@ void cosy_snake_rows(cosy_pool *pool, float *y, int ldy, const float *x, int ldx
 void cosy_leaky_relu_rows(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T, float slope)
 {
     act_job j = {.y = y, .ldy = ldy, .x = x, .ldx = ldx, .C = C, .T = T, .kind = ACT_LEAKY_RELU, .slope = slope};
+    act_run(pool, &j);
+}
+
+void cosy_rows_add(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T)
+{
+    act_job j = {.y = y, .ldy = ldy, .x = x, .ldx = ldx, .C = C, .T = T, .kind = ACT_ADD};
+    act_run(pool, &j);
+}
+
+void cosy_rows_div(cosy_pool *pool, float *y, int ldy, int C, int T, float d)
+{
+    act_job j = {.y = y, .ldy = ldy, .C = C, .T = T, .kind = ACT_DIV, .slope = d};
     act_run(pool, &j);
 }
 

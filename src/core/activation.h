@@ -1,7 +1,7 @@
 /*
  * activation.h — element-wise activations over channel-major rows (the cosy_act layout of
  * core/conv1d.h), split over the pool: Snake (cosyvoice/transformer/activation.py, Snake with
- * alpha_logscale=False) and leaky ReLU, in f32, and the same activations written straight into the
+ * alpha_logscale=False), leaky ReLU, a sum and a division, in f32, and the activations written straight into the
  * pair-interleaved bf16 layout a bf16 convolution reads next (so converting its input costs no pass
  * of its own).
  *
@@ -20,6 +20,10 @@
 void cosy_snake_rows(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T, const float *alpha);
 /* y = x > 0 ? x : x * slope, likewise */
 void cosy_leaky_relu_rows(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T, float slope);
+
+/* y = x + y, and y = y / d (IEEE division, as the reference's tensor ops), likewise */
+void cosy_rows_add(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T);
+void cosy_rows_div(cosy_pool *pool, float *y, int ldy, int C, int T, float d);
 
 /* bf16(snake(x)), bf16(leaky_relu(x)), bf16(x) into y (y->C == x->C, y->T == x->T) */
 void cosy_snake_bf16(cosy_pool *pool, cosy_act_bf16 *y, const cosy_act *x, const float *alpha);

@@ -97,5 +97,8 @@ cosy_status cosy_conv1d_transposed_bf16(cosy_pool *pool, const cosy_conv *c, con
 
 /* "amx", "avx512bf16" or "portable": the bf16 path the current CPU level runs (for reports). */
 const char *cosy_conv1d_bf16_path(void);
+/* Whether the bf16 path is a native one (AMX or AVX512-BF16), i.e. faster than f32; models run bf16
+ * only where it is (the portable path is for tests and CPUs forced below their level). */
+int cosy_conv1d_bf16_native(void);
 
 #endif

@@ -97,14 +97,17 @@ cosy_status cosy_conv1d_pack_bf16(uint16_t *dst, const cosy_conv *c, const void 
     const float *wf = w;
     const uint16_t *wb = w;
     for (int o = 0; o < R; o++)
-        for (int i = 0; i < c->cin; i++)
-            for (int k = 0; k < K; k++) {
-                /* Conv1d [cout][cin][k]; ConvTranspose1d [cin][cout][k], whose (co, j) is row o = co * k + j */
-                size_t src = c->transposed ? (size_t)i * (size_t)R + (size_t)o : ((size_t)o * c->cin + i) * c->k + k;
-                uint16_t v = w_dtype == COSY_DTYPE_BF16 ? wb[src] : cosy_f32_to_bf16(wf[src]);
-                size_t tile = ((size_t)(o / TILE_ROWS) * K + k) * IB + i / TILE_IN;
-                dst[tile * TILE_ELEMS + (size_t)(o % TILE_ROWS) * TILE_IN + i % TILE_IN] = v;
+        for (int k = 0; k < K; k++) {
+            /* row o, tap k: inputs i at src + i * step (Conv1d [cout][cin][k]; ConvTranspose1d [cin][cout][k],
+             * whose (co, j) is row o = co * k + j), into 32-input runs of the tiles (o / 16, k, i / 32) */
+            const size_t src = c->transposed ? (size_t)o : (size_t)o * c->cin * c->k + (size_t)k;
+            const size_t step = c->transposed ? (size_t)R : (size_t)c->k;
+            uint16_t *row = dst + ((size_t)(o / TILE_ROWS) * K + k) * IB * TILE_ELEMS + (size_t)(o % TILE_ROWS) * TILE_IN;
+            for (int i = 0; i < c->cin; i++) {
+                const size_t at = src + (size_t)i * step;
+                row[(size_t)(i / TILE_IN) * TILE_ELEMS + i % TILE_IN] = w_dtype == COSY_DTYPE_BF16 ? wb[at] : cosy_f32_to_bf16(wf[at]);
             }
+        }
     return COSY_OK;
 }
 
@@ -329,6 +332,7 @@ static int bf16_path(void)
 }
 
 const char *cosy_conv1d_bf16_path(void) { return cosy_cpu_level_name((cosy_cpu_level_t)bf16_path()); }
+int cosy_conv1d_bf16_native(void) { return bf16_path() != COSY_CPU_PORTABLE; }
 
 static void bconv_run(cosy_pool *pool, bconv_job *j)
 {

@@ -39,6 +39,8 @@ struct cosy_hift {
     cosy_pool *pool;
     int harmonics;            /* nb_harmonics + 1 */
     int upsample_scale;       /* prod(upsample_rates) * istft hop: samples per mel frame */
+    int bf16;                 /* the generator's convolutions run in bf16 (w_bf16 packed; F0 predictor and
+                                 source_downs stay f32) */
     /* F0 predictor */
     cosy_conv f0_conv[HIFT_F0_LAYERS];
     const float *f0_cls_w, *f0_cls_b;

@@ -38,6 +38,9 @@ int cosy_stft_frames(const cosy_stft *s, int n_samples);
  * split into real and imaginary parts, each [n_bins][frames] with row stride `ld` (>= frames).
  * Reflect padding needs n_samples > n_fft / 2. */
 cosy_status cosy_stft_forward(const cosy_stft *s, const float *x, int n_samples, float *real, float *imag, int ld);
+/* The same for frames [f_begin, f_end) only (so callers can split the frames over threads). */
+cosy_status cosy_stft_forward_frames(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
+                                     float *imag, int ld);
 
 /* torch.istft(complex(mag cos(phase), mag sin(phase)), n_fft, hop, n_fft, window, center=True)
  * for output samples [begin, end) of the full length hop * (frames - 1); magnitude and phase are
