@@ -94,8 +94,8 @@ typedef struct {
     cosy_dtype flow_dtype;    /* the flow's weight products: f32 (reference) or bf16 (where the CPU
                                  has bf16 instructions, else f32); AUTO (default); see cosy_model_flow_dtype */
     cosy_dtype hift_dtype;    /* the vocoder's convolutions: f32 (reference) or bf16 (where the CPU has
-                                 AMX or AVX512-BF16, else f32); AUTO (default): bf16 where the CPU has
-                                 them; see cosy_model_hift_dtype */
+                                 AMX or AVX512-BF16, else f32); AUTO (default): bf16 where it is faster
+                                 (AMX; AVX512-BF16 on AMD, not Intel), see cosy_model_hift_dtype */
     int n_threads;            /* 0 = number of online cores */
 } cosy_model_params;
 

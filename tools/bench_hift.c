@@ -67,7 +67,7 @@ static void help(void)
            "Times cosy_hift_inference on F mel frames (default 50 = 1 s of audio) and prints the best and\n"
            "mean of R runs (default 5) after one warm-up call, split into F0 predictor, source + STFT,\n"
            "generator and iSTFT and per operation, with ms per second of audio and the real-time factor.\n"
-           "--dtype: the convolutions' type (default auto: bf16 where the CPU has AMX or AVX512-BF16);\n"
+           "--dtype: the convolutions' type (default auto: bf16 where faster than f32: AMX, AVX512-BF16 on AMD);\n"
            "for bf16 the waveform's error against the f32 path is printed too. COSY_CPU caps the CPU path.\n");
 }
 

@@ -29,7 +29,7 @@ static void help(void)
            "Runs every call of the chunk schedule over S seconds (default 10) of random speech tokens after a random\n"
            "prompt of P tokens (default 75 = 3 s), through cosy_token2wav_call (flow + HiFT with its caches), and\n"
            "prints each call's flow and HiFT milliseconds, also per 25 tokens (1 s of audio). --dtype is the flow's\n"
-           "products' type, --hift-dtype the vocoder's convolutions' (default auto: bf16 where the CPU has it).\n");
+           "products' type, --hift-dtype the vocoder's convolutions' (default auto: bf16 where faster than f32).\n");
 }
 
 int bench_t2w(int argc, char **argv)

@@ -97,8 +97,11 @@ cosy_status cosy_conv1d_transposed_bf16(cosy_pool *pool, const cosy_conv *c, con
 
 /* "amx", "avx512bf16" or "portable": the bf16 path the current CPU level runs (for reports). */
 const char *cosy_conv1d_bf16_path(void);
-/* Whether the bf16 path is a native one (AMX or AVX512-BF16), i.e. faster than f32; models run bf16
- * only where it is (the portable path is for tests and CPUs forced below their level). */
+/* Whether the bf16 path is a native one (AMX or AVX512-BF16); models run bf16 only where it is (the
+ * portable path is for tests and CPUs forced below their level). */
 int cosy_conv1d_bf16_native(void);
+/* Whether it is also faster than f32: AMX, or AVX512-BF16 where VDPBF16PS outruns f32 FMA
+ * (cosy_cpu_bf16_dot_faster: AMD Zen 4/5, not Intel). What a model's AUTO type picks. */
+int cosy_conv1d_bf16_faster(void);
 
 #endif

@@ -167,7 +167,7 @@ static cosy_status hift_create(cosy_model *m, void **out)
     h->model = m;
     h->hp = &m->hp;
     h->pool = m->pool;
-    /* bf16 only where the CPU multiplies bf16 natively: elsewhere it would be slower than f32 */
+    /* bf16 only where the CPU multiplies bf16 natively: emulated it would be far slower than f32 */
     h->bf16 = m->params.hift_dtype == COSY_DTYPE_BF16 && cosy_conv1d_bf16_native();
     cosy_status st = hift_load(h);
     if (st != COSY_OK) {

@@ -47,8 +47,9 @@ cosy_status cosy_hift_get(cosy_model *model, cosy_hift **out);
 int cosy_hift_samples_per_frame(const cosy_hift *hift);
 /* Source harmonics (nb_harmonics + 1 = 9). */
 int cosy_hift_harmonics(const cosy_hift *hift);
-/* The type the generator's convolutions run in: bf16 when the model's hift_dtype is bf16 and the CPU
- * multiplies bf16 natively (AMX or AVX512-BF16), else f32. */
+/* The type the generator's convolutions run in: bf16 when the model's hift_dtype is bf16 (AUTO resolved
+ * at load: bf16 where faster than f32) and the CPU multiplies bf16 natively (AMX or AVX512-BF16), else
+ * f32. */
 cosy_dtype cosy_hift_dtype(const cosy_hift *hift);
 
 /* HiFTGenerator.inference(speech_feat=mel, cache_source): mel channel-major [80, n_frames]; cache_source may be

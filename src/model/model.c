@@ -76,9 +76,9 @@ static void resolve_dtypes(cosy_model *m)
 {
     if (m->params.lm_dtype == COSY_DTYPE_AUTO) m->params.lm_dtype = COSY_DTYPE_F32;
     if (m->params.flow_dtype == COSY_DTYPE_AUTO) m->params.flow_dtype = COSY_DTYPE_F32;
-    /* the vocoder: bf16 where the CPU multiplies it natively (AMX, AVX512-BF16); its error against f32
-     * is bounded in test_hift_bf16 */
-    if (m->params.hift_dtype == COSY_DTYPE_AUTO) m->params.hift_dtype = cosy_conv1d_bf16_native() ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
+    /* the vocoder: bf16 where it is faster than f32 (AMX; AVX512-BF16 where its dot product outruns
+     * f32 FMA); its error against f32 is bounded in test_hift_bf16 */
+    if (m->params.hift_dtype == COSY_DTYPE_AUTO) m->params.hift_dtype = cosy_conv1d_bf16_faster() ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
 }
 
 cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out)
