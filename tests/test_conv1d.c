@@ -4,7 +4,7 @@
  * stride-1 "same" convolutions (odd channel counts, channel counts that end inside a bf16 pair or a
  * 32-channel tile, time lengths that end inside a tile, dilation, a residual that is the output
  * itself) and transposed convolutions (several strides, paddings and an output offset), in f32 and
- * bf16; the bf16 weight packing from f32 and from bf16 storage; Snake and leaky ReLU in f32 and in
+ * bf16; strided ones (f32); the bf16 weight packing from f32 and from bf16 storage; Snake and leaky ReLU in f32 and in
  * their bf16-writing forms; the zero margins every kernel must leave alone; refused shapes.
  *
  * Bounds. f32 and bf16 kernels both sum in f32, in orders of their own, so each output is compared
@@ -153,7 +153,7 @@ typedef struct {
 /* HiFT's three upsampling steps (k = 2u, padding (k - u) / 2) at reduced width, and odd ones */
 static const up_shape up_shapes[] = {
     {48, 24, 16, 8, 4, 7, 0}, {24, 12, 11, 5, 3, 40, 1}, {12, 6, 7, 3, 2, 100, 1}, {5, 3, 4, 2, 1, 9, 0}, {64, 32, 16, 8, 4, 50, 0},
-    {3, 5, 3, 1, 1, 33, 2},
+    {3, 5, 3, 1, 1, 33, 2}, {4, 3, 16, 8, 4, 1, 0}, {6, 2, 11, 5, 3, 2, 1},
 };
 
 static double check_up(const up_shape *s, int bf16, cosy_arena *arena)
@@ -231,6 +231,54 @@ static void test_transposed(void)
     cosy_arena_free(&arena);
 }
 
+/* ---- strided convolutions (f32, im2col + sgemm) ---------------------------------------------- */
+
+/* HiFT's source_downs: k = 2u, stride u, padding u / 2 over the 18-row spectrum, and the pointwise one */
+static void test_strided(void)
+{
+    const int shapes[][5] = {{18, 24, 30, 15, 7}, {18, 8, 6, 3, 1}, {18, 4, 1, 1, 0}, {5, 7, 4, 2, 1}};
+    const int lens[] = {401, 2001, 100, 33};
+    cosy_arena arena;
+    CHECK_OK(cosy_arena_init(&arena, 16 << 20));
+    double worst = 0;
+    for (int si = 0; si < 4; si++) {
+        const int cin = shapes[si][0], cout = shapes[si][1], K = shapes[si][2], u = shapes[si][3], P = shapes[si][4], T = lens[si];
+        const int Tout = (T + 2 * P - (K - 1) - 1) / u + 1;
+        cosy_arena_reset(&arena);
+        float *w = cosy_arena_floats(&arena, (size_t)cout * cin * K), *b = cosy_arena_floats(&arena, (size_t)cout);
+        float *x = cosy_arena_floats(&arena, (size_t)cin * (T + 5));
+        for (int i = 0; i < cout * cin * K; i++) w[i] = rnd();
+        for (int i = 0; i < cout; i++) b[i] = rnd();
+        for (int i = 0; i < cin * (T + 5); i++) x[i] = rnd();
+        cosy_conv c = {.w = w, .b = b, .cout = cout, .cin = cin, .k = K, .stride = u, .pad = P, .dilation = 1};
+        cosy_act y;
+        CHECK_OK(cosy_act_alloc(&y, cout, Tout, &arena));
+        CHECK_OK(cosy_conv1d_strided(pool, &c, x, T, T + 5, &y, &arena)); /* row stride past the length */
+        const double n = (double)cin * K + 1, unit = 1.0 / 16777216.0;
+        for (int co = 0; co < cout; co++)
+            for (int t = 0; t < Tout; t++) {
+                double acc = b[co], mag = fabs(b[co]);
+                for (int ci = 0; ci < cin; ci++)
+                    for (int k = 0; k < K; k++) {
+                        int ti = t * u - P + k;
+                        if (ti < 0 || ti >= T) continue;
+                        double p = (double)w[((size_t)co * cin + ci) * K + k] * x[(size_t)ci * (T + 5) + ti];
+                        acc += p;
+                        mag += fabs(p);
+                    }
+                double e = fabs(y.data[(size_t)co * y.ld + t] - acc) / (n * unit * mag);
+                if (!(e <= worst)) worst = e != e ? INFINITY : e;
+            }
+        CHECK(margins_zero(&y, 0, Tout));
+        cosy_act wrong;
+        CHECK_OK(cosy_act_alloc(&wrong, cout, Tout + 1, &arena));
+        CHECK_FAILS(cosy_conv1d_strided(pool, &c, x, T, T + 5, &wrong, &arena), COSY_ERR_INTERNAL, "strided");
+    }
+    printf("  strided f32: worst error %.3f of the f32 summation bound\n", worst);
+    CHECK(worst <= 1.0);
+    cosy_arena_free(&arena);
+}
+
 /* ---- packing and refusals ------------------------------------------------------------------- */
 
 /* Weights stored as bf16 pack to the same tiles as their f32 originals rounded; shapes the kernels do
@@ -276,9 +324,9 @@ static void test_pack_and_refusals(void)
 
 /* ---- activations ---------------------------------------------------------------------------- */
 
-/* Snake against the formula in double, leaky ReLU exactly; the bf16 forms are the f32 results rounded
- * (bit for bit, same path), pair-interleaved, with odd channel counts' last high half, padding pair-rows
- * and margins zero. */
+/* Snake against the formula in double, leaky ReLU exactly; the bf16 forms pair-interleaved, with odd
+ * channel counts' last high half, padding pair-rows and margins zero: leaky ReLU's the f32 results
+ * rounded (bit for bit, same path), Snake's (its own sine) within half a bf16 step of the f32 bound. */
 static void test_activations(void)
 {
     cosy_arena arena;
@@ -330,8 +378,21 @@ static void test_activations(void)
                     for (int h = 0; h < 2; h++) {
                         uint16_t v = yb.data[((size_t)p * yb.ld + (size_t)t) * 2 + (size_t)h];
                         int c = 2 * p + h;
-                        if (c < C && t >= 0 && t < T) same &= v == cosy_f32_to_bf16(y.data[(size_t)c * y.ld + t]);
-                        else zeros &= v == 0;
+                        if (c >= C || t < 0 || t >= T) {
+                            zeros &= v == 0;
+                        } else if (kind == 1) {
+                            same &= v == cosy_f32_to_bf16(y.data[(size_t)c * y.ld + t]);
+                        } else {
+                            /* Snake's bf16 form has a sine of its own: within the f32 form's bound of the
+                             * formula, plus half a bf16 step (2^(e - 8) for a value 2^e <= |v| < 2^(e + 1)) */
+                            double xv = x.data[(size_t)c * x.ld + t], sv = sin((double)alpha[c] * xv);
+                            double ref = xv + 1.0 / (alpha[c] + 1e-9) * sv * sv, got = cosy_bf16_to_f32(v);
+                            if (xv != xv) same &= got != got;
+                            else if (!(fabs(got - ref) <= ldexp(1.0, ilogb(ref) - 8) + 4e-6 * (fabs(ref) + 1.0))) {
+                                fprintf(stderr, "snake bf16 c %d t %d: x %.9g alpha %g got %.9g ref %.9g f32 %.9g\n", c, t, xv, alpha[c], got, ref, y.data[(size_t)c * y.ld + t]);
+                                same = 0;
+                            }
+                        }
                     }
             CHECK(same);
             CHECK(zeros);
@@ -367,6 +428,7 @@ int main(void)
     printf("CPU: %s, best path %s\n", cosy_cpu_model_name(), cosy_cpu_level_name(cosy_cpu_level()));
     test_same();
     test_transposed();
+    test_strided();
     test_pack_and_refusals();
     test_activations();
     cosy_pool_free(pool);

@@ -6,7 +6,8 @@
  * second of audio at the real size), so it has an AVX-512 path with a vectorised sine (Cody-Waite
  * reduction by pi/2, minimax polynomials, ~1 ulp on the ranges seen here); the portable path uses
  * sinf. The bf16 forms round with integer operations (AVX-512F), so they give the same bits on every
- * AVX-512 CPU, with or without the BF16 instructions.
+ * AVX-512 CPU, with or without the BF16 instructions; their Snake takes a cheaper sine (sin2_fast512),
+ * as its result keeps 8 bits.
  */
 #include "core/activation.h"
 #include "core/cpu.h"
@@ -80,6 +81,42 @@ static inline ACT_AVX512 __m512 sin512(__m512 x, int *needs_fallback)
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign));
 }
 
+/* sin(y)^2 for the bf16 forms, whose result is rounded to 8 bits: y = q pi + r (Cody-Waite, exact
+ * products for |y| <= 8192, else *needs_fallback), sin(r)^2 = sin(q pi + r)^2 with no sign to track,
+ * and sin(r) from its Taylor series to r^11 on |r| <= pi/2 (error < 6e-8). About half the work of
+ * sin512 (one polynomial, no quadrant logic); 2 sin(r) 6e-8 is far below a bf16 rounding step. */
+static inline ACT_AVX512 __m512 sin2_fast512(__m512 y, int *needs_fallback)
+{
+    __m512 qf = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(0.318309886183790672f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (_mm512_cmp_ps_mask(_mm512_abs_ps(y), _mm512_set1_ps(8192.0f), _CMP_GT_OQ)) *needs_fallback = 1;
+    __m512 r = _mm512_fnmadd_ps(qf, _mm512_set1_ps(3.140625f), y);
+    r = _mm512_fnmadd_ps(qf, _mm512_set1_ps(9.67502593994140625e-4f), r);
+    r = _mm512_fnmadd_ps(qf, _mm512_set1_ps(1.509957990978376432e-7f), r);
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 p = _mm512_set1_ps(-2.505210838544172e-8f);              /* -1/11! */
+    p = _mm512_fmadd_ps(p, r2, _mm512_set1_ps(2.755731922398589e-6f)); /* 1/9! */
+    p = _mm512_fmadd_ps(p, r2, _mm512_set1_ps(-1.984126984126984e-4f));
+    p = _mm512_fmadd_ps(p, r2, _mm512_set1_ps(8.333333333333333e-3f));
+    p = _mm512_fmadd_ps(p, r2, _mm512_set1_ps(-1.666666666666667e-1f));
+    __m512 sr = _mm512_fmadd_ps(_mm512_mul_ps(p, r2), r, r);
+    return _mm512_mul_ps(sr, sr);
+}
+
+/* Snake for the bf16 forms (see sin2_fast512) */
+static inline __attribute__((always_inline)) ACT_AVX512 __m512 snake16_fast(const float *x, __mmask16 m, float a, float inv)
+{
+    __m512 v = _mm512_maskz_loadu_ps(m, x);
+    int fallback = 0;
+    __m512 s2 = sin2_fast512(_mm512_mul_ps(v, _mm512_set1_ps(a)), &fallback);
+    if (fallback) {
+        float tmp[16];
+        _mm512_storeu_ps(tmp, v);
+        for (int i = 0; i < 16; i++) tmp[i] = snake1(tmp[i], a, inv);
+        return _mm512_loadu_ps(tmp);
+    }
+    return _mm512_fmadd_ps(_mm512_set1_ps(inv), s2, v);
+}
+
 /* The activation of the (masked) 16 values at x. */
 static inline __attribute__((always_inline)) ACT_AVX512 __m512 act16(const float *x, __mmask16 m, act_kind kind, float a, float inv)
 {
@@ -144,8 +181,8 @@ static inline __attribute__((always_inline)) ACT_AVX512 void act_pair_body(uint1
     const float a0 = a[0], a1 = a[1], inv0 = inv[0], inv1 = inv[1];
     for (int t = 0; t < n; t += 16) {
         const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
-        __m512i lo = bf16_round16(act16(x0 + t, m, kind, a0, inv0));
-        __m512i hi = bf16_round16(act16(x1 + t, m, kind, a1, inv1));
+        __m512i lo = bf16_round16(kind == ACT_SNAKE ? snake16_fast(x0 + t, m, a0, inv0) : act16(x0 + t, m, kind, a0, inv0));
+        __m512i hi = bf16_round16(kind == ACT_SNAKE ? snake16_fast(x1 + t, m, a1, inv1) : act16(x1 + t, m, kind, a1, inv1));
         _mm512_mask_storeu_epi32(y + 2 * (size_t)t, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
 }
@@ -157,7 +194,8 @@ static ACT_AVX512 void act_pair_avx512(uint16_t *y, const float *x0, const float
         /* an odd channel count's last pair: its high halves are zeros */
         for (int t = 0; t < n; t += 16) {
             const __mmask16 m = n - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - t)) - 1u);
-            _mm512_mask_storeu_epi32(y + 2 * (size_t)t, m, bf16_round16(act16(x0 + t, m, kind, a[0], inv[0])));
+            __m512 v = kind == ACT_SNAKE ? snake16_fast(x0 + t, m, a[0], inv[0]) : act16(x0 + t, m, kind, a[0], inv[0]);
+            _mm512_mask_storeu_epi32(y + 2 * (size_t)t, m, bf16_round16(v));
         }
         return;
     }

@@ -1,7 +1,8 @@
 /*
  * conv1d.c — the f32 convolutions of conv1d.h and the activation layout they share with the bf16
  * ones (conv1d_bf16.c): a direct AVX-512 kernel for stride-1 "same" convolutions over zero-margined
- * rows, and transposed convolutions as one sgemm plus an overlap-add.
+ * rows; strided convolutions (small ones: HiFT's source_downs) and transposed convolutions as one
+ * sgemm each, split over the pool, with an im2col before or an overlap-add after.
  *
  * Why not im2col + sgemm for the stride-1 convolutions: at HiFT's real size they are ~29 GFLOP per
  * second of audio. Through BLAS every call first copies K shifted versions of its input (im2col, up to
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -201,6 +203,64 @@ cosy_status cosy_conv1d_same(cosy_pool *pool, const cosy_conv *c, const cosy_act
     return COSY_OK;
 }
 
+/* ---- strided ------------------------------------------------------------------------------- */
+
+/* im2col once (cols[(ci, k)][t] = x[ci][t stride - pad + k dilation], 0 outside), then W cols split over
+ * the pool by output channels, straight into the activation's rows. */
+typedef struct {
+    const cosy_conv *c;
+    const float *cols;
+    cosy_act *y;
+    int Tout, parts;
+} strided_task;
+
+static void strided_run(void *p, int part)
+{
+    const strided_task *t = p;
+    const cosy_conv *c = t->c;
+    const int rows = c->cin * c->k;
+    int co0, co1;
+    cosy_split_range(c->cout, t->parts, part, &co0, &co1);
+    if (co0 >= co1) return;
+    for (int co = co0; co < co1; co++) {
+        float *yr = t->y->data + (size_t)co * t->y->ld;
+        const float bv = c->b ? c->b[co] : 0.0f;
+        for (int i = 0; i < t->Tout; i++) yr[i] = bv;
+    }
+    cosy_sgemm(0, 0, co1 - co0, t->Tout, rows, 1.0f, c->w + (size_t)co0 * rows, rows, t->cols, t->Tout, 1.0f,
+               t->y->data + (size_t)co0 * t->y->ld, t->y->ld);
+}
+
+cosy_status cosy_conv1d_strided(cosy_pool *pool, const cosy_conv *c, const float *x, int T, int ldx, cosy_act *y, cosy_arena *arena)
+{
+    const int Tout = (T + 2 * c->pad - c->dilation * (c->k - 1) - 1) / c->stride + 1;
+    if (c->transposed || !c->w || c->stride < 1 || Tout < 1 || Tout != y->T || c->cout != y->C)
+        return cosy_error(COSY_ERR_INTERNAL, "conv1d: strided convolution %d->%d k%d s%d p%d of %d frames into %d x %d not supported", c->cin,
+                          c->cout, c->k, c->stride, c->pad, T, y->C, y->T);
+    size_t mark = cosy_arena_mark(arena);
+    float *cols = cosy_arena_floats(arena, (size_t)c->cin * c->k * Tout);
+    if (!cols) return cosy_error(COSY_ERR_NOMEM, "conv1d: strided convolution scratch exhausted");
+    for (int ci = 0; ci < c->cin; ci++)
+        for (int k = 0; k < c->k; k++) {
+            float *cr = cols + ((size_t)ci * c->k + k) * Tout;
+            const float *xr = x + (size_t)ci * ldx;
+            const int off = k * c->dilation - c->pad;
+            for (int t = 0; t < Tout; t++) {
+                const int ti = t * c->stride + off;
+                cr[t] = ti >= 0 && ti < T ? xr[ti] : 0.0f;
+            }
+        }
+    strided_task t = {c, cols, y, Tout, 1};
+    int parts = pool ? cosy_pool_size(pool) : 1;
+    if (parts > c->cout) parts = c->cout;
+    if ((size_t)c->cout * c->cin * c->k * Tout < 100000) parts = 1;
+    t.parts = parts;
+    if (parts <= 1) strided_run(&t, 0);
+    else cosy_pool_run(pool, parts, strided_run, &t);
+    cosy_arena_release(arena, mark);
+    return COSY_OK;
+}
+
 /* ---- transposed ----------------------------------------------------------------------------- */
 
 /* ConvTranspose1d(stride u, padding p) of x into y starting at column `offset`: the products of every
@@ -223,11 +283,12 @@ static void overlap_add_rows(const convt_task *t, int co0, int co1)
         const float bv = c->b ? c->b[co] : 0.0f;
         for (int i = 0; i < Tout; i++) yr[i] = bv;
         for (int k = 0; k < K; k++) {
+            /* the inputs i whose output i * stride - pad + k lands in [0, Tout) */
+            const int off = k - c->pad, u = c->stride, last = Tout - 1 - off;
+            const int i0 = off >= 0 ? 0 : (-off + u - 1) / u, i1 = last < 0 ? 0 : (last / u + 1 < Tin ? last / u + 1 : Tin);
             const float *cr = t->cols + ((size_t)co * K + k) * Tin;
-            for (int i = 0; i < Tin; i++) {
-                int to = i * c->stride - c->pad + k;
-                if (to >= 0 && to < Tout) yr[to] += cr[i];
-            }
+            float *yk = yr + off;
+            for (int i = i0; i < i1; i++) yk[(ptrdiff_t)i * u] += cr[i];
         }
     }
 }

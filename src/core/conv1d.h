@@ -72,6 +72,11 @@ cosy_status cosy_act_bf16_alloc(cosy_act_bf16 *a, int C, int T, cosy_arena *aren
  * ("same" length); writes columns [0, T) of y. Split over the pool by output channels. */
 cosy_status cosy_conv1d_same(cosy_pool *pool, const cosy_conv *c, const cosy_act *x, cosy_act *y, const cosy_act *res);
 
+/* Conv1d(stride, padding pad on both sides, dilation) of dense rows x [cin][T] (row stride ldx) into y,
+ * whose length must be the output's: (T + 2 pad - dilation (k - 1) - 1) / stride + 1. Through im2col
+ * and sgemm: meant for small ones (few input channels), as HiFT's source_downs. */
+cosy_status cosy_conv1d_strided(cosy_pool *pool, const cosy_conv *c, const float *x, int T, int ldx, cosy_act *y, cosy_arena *arena);
+
 /* ConvTranspose1d(stride, pad) of x into columns [offset, offset + Tout) of y, Tout = (x->T - 1) stride
  * - 2 pad + k; other columns untouched. Scratch from the arena (released before return). */
 cosy_status cosy_conv1d_transposed(cosy_pool *pool, const cosy_conv *c, const cosy_act *x, cosy_act *y, int offset,

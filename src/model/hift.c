@@ -215,7 +215,7 @@ static size_t scratch_bytes(const cosy_hift *h, int n_frames)
     size_t src = (size_t)(h->harmonics + 1) * T + F * (size_t)h->harmonics + (size_t)h->harmonics;
     size_t f0 = 2 * cosy_act_floats(hp->f0_cond_channels, n_frames);
     /* the generator: conv_pre's output, then per stage six activations, the transposed convolution's
-     * columns and the source branch's dense output and im2col; earlier stage outputs stay allocated */
+     * columns and the source branch's im2col (sized for a dense copy too); earlier stage outputs stay allocated */
     size_t gen = cosy_act_floats(hp->hift_base_channels, n_frames), kept = gen, stage_max = 0;
     int len = n_frames;
     /* bf16 activations (in floats: half their elements): conv_pre's and conv_post's inputs, and per
@@ -421,7 +421,7 @@ static cosy_status generator_forward(const cosy_hift *h, cosy_act *mel, const fl
                                      cosy_arena *arena, hift_prof *prof)
 {
     const cosy_hparams *hp = h->hp;
-    const int nup = hp->n_upsample, nk = hp->n_resblock_kernels, n2 = 2 * h->stft.n_bins;
+    const int nup = hp->n_upsample, nk = hp->n_resblock_kernels;
     cosy_act x;
     COSY_TRY(cosy_act_alloc(&x, hp->hift_base_channels, mel->T, arena));
     COSY_TRY(lrelu_conv(h, &h->conv_pre, -1.0f, mel, &x, arena));
@@ -460,15 +460,7 @@ static cosy_status generator_forward(const cosy_hift *h, cosy_act *mel, const fl
         prof_charge(prof, COSY_HIFT_OP_UPSAMPLE);
 
         /* fusion: x = x + source_resblocks[i](source_downs[i](spectrum)) */
-        size_t mark = cosy_arena_mark(arena);
-        float *dense = cosy_arena_floats(arena, (size_t)ch * out_len);
-        if (!dense) return cosy_error(COSY_ERR_NOMEM, "hift: source branch scratch exhausted");
-        int s_len = cosy_conv1d(dense, spec, n2, L, down->w, down->b, ch, down->k, down->stride, down->pad, down->pad, 1, 1, arena);
-        if (s_len < 0) return cosy_error(COSY_ERR_NOMEM, "hift: source branch scratch exhausted");
-        if (s_len != out_len)
-            return cosy_error(COSY_ERR_INTERNAL, "hift: stage %d: source branch has %d frames, upsampling %d", i, s_len, out_len);
-        act_load(&si, dense, out_len);
-        cosy_arena_release(arena, mark);
+        COSY_TRY(cosy_conv1d_strided(h->pool, down, spec, L, L, &si, arena));
         prof_charge(prof, COSY_HIFT_OP_SOURCE_DOWN);
         COSY_TRY(resblock_forward(h, &h->source_resblocks[i], &si, &si, &tmp, prof, COSY_HIFT_OP_SOURCE_RESBLOCK));
         cosy_rows_add(h->pool, y.data, y.ld, si.data, si.ld, ch, out_len);
