@@ -5,8 +5,8 @@
  * every bf16 path this CPU has (AMX, AVX512-BF16, and the portable loops a CPU forced below them
  * runs), on the fixture (cv2-tiny, the hift_nonstream case with its recorded draws) and at the real
  * size (cv2-tiny-hift: random weights in CosyVoice2-0.5B's vocoder shapes, one second of audio).
- * Also: weights stored as bf16 (cosy convert --hift-dtype bf16) give the same samples as f32 storage
- * rounded at load; bf16 on a CPU without native bf16 runs f32; AUTO picks bf16 exactly where faster.
+ * Also: concurrent calls give the same samples; weights stored as bf16 (cosy convert --hift-dtype bf16)
+ * give the same samples as f32 storage rounded at load; bf16 on a CPU without native bf16 runs f32; AUTO picks bf16 exactly where faster.
  *
  * The bounds are what the README claims; the measured values are printed next to them.
  */
@@ -14,6 +14,8 @@
 #include "core/conv1d.h"
 #include "core/cpu.h"
 #include "model/model.h"
+
+#include <pthread.h>
 
 /* Claimed bounds of the bf16 waveform against f32 (see the README's vocoder section). */
 #define BF16_MAX_REL 2e-2     /* largest |error| / largest |reference sample| */
@@ -88,6 +90,35 @@ static void check_paths(const char *what, cosy_model *m16, const float *mel, int
     cosy_cpu_reset();
 }
 
+typedef struct {
+    cosy_model *m;
+    const float *mel;
+    int F;
+    float *wav;
+} thread_job;
+
+static void *thread_main(void *arg)
+{
+    thread_job *j = arg;
+    for (int rep = 0; rep < 2; rep++) vocode(j->m, j->mel, j->F, NULL, j->wav);
+    return NULL;
+}
+
+/* Sessions vocode concurrently on the bf16 path too (AMX tile state is per thread): the same samples */
+static void check_concurrent(cosy_model *m16, const float *mel, int F)
+{
+    thread_job jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (thread_job){m16, mel, F, calloc((size_t)F * 480, sizeof(float))};
+        CHECK(pthread_create(&th[i], NULL, thread_main, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    CHECK(memcmp(jobs[0].wav, jobs[1].wav, sizeof(float) * (size_t)F * 480) == 0);
+    CHECK(memcmp(jobs[0].wav, jobs[2].wav, sizeof(float) * (size_t)F * 480) == 0);
+    for (int i = 0; i < 3; i++) free(jobs[i].wav);
+}
+
 /* The fixture: its mel and recorded draws, bf16 against f32 */
 static void test_fixture(const char *gguf)
 {
@@ -98,8 +129,12 @@ static void test_fixture(const char *gguf)
     cosy_model *m32 = load(gguf, COSY_DTYPE_F32), *m16 = load(gguf, COSY_DTYPE_BF16);
     if (m32 && m16 && vocode(m32, mel.f32, F, "hift_ns", ref)) {
         CHECK(cosy_model_hift_dtype(m32) == COSY_DTYPE_F32);
-        if (cosy_model_hift_dtype(m16) == COSY_DTYPE_BF16) check_paths("fixture", m16, mel.f32, F, "hift_ns", ref, wav);
-        else printf("  (no AMX or AVX512-BF16 on this CPU: bf16 runs f32)\n");
+        if (cosy_model_hift_dtype(m16) == COSY_DTYPE_BF16) {
+            check_paths("fixture", m16, mel.f32, F, "hift_ns", ref, wav);
+            check_concurrent(m16, mel.f32, F);
+        } else {
+            printf("  (no AMX or AVX512-BF16 on this CPU: bf16 runs f32)\n");
+        }
     }
     cosy_model_free(m32);
     cosy_model_free(m16);

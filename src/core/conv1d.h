@@ -1,8 +1,8 @@
 /*
  * conv1d.h — 1-D convolution kernels over channel-major activations, in f32 and in bf16: the
- * stride-1 "same" convolutions (odd kernels, any dilation) and the transposed convolutions that
- * HiFi-GAN-style vocoders are made of (in cosy: HiFT's resblocks, conv_pre, conv_post, F0 predictor
- * and upsampling stack, src/model/hift.c).
+ * stride-1 "same" convolutions (odd kernels, any dilation), the transposed convolutions and the small
+ * strided ones that HiFi-GAN-style vocoders are made of (in cosy: HiFT's resblocks, conv_pre,
+ * conv_post, F0 predictor, upsampling stack and source_downs, src/model/hift.c).
  *
  * Layouts. An f32 activation (cosy_act) is C rows of T values with COSY_ACT_PAD zero columns on both
  * sides of every row and zeros from T to the end of the row, so a convolution reads its zero padding
@@ -19,7 +19,9 @@
  * Paths, picked on every call by cosy_cpu_level() (core/cpu.c): f32 runs an AVX-512 direct kernel or
  * plain loops; bf16 runs AMX tiles, else AVX512-BF16, else plain loops that sum the same bf16 products
  * in f32 (what tests compare against, and what a CPU forced below AVX512-BF16 gets). bf16 products
- * always accumulate in f32; bias and residual are added in f32.
+ * always accumulate in f32; bias and residual are added in f32. Whether bf16 is worth running at all is
+ * cosy_conv1d_bf16_faster's answer: AMX always, AVX512-BF16 only where its dot product outruns f32
+ * FMA (AMD, not Intel; conv1d_bf16.c has the measurements).
  */
 #ifndef COSY_CONV1D_H
 #define COSY_CONV1D_H

@@ -6,20 +6,25 @@
  * hyperparameters (base channels, upsample rates and kernels, resblock kernels and dilations,
  * iSTFT size); the weights come from the converted model with weight norm folded in. The forward
  * pass below reads top to bottom like HiFTGenerator.inference + decode.
+ *
+ * The generator's convolutions run in the model's hift_dtype: f32 (the reference path, checked
+ * against the official fixtures) or bf16 (weights packed once at load, activations written in bf16
+ * by the activation before each convolution, f32 sums, bias and residual stream; test_hift_bf16
+ * bounds its waveform against f32). The F0 predictor, the source and the strided source_downs stay
+ * f32 in both: f0 is integrated into the source's phase over the whole call, so its rounding would
+ * move every later sample. The kernels are in core/conv1d.h and core/activation.h.
  */
 #include "model/hift_internal.h"
 #include "core/activation.h"
 #include "core/clock.h"
-#include "model/model.h"
 #include "core/error.h"
-#include "core/ops.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
