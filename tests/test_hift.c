@@ -124,7 +124,10 @@ static void test_stages(void)
     if (ok) {
         /* f0 -> source: SineGen2's phase path reproduced to the last bits (the merge's dot product and tanh
          * differ in the last place at most) */
-        CHECK_OK(hift_source_forward(hift, f0.f32, c.F, &d.source, raw, uv, &arena));
+        hift_draws draws;
+        CHECK_OK(hift_source_draws_alloc(hift, c.F, &draws, &arena));
+        hift_source_draw(hift, c.F, &d.source, &draws);
+        CHECK_OK(hift_source_forward(hift, f0.f32, c.F, &draws, raw, uv, &arena));
         CHECK_OK(d.replay.status);
         hift_test_compare("hift_ns_source_raw", raw, c.T);
         npy_array ref;

@@ -216,9 +216,10 @@ static size_t scratch_bytes(const cosy_hift *h, int n_frames)
     const size_t n2 = 2 * B;
     /* live throughout: f0, source, source spectrum, conv_post output, the mel as an activation */
     size_t floats = F + T + n2 * (size_t)L + cosy_act_floats((int)n2, L) + cosy_act_floats(hp->hift_in_channels, n_frames);
-    /* before the generator: the source stage, or the F0 predictor */
-    size_t src = (size_t)(h->harmonics + 1) * T + F * (size_t)h->harmonics + (size_t)h->harmonics;
-    size_t f0 = 2 * cosy_act_floats(hp->f0_cond_channels, n_frames);
+    /* before the generator: the source's draws, with the F0 predictor's activations beside them, then
+     * the source stage's per-frame phases */
+    size_t f0 = 2 * cosy_act_floats(hp->f0_cond_channels, n_frames), phases = F * (size_t)h->harmonics;
+    size_t src = (size_t)(h->harmonics + 1) * T + (size_t)h->harmonics + (f0 > phases ? f0 : phases) + 64;
     /* the generator: conv_pre's output, then per stage six activations, the transposed convolution's
      * columns and the source branch's im2col (sized for a dense copy too); earlier stage outputs stay allocated */
     size_t gen = cosy_act_floats(hp->hift_base_channels, n_frames), kept = gen, stage_max = 0;
@@ -239,7 +240,7 @@ static size_t scratch_bytes(const cosy_hift *h, int n_frames)
         len = out_len;
     }
     gen = kept + stage_max + (pre > post ? pre : post);
-    size_t peak = src > f0 ? src : f0;
+    size_t peak = src;
     if (gen > peak) peak = gen;
     return (floats + peak) * sizeof(float) + 64 * 64 * 4;
 }
@@ -313,7 +314,7 @@ static void prof_charge(hift_prof *p, cosy_hift_op op)
 const char *cosy_hift_op_name(cosy_hift_op op)
 {
     static const char *const names[COSY_HIFT_N_OPS] = {
-        "f0 predictor", "source", "stft", "conv_pre", "upsample (transposed)", "source_downs", "source resblock convs",
+        "f0 predictor + draws", "source", "stft", "conv_pre", "upsample (transposed)", "source_downs", "source resblock convs",
         "resblock convs #0", "resblock convs #1", "resblock convs #2", "snake", "elementwise", "conv_post", "mag/phase + istft"};
     return (unsigned)op < COSY_HIFT_N_OPS ? names[op] : "?";
 }
@@ -417,6 +418,52 @@ static cosy_status f0_predict(const cosy_hift *h, const cosy_act *mel, float *f0
         f0[t] = fabsf(dot + h->f0_cls_b[0]);
     }
     cosy_arena_release(arena, mark);
+    return COSY_OK;
+}
+
+/* The F0 predictor and the source's random draws depend on nothing of each other. The draws are serial
+ * by nature (torch's generator, element by element: ~4 ms per second of audio at the real size) and
+ * take about as long as the F0 predictor on one thread, so with two or more threads they run side by
+ * side, each on one thread (the F0 predictor's kernels run inline inside the pool's region), instead
+ * of one after the other. The draws happen in their own order (hift.h), so the numbers are the same. */
+typedef struct {
+    const cosy_hift *h;
+    const cosy_act *mel;
+    float *f0;
+    cosy_rng_source *rng;
+    hift_draws *draws;
+    cosy_arena *arena; /* the F0 predictor's scratch; the draws allocate nothing */
+    cosy_status st;
+    /* error messages are per thread: each task's is carried back to the caller's thread */
+    char f0_message[256], draw_message[256];
+} f0_draws_job;
+
+static void f0_draws_task(void *ctx, int task)
+{
+    f0_draws_job *j = ctx;
+    if (task == 0) {
+        j->st = f0_predict(j->h, j->mel, j->f0, j->arena);
+        if (j->st != COSY_OK) snprintf(j->f0_message, sizeof j->f0_message, "%s", cosy_last_error());
+    } else {
+        /* a source that fails (a replay of another length) says so in the message and its own status */
+        cosy_error_clear();
+        hift_source_draw(j->h, j->mel->T, j->rng, j->draws);
+        snprintf(j->draw_message, sizeof j->draw_message, "%s", cosy_last_error());
+    }
+}
+
+static cosy_status f0_and_draws(const cosy_hift *h, const cosy_act *mel, float *f0, cosy_rng_source *rng, hift_draws *draws,
+                                cosy_arena *arena)
+{
+    f0_draws_job j = {.h = h, .mel = mel, .f0 = f0, .rng = rng, .draws = draws, .arena = arena, .st = COSY_OK};
+    if (h->pool && cosy_pool_size(h->pool) >= 2) {
+        cosy_pool_run(h->pool, 2, f0_draws_task, &j);
+    } else {
+        f0_draws_task(&j, 0);
+        f0_draws_task(&j, 1);
+    }
+    if (j.st != COSY_OK) return cosy_error(j.st, "%s", j.f0_message);
+    if (j.draw_message[0]) (void)cosy_error(COSY_OK, "%s", j.draw_message);
     return COSY_OK;
 }
 
@@ -583,13 +630,17 @@ cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_f
     if (st == COSY_OK) st = cosy_act_alloc(&post, 2 * B, L, arena);
     if (st == COSY_OK) act_load(&mel_act, mel, n_frames);
 
-    /* mel -> f0 -> source */
+    /* mel -> f0, and beside it the source's random draws; then f0 -> source */
     double t0 = cosy_now_ms();
     hift_prof prof = {.last = t0};
-    if (st == COSY_OK) st = f0_predict(hift, &mel_act, f0, arena);
+    hift_draws draws;
+    const size_t draws_mark = cosy_arena_mark(arena);
+    if (st == COSY_OK) st = hift_source_draws_alloc(hift, n_frames, &draws, arena);
+    if (st == COSY_OK) st = f0_and_draws(hift, &mel_act, f0, rng, &draws, arena);
     prof_charge(&prof, COSY_HIFT_OP_F0);
     double t1 = cosy_now_ms();
-    if (st == COSY_OK) st = hift_source_forward(hift, f0, n_frames, rng, s, trace ? trace->uv : NULL, arena);
+    if (st == COSY_OK) st = hift_source_forward(hift, f0, n_frames, &draws, s, trace ? trace->uv : NULL, arena);
+    cosy_arena_release(arena, draws_mark);
     prof_charge(&prof, COSY_HIFT_OP_SOURCE);
     if (st == COSY_OK && trace) {
         if (trace->f0) memcpy(trace->f0, f0, sizeof(float) * (size_t)n_frames);

@@ -24,7 +24,8 @@
 typedef struct cosy_hift cosy_hift;
 
 /* All random draws of a HiFT call go through one source, in call order, so tests replay the
- * fixture's recorded draws; in production it is our own seeded generator (cosy_hift_rng below).
+ * fixture's recorded draws; in production it is our own seeded generator (cosy_hift_rng below). The
+ * draws may be made on one of the model's pool threads (beside the F0 predictor), never two at once.
  *
  * One cosy_hift_inference call makes exactly three draws, in the reference's order:
  *   1. uniform(n = nb_harmonics + 1)   SineGen2._f02sine rand_ini (torch.rand(1, 9))
@@ -68,10 +69,12 @@ cosy_status cosy_hift_inference(cosy_hift *hift, const float *mel, int n_frames,
  *   magnitude   [B][L]       exp(conv_post[:B]) before the clip at 1e2
  *   phase       [B][L]       sin(conv_post[B:])
  *   istft       [T]          torch.istft output before the clamp
- * and the wall time of the stages (filled in on return). */
+ * and the wall time of the stages (filled in on return; f0_ms includes the source's random draws,
+ * which run beside the F0 predictor). */
 typedef enum {
-    COSY_HIFT_OP_F0,              /* the F0 predictor (convolutions, ELU, classifier) */
-    COSY_HIFT_OP_SOURCE,          /* sine generation, noise draws, l_linear + tanh merge */
+    COSY_HIFT_OP_F0,              /* the F0 predictor (convolutions, ELU, classifier), with the source's
+                                     random draws beside it on a second thread */
+    COSY_HIFT_OP_SOURCE,          /* sine generation, noise, l_linear + tanh merge */
     COSY_HIFT_OP_STFT,            /* the source's STFT */
     COSY_HIFT_OP_CONV_PRE,
     COSY_HIFT_OP_UPSAMPLE,        /* the ConvTranspose1d stack (ups) */
@@ -86,7 +89,7 @@ typedef enum {
     COSY_HIFT_N_OPS
 } cosy_hift_op;
 
-/* "f0", "source", ... for reports */
+/* "f0 predictor + draws", "source", ... for reports */
 const char *cosy_hift_op_name(cosy_hift_op op);
 
 typedef struct {

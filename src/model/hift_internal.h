@@ -58,10 +58,20 @@ struct cosy_hift {
     hift_scratch scratch[HIFT_MAX_SCRATCH];
 };
 
-/* hift_source.c: SourceModuleHnNSF(f0_upsamp(f0)) of HiFTGenerator.inference for n_frames frames:
+/* hift_source.c: the three random draws of one call over n_frames frames, in the order documented in
+ * hift.h (rand_ini [harmonics] with its first entry zeroed, the harmonic noise [harmonics][T], the
+ * discarded source noise [T]). They do not depend on f0, so they can be drawn beside the F0 predictor. */
+typedef struct {
+    float *rand_ini, *noise, *discard;
+} hift_draws;
+
+cosy_status hift_source_draws_alloc(const cosy_hift *h, int n_frames, hift_draws *d, cosy_arena *arena);
+void hift_source_draw(const cosy_hift *h, int n_frames, cosy_rng_source *rng, hift_draws *d);
+
+/* SourceModuleHnNSF(f0_upsamp(f0)) of HiFTGenerator.inference for n_frames frames with those draws:
  * writes the merged source [n_frames * upsample_scale] (sine_merge, before the cache overwrite) and,
- * if uv is not NULL, the voiced flag per sample. Makes the three draws documented in hift.h. */
-cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frames, cosy_rng_source *rng, float *source,
-                                float *uv, cosy_arena *arena);
+ * if uv is not NULL, the voiced flag per sample. */
+cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frames, const hift_draws *d, float *source, float *uv,
+                                cosy_arena *arena);
 
 #endif
