@@ -24,7 +24,6 @@ typedef struct {
     float window[COSY_STFT_MAX_FFT];                 /* periodic Hann, rounded to float as the reference */
     double cos_table[COSY_STFT_MAX_FFT];             /* cos(2 pi m / n_fft) */
     double sin_table[COSY_STFT_MAX_FFT];
-    double envelope[COSY_STFT_MAX_FFT];              /* sum of window^2 over the frames covering a sample, by phase */
 } cosy_stft;
 
 /* n_fft even, 2 <= n_fft <= COSY_STFT_MAX_FFT, 0 < hop <= n_fft, and hop dividing n_fft (so the
