@@ -1,8 +1,9 @@
 /*
  * activation.c — the activations of activation.h: Snake and leaky ReLU over channel-major rows, in
- * f32 and written into the bf16 pair layout of conv1d.h.
+ * f32 and written into the bf16 pair layout of conv1d.h, and the row sum and division HiFT's resblock
+ * mean needs.
  *
- * Snake costs one sine per value and HiFT applies it to every resblock input (~25 million values per
+ * Snake costs one sine per value and HiFT applies it to every resblock input (~18 million values per
  * second of audio at the real size), so it has an AVX-512 path with a vectorised sine (Cody-Waite
  * reduction by pi/2, minimax polynomials, ~1 ulp on the ranges seen here); the portable path uses
  * sinf. The bf16 forms round with integer operations (AVX-512F), so they give the same bits on every
