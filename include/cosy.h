@@ -93,7 +93,9 @@ typedef struct {
                                  AUTO (default): see cosy_model_default_params */
     cosy_dtype flow_dtype;    /* the flow's weight products: f32 (reference) or bf16 (where the CPU
                                  has bf16 instructions, else f32); AUTO (default); see cosy_model_flow_dtype */
-    cosy_dtype hift_dtype;    /* the vocoder's convolutions: f32 (reference) or bf16; AUTO (default) */
+    cosy_dtype hift_dtype;    /* the vocoder's convolutions: f32 (reference) or bf16 (where the CPU has
+                                 AMX or AVX512-BF16, else f32); AUTO (default): bf16 where it is faster
+                                 (AMX; AVX512-BF16 on AMD, not Intel), see cosy_model_hift_dtype */
     int n_threads;            /* 0 = number of online cores */
     int voice_cache_mb;       /* the flow's state over recently used voices' prompts, computed once and
                                  reused by every later request with the same voice (default 1024 MB; least
@@ -107,6 +109,9 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
 cosy_status cosy_model_prepare(cosy_model *model);
 /* The type the flow's products actually run in once loaded (bf16 only where AMX is available). */
 cosy_dtype cosy_model_flow_dtype(cosy_model *model);
+/* The type the vocoder's convolutions actually run in once loaded (bf16 only where the CPU has AMX or
+ * AVX512-BF16; builds the vocoder if it is not yet). */
+cosy_dtype cosy_model_hift_dtype(cosy_model *model);
 void cosy_model_free(cosy_model *model);
 
 /* Writes a human-readable summary (hyperparameters, tensor count, bytes per dtype,

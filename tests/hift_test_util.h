@@ -93,7 +93,7 @@ static int hift_test_compare_as(const char *key, const char *tol_key, const floa
     return pass;
 }
 
-static int hift_test_compare(const char *key, const float *data, int64_t n)
+static inline int hift_test_compare(const char *key, const float *data, int64_t n)
 {
     return hift_test_compare_as(key, key, data, n);
 }

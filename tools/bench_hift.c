@@ -5,11 +5,16 @@
  * One call vocodes --frames F mel frames (default 50 = 1 s of 24 kHz audio; a streaming chunk is
  * 8 cached + 2 x hop tokens of frames) with our seeded generator; the input is a smooth random mel.
  * Prints the best and mean of --runs R calls after a warm-up one, split into the F0 predictor, the
- * source (sine generation + STFT), the generator network and the iSTFT, and the real-time factor.
+ * source (sine generation + STFT), the generator network and the iSTFT, and per operation, with the
+ * milliseconds per second of audio. --dtype picks the convolutions' type (default auto, what the
+ * engine uses); when it is not f32 the same call also runs on the f32 reference path and the bench
+ * prints the waveform's error against it. COSY_CPU caps the CPU path, as everywhere.
  */
 #include "cli.h"
 #include "core/clock.h"
+#include "core/conv1d.h"
 #include "core/cpu.h"
+#include "core/error.h"
 #include "model/hift.h"
 #include "model/model.h"
 
@@ -21,18 +26,56 @@
 
 int bench_hift(int argc, char **argv);
 
+/* The waveform `wav` (n samples, the last call of the faster path) against the f32 path's on the same
+ * input and noise: max abs error, the same relative to the reference's largest sample, and the SNR. */
+static cosy_status compare_f32(const char *path, const cosy_model_params *mp, const float *mel, int F, const float *wav, int n)
+{
+    cosy_model_params fp = *mp;
+    fp.hift_dtype = COSY_DTYPE_F32;
+    cosy_model *model = NULL;
+    cosy_hift *hift = NULL;
+    COSY_TRY(cosy_model_load(path, &fp, &model));
+    cosy_status st = cosy_hift_get(model, &hift);
+    float *ref = malloc(sizeof(float) * (size_t)n);
+    if (st == COSY_OK && !ref) st = cosy_error(COSY_ERR_NOMEM, "bench: out of memory");
+    if (st == COSY_OK) {
+        cosy_hift_rng g;
+        cosy_hift_rng_seed(&g, 0);
+        cosy_rng_source rng = cosy_hift_rng_source(&g);
+        st = cosy_hift_inference(hift, mel, F, NULL, 0, &rng, ref, NULL);
+    }
+    if (st == COSY_OK) {
+        double max_err = 0, peak = 0, se = 0, sr = 0;
+        for (int i = 0; i < n; i++) {
+            double e = fabs((double)wav[i] - ref[i]);
+            if (e > max_err) max_err = e;
+            if (fabs(ref[i]) > peak) peak = fabs(ref[i]);
+            se += e * e;
+            sr += (double)ref[i] * ref[i];
+        }
+        printf("  error against f32: max_abs %.3e, %.3e of the largest sample (%.3f), SNR %.1f dB (reference RMS %.3e)\n", max_err,
+               peak > 0 ? max_err / peak : 0.0, peak, se > 0 ? 10.0 * log10(sr / se) : INFINITY, sqrt(sr / n));
+    }
+    free(ref);
+    cosy_model_free(model);
+    return st;
+}
+
 static void help(void)
 {
-    printf("usage: cosy bench hift -m MODEL.gguf [--frames F] [--runs R] [--threads N]\n\n"
+    printf("usage: cosy bench hift -m MODEL.gguf [--frames F] [--runs R] [--threads N] [--dtype auto|f32|bf16]\n\n"
            "Times cosy_hift_inference on F mel frames (default 50 = 1 s of audio) and prints the best and\n"
            "mean of R runs (default 5) after one warm-up call, split into F0 predictor, source + STFT,\n"
-           "generator and iSTFT, with the real-time factor (vocoding time / audio duration).\n");
+           "generator and iSTFT and per operation, with ms per second of audio and the real-time factor.\n"
+           "--dtype: the convolutions' type (default auto: bf16 where faster than f32: AMX, AVX512-BF16 on AMD);\n"
+           "for bf16 the waveform's error against the f32 path is printed too. COSY_CPU caps the CPU path.\n");
 }
 
 int bench_hift(int argc, char **argv)
 {
     const char *path = NULL;
     long long frames = 50, runs = 5, threads = 0;
+    cosy_dtype dtype = COSY_DTYPE_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -44,6 +87,9 @@ int bench_hift(int argc, char **argv)
             if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
+        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
+            if (cosy_dtype_from_name(argv[++i], &dtype) || (dtype != COSY_DTYPE_AUTO && dtype != COSY_DTYPE_F32 && dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("bench", "--dtype needs auto, f32 or bf16");
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
             path = argv[++i];
         } else if (a[0] == '-') {
@@ -58,6 +104,7 @@ int bench_hift(int argc, char **argv)
 
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;
+    mp.hift_dtype = dtype;
     cosy_model *model = NULL;
     double t0 = cosy_now_ms();
     cosy_status st = cosy_model_load(path, &mp, &model);
@@ -72,7 +119,9 @@ int bench_hift(int argc, char **argv)
     const int F = (int)frames, n_mels = model->hp.hift_in_channels, spf = cosy_hift_samples_per_frame(hift);
     const double audio_ms = 1000.0 * F * spf / model->hp.sample_rate;
     float *mel = malloc(sizeof(float) * (size_t)n_mels * F), *wav = malloc(sizeof(float) * (size_t)F * spf);
-    if (!mel || !wav) {
+    float *f0 = malloc(sizeof(float) * (size_t)F);
+    if (!mel || !wav || !f0) {
+        free(f0);
         free(mel);
         free(wav);
         cosy_model_free(model);
@@ -84,12 +133,16 @@ int bench_hift(int argc, char **argv)
         for (int t = 0; t < F; t++)
             mel[(size_t)c * F + t] = -4.0f + 3.0f * sinf(0.07f * (float)t + 0.3f * (float)c) - 0.05f * (float)c;
 
+    const cosy_dtype run_dtype = cosy_hift_dtype(hift);
     printf("hift: %s, %s, %d threads, base channels %d\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool),
            model->hp.hift_base_channels);
+    printf("  CPU path %s; convolutions in %s (%s)\n", cosy_cpu_level_name(cosy_cpu_level()), cosy_dtype_name(run_dtype),
+           run_dtype == COSY_DTYPE_BF16 ? cosy_conv1d_bf16_path() : cosy_cpu_level() >= COSY_CPU_AVX512 ? "avx512 direct" : "portable");
+    if (dtype == COSY_DTYPE_BF16 && run_dtype != COSY_DTYPE_BF16)
+        printf("  (bf16 asked for, but this CPU path has neither AMX nor AVX512-BF16: f32)\n");
     printf("  load + hift state %.0f ms\n", t_load);
     printf("  call: %d mel frames -> %d samples (%.0f ms of audio)\n", F, F * spf, audio_ms);
     cosy_hift_rng g;
-    cosy_hift_rng_seed(&g, 0);
     cosy_rng_source rng = cosy_hift_rng_source(&g);
     double best = 1e30, sum = 0;
     cosy_hift_trace best_tr;
@@ -97,6 +150,8 @@ int bench_hift(int argc, char **argv)
     for (int r = -1; r < runs && st == COSY_OK; r++) {
         cosy_hift_trace tr;
         memset(&tr, 0, sizeof tr);
+        tr.f0 = f0;
+        cosy_hift_rng_seed(&g, 0); /* the same noise every call, so the error check below compares like with like */
         double s = cosy_now_ms();
         st = cosy_hift_inference_trace(hift, mel, F, NULL, 0, &rng, wav, NULL, &tr);
         double ms = cosy_now_ms() - s;
@@ -113,8 +168,25 @@ int bench_hift(int argc, char **argv)
     if (st == COSY_OK) {
         printf("  best %.1f ms (f0 %.1f, source + stft %.1f, generator %.1f, istft %.1f), mean %.1f ms over %lld runs\n", best,
                best_tr.f0_ms, best_tr.source_ms, best_tr.generator_ms, best_tr.istft_ms, sum / (double)runs, runs);
-        printf("  real-time factor %.3f (best)\n", best / audio_ms);
+        printf("  %.1f ms per second of audio, real-time factor %.3f (best)\n", best * 1000.0 / audio_ms, best / audio_ms);
+        printf("  per operation in the best run (ms, %% of the call):\n");
+        for (int op = 0; op < COSY_HIFT_N_OPS; op++)
+            if (best_tr.op_ms[op] > 0)
+                printf("    %-24s %7.2f  %5.1f%%\n", cosy_hift_op_name((cosy_hift_op)op), best_tr.op_ms[op], 100.0 * best_tr.op_ms[op] / best);
     }
+    if (st == COSY_OK) {
+        /* what the input exercises: the sine source only runs where f0 is above the voicing threshold */
+        float lo = f0[0], hi = f0[0];
+        int voiced = 0;
+        for (int t = 0; t < F; t++) {
+            lo = f0[t] < lo ? f0[t] : lo;
+            hi = f0[t] > hi ? f0[t] : hi;
+            voiced += f0[t] > model->hp.nsf_voiced_threshold;
+        }
+        printf("  f0 %.1f .. %.1f Hz, %d of %d frames voiced\n", lo, hi, voiced, F);
+    }
+    if (st == COSY_OK && run_dtype != COSY_DTYPE_F32) st = compare_f32(path, &mp, mel, F, wav, F * spf);
+    free(f0);
     free(mel);
     free(wav);
     cosy_model_free(model);

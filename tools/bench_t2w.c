@@ -24,17 +24,19 @@ int bench_t2w(int argc, char **argv);
 static void help(void)
 {
     printf("usage: cosy bench token2wav -m MODEL.gguf [--prompt P] [--seconds S] [--strategy default|equal|exponential]\n"
-           "                            [--chunk N] [--dtype f32|bf16] [--threads N] [--stateless-flow] [--reference-final]\n\n"
+           "                            [--chunk N] [--dtype f32|bf16] [--hift-dtype auto|f32|bf16] [--threads N]\n"
+           "                            [--stateless-flow] [--reference-final]\n\n"
            "Runs every call of the chunk schedule over S seconds (default 10) of random speech tokens after a random\n"
            "prompt of P tokens (default 75 = 3 s), through cosy_token2wav_call (flow + HiFT with its caches), and\n"
-           "prints each call's flow and HiFT milliseconds, also per 25 tokens (1 s of audio).\n");
+           "prints each call's flow and HiFT milliseconds, also per 25 tokens (1 s of audio). --dtype is the flow's\n"
+           "products' type, --hift-dtype the vocoder's convolutions' (default auto: bf16 where faster than f32).\n");
 }
 
 int bench_t2w(int argc, char **argv)
 {
     const char *path = NULL;
     long long prompt = 75, seconds = 10, threads = 0, chunk = 25;
-    cosy_dtype flow_dtype = COSY_DTYPE_F32;
+    cosy_dtype flow_dtype = COSY_DTYPE_F32, hift_dtype = COSY_DTYPE_AUTO;
     cosy_chunk_strategy strategy = COSY_CHUNK_DEFAULT;
     cosy_token2wav_params tp = cosy_token2wav_default_params();
     for (int i = 1; i < argc; i++) {
@@ -53,6 +55,10 @@ int bench_t2w(int argc, char **argv)
         } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
             if (cosy_dtype_from_name(argv[++i], &flow_dtype) || (flow_dtype != COSY_DTYPE_F32 && flow_dtype != COSY_DTYPE_BF16))
                 return cli_usage_error("bench", "--dtype must be f32 or bf16");
+        } else if (!strcmp(a, "--hift-dtype") && i + 1 < argc) {
+            if (cosy_dtype_from_name(argv[++i], &hift_dtype) ||
+                (hift_dtype != COSY_DTYPE_AUTO && hift_dtype != COSY_DTYPE_F32 && hift_dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("bench", "--hift-dtype must be auto, f32 or bf16");
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
         } else if (!strcmp(a, "--strategy") && i + 1 < argc) {
@@ -74,6 +80,7 @@ int bench_t2w(int argc, char **argv)
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;
     mp.flow_dtype = flow_dtype;
+    mp.hift_dtype = hift_dtype;
     cosy_model *model = NULL;
     cosy_status st = cosy_model_load(path, &mp, &model);
     if (st != COSY_OK) return cli_fail("bench", st);
@@ -109,9 +116,10 @@ int bench_t2w(int argc, char **argv)
     cosy_schedule sched;
     if (st == COSY_OK) st = cosy_schedule_init(&sched, strategy, (int)chunk, 0, 0, la, P);
     if (st == COSY_OK) {
-        printf("token2wav: %s, %s, %d threads; prompt %d tokens, %lld s of tokens, %s flow%s, flow products in %s\n", path, cosy_cpu_model_name(),
-               cosy_pool_size(model->pool), P, seconds, tp.stateless_flow ? "stateless" : "incremental",
-               tp.reference_final ? ", reference final call" : "", cosy_dtype_name(cosy_model_flow_dtype(model)));
+        printf("token2wav: %s, %s, %d threads; prompt %d tokens, %lld s of tokens, %s flow%s, flow products in %s, vocoder in %s\n", path,
+               cosy_cpu_model_name(), cosy_pool_size(model->pool), P, seconds, tp.stateless_flow ? "stateless" : "incremental",
+               tp.reference_final ? ", reference final call" : "", cosy_dtype_name(cosy_model_flow_dtype(model)),
+               cosy_dtype_name(cosy_model_hift_dtype(model)));
         double t0 = cosy_now_ms();
         st = cosy_token2wav_prepare(t2w);
         printf("  voice's prompt work: %.0f ms (done while the LM prefills in a session)\n", cosy_now_ms() - t0);

@@ -10,8 +10,9 @@ static void help(void)
            "       cosy convert --random CONFIG -o OUT.gguf [--seed N] [--dtype ...] [--tokenizer DIR] [-v]\n\n"
            "MODEL_DIR is an official CosyVoice2 directory (cosyvoice2.yaml, llm.pt, flow.pt, hift.pt,\n"
            "CosyVoice-BlankEN/, optional spk2info.pt). --random writes a model with the shapes of CONFIG\n"
-           "(cosyvoice2-0.5b or cv2-tiny) and seeded random weights, for benchmarks; its vocabulary is\n"
-           "byte-level unless --tokenizer names a tokenizer directory.\n"
+           "(cosyvoice2-0.5b, cv2-tiny, or cv2-tiny-hift: cv2-tiny with the real vocoder) and seeded\n"
+           "random weights, for benchmarks; its vocabulary is byte-level unless --tokenizer names a\n"
+           "tokenizer directory.\n"
            "--dtype sets how matrices and conv kernels are stored (default f32); norms and biases stay f32.\n"
            "--lm-dtype, --flow-dtype, --hift-dtype set it per module (default: --dtype). A module stored in\n"
            "the type it runs in is used straight from the mapped file: the model loads at once.\n");

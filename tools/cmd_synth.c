@@ -18,9 +18,9 @@ static void help(void)
     printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME) (--text \"...\" | --text-stream)\n"
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
-           "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0] [--flow-dtype auto|f32|bf16] [--threads N]\n"
-           "                  [--context SECONDS] [--reference-final] [--stateless-flow] [--concurrent-lm] [--no-frontend]\n"
-           "                  [--max-tokens N] [--json] [--quiet]\n\n"
+           "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
+           "                  [--threads N] [--context SECONDS] [--reference-final] [--stateless-flow] [--concurrent-lm]\n"
+           "                  [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
            "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
            "  --stream            emit audio in chunks while the speech tokens are generated (CosyVoice2's\n"
@@ -31,8 +31,10 @@ static void help(void)
            "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
            "                      official code (recomputes everything at the end); default: chunk-causal\n"
            "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
-           "  --flow-dtype        auto (default): bf16 products where the CPU has AMX or AVX512-BF16 (mel\n"
-           "                      within 1%% of f32), else f32; f32: exact, as the official numbers\n"
+           "  --flow-dtype        auto (default): bf16 products where they are faster than f32 (AMX; AVX512-BF16\n"
+           "                      on AMD), mel within 1%% of f32; f32: exact, as the official numbers\n"
+           "  --hift-dtype        the vocoder's convolutions, the same choice: auto (default) bf16 where faster,\n"
+           "                      waveform within 2%% of the largest f32 sample, SNR >= 35 dB; f32: exact\n"
            "  --context SECONDS   in a streamed sentence longer than this, the flow attends to the prompt and\n"
            "                      the last SECONDS only, bounding its memory (default 10; 0 = unlimited)\n"
            "  --concurrent-lm     keep the LM decoding while a chunk is made (default: it waits, so the\n"
@@ -161,6 +163,11 @@ int cmd_synth(int argc, char **argv)
             if (cosy_dtype_from_name(val, &mp.flow_dtype) ||
                 (mp.flow_dtype != COSY_DTYPE_AUTO && mp.flow_dtype != COSY_DTYPE_F32 && mp.flow_dtype != COSY_DTYPE_BF16))
                 return cli_usage_error("synth", "--flow-dtype must be auto, f32 or bf16");
+            i++;
+        } else if (!strcmp(a, "--hift-dtype")) {
+            if (cosy_dtype_from_name(val, &mp.hift_dtype) ||
+                (mp.hift_dtype != COSY_DTYPE_AUTO && mp.hift_dtype != COSY_DTYPE_F32 && mp.hift_dtype != COSY_DTYPE_BF16))
+                return cli_usage_error("synth", "--hift-dtype must be auto, f32 or bf16");
             i++;
         } else if (!strcmp(a, "--lm-dtype")) {
             if (cosy_dtype_from_name(val, &mp.lm_dtype)) return cli_usage_error("synth", "unknown --lm-dtype '%s'", val);

@@ -38,6 +38,11 @@ cosy_cpu_level_t cosy_cpu_level(void);
 const char *cosy_cpu_level_name(cosy_cpu_level_t level);
 /* Model name from /proc/cpuinfo (or "unknown"), for benchmark reports. */
 const char *cosy_cpu_model_name(void);
+/* Whether this CPU's VDPBF16PS (AVX512-BF16) does more multiply-adds per second than its f32 FMA,
+ * measured once per process (~1 ms): a bf16 kernel without AMX only pays where it does. Intel cores
+ * issue it at half the FMA rate (measured on Sapphire Rapids: 16 vs 32 per cycle), AMD Zen 4/5 at
+ * twice. 0 on a CPU without AVX512-BF16. Not affected by COSY_CPU. */
+int cosy_cpu_bf16_dot_faster(void);
 /* Re-reads COSY_CPU (tests change it between cases). */
 void cosy_cpu_reset(void);
 /* Sets the cap as COSY_CPU would (tests, benches); returns the level now in force. */

@@ -52,6 +52,9 @@ void cosy_gemm_f32_panels(int M, int N, int K, float alpha, const float *A, int 
 /* COSY_CPU_AMX or COSY_CPU_AVX512BF16: the kernel cosy_gemm_bf16 uses now; 0 when this CPU (or the
  * COSY_CPU cap) has no bf16 products. */
 int cosy_gemm_bf16_level(void);
+/* 1 when these bf16 products outrun the f32 ones on this CPU: AMX, or AVX512-BF16 whose VDPBF16PS beats
+ * f32 FMA (cosy_cpu_bf16_dot_faster: AMD Zen 4/5 yes, Intel without AMX no). The AUTO types use it. */
+int cosy_gemm_bf16_faster(void);
 /* bf16 elements of W[N][K] in the packed form. */
 size_t cosy_pack_bf16_elems(int N, int K);
 /* W[n][k] at w[n * ldw + k] (f32, rounded to nearest even) into the packed form. */

@@ -38,6 +38,12 @@ int cosy_gemm_bf16_level(void)
     return 0;
 }
 
+int cosy_gemm_bf16_faster(void)
+{
+    const int level = cosy_gemm_bf16_level();
+    return level == COSY_CPU_AMX || (level == COSY_CPU_AVX512BF16 && cosy_cpu_bf16_dot_faster());
+}
+
 size_t cosy_pack_bf16_elems(int N, int K)
 {
     const size_t Np = (size_t)(N + 31) / 32 * 32, Kp = (size_t)(K + 31) / 32 * 32;

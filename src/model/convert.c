@@ -50,12 +50,17 @@ static cosy_status check_params(const cosy_convert_params *p)
     return COSY_OK;
 }
 
-/* The storage type of a matrix: its module's type if one was given, else weight_dtype. */
+/* The storage type of a matrix: its module's type if one was given, else weight_dtype. The vocoder's
+ * F0 predictor, source merge and source_downs always stay f32: they run in f32 whatever the vocoder's
+ * type (model/hift.c), and a rounded F0 predictor would move the source's phase, which integrates f0
+ * over the whole call (hift_source.c). */
 static cosy_dtype matrix_dtype(const cosy_convert_params *p, const char *name)
 {
     cosy_dtype t = COSY_DTYPE_AUTO;
     if (!strncmp(name, "lm.", 3)) t = p->lm_dtype;
     else if (!strncmp(name, "flow.", 5)) t = p->flow_dtype;
+    else if (!strncmp(name, "hift.f0_predictor.", 18) || !strncmp(name, "hift.m_source.", 14) || !strncmp(name, "hift.source_downs.", 18))
+        return COSY_DTYPE_F32;
     else if (!strncmp(name, "hift.", 5)) t = p->hift_dtype;
     return t == COSY_DTYPE_AUTO ? p->weight_dtype : t;
 }

@@ -24,7 +24,8 @@
 typedef struct cosy_hift cosy_hift;
 
 /* All random draws of a HiFT call go through one source, in call order, so tests replay the
- * fixture's recorded draws; in production it is our own seeded generator (cosy_hift_rng below).
+ * fixture's recorded draws; in production it is our own seeded generator (cosy_hift_rng below). The
+ * draws may be made on one of the model's pool threads (beside the F0 predictor), never two at once.
  *
  * One cosy_hift_inference call makes exactly three draws, in the reference's order:
  *   1. uniform(n = nb_harmonics + 1)   SineGen2._f02sine rand_ini (torch.rand(1, 9))
@@ -47,6 +48,10 @@ cosy_status cosy_hift_get(cosy_model *model, cosy_hift **out);
 int cosy_hift_samples_per_frame(const cosy_hift *hift);
 /* Source harmonics (nb_harmonics + 1 = 9). */
 int cosy_hift_harmonics(const cosy_hift *hift);
+/* The type the generator's convolutions run in: bf16 when the model's hift_dtype is bf16 (AUTO resolved
+ * at load: bf16 where faster than f32) and the CPU multiplies bf16 natively (AMX or AVX512-BF16), else
+ * f32. */
+cosy_dtype cosy_hift_dtype(const cosy_hift *hift);
 
 /* HiFTGenerator.inference(speech_feat=mel, cache_source): mel channel-major [80, n_frames]; cache_source may be
  * NULL/0; writes wav[n_frames * 480] (clamped to ±audio_limit) and, if source_out is not NULL, the source
@@ -64,10 +69,33 @@ cosy_status cosy_hift_inference(cosy_hift *hift, const float *mel, int n_frames,
  *   magnitude   [B][L]       exp(conv_post[:B]) before the clip at 1e2
  *   phase       [B][L]       sin(conv_post[B:])
  *   istft       [T]          torch.istft output before the clamp
- * and the wall time of the stages (filled in on return). */
+ * and the wall time of the stages (filled in on return; f0_ms includes the source's random draws,
+ * which run beside the F0 predictor). */
+typedef enum {
+    COSY_HIFT_OP_F0,              /* the F0 predictor (convolutions, ELU, classifier), with the source's
+                                     random draws beside it on a second thread */
+    COSY_HIFT_OP_SOURCE,          /* sine generation, noise, l_linear + tanh merge */
+    COSY_HIFT_OP_STFT,            /* the source's STFT */
+    COSY_HIFT_OP_CONV_PRE,
+    COSY_HIFT_OP_UPSAMPLE,        /* the ConvTranspose1d stack (ups) */
+    COSY_HIFT_OP_SOURCE_DOWN,     /* source_downs (strided convolutions of the spectrum) */
+    COSY_HIFT_OP_SOURCE_RESBLOCK, /* the source resblocks' convolutions */
+    COSY_HIFT_OP_RESBLOCK,        /* the resblocks' convolutions of kernel resblock_kernel_sizes[0], */
+    COSY_HIFT_OP_RESBLOCK_LAST = COSY_HIFT_OP_RESBLOCK + 2, /* [1], [2] (one entry each) */
+    COSY_HIFT_OP_SNAKE,           /* Snake activations (with the conversion of their output in bf16) */
+    COSY_HIFT_OP_ELEMENTWISE,     /* leaky ReLU, sums, the resblock mean, copies */
+    COSY_HIFT_OP_CONV_POST,
+    COSY_HIFT_OP_ISTFT,           /* exp / sin to magnitude and phase, iSTFT, clamp */
+    COSY_HIFT_N_OPS
+} cosy_hift_op;
+
+/* "f0 predictor + draws", "source", ... for reports */
+const char *cosy_hift_op_name(cosy_hift_op op);
+
 typedef struct {
     float *f0, *source_raw, *uv, *stft_real, *stft_imag, *magnitude, *phase, *istft;
     double f0_ms, source_ms, generator_ms, istft_ms;
+    double op_ms[COSY_HIFT_N_OPS]; /* the same time split by operation (resblocks by kernel size) */
 } cosy_hift_trace;
 
 cosy_status cosy_hift_inference_trace(cosy_hift *hift, const float *mel, int n_frames, const float *cache_source,

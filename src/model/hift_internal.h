@@ -1,13 +1,15 @@
 /*
  * hift_internal.h — the HiFT state shared by hift.c (F0 predictor, generator, scratch) and
- * hift_source.c (the harmonic-plus-noise source), and the element-wise kernels of hift_kernels.c.
- * Not part of the engine's interface: everything outside src/model/hift*.c uses hift.h.
+ * hift_source.c (the harmonic-plus-noise source). The convolution and activation kernels they call
+ * are in core/conv1d.h and core/activation.h. Not part of the engine's interface: everything outside
+ * src/model/hift*.c uses hift.h.
  */
 #ifndef COSY_HIFT_INTERNAL_H
 #define COSY_HIFT_INTERNAL_H
 
 #include <pthread.h>
 #include "core/arena.h"
+#include "core/conv1d.h"
 #include "core/threadpool.h"
 #include "model/hift.h"
 #include "model/hparams.h"
@@ -19,16 +21,10 @@
 #define HIFT_CONV_KERNEL 7      /* conv_pre / conv_post: kernel 7, padding 3 */
 #define HIFT_MAX_SCRATCH 4      /* arenas kept for concurrent calls; more callers get a temporary one */
 
-/* A Conv1d (or ConvTranspose1d) with its weight norm already folded in by the converter. */
-typedef struct {
-    const float *w, *b;
-    int cout, cin, k, stride, pad, dilation;
-} hift_conv;
-
 /* hifigan ResBlock: for each dilation d, x += conv2(snake2(conv1_d(snake1(x)))) */
 typedef struct {
     int ch, k, n;
-    hift_conv conv1[HIFT_MAX_LIST], conv2[HIFT_MAX_LIST];
+    cosy_conv conv1[HIFT_MAX_LIST], conv2[HIFT_MAX_LIST];
     const float *alpha1[HIFT_MAX_LIST], *alpha2[HIFT_MAX_LIST];
 } hift_resblock;
 
@@ -43,15 +39,17 @@ struct cosy_hift {
     cosy_pool *pool;
     int harmonics;            /* nb_harmonics + 1 */
     int upsample_scale;       /* prod(upsample_rates) * istft hop: samples per mel frame */
+    int bf16;                 /* the generator's convolutions run in bf16 (w_bf16 packed; F0 predictor and
+                                 source_downs stay f32) */
     /* F0 predictor */
-    hift_conv f0_conv[HIFT_F0_LAYERS];
+    cosy_conv f0_conv[HIFT_F0_LAYERS];
     const float *f0_cls_w, *f0_cls_b;
     /* source merge (SourceModuleHnNSF.l_linear) */
     const float *merge_w, *merge_b;
     /* generator */
-    hift_conv conv_pre, conv_post;
-    hift_conv ups[HIFT_MAX_LIST];
-    hift_conv source_downs[HIFT_MAX_LIST];
+    cosy_conv conv_pre, conv_post;
+    cosy_conv ups[HIFT_MAX_LIST];
+    cosy_conv source_downs[HIFT_MAX_LIST];
     hift_resblock source_resblocks[HIFT_MAX_LIST];
     hift_resblock resblocks[HIFT_MAX_LIST * HIFT_MAX_LIST];
     cosy_stft stft;
@@ -60,33 +58,20 @@ struct cosy_hift {
     hift_scratch scratch[HIFT_MAX_SCRATCH];
 };
 
-/* hift_source.c: SourceModuleHnNSF(f0_upsamp(f0)) of HiFTGenerator.inference for n_frames frames:
- * writes the merged source [n_frames * upsample_scale] (sine_merge, before the cache overwrite) and,
- * if uv is not NULL, the voiced flag per sample. Makes the three draws documented in hift.h. */
-cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frames, cosy_rng_source *rng, float *source,
-                                float *uv, cosy_arena *arena);
-
-/* Activations of the generator: C rows of T values, row stride ld, with HIFT_ACT_PAD zero columns
- * before and after every row (and zeros from T to the end of the row), so a convolution reads its
- * zero padding in place. Every operation writes columns [0, T) only, or maps 0 to 0. */
-#define HIFT_ACT_PAD 32   /* >= the largest "same" padding: (11 - 1) * 5 / 2 = 25 */
-
+/* hift_source.c: the three random draws of one call over n_frames frames, in the order documented in
+ * hift.h (rand_ini [harmonics] with its first entry zeroed, the harmonic noise [harmonics][T], the
+ * discarded source noise [T]). They do not depend on f0, so they can be drawn beside the F0 predictor. */
 typedef struct {
-    float *data;          /* row c, column t at data[c * ld + t]; t in [-HIFT_ACT_PAD, ld - HIFT_ACT_PAD) */
-    int C, T, ld;
-} hift_act;
+    float *rand_ini, *noise, *discard;
+} hift_draws;
 
-/* hift_conv.c */
-int hift_act_ld(int T);
-size_t hift_act_floats(int C, int T);
-cosy_status hift_act_alloc(hift_act *a, int C, int T, cosy_arena *arena);   /* zeroed */
-void hift_act_clear_tail(hift_act *a);
-/* y = conv(x) (+ res if not NULL; res may be y) for a stride-1 "same" convolution */
-cosy_status hift_conv_forward(cosy_pool *pool, const hift_conv *c, const hift_act *x, hift_act *y, const hift_act *res);
+cosy_status hift_source_draws_alloc(const cosy_hift *h, int n_frames, hift_draws *d, cosy_arena *arena);
+void hift_source_draw(const cosy_hift *h, int n_frames, cosy_rng_source *rng, hift_draws *d);
 
-/* hift_kernels.c: element-wise kernels over columns [0, T) of C rows (row strides ldy, ldx), split
- * over the pool. */
-void hift_snake(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T, const float *alpha);
-void hift_leaky_relu(cosy_pool *pool, float *y, int ldy, const float *x, int ldx, int C, int T, float slope);
+/* SourceModuleHnNSF(f0_upsamp(f0)) of HiFTGenerator.inference for n_frames frames with those draws:
+ * writes the merged source [n_frames * upsample_scale] (sine_merge, before the cache overwrite) and,
+ * if uv is not NULL, the voiced flag per sample. */
+cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frames, const hift_draws *d, float *source, float *uv,
+                                cosy_arena *arena);
 
 #endif

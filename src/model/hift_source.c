@@ -106,23 +106,38 @@ static void source_task(void *ctx, int task)
     }
 }
 
-cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frames, cosy_rng_source *rng, float *source,
-                                float *uv, cosy_arena *arena)
+cosy_status hift_source_draws_alloc(const cosy_hift *h, int n_frames, hift_draws *d, cosy_arena *arena)
+{
+    const int64_t T = (int64_t)n_frames * h->upsample_scale;
+    d->rand_ini = cosy_arena_floats(arena, (size_t)h->harmonics);
+    d->noise = cosy_arena_floats(arena, (size_t)h->harmonics * (size_t)T);
+    d->discard = cosy_arena_floats(arena, (size_t)T);
+    if (!d->rand_ini || !d->noise || !d->discard) return cosy_error(COSY_ERR_NOMEM, "hift: source noise scratch exhausted");
+    return COSY_OK;
+}
+
+void hift_source_draw(const cosy_hift *h, int n_frames, cosy_rng_source *rng, hift_draws *d)
+{
+    const int64_t T = (int64_t)n_frames * h->upsample_scale;
+    /* draw 1: SineGen2._f02sine rand_ini, the fundamental's initial phase forced to 0 */
+    rng->uniform(rng->ctx, d->rand_ini, h->harmonics);
+    d->rand_ini[0] = 0.0f;
+    /* draw 2: randn_like(sine_waves), harmonic-major; draw 3: randn_like(uv), discarded by inference */
+    rng->normal(rng->ctx, d->noise, (int64_t)h->harmonics * T);
+    rng->normal(rng->ctx, d->discard, T);
+}
+
+cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frames, const hift_draws *draws, float *source, float *uv,
+                                cosy_arena *arena)
 {
     const cosy_hparams *hp = h->hp;
     const int H = h->harmonics, S = h->upsample_scale, F = n_frames;
     const int64_t T = (int64_t)F * S;
     const float sr = (float)hp->sample_rate;
+    const float *rand_ini = draws->rand_ini, *noise = draws->noise;
     size_t mark = cosy_arena_mark(arena);
-    float *rand_ini = cosy_arena_floats(arena, (size_t)H);
     float *phase = cosy_arena_floats(arena, (size_t)F * H);
-    float *noise = cosy_arena_floats(arena, (size_t)H * T);
-    float *discard = cosy_arena_floats(arena, (size_t)T);
-    if (!rand_ini || !phase || !noise || !discard) return cosy_error(COSY_ERR_NOMEM, "hift: source scratch exhausted");
-
-    /* draw 1: SineGen2._f02sine rand_ini, the fundamental's initial phase forced to 0 */
-    rng->uniform(rng->ctx, rand_ini, H);
-    rand_ini[0] = 0.0f;
+    if (!phase) return cosy_error(COSY_ERR_NOMEM, "hift: source scratch exhausted");
 
     /* F.interpolate(scale_factor=1/S) gives floor(T * (1/S)) frames; the reference only runs when that is F */
     const double down_factor = 1.0 / (double)S;
@@ -145,10 +160,6 @@ cosy_status hift_source_forward(const cosy_hift *h, const float *f0, int n_frame
             phase[(size_t)d * H + k] = p * (float)S;
         }
     }
-
-    /* draw 2: randn_like(sine_waves), harmonic-major; draw 3: randn_like(uv), discarded by inference */
-    rng->normal(rng->ctx, noise, (int64_t)H * T);
-    rng->normal(rng->ctx, discard, T);
 
     source_job job = {
         .h = h, .f0 = f0, .phase_up_src = phase, .noise = noise, .source = source, .uv = uv, .n_frames = F, .T = T,

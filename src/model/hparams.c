@@ -285,15 +285,17 @@ cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp)
         hp->enc_heads = 8; hp->enc_ffn = 2048; hp->enc_blocks = 6;
         hp->est_channels = 256; hp->est_head_dim = 64; hp->est_n_blocks = 4; hp->est_mid_blocks = 12; hp->est_heads = 8;
         hp->hift_base_channels = 512; hp->f0_cond_channels = 512;
-    } else if (!strcmp(name, "cv2-tiny")) {
+    } else if (!strcmp(name, "cv2-tiny") || !strcmp(name, "cv2-tiny-hift")) {
         /* the shapes of ../shared/golden/cv2-tiny */
         hp->lm_hidden = 64; hp->lm_layers = 2; hp->lm_heads = 4; hp->lm_kv_heads = 2; hp->lm_head_dim = 16;
         hp->lm_ffn = 128; hp->lm_text_vocab = 2000;
         hp->enc_heads = 4; hp->enc_ffn = 64; hp->enc_blocks = 1;
         hp->est_channels = 64; hp->est_head_dim = 16; hp->est_n_blocks = 1; hp->est_mid_blocks = 2; hp->est_heads = 2;
         hp->hift_base_channels = 32; hp->f0_cond_channels = 32;
+        /* cv2-tiny-hift: the same with CosyVoice2-0.5B's vocoder, to test HiFT at its real size quickly */
+        if (!strcmp(name, "cv2-tiny-hift")) hp->hift_base_channels = hp->f0_cond_channels = 512;
     } else {
-        return cosy_error(COSY_ERR_INVALID_ARG, "unknown model configuration '%s' (known: cosyvoice2-0.5b, cv2-tiny)", name);
+        return cosy_error(COSY_ERR_INVALID_ARG, "unknown model configuration '%s' (known: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift)", name);
     }
     return cosy_hparams_validate(hp);
 }

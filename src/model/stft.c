@@ -37,12 +37,20 @@ int cosy_stft_frames(const cosy_stft *s, int n_samples)
 
 cosy_status cosy_stft_forward(const cosy_stft *s, const float *x, int n_samples, float *real, float *imag, int ld)
 {
+    return cosy_stft_forward_frames(s, x, n_samples, 0, cosy_stft_frames(s, n_samples), real, imag, ld);
+}
+
+cosy_status cosy_stft_forward_frames(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
+                                     float *imag, int ld)
+{
     const int N = s->n_fft, half = N / 2, frames = cosy_stft_frames(s, n_samples);
     if (n_samples <= half)
         return cosy_error(COSY_ERR_INVALID_ARG, "stft: %d samples are too few to reflect-pad by %d", n_samples, half);
     if (ld < frames) return cosy_error(COSY_ERR_INVALID_ARG, "stft: row stride %d < %d frames", ld, frames);
+    if (f_begin < 0 || f_end > frames || f_begin > f_end)
+        return cosy_error(COSY_ERR_INVALID_ARG, "stft: frames [%d, %d) outside [0, %d)", f_begin, f_end, frames);
     float frame[COSY_STFT_MAX_FFT];
-    for (int f = 0; f < frames; f++) {
+    for (int f = f_begin; f < f_end; f++) {
         /* torch.stft(center=True) reflect-pads n_fft/2 on both sides, then windows each frame in float */
         for (int m = 0; m < N; m++) {
             int i = f * s->hop + m - half;

@@ -24,7 +24,6 @@ typedef struct {
     float window[COSY_STFT_MAX_FFT];                 /* periodic Hann, rounded to float as the reference */
     double cos_table[COSY_STFT_MAX_FFT];             /* cos(2 pi m / n_fft) */
     double sin_table[COSY_STFT_MAX_FFT];
-    double envelope[COSY_STFT_MAX_FFT];              /* sum of window^2 over the frames covering a sample, by phase */
 } cosy_stft;
 
 /* n_fft even, 2 <= n_fft <= COSY_STFT_MAX_FFT, 0 < hop <= n_fft, and hop dividing n_fft (so the
@@ -38,6 +37,9 @@ int cosy_stft_frames(const cosy_stft *s, int n_samples);
  * split into real and imaginary parts, each [n_bins][frames] with row stride `ld` (>= frames).
  * Reflect padding needs n_samples > n_fft / 2. */
 cosy_status cosy_stft_forward(const cosy_stft *s, const float *x, int n_samples, float *real, float *imag, int ld);
+/* The same for frames [f_begin, f_end) only (so callers can split the frames over threads). */
+cosy_status cosy_stft_forward_frames(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
+                                     float *imag, int ld);
 
 /* torch.istft(complex(mag cos(phase), mag sin(phase)), n_fft, hop, n_fft, window, center=True)
  * for output samples [begin, end) of the full length hop * (frames - 1); magnitude and phase are
