@@ -99,25 +99,10 @@ static void test_linear_norms(void)
     naive_linear(r, x, T, IN, W, NULL, OUT);
     CHECK(test_max_abs_diff(y, r, T * OUT) < 1e-5);
 
-    float g[IN], bb[IN], ln[T * IN];
+    float g[IN], ln[T * IN];
     fill(g, IN, 1.0f);
-    fill(bb, IN, 1.0f);
-    cosy_layer_norm(ln, x, T, IN, g, bb, 1e-5f);
     double worst = 0;
-    for (int t = 0; t < T; t++) {
-        double mean = 0, var = 0;
-        for (int i = 0; i < IN; i++) mean += x[t * IN + i];
-        mean /= IN;
-        for (int i = 0; i < IN; i++) var += (x[t * IN + i] - mean) * (x[t * IN + i] - mean);
-        var /= IN;
-        for (int i = 0; i < IN; i++) {
-            double want = (x[t * IN + i] - mean) / sqrt(var + 1e-5) * g[i] + bb[i];
-            worst = fmax(worst, fabs(want - ln[t * IN + i]));
-        }
-    }
-    CHECK(worst < 1e-5);
     cosy_rms_norm(ln, x, T, IN, g, 1e-6f);
-    worst = 0;
     for (int t = 0; t < T; t++) {
         double ss = 0;
         for (int i = 0; i < IN; i++) ss += (double)x[t * IN + i] * x[t * IN + i];
@@ -156,113 +141,12 @@ static void test_activations(void)
         }                                                                           \
     } while (0)
     APPLY(cosy_silu(a, 9), x / (1 + exp(-x)));
-    APPLY(cosy_gelu(a, 9), 0.5 * x * (1 + erf(x / sqrt(2.0))));
-    APPLY(cosy_gelu_tanh(a, 9), 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))));
-    APPLY(cosy_mish(a, 9), x * tanh(log1p(exp(x))));
-    APPLY(cosy_tanh(a, 9), tanh(x));
-    APPLY(cosy_sigmoid(a, 9), 1 / (1 + exp(-x)));
-    APPLY(cosy_relu(a, 9), x > 0 ? x : 0);
-    APPLY(cosy_elu(a, 9, 1.0f), x > 0 ? x : expm1(x));
     APPLY(cosy_leaky_relu(a, 9, 0.1f), x >= 0 ? x : 0.1 * x);
 #undef APPLY
-    float snake[2 * 9], alpha[2] = {0.5f, 2.0f};
-    memcpy(snake, v, sizeof v);
-    memcpy(snake + 9, v, sizeof v);
-    cosy_snake(snake, 2, 9, alpha);
-    for (int c = 0; c < 2; c++)
-        for (int i = 0; i < 9; i++) {
-            double x = v[i], s = sin(alpha[c] * x);
-            CHECK_NEAR(snake[c * 9 + i], x + 1.0 / (alpha[c] + 1e-9) * s * s, 1e-5 * fmax(1, fabs(x)));
-        }
 }
 
-static void naive_conv1d(float *y, const float *x, int Cin, int T, const float *w, const float *b, int Cout, int K,
-                         int stride, int pl, int pr, int dil, int groups)
+static void test_transpose(void)
 {
-    int Tout = (T + pl + pr - dil * (K - 1) - 1) / stride + 1;
-    int cin_g = Cin / groups, cout_g = Cout / groups;
-    for (int co = 0; co < Cout; co++) {
-        int g = co / cout_g;
-        for (int t = 0; t < Tout; t++) {
-            double acc = b ? b[co] : 0;
-            for (int ci = 0; ci < cin_g; ci++)
-                for (int k = 0; k < K; k++) {
-                    int ti = t * stride - pl + k * dil;
-                    if (ti >= 0 && ti < T) acc += (double)w[(co * cin_g + ci) * K + k] * x[(g * cin_g + ci) * T + ti];
-                }
-            y[co * Tout + t] = (float)acc;
-        }
-    }
-}
-
-static void naive_conv_transpose1d(float *y, const float *x, int Cin, int T, const float *w, const float *b, int Cout,
-                                   int K, int stride, int pad)
-{
-    int Tout = (T - 1) * stride - 2 * pad + K;
-    for (int co = 0; co < Cout; co++)
-        for (int t = 0; t < Tout; t++) y[co * Tout + t] = b ? b[co] : 0;
-    for (int ci = 0; ci < Cin; ci++)
-        for (int t = 0; t < T; t++)
-            for (int co = 0; co < Cout; co++)
-                for (int k = 0; k < K; k++) {
-                    int to = t * stride - pad + k;
-                    if (to >= 0 && to < Tout) y[co * Tout + to] += w[(ci * Cout + co) * K + k] * x[ci * T + t];
-                }
-}
-
-static void test_conv(void)
-{
-    cosy_arena arena;
-    CHECK_OK(cosy_arena_init(&arena, 1 << 22));
-    static const struct { int Cin, T, Cout, K, stride, pl, pr, dil, groups; } cases[] = {
-        {3, 17, 5, 3, 1, 1, 1, 1, 1},   {3, 17, 5, 3, 1, 2, 0, 1, 1},  {4, 20, 6, 7, 1, 9, 9, 3, 1},
-        {4, 20, 6, 5, 2, 2, 2, 1, 1},   {18, 40, 8, 30, 15, 7, 7, 1, 1}, {6, 9, 6, 31, 1, 15, 15, 1, 6},
-        {4, 12, 4, 3, 1, 2, 0, 1, 4},   {8, 10, 4, 1, 1, 0, 0, 1, 1},  {4, 10, 6, 3, 1, 1, 1, 1, 2},
-        {2, 3, 3, 5, 1, 0, 0, 1, 1},    /* output length 0 */
-        {2, 4, 3, 3, 1, 8, 0, 1, 1},    /* padding longer than the input */
-    };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int Cin = cases[c].Cin, T = cases[c].T, Cout = cases[c].Cout, K = cases[c].K, g = cases[c].groups;
-        float x[18 * 40], w[8 * 18 * 31], b[8], y[8 * 64], r[8 * 64];
-        fill(x, (size_t)Cin * T, 1.0f);
-        fill(w, (size_t)Cout * (Cin / g) * K, 0.5f);
-        fill(b, (size_t)Cout, 0.5f);
-        int Tout = cosy_conv1d(y, x, Cin, T, w, b, Cout, K, cases[c].stride, cases[c].pl, cases[c].pr, cases[c].dil, g, &arena);
-        int want = cosy_conv1d_out_len(T, K, cases[c].stride, cases[c].pl, cases[c].pr, cases[c].dil);
-        CHECK(Tout == want);
-        if (Tout > 0) {
-            naive_conv1d(r, x, Cin, T, w, b, Cout, K, cases[c].stride, cases[c].pl, cases[c].pr, cases[c].dil, g);
-            double d = test_max_abs_diff(y, r, (long)Cout * Tout);
-            if (d > 1e-5) fprintf(stderr, "conv case %zu: diff %g\n", c, d);
-            CHECK(d < 1e-5);
-        }
-        CHECK(arena.used == 0);
-    }
-    static const struct { int Cin, T, Cout, K, stride, pad; } tcases[] = {
-        {8, 5, 4, 16, 8, 4}, {4, 7, 2, 11, 5, 3}, {2, 9, 1, 7, 3, 2}, {3, 4, 3, 4, 2, 1}, {3, 1, 2, 3, 1, 0},
-    };
-    for (size_t c = 0; c < sizeof tcases / sizeof tcases[0]; c++) {
-        int Cin = tcases[c].Cin, T = tcases[c].T, Cout = tcases[c].Cout, K = tcases[c].K;
-        float x[64], w[8 * 4 * 16], b[4], y[4 * 64], r[4 * 64];
-        fill(x, (size_t)Cin * T, 1.0f);
-        fill(w, (size_t)Cin * Cout * K, 0.5f);
-        fill(b, (size_t)Cout, 0.5f);
-        int Tout = cosy_conv_transpose1d(y, x, Cin, T, w, b, Cout, K, tcases[c].stride, tcases[c].pad, &arena);
-        CHECK(Tout == (T - 1) * tcases[c].stride - 2 * tcases[c].pad + K);
-        naive_conv_transpose1d(r, x, Cin, T, w, b, Cout, K, tcases[c].stride, tcases[c].pad);
-        CHECK(test_max_abs_diff(y, r, (long)Cout * Tout) < 1e-5);
-    }
-    /* a too-small arena is reported, not overrun */
-    cosy_arena tiny;
-    CHECK_OK(cosy_arena_init(&tiny, 64));
-    float x[4 * 100], w[4 * 4 * 3], y[4 * 100];
-    fill(x, 400, 1);
-    fill(w, 48, 1);
-    CHECK(cosy_conv1d(y, x, 4, 100, w, NULL, 4, 3, 1, 1, 1, 1, 1, &tiny) == -1);
-    CHECK(strstr(cosy_last_error(), "arena") != NULL);
-    cosy_arena_free(&tiny);
-    cosy_arena_free(&arena);
-
     float m[6] = {1, 2, 3, 4, 5, 6}, mt[6];
     cosy_transpose(mt, m, 2, 3);
     CHECK(mt[0] == 1 && mt[1] == 4 && mt[2] == 2 && mt[3] == 5 && mt[4] == 3 && mt[5] == 6);
@@ -412,7 +296,7 @@ int main(void)
     test_half();
     test_linear_norms();
     test_activations();
-    test_conv();
+    test_transpose();
     test_arena();
     test_pool();
     test_cpu();

@@ -82,9 +82,10 @@ static void kv_attn_run(void *p, int part)
     kv_task *a = p;
     const flow_kv_view *kv = a->kv;
     char *mine = a->scratch + (size_t)part * a->scratch_per_part;
+    /* refs, then block pointers, then masks: each array aligned for its type */
     cosy_kv_ref *refs = (cosy_kv_ref *)(void *)mine;
-    uint32_t *bits = (uint32_t *)(void *)(mine + sizeof(cosy_kv_ref) * (size_t)kv->n_blocks);
-    const flow_kv_block **used = (const flow_kv_block **)(void *)(mine + (sizeof(cosy_kv_ref) + sizeof(uint32_t)) * (size_t)kv->n_blocks);
+    const flow_kv_block **used = (const flow_kv_block **)(void *)(mine + sizeof(cosy_kv_ref) * (size_t)kv->n_blocks);
+    uint32_t *bits = (uint32_t *)(void *)(mine + (sizeof(cosy_kv_ref) + sizeof(void *)) * (size_t)kv->n_blocks);
     void *work = mine + (sizeof(cosy_kv_ref) + sizeof(uint32_t) + sizeof(void *)) * (size_t)kv->n_blocks;
     work = (char *)work + (64 - (uintptr_t)work % 64) % 64;
     for (int i0 = 0; i0 < a->Tq;) {
