@@ -109,6 +109,16 @@ int main(void)
               COSY_BIN, model, voice, wav) == 0);
     CHECK(stat(wav, &sb) == 0 && sb.st_size > 44 && (sb.st_size - 44) % 1920 == 0);
     /* synth refusals */
+    char empty_wav[1024];
+    snprintf(empty_wav, sizeof empty_wav, "%s", test_tmp("cli-empty.wav"));
+    unlink(empty_wav);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text '  ' -o %s", COSY_BIN, model, voice, empty_wav) == 1);
+    CHECK(strstr(out, "cosy synth: session: the text is empty (only white space): there is nothing to say") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text '?!...' -o %s", COSY_BIN, model, voice, empty_wav) == 1);
+    CHECK(strstr(out, "cosy synth: session: nothing to say: the text has only punctuation and symbols (\"?!...\")") != NULL);
+    CHECK(run(out, sizeof out, "printf '\\n ,\\n' | %s synth -m %s --voice %s --text-stream -o %s", COSY_BIN, model, voice, empty_wav) == 1);
+    CHECK(strstr(out, "every text piece was empty or only white space, punctuation and symbols") != NULL);
+    CHECK(access(empty_wav, F_OK) != 0); /* no 0-sample file left behind */
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --flow-dtype q8_0", COSY_BIN, model, voice) == 2);
     CHECK(strstr(out, "--flow-dtype must be f32 or bf16") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --max-tokens 0", COSY_BIN, model, voice) == 2);

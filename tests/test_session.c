@@ -9,12 +9,21 @@
 #include "model/voice.h"
 #include "stream/schedule.h"
 #include "stream/session_internal.h"
+#include "text/normalize.h"
+#include "text/tokenizer.h"
 
 #include <pthread.h>
 #include <unistd.h>
 
 static cosy_model *model;
 static cosy_voice *voice;
+
+static const cosy_tokenizer *model_tokenizer(void)
+{
+    const cosy_tokenizer *tok = NULL;
+    CHECK_OK(cosy_tokenizer_get(model, &tok));
+    return tok;
+}
 static double worst_stateless; /* incremental vs stateless flow, audio max abs */
 
 static void setup(void)
@@ -227,12 +236,83 @@ static void test_modes(void)
     CHECK_OK(synth(&p, pieces, 6, &a, &t));
     CHECK(a.n > 0 && a.n == (int64_t)t.speech_tokens * 960 && t.text_tokens > 0);
     free(a.audio);
-    /* empty text: no audio, no error */
-    p.bistream = 0;
-    const char *empty[] = {"   "};
-    CHECK_OK(synth(&p, empty, 1, &a, &t));
-    CHECK(a.n == 0 && t.chunks == 0);
-    free(a.audio);
+}
+
+/* Text with nothing to say is refused with a message (not answered with 0 samples): empty, white
+ * space, only punctuation/symbols, a bistream whose pieces all were; the session's wait reports the
+ * same error and no audio comes. Silent pieces before the first real one are held, not lost. */
+static void test_nothing_to_say(void)
+{
+    static const struct { int bistream, frontend; const char *pieces[3]; const char *needle; } cases[] = {
+        {0, 1, {"   ", "\t\n"}, "the text is empty (only white space)"},
+        {0, 1, {NULL}, "the text is empty: there is nothing to say"},
+        {0, 1, {"...", " !?", " \xe2\x80\xa6$"}, "only punctuation and symbols (\"... !? \xe2\x80\xa6$\")"},
+        {0, 0, {"\xe3\x80\x82\xef\xbc\x8c"}, "only punctuation and symbols"}, /* 。， without the frontend too */
+        {1, 1, {"", "  ", ","}, "every text piece was empty or only white space, punctuation and symbols"},
+        {1, 1, {NULL}, "every text piece was empty"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cosy_session_params p = cosy_session_default_params();
+        p.bistream = cases[k].bistream;
+        p.text_frontend = cases[k].frontend;
+        collected c;
+        memset(&c, 0, sizeof c);
+        p.on_audio = collect;
+        p.user = &c;
+        cosy_session *s = NULL;
+        CHECK_OK(cosy_session_create(model, voice, &p, &s));
+        for (int i = 0; i < 3 && cases[k].pieces[i]; i++) CHECK_OK(cosy_session_push_text(s, cases[k].pieces[i], strlen(cases[k].pieces[i])));
+        CHECK_FAILS(cosy_session_end_text(s), COSY_ERR_INVALID_ARG, cases[k].needle);
+        CHECK_FAILS(cosy_session_wait(s), COSY_ERR_INVALID_ARG, cases[k].needle);
+        CHECK(c.n == 0 && c.chunks == 0);
+        cosy_session_free(s);
+        free(c.audio);
+    }
+    /* bistream: silent pieces first, then words: they reach the LM with the words */
+    cosy_session_params p = cosy_session_default_params();
+    p.bistream = 1;
+    p.max_speech_tokens = 30;
+    const char *pieces[] = {" ", "...", "Hello", " there."};
+    collected c;
+    cosy_timings t;
+    CHECK_OK(synth(&p, pieces, 4, &c, &t));
+    size_t want = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t n = 0;
+        CHECK_OK(cosy_tokenizer_count(model_tokenizer(), pieces[i], strlen(pieces[i]), &n));
+        want += n;
+    }
+    CHECK(c.n > 0 && c.n == (int64_t)t.speech_tokens * 960 && t.text_tokens == (int)want);
+    free(c.audio);
+}
+
+/* A sentence with no punctuation is cut into LM calls of at most 80 tokens (text/split_long.c), with
+ * the frontend and without it. */
+static void test_long_sentence(void)
+{
+    char text[8192] = "";
+    for (int i = 0; i < 120; i++) strcat(text, i ? " and more words" : "words");
+    for (int frontend = 1; frontend >= 0; frontend--) {
+        cosy_text_list pieces;
+        if (frontend) CHECK_OK(cosy_text_normalize_bounded(model_tokenizer(), text, strlen(text), &pieces));
+        else CHECK_OK(cosy_text_bound(model_tokenizer(), text, strlen(text), &pieces));
+        for (int i = 0; i < pieces.n; i++) {
+            size_t n = 0;
+            CHECK_OK(cosy_tokenizer_count(model_tokenizer(), pieces.items[i], strlen(pieces.items[i]), &n));
+            CHECK(n <= 80);
+        }
+        cosy_session_params p = cosy_session_default_params();
+        p.text_frontend = frontend;
+        p.max_speech_tokens = 4; /* the LM calls are what is tested, not their audio */
+        const char *one[] = {text};
+        collected c;
+        cosy_timings t;
+        CHECK_OK(synth(&p, one, 1, &c, &t));
+        CHECK(pieces.n > 4 && t.sentences == pieces.n);
+        CHECK(c.n == (int64_t)t.speech_tokens * 960 && t.speech_tokens <= 4 * pieces.n);
+        free(c.audio);
+        cosy_text_list_free(&pieces);
+    }
 }
 
 static void test_pull(void)
@@ -388,6 +468,8 @@ int main(void)
     test_strategies();
     printf("incremental vs stateless flow: audio max abs difference %.3g\n", worst_stateless);
     test_modes();
+    test_nothing_to_say();
+    test_long_sentence();
     test_pull();
     test_concurrent();
     test_cancel();
