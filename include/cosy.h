@@ -196,6 +196,10 @@ typedef struct {
                                     the previous one ended, and the vocoder cross-fades over them
                                     (see cosy_token2wav_params) */
     int max_hop_tokens;          /* 0: the strategy's default */
+    int first_chunk_tokens;      /* > 0: a small first chunk of this many tokens (+3 look-ahead) before the
+                                    strategy's schedule, as NVIDIA's Triton runtime does with 15: earlier
+                                    first audio; its frames see only part of the flow's 25-token chunk.
+                                    0 (default): the strategy's own first hop (the official schedule) */
     int reference_final;         /* see cosy_token2wav_params */
     int stateless_flow;          /* see cosy_token2wav_params */
     uint64_t seed;               /* LM sampling and HiFT noise */

@@ -104,6 +104,20 @@ int main(void)
               "%s synth -m %s --voice %s --stream --max-tokens 60 --seed 7 --text 'Hello there.' -o - --quiet 2>/dev/null | "
               "cmp - %s -i 0:44",
               COSY_BIN, model, voice, wav) == 0);
+    /* a small first chunk: the same number of samples, one chunk more for 60 tokens (15, 40, final
+     * against 30, final with the fixture's prompt of 20) */
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --stream --first-chunk 15 --max-tokens 60 --seed 7 --text 'Hello there.' -o %s --json --quiet",
+              COSY_BIN, model, voice, wav) == 0);
+    json = strchr(out, '{');
+    const char *pc = json ? strstr(json, "\"chunks\": ") : NULL;
+    const char *pt = json ? strstr(json, "\"speech_tokens\": ") : NULL;
+    CHECK(pc && pt && atoi(pt + strlen("\"speech_tokens\": ")) == tokens);
+    if (pc && tokens == 60) CHECK(atoi(pc + strlen("\"chunks\": ")) == chunks + 1);
+    CHECK(stat(wav, &sb) == 0 && sb.st_size == 44 + 2 * 960 * (long)tokens);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --first-chunk 15 --text hi", COSY_BIN, model, voice) == 2);
+    CHECK(strstr(out, "--first-chunk goes with --stream or --text-stream") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --stream --first-chunk 10001 --text hi", COSY_BIN, model, voice) == 2);
+    CHECK(strstr(out, "--first-chunk needs 0..10000 tokens") != NULL);
     /* text pieces on stdin (bistream) */
     CHECK(run(out, sizeof out, "printf 'Hello,\\n there.\\n' | %s synth -m %s --voice %s --text-stream --max-tokens 40 -o %s --quiet",
               COSY_BIN, model, voice, wav) == 0);

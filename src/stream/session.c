@@ -305,12 +305,17 @@ static cosy_status emit(cosy_session *s, const float *audio, int n)
     return COSY_OK;
 }
 
+static cosy_status schedule_init(const cosy_session *s, cosy_schedule *sched)
+{
+    COSY_TRY(cosy_schedule_init(sched, s->p.strategy, s->p.chunk_tokens, s->p.overlap_tokens, s->p.max_hop_tokens,
+                                s->model->hp.pre_lookahead_len, s->n_flow_prompt));
+    return cosy_schedule_set_first_chunk(sched, s->p.first_chunk_tokens);
+}
+
 static cosy_status vocode_segment(cosy_session *s, int index)
 {
     cosy_schedule sched;
-    if (s->p.stream)
-        COSY_TRY(cosy_schedule_init(&sched, s->p.strategy, s->p.chunk_tokens, s->p.overlap_tokens, s->p.max_hop_tokens,
-                                    s->model->hp.pre_lookahead_len, s->n_flow_prompt));
+    if (s->p.stream) COSY_TRY(schedule_init(s, &sched));
     cosy_token2wav_reset(s->t2w);
     int32_t *tokens = NULL;
     int cap = 0;
@@ -438,6 +443,8 @@ static cosy_status check_params(const cosy_session_params *p)
     if (p->mode == COSY_MODE_INSTRUCT && (!p->instruct || !p->instruct[0]))
         return cosy_error(COSY_ERR_INVALID_ARG, "session: instruct mode needs an instruction");
     if (p->max_speech_tokens < 0) return cosy_error(COSY_ERR_INVALID_ARG, "session: max_speech_tokens is negative");
+    if (p->first_chunk_tokens < 0 || p->first_chunk_tokens > 10000)
+        return cosy_error(COSY_ERR_INVALID_ARG, "session: first_chunk_tokens %d is out of range (0..10000)", p->first_chunk_tokens);
     return COSY_OK;
 }
 
@@ -531,8 +538,7 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
     if (st == COSY_OK) st = cosy_token2wav_create(model, &flow_voice, &tp, &s->t2w);
     if (st == COSY_OK && p.stream) {
         cosy_schedule probe; /* reject bad chunk parameters now, not on the engine's thread */
-        st = cosy_schedule_init(&probe, p.strategy, p.chunk_tokens, p.overlap_tokens, p.max_hop_tokens, model->hp.pre_lookahead_len,
-                                s->n_flow_prompt);
+        st = schedule_init(s, &probe);
     }
     if (st != COSY_OK) {
         session_destroy(s);
