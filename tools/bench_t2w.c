@@ -37,38 +37,21 @@ int bench_t2w(int argc, char **argv)
     cosy_dtype flow_dtype = COSY_DTYPE_F32;
     cosy_chunk_strategy strategy = COSY_CHUNK_DEFAULT;
     cosy_token2wav_params tp = cosy_token2wav_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, 1000, &prompt)) return cli_usage_error("bench", "--prompt needs 0..1000");
-        } else if (!strcmp(a, "--seconds") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 300, &seconds)) return cli_usage_error("bench", "--seconds needs 1..300");
-        } else if (!strcmp(a, "--chunk") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1000, &chunk)) return cli_usage_error("bench", "--chunk needs 1..1000");
-        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            if (cosy_dtype_from_name(argv[++i], &flow_dtype) || (flow_dtype != COSY_DTYPE_F32 && flow_dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("bench", "--dtype must be f32 or bf16");
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
-        } else if (!strcmp(a, "--strategy") && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "default")) strategy = COSY_CHUNK_DEFAULT;
-            else if (!strcmp(v, "equal")) strategy = COSY_CHUNK_EQUAL;
-            else if (!strcmp(v, "exponential")) strategy = COSY_CHUNK_EXPONENTIAL;
-            else return cli_usage_error("bench", "--strategy must be default, equal or exponential");
-        } else if (!strcmp(a, "--stateless-flow")) {
-            tp.stateless_flow = 1;
-        } else if (!strcmp(a, "--reference-final")) {
-            tp.reference_final = 1;
-        } else {
-            return cli_usage_error("bench", "unknown option or missing value: %s", a);
-        }
-    }
+    int strategy_index = 0; /* the order of cosy_chunk_strategy */
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads),
+        {"--prompt", NULL, CLI_OPT_INT, &prompt, 0, 1000, NULL},
+        {"--seconds", NULL, CLI_OPT_INT, &seconds, 1, 300, NULL},
+        {"--chunk", NULL, CLI_OPT_INT, &chunk, 1, 1000, NULL},
+        {"--dtype", NULL, CLI_OPT_DTYPE, &flow_dtype, 0, 0, "f32,bf16"},
+        {"--strategy", NULL, CLI_OPT_CHOICE, &strategy_index, 0, 0, "default,equal,exponential"},
+        {"--stateless-flow", NULL, CLI_OPT_FLAG, &tp.stateless_flow, 0, 0, NULL},
+        {"--reference-final", NULL, CLI_OPT_FLAG, &tp.reference_final, 0, 0, NULL},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options("bench", argc, argv, opts, NULL, help);
+    if (rc != CLI_GO_ON) return rc;
+    strategy = (cosy_chunk_strategy)strategy_index;
     if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
 
     cosy_model_params mp = cosy_model_default_params();
