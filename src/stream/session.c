@@ -712,10 +712,16 @@ static cosy_status check_something_to_say_locked(cosy_session *s)
     }
     if (i == s->text_len) return cosy_error(COSY_ERR_INVALID_ARG, "session: the text is empty%s: there is nothing to say",
                                             s->text_len ? " (only white space)" : "");
-    if (cosy_text_is_silent(t, s->text_len))
-        return cosy_error(COSY_ERR_INVALID_ARG, "session: nothing to say: the text has only punctuation and symbols (\"%.40s%s\")",
-                          t + i, s->text_len - i > 40 ? "..." : "");
-    return COSY_OK;
+    if (!cosy_text_is_silent(t, s->text_len)) return COSY_OK;
+    size_t shown = 0; /* up to 40 bytes of it, whole characters */
+    while (i + shown < s->text_len) {
+        uint32_t cp;
+        size_t k = cosy_utf8_next(t + i + shown, s->text_len - i - shown, &cp);
+        if (shown + k > 40) break;
+        shown += k;
+    }
+    return cosy_error(COSY_ERR_INVALID_ARG, "session: nothing to say: the text has only punctuation and symbols (\"%.*s%s\")", (int)shown,
+                      t + i, i + shown < s->text_len ? "..." : "");
 }
 
 cosy_status cosy_session_end_text(cosy_session *s)
