@@ -161,6 +161,22 @@ static void test_clauses(void)
     CHECK(l.n == 2 && !strncmp(l.items[0], "<|endofprompt|>", 15));
     for (int i = 0; i < l.n; i++) CHECK(tokens(l.items[i]) <= 80);
     cosy_text_list_free(&l);
+    /* a long run of commas between words: the parts of only commas are left out, nothing else */
+    static char runs[8192];
+    runs[0] = 0;
+    for (int i = 0; i < 30; i++) strcat(runs, "word ");
+    for (int i = 0; i < 2000; i++) strcat(runs, ",");
+    for (int i = 0; i < 30; i++) strcat(runs, " word");
+    CHECK_OK(cosy_text_normalize_bounded(g_tok, runs, strlen(runs), &l));
+    CHECK(l.n >= 2);
+    for (int i = 0; i < l.n; i++) CHECK(tokens(l.items[i]) <= 80 && !cosy_text_is_silent(l.items[i], strlen(l.items[i])));
+    j = joined(&l);
+    size_t words = 0, commas = 0;
+    for (const char *p = j; (p = strstr(p, "word")); p += 4) words++;
+    for (const char *p = j; *p; p++) commas += *p == ',';
+    CHECK(words == 60 && commas < 2000);
+    free(j);
+    cosy_text_list_free(&l);
     CHECK_FAILS(cosy_text_split_long(g_tok, 0, "abc", 3, 3, 0, &l), COSY_ERR_INVALID_ARG, "below one character");
 }
 

@@ -70,9 +70,10 @@ cosy_status cosy_text_utt_length(const cosy_tokenizer *tok, int zh, const char *
 
 /* Ours, for bounded LM calls (split_long.c): appends s to out as one item if it is at most max_len
  * long (tokens or characters as above), else as consecutive parts of at most max_len that
- * concatenate to s, cut after clause marks (a part shorter than min_len prefers a word boundary that
- * gives more), else before white space, else at a code point; no cut leaves a remainder of only
- * punctuation and white space unless nothing else fits. max_len >= 4. */
+ * concatenate to s but for parts of only white space and punctuation, which are left out; cut after
+ * clause marks (a part shorter than min_len prefers a word boundary that gives more), else before
+ * white space, else at a code point; no cut leaves a remainder of only punctuation and white space
+ * unless nothing else fits. max_len >= 4. */
 cosy_status cosy_text_split_long(const cosy_tokenizer *tok, int zh, const char *s, size_t n, size_t max_len, size_t min_len,
                                  cosy_text_list *out);
 /* Text that takes no normalisation (markup, or a session without the frontend) cut like a long

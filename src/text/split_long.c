@@ -12,7 +12,8 @@
  *   2. before white space between words (the space goes with the next word, as a Qwen token does);
  *   3. otherwise (an unbroken CJK or other run) a hard cut at the last code point that fits.
  * A cut never leaves a remainder of only punctuation and white space (it would be dropped as an
- * empty piece), and the parts concatenate to exactly the sentence.
+ * empty piece); parts that are only that (a long run of spaces or dots) are left out; the others
+ * concatenate to exactly the sentence.
  */
 #include "text/normalize.h"
 #include "core/error.h"
@@ -158,7 +159,8 @@ cosy_status cosy_text_split_long(const cosy_tokenizer *tok, int zh, const char *
         }
         if (st == COSY_OK && !end) /* unreachable: one code point is at most 4 tokens */
             st = cosy_error(COSY_ERR_INTERNAL, "text: no cut fits %zu at byte %zu", max_len, pos);
-        if (st == COSY_OK) st = cosy_text_list_push(out, s + pos, end - pos);
+        /* a part with nothing to say (a long run of spaces or punctuation) would be an LM call of its own */
+        if (st == COSY_OK && !cosy_text_is_silent(s + pos, end - pos)) st = cosy_text_list_push(out, s + pos, end - pos);
         pos = end;
     }
     free(clause);
