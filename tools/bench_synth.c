@@ -186,7 +186,7 @@ static void json_string(const char *s)
 static void json_figures(const char *key, run_stats *r)
 {
     printf(", \"%s\": {", key);
-    for (int k = 0; k < N_FIGURES; k++) printf("%s\"%s\": %.4g", k ? ", " : "", figure_names[k], *figure(r, k));
+    for (int k = 0; k < N_FIGURES; k++) printf("%s\"%s\": %.6g", k ? ", " : "", figure_names[k], *figure(r, k));
     printf("}");
 }
 
@@ -293,7 +293,7 @@ int bench_synth(int argc, char **argv)
             printf(", \"seconds\": %lld, \"runs\": %lld, \"first_chunk_tokens\": %lld, \"text_tokens\": %d, \"prompt_tokens\": %d",
                    seconds, runs, first_chunk, text_tokens, voice->n_flow_prompt_tokens);
             printf(", \"audio_seconds\": %.3f, \"speech_tokens\": %d, \"chunks\": %d", best.audio_seconds, best.speech_tokens, best.chunks);
-            for (int k = 0; k < N_FIGURES; k++) printf(", \"%s\": %.4g", figure_names[k], *figure(&best, k));
+            for (int k = 0; k < N_FIGURES; k++) printf(", \"%s\": %.6g", figure_names[k], *figure(&best, k));
             printf(", \"peak_rss_mb\": %.1f, \"loaded_rss_mb\": %.1f", rss, rss_loaded);
             json_figures("best", &best);
             json_figures("median", &median);
