@@ -209,6 +209,10 @@ typedef struct {
                                     the previous one ended, and the vocoder cross-fades over them
                                     (see cosy_token2wav_params) */
     int max_hop_tokens;          /* 0: the strategy's default */
+    int first_chunk_tokens;      /* > 0: a small first chunk of this many tokens (+3 look-ahead) before the
+                                    strategy's schedule, as NVIDIA's Triton runtime does with 15: earlier
+                                    first audio; its frames see only part of the flow's 25-token chunk.
+                                    0 (default): the strategy's own first hop (the official schedule) */
     int reference_final;         /* see cosy_token2wav_params */
     int stateless_flow;          /* see cosy_token2wav_params */
     int context_seconds;         /* see cosy_token2wav_params (default 10; 0 = unlimited) */
@@ -226,7 +230,13 @@ cosy_session_params cosy_session_default_params(void);
 cosy_status cosy_session_create(cosy_model *model, const cosy_voice *voice, const cosy_session_params *params,
                                 cosy_session **out);
 /* Text (UTF-8). Without bistream the pieces are joined and synthesised at cosy_session_end_text;
- * with bistream each piece goes to the LM as it arrives. */
+ * with bistream each piece goes to the LM as it arrives. The text is normalised and split into
+ * sentences as the official frontend does, and a sentence longer than 80 tokens (80 characters in
+ * Chinese; e.g. a text without punctuation) is cut after a comma or similar clause mark, else between
+ * words, else at 80, so that no LM call grows without bound. cosy_session_end_text refuses text with
+ * nothing to say — empty, only white space, or only punctuation and symbols (bistream: every piece
+ * so) — with COSY_ERR_INVALID_ARG and a message saying so; the session then fails with the same
+ * error (wait/read return it) and produces no audio. */
 cosy_status cosy_session_push_text(cosy_session *s, const char *text, size_t len);
 cosy_status cosy_session_end_text(cosy_session *s);
 /* Blocks until audio is available (without on_audio): *n_samples > 0, or 0 when the session has

@@ -1,6 +1,9 @@
 /* test_cli.c — the `cosy` command as a user runs it: exit codes, one clear line on stderr for
  * every refusal, no partial output, and `cosy info` showing the real dimensions. */
 #include "test.h"
+#include "core/cpu.h"
+
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <math.h>
@@ -33,6 +36,53 @@ static int lines(const char *s)
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+static double number(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) fprintf(stderr, "bench JSON: no number \"%s\"\n", key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* `cosy bench synth --json` printed one object with the figures the issue asks for, consistent with
+ * each other and with the run it describes. */
+static void check_bench_json(const char *out, int seconds, int runs)
+{
+    const char *brace = strchr(out, '{');
+    cJSON *j = brace ? cJSON_Parse(brace) : NULL;
+    CHECK(j != NULL);
+    if (!j) {
+        fprintf(stderr, "bench output: %.500s\n", out);
+        return;
+    }
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(j, "cpu_path");
+    CHECK(cJSON_IsString(path) && !strcmp(path->valuestring, cosy_cpu_level_name(cosy_cpu_level())));
+    const char *stages[] = {"first_audio_ms", "rtf", "total_ms", "frontend_ms", "lm_prefill_ms", "lm_decode_ms", "flow_ms", "vocoder_ms",
+                            "lm_decode_tokens_per_s"};
+    const char *groups[] = {"best", "median", "cold"};
+    for (int g = 0; g < 3; g++) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, groups[g]);
+        CHECK(cJSON_IsObject(o));
+        for (int k = 0; o && k < 9; k++) CHECK(number(o, stages[k]) >= 0);
+        if (o) CHECK(number(o, "first_audio_ms") > 0 && number(o, "first_audio_ms") <= number(o, "total_ms"));
+        if (o) CHECK(number(o, "flow_ms") > 0 && number(o, "vocoder_ms") > 0 && number(o, "lm_decode_tokens_per_s") > 0);
+    }
+    const cJSON *best = cJSON_GetObjectItemCaseSensitive(j, "best"), *median = cJSON_GetObjectItemCaseSensitive(j, "median");
+    for (int k = 0; best && median && k < 8; k++) CHECK(number(best, stages[k]) <= number(median, stages[k]));
+    for (int k = 0; k < 9; k++) CHECK(best && number(j, stages[k]) == number(best, stages[k]));
+    CHECK(number(j, "seconds") == seconds && number(j, "runs") == runs);
+    double tokens = number(j, "speech_tokens"), audio = number(j, "audio_seconds");
+    CHECK(tokens > 0 && tokens <= 25 * seconds && fabs(audio - tokens * 0.04) < 1e-3);
+    CHECK(fabs(number(j, "rtf") * audio * 1000 - number(j, "total_ms")) <= 0.01 * number(j, "total_ms") + 0.5);
+    CHECK(number(j, "load_ms") > 0 && number(j, "peak_rss_mb") >= number(j, "loaded_rss_mb") && number(j, "loaded_rss_mb") > 10);
+    CHECK(number(j, "text_tokens") > 0 && number(j, "prompt_tokens") > 0);
+    const char *types[] = {"lm_dtype", "flow_dtype", "vocoder_dtype"};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, types[k]);
+        CHECK(cJSON_IsString(t) && (!strcmp(t->valuestring, "f32") || !strcmp(t->valuestring, "bf16") || !strcmp(t->valuestring, "q8_0")));
+    }
+    cJSON_Delete(j);
 }
 
 int main(void)
@@ -104,11 +154,35 @@ int main(void)
               "%s synth -m %s --voice %s --stream --max-tokens 60 --seed 7 --text 'Hello there.' -o - --quiet 2>/dev/null | "
               "cmp - %s -i 0:44",
               COSY_BIN, model, voice, wav) == 0);
+    /* a small first chunk: the same number of samples, one chunk more for 60 tokens (15, 40, final
+     * against 30, final with the fixture's prompt of 20) */
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --stream --first-chunk 15 --max-tokens 60 --seed 7 --text 'Hello there.' -o %s --json --quiet",
+              COSY_BIN, model, voice, wav) == 0);
+    json = strchr(out, '{');
+    const char *pc = json ? strstr(json, "\"chunks\": ") : NULL;
+    const char *pt = json ? strstr(json, "\"speech_tokens\": ") : NULL;
+    CHECK(pc && pt && atoi(pt + strlen("\"speech_tokens\": ")) == tokens);
+    if (pc && tokens == 60) CHECK(atoi(pc + strlen("\"chunks\": ")) == chunks + 1);
+    CHECK(stat(wav, &sb) == 0 && sb.st_size == 44 + 2 * 960 * (long)tokens);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --first-chunk 15 --text hi", COSY_BIN, model, voice) == 2);
+    CHECK(strstr(out, "--first-chunk goes with --stream or --text-stream") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --stream --first-chunk 10001 --text hi", COSY_BIN, model, voice) == 2);
+    CHECK(strstr(out, "--first-chunk needs 0..10000 tokens") != NULL);
     /* text pieces on stdin (bistream) */
     CHECK(run(out, sizeof out, "printf 'Hello,\\n there.\\n' | %s synth -m %s --voice %s --text-stream --max-tokens 40 -o %s --quiet",
               COSY_BIN, model, voice, wav) == 0);
     CHECK(stat(wav, &sb) == 0 && sb.st_size > 44 && (sb.st_size - 44) % 1920 == 0);
     /* synth refusals */
+    char empty_wav[1024];
+    snprintf(empty_wav, sizeof empty_wav, "%s", test_tmp("cli-empty.wav"));
+    unlink(empty_wav);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text '  ' -o %s", COSY_BIN, model, voice, empty_wav) == 1);
+    CHECK(strstr(out, "cosy synth: session: the text is empty (only white space): there is nothing to say") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text '?!...' -o %s", COSY_BIN, model, voice, empty_wav) == 1);
+    CHECK(strstr(out, "cosy synth: session: nothing to say: the text has only punctuation and symbols (\"?!...\")") != NULL);
+    CHECK(run(out, sizeof out, "printf '\\n ,\\n' | %s synth -m %s --voice %s --text-stream -o %s", COSY_BIN, model, voice, empty_wav) == 1);
+    CHECK(strstr(out, "every text piece was empty or only white space, punctuation and symbols") != NULL);
+    CHECK(access(empty_wav, F_OK) != 0); /* no 0-sample file left behind */
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --flow-dtype q8_0", COSY_BIN, model, voice) == 2);
     CHECK(strstr(out, "--flow-dtype must be auto, f32 or bf16") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --max-tokens 0", COSY_BIN, model, voice) == 2);
@@ -117,6 +191,29 @@ int main(void)
     CHECK(strstr(out, "give --voice VOICE.voice or --speaker NAME") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi -o %s", COSY_BIN, model, no_voice, wav) == 1);
     CHECK(strstr(out, "cosy synth: ") && strstr(out, "no.voice: No such file or directory"));
+
+    /* cosy bench synth: one JSON object with every figure, sane (timings are not asserted) */
+    CHECK(run(out, sizeof out, "%s bench synth -m %s --seconds 1 --runs 2 --first-chunk 10 --json 2>/dev/null", COSY_BIN, model) == 0);
+    check_bench_json(out, 1, 2);
+    CHECK(run(out, sizeof out, "%s bench synth -m %s --voice %s --seconds 2 --runs 1 --json 2>/dev/null", COSY_BIN, model, voice) == 0);
+    check_bench_json(out, 2, 1);
+    /* without -m: the random model built once into the cache, then reused */
+    char cache_dir[1024];
+    snprintf(cache_dir, sizeof cache_dir, "%s", test_tmp("xdg-cache"));
+    CHECK(run(out, sizeof out, "rm -rf %s && (XDG_CACHE_HOME=%s %s bench synth --random cv2-tiny --seconds 1 --runs 1 --json >/dev/null)",
+              cache_dir, cache_dir, COSY_BIN) == 0);
+    CHECK(strstr(out, "building the random model cv2-tiny (seed 1234) into ") && strstr(out, "xdg-cache/cosy/cv2-tiny-random-seed1234"));
+    CHECK(run(out, sizeof out, "XDG_CACHE_HOME=%s %s bench synth --random cv2-tiny --seconds 1 --runs 1 --json", cache_dir, COSY_BIN) == 0);
+    CHECK(strstr(out, "the random model cv2-tiny (seed 1234) from ") && !strstr(out, "building"));
+    /* refusals */
+    CHECK(run(out, sizeof out, "%s bench synth -m %s --seconds 0", COSY_BIN, model) == 2);
+    CHECK(strstr(out, "--seconds needs 1..60") != NULL);
+    CHECK(run(out, sizeof out, "%s bench synth -m %s --model-cache x.gguf", COSY_BIN, model) == 2);
+    CHECK(strstr(out, "not both") != NULL);
+    CHECK(run(out, sizeof out, "%s bench synth -m %s --lm-dtype q4", COSY_BIN, model) == 2);
+    CHECK(strstr(out, "--lm-dtype must be auto, f32, bf16 or q8_0") != NULL);
+    CHECK(run(out, sizeof out, "%s bench synth -m %s --voice %s --runs 1", COSY_BIN, model, no_voice) == 1);
+    CHECK(strstr(out, "no.voice: No such file") != NULL);
 
     /* random weights with the fixture's shapes */
     CHECK(run(out, sizeof out, "%s convert --random cv2-tiny --seed 3 --dtype bf16 -o %s", COSY_BIN, test_tmp("cli-rand.gguf")) == 0);

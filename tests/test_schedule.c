@@ -1,6 +1,7 @@
 /* test_schedule.c — streaming chunk schedules: the official CosyVoice2 loop on the fixture
  * (stream_schedule.npy), and every strategy at its chunk boundaries (just below / at / above a hop,
- * no tokens, one token), with tokens arriving one at a time as the LM produces them. */
+ * no tokens, one token), with tokens arriving one at a time as the LM produces them; each with and
+ * without a small first chunk (Triton's 15 + 3), with and without prompt alignment. */
 #include "test.h"
 
 #include "io/npy.h"
@@ -118,10 +119,74 @@ static void test_equal_exponential(void)
     CHECK_FAILS(cosy_schedule_init(&s, (cosy_chunk_strategy)9, 25, 0, 0, 3, 0), COSY_ERR_INVALID_ARG, "unknown chunk strategy");
 }
 
+/* A small first chunk (Triton's 15 + 3) before each strategy: the first call at F + 3 tokens, then
+ * the strategy's schedule from offset F; every token's audio exactly once at every length. */
+static void test_first_chunk(void)
+{
+    cosy_schedule s;
+    cosy_schedule_call c[128];
+    /* default, P = 0, F = 15: hops 15, then 25 + 10 (realigned: 0 + 15 + 35 = 50), 50, 100, 100 ... */
+    const int lengths[] = {0, 1, 17, 18, 19, 52, 53, 54, 102, 103, 104, 500};
+    for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++) {
+        int N = lengths[k];
+        CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_DEFAULT, 25, 0, 0, 3, 0));
+        CHECK_OK(cosy_schedule_set_first_chunk(&s, 15));
+        int n = simulate(&s, N, c, 128);
+        check_coverage(c, n, N, 3);
+        int expect = N < 18 ? 1 : N < 53 ? 2 : N < 103 ? 3 : -1;
+        if (expect > 0) CHECK(n == expect);
+        if (n >= 2 && N >= 18) CHECK(c[0].hop == 15 && c[0].end == 18);
+        if (N == 500) /* offsets 0, 15, 50, 100, 200, 300, 400; the final call from 400 */
+            CHECK(n == 7 && c[1].hop == 35 && c[2].hop == 50 && c[3].hop == 100 && c[5].hop == 100 && c[6].offset == 400);
+    }
+    /* prompt alignment resumes after the first chunk: P + 15 + second hop is a whole number of 25-token
+     * blocks (P = 20: 35 + 40 = 75; P = 75: 90 + 35 = 125; P = 10: 25 + 25) */
+    const int prompts[][2] = {{20, 40}, {75, 35}, {10, 25}, {0, 35}, {1, 34}};
+    for (int k = 0; k < 5; k++) {
+        CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_DEFAULT, 25, 0, 0, 3, prompts[k][0]));
+        CHECK_OK(cosy_schedule_set_first_chunk(&s, 15));
+        int n = simulate(&s, 300, c, 128);
+        check_coverage(c, n, 300, 3);
+        CHECK(n >= 4 && c[0].hop == 15 && c[1].hop == prompts[k][1] && c[2].hop == 50 && c[3].hop == 100);
+        CHECK((prompts[k][0] + c[0].hop + c[1].hop) % 25 == 0);
+    }
+    /* exponential, chunk 25, no maximum: Triton's schedule (15, 25, 50, 100, 200, 400, ...) */
+    CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_EXPONENTIAL, 25, 0, 0, 3, 75));
+    CHECK_OK(cosy_schedule_set_first_chunk(&s, 15));
+    int n = simulate(&s, 1000, c, 128);
+    check_coverage(c, n, 1000, 3);
+    CHECK(n == 7 && c[0].hop == 15 && c[1].hop == 25 && c[2].hop == 50 && c[3].hop == 100 && c[4].hop == 200 && c[5].hop == 400);
+    /* equal: 10, then 25s; with overlap the first window advances F - overlap */
+    for (int N = 0; N <= 120; N += 7) {
+        CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_EQUAL, 25, 0, 0, 3, 17));
+        CHECK_OK(cosy_schedule_set_first_chunk(&s, 10));
+        n = simulate(&s, N, c, 128);
+        check_coverage(c, n, N, 3);
+        for (int i = 0; i + 1 < n; i++) CHECK(c[i].hop == (i ? 25 : 10));
+        CHECK(n == (N >= 13 ? 1 + (N - 13) / 25 : 0) + 1);
+    }
+    CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_EQUAL, 25, 5, 0, 3, 0));
+    CHECK_OK(cosy_schedule_set_first_chunk(&s, 15));
+    n = simulate(&s, 100, c, 128);
+    CHECK(n >= 4 && c[0].hop == 15 && c[1].offset == 10 && c[2].offset == 30 && c[n - 1].finalize && c[n - 1].end == 100);
+    /* 0 is no first chunk: the official schedule */
+    CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_DEFAULT, 25, 0, 0, 3, 20));
+    CHECK_OK(cosy_schedule_set_first_chunk(&s, 0));
+    n = simulate(&s, 200, c, 128);
+    CHECK(n >= 2 && c[0].hop == 30 && c[1].hop == 50);
+    /* refusals */
+    CHECK_FAILS(cosy_schedule_set_first_chunk(&s, 15), COSY_ERR_INVALID_ARG, "before the first call");
+    CHECK_OK(cosy_schedule_init(&s, COSY_CHUNK_EQUAL, 25, 5, 0, 3, 0));
+    CHECK_FAILS(cosy_schedule_set_first_chunk(&s, 5), COSY_ERR_INVALID_ARG, "longer than the overlap (5)");
+    CHECK_FAILS(cosy_schedule_set_first_chunk(&s, -1), COSY_ERR_INVALID_ARG, "first chunk of -1");
+    CHECK_FAILS(cosy_schedule_set_first_chunk(&s, 10001), COSY_ERR_INVALID_ARG, "out of range (0..10000)");
+}
+
 int main(void)
 {
     test_fixture();
     test_default_boundaries();
     test_equal_exponential();
+    test_first_chunk();
     return test_finish("test_schedule");
 }

@@ -9,12 +9,22 @@
 #include "model/voice.h"
 #include "stream/schedule.h"
 #include "stream/session_internal.h"
+#include "stream/token2wav.h"
+#include "text/normalize.h"
+#include "text/tokenizer.h"
 
 #include <pthread.h>
 #include <unistd.h>
 
 static cosy_model *model;
 static cosy_voice *voice;
+
+static const cosy_tokenizer *model_tokenizer(void)
+{
+    const cosy_tokenizer *tok = NULL;
+    CHECK_OK(cosy_tokenizer_get(model, &tok));
+    return tok;
+}
 static double worst_stateless; /* incremental vs stateless flow, audio max abs */
 
 static void setup(void)
@@ -87,20 +97,25 @@ static void test_strategies(void)
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (int32_t)((x >> 33) % 6561);
     }
-    static const struct { cosy_chunk_strategy s; int chunk, overlap; } strategies[] = {
-        {COSY_CHUNK_DEFAULT, 25, 0}, {COSY_CHUNK_EQUAL, 25, 0}, {COSY_CHUNK_EXPONENTIAL, 25, 0}, {COSY_CHUNK_EQUAL, 7, 0},
-        {COSY_CHUNK_EQUAL, 25, 6}, {COSY_CHUNK_EXPONENTIAL, 25, 10}, {COSY_CHUNK_EQUAL, 1, 0},
-    };
     /* default: the first call needs 30 + 3 tokens (prompt of 20 padded to 25-token blocks) */
-    const int lengths[] = {0, 1, 29, 32, 33, 34, 82, 83, 84, 200, 400};
+    static const int lengths[] = {0, 1, 29, 32, 33, 34, 82, 83, 84, 200, 400, -1};
+    /* a first chunk of 15: the first call at 18 tokens; default: then 40 (P + 15 + 40 = 75) + 3 */
+    static const int first_lengths[] = {0, 1, 17, 18, 19, 57, 58, 59, 200, -1};
+    static const struct { cosy_chunk_strategy s; int chunk, overlap, first; const int *lengths; } strategies[] = {
+        {COSY_CHUNK_DEFAULT, 25, 0, 0, lengths}, {COSY_CHUNK_EQUAL, 25, 0, 0, lengths}, {COSY_CHUNK_EXPONENTIAL, 25, 0, 0, lengths},
+        {COSY_CHUNK_EQUAL, 7, 0, 0, lengths}, {COSY_CHUNK_EQUAL, 25, 6, 0, lengths}, {COSY_CHUNK_EXPONENTIAL, 25, 10, 0, lengths},
+        {COSY_CHUNK_EQUAL, 1, 0, 0, lengths}, {COSY_CHUNK_DEFAULT, 25, 0, 15, first_lengths},
+        {COSY_CHUNK_EXPONENTIAL, 25, 0, 15, first_lengths}, {COSY_CHUNK_EQUAL, 25, 6, 10, first_lengths},
+    };
     for (size_t k = 0; k < sizeof strategies / sizeof strategies[0]; k++) {
-        for (size_t j = 0; j < sizeof lengths / sizeof lengths[0]; j++) {
-            int N = lengths[j];
+        for (const int *len = strategies[k].lengths; *len >= 0; len++) {
+            int N = *len;
             if (strategies[k].chunk < 25 && N > 84) continue; /* many calls: keep the test short */
             cosy_session_params p = cosy_session_default_params();
             p.strategy = strategies[k].s;
             p.chunk_tokens = strategies[k].chunk;
             p.overlap_tokens = strategies[k].overlap;
+            p.first_chunk_tokens = strategies[k].first;
             p.seed = 5;
             collected c;
             memset(&c, 0, sizeof c);
@@ -113,6 +128,7 @@ static void test_strategies(void)
             /* the schedule says how many chunks */
             cosy_schedule sch;
             CHECK_OK(cosy_schedule_init(&sch, p.strategy, p.chunk_tokens, p.overlap_tokens, 0, 3, 20));
+            CHECK_OK(cosy_schedule_set_first_chunk(&sch, p.first_chunk_tokens));
             cosy_schedule_call call;
             int calls = 0;
             while (cosy_schedule_next(&sch, N, 1, &call)) calls++;
@@ -127,8 +143,8 @@ static void test_strategies(void)
             }
             CHECK(c.chunks == expect);
             if (c.chunks != expect)
-                printf("  strategy %d chunk %d overlap %d, %d tokens: %d chunks for %d calls\n", (int)strategies[k].s, strategies[k].chunk,
-                       strategies[k].overlap, N, c.chunks, calls);
+                printf("  strategy %d chunk %d overlap %d first %d, %d tokens: %d chunks for %d calls\n", (int)strategies[k].s,
+                       strategies[k].chunk, strategies[k].overlap, strategies[k].first, N, c.chunks, calls);
             CHECK(nonempty == c.chunks);
             cosy_timings t;
             cosy_session_timings(s, &t);
@@ -163,6 +179,78 @@ static void test_strategies(void)
             free(c.audio);
         }
     }
+}
+
+/* One utterance through token2wav on a schedule (all tokens available): the kept mel of every call
+ * placed at its frames ([80][2N] channel-major) and the audio. Returns the number of calls. */
+static int run_schedule(cosy_schedule *sched, const int32_t *tokens, int N, float *mel, collected *audio)
+{
+    cosy_token2wav_params tp = cosy_token2wav_default_params();
+    tp.seed = 9;
+    cosy_token2wav *t = NULL;
+    CHECK_OK(cosy_token2wav_create(model, voice, &tp, &t));
+    memset(audio, 0, sizeof *audio);
+    cosy_schedule_call call;
+    int calls = 0;
+    while (t && cosy_schedule_next(sched, N, 1, &call)) {
+        const float *pcm;
+        int n_pcm, n_mel;
+        CHECK_OK(cosy_token2wav_call(t, tokens, call.end, call.offset, call.finalize, &pcm, &n_pcm));
+        const float *m = cosy_token2wav_last_mel(t, &n_mel);
+        for (int c = 0; c < 80; c++)
+            for (int f = 0; f < n_mel && 2 * call.offset + f < 2 * N; f++) mel[(size_t)c * 2 * N + 2 * call.offset + f] = m[(size_t)c * n_mel + f];
+        if (n_pcm > 0) collect(audio, pcm, n_pcm);
+        calls++;
+    }
+    cosy_token2wav_free(t);
+    return calls;
+}
+
+/* max |a - b| over frames [f0, f1) of two [80][T] mels */
+static double mel_diff(const float *a, const float *b, int T, int f0, int f1)
+{
+    double d = 0;
+    for (int c = 0; c < 80; c++) d = fmax(d, test_max_abs_diff(a + (size_t)c * T + f0, b + (size_t)c * T + f0, f1 - f0));
+    return d;
+}
+
+/* The small first chunk against the official schedule on the same tokens: the flow is chunk-causal
+ * (25-token chunks counted from the prompt's start), so only the frames of the first chunk that lie
+ * in an incomplete flow chunk (tokens 5..14 here: the prompt of 20 fills the first chunk up to token
+ * 4) are computed with less context; every later frame is the same, and every sample comes once. */
+static void test_first_chunk_mel(void)
+{
+    enum { N = 200, F = 15 };
+    int32_t tokens[N];
+    uint64_t x = 777;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (int32_t)((x >> 33) % 6561);
+    }
+    float *ma = calloc((size_t)80 * 2 * N, sizeof(float)), *mb = calloc((size_t)80 * 2 * N, sizeof(float));
+    collected a, b;
+    cosy_schedule sa, sb;
+    CHECK_OK(cosy_schedule_init(&sa, COSY_CHUNK_DEFAULT, 25, 0, 0, 3, voice->n_flow_prompt_tokens));
+    CHECK_OK(cosy_schedule_init(&sb, COSY_CHUNK_DEFAULT, 25, 0, 0, 3, voice->n_flow_prompt_tokens));
+    CHECK_OK(cosy_schedule_set_first_chunk(&sb, F));
+    int ca = run_schedule(&sa, tokens, N, ma, &a), cb = run_schedule(&sb, tokens, N, mb, &b);
+    CHECK(ca == 4 && cb == 4); /* hops 30, 50, 100, final  against  15, 40, 50, final  (prompt 20, 200 tokens) */
+    CHECK(a.n == (int64_t)N * 960 && b.n == a.n);
+    double peak = 0;
+    for (size_t i = 0; i < (size_t)80 * 2 * N; i++) peak = fmax(peak, fabs(ma[i]));
+    int full = 25 - voice->n_flow_prompt_tokens % 25; /* tokens in the prompt's last flow chunk */
+    double d_complete = mel_diff(ma, mb, 2 * N, 0, 2 * full), d_partial = mel_diff(ma, mb, 2 * N, 2 * full, 2 * F);
+    double d_later = mel_diff(ma, mb, 2 * N, 2 * F, 2 * N);
+    double w_first = test_max_abs_diff(a.audio, b.audio, F * 960), w_later = test_max_abs_diff(a.audio + F * 960, b.audio + F * 960, (N - F) * 960);
+    printf("first chunk of %d vs the official schedule: mel max abs diff %.3g (tokens 0..%d), %.3g = %.1f%% of the mel's peak "
+           "(tokens %d..%d, incomplete flow chunk), %.3g (tokens %d..%d); audio %.3g (first chunk), %.3g (later)\n",
+           F, d_complete, full - 1, d_partial, 100 * d_partial / peak, full, F - 1, d_later, F, N - 1, w_first, w_later);
+    CHECK(d_complete <= 1e-5 && d_later <= 1e-5);
+    CHECK(d_partial > 0 && d_partial < peak); /* less context changes the frames, but they stay mel-like */
+    free(ma);
+    free(mb);
+    free(a.audio);
+    free(b.audio);
 }
 
 static cosy_status synth(const cosy_session_params *base, const char *const *pieces, int n_pieces, collected *c, cosy_timings *t)
@@ -227,12 +315,83 @@ static void test_modes(void)
     CHECK_OK(synth(&p, pieces, 6, &a, &t));
     CHECK(a.n > 0 && a.n == (int64_t)t.speech_tokens * 960 && t.text_tokens > 0);
     free(a.audio);
-    /* empty text: no audio, no error */
-    p.bistream = 0;
-    const char *empty[] = {"   "};
-    CHECK_OK(synth(&p, empty, 1, &a, &t));
-    CHECK(a.n == 0 && t.chunks == 0);
-    free(a.audio);
+}
+
+/* Text with nothing to say is refused with a message (not answered with 0 samples): empty, white
+ * space, only punctuation/symbols, a bistream whose pieces all were; the session's wait reports the
+ * same error and no audio comes. Silent pieces before the first real one are held, not lost. */
+static void test_nothing_to_say(void)
+{
+    static const struct { int bistream, frontend; const char *pieces[3]; const char *needle; } cases[] = {
+        {0, 1, {"   ", "\t\n"}, "the text is empty (only white space)"},
+        {0, 1, {NULL}, "the text is empty: there is nothing to say"},
+        {0, 1, {"...", " !?", " \xe2\x80\xa6$"}, "only punctuation and symbols (\"... !? \xe2\x80\xa6$\")"},
+        {0, 0, {"\xe3\x80\x82\xef\xbc\x8c"}, "only punctuation and symbols"}, /* 。， without the frontend too */
+        {1, 1, {"", "  ", ","}, "every text piece was empty or only white space, punctuation and symbols"},
+        {1, 1, {NULL}, "every text piece was empty"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cosy_session_params p = cosy_session_default_params();
+        p.bistream = cases[k].bistream;
+        p.text_frontend = cases[k].frontend;
+        collected c;
+        memset(&c, 0, sizeof c);
+        p.on_audio = collect;
+        p.user = &c;
+        cosy_session *s = NULL;
+        CHECK_OK(cosy_session_create(model, voice, &p, &s));
+        for (int i = 0; i < 3 && cases[k].pieces[i]; i++) CHECK_OK(cosy_session_push_text(s, cases[k].pieces[i], strlen(cases[k].pieces[i])));
+        CHECK_FAILS(cosy_session_end_text(s), COSY_ERR_INVALID_ARG, cases[k].needle);
+        CHECK_FAILS(cosy_session_wait(s), COSY_ERR_INVALID_ARG, cases[k].needle);
+        CHECK(c.n == 0 && c.chunks == 0);
+        cosy_session_free(s);
+        free(c.audio);
+    }
+    /* bistream: silent pieces first, then words: they reach the LM with the words */
+    cosy_session_params p = cosy_session_default_params();
+    p.bistream = 1;
+    p.max_speech_tokens = 30;
+    const char *pieces[] = {" ", "...", "Hello", " there."};
+    collected c;
+    cosy_timings t;
+    CHECK_OK(synth(&p, pieces, 4, &c, &t));
+    size_t want = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t n = 0;
+        CHECK_OK(cosy_tokenizer_count(model_tokenizer(), pieces[i], strlen(pieces[i]), &n));
+        want += n;
+    }
+    CHECK(c.n > 0 && c.n == (int64_t)t.speech_tokens * 960 && t.text_tokens == (int)want);
+    free(c.audio);
+}
+
+/* A sentence with no punctuation is cut into LM calls of at most 80 tokens (text/split_long.c), with
+ * the frontend and without it. */
+static void test_long_sentence(void)
+{
+    char text[8192] = "";
+    for (int i = 0; i < 120; i++) strcat(text, i ? " and more words" : "words");
+    for (int frontend = 1; frontend >= 0; frontend--) {
+        cosy_text_list pieces;
+        if (frontend) CHECK_OK(cosy_text_normalize_bounded(model_tokenizer(), text, strlen(text), &pieces));
+        else CHECK_OK(cosy_text_bound(model_tokenizer(), text, strlen(text), &pieces));
+        for (int i = 0; i < pieces.n; i++) {
+            size_t n = 0;
+            CHECK_OK(cosy_tokenizer_count(model_tokenizer(), pieces.items[i], strlen(pieces.items[i]), &n));
+            CHECK(n <= 80);
+        }
+        cosy_session_params p = cosy_session_default_params();
+        p.text_frontend = frontend;
+        p.max_speech_tokens = 4; /* the LM calls are what is tested, not their audio */
+        const char *one[] = {text};
+        collected c;
+        cosy_timings t;
+        CHECK_OK(synth(&p, one, 1, &c, &t));
+        CHECK(pieces.n > 4 && t.sentences == pieces.n);
+        CHECK(c.n == (int64_t)t.speech_tokens * 960 && t.speech_tokens <= 4 * pieces.n);
+        free(c.audio);
+        cosy_text_list_free(&pieces);
+    }
 }
 
 static void test_pull(void)
@@ -363,6 +522,13 @@ static void test_refusals(void)
     p = cosy_session_default_params();
     p.overlap_tokens = 3;
     CHECK_FAILS(cosy_session_create(model, voice, &p, &s), COSY_ERR_INVALID_ARG, "no overlap");
+    p = cosy_session_default_params();
+    p.first_chunk_tokens = -1;
+    CHECK_FAILS(cosy_session_create(model, voice, &p, &s), COSY_ERR_INVALID_ARG, "first_chunk_tokens -1");
+    p.strategy = COSY_CHUNK_EQUAL;
+    p.overlap_tokens = 6;
+    p.first_chunk_tokens = 5;
+    CHECK_FAILS(cosy_session_create(model, voice, &p, &s), COSY_ERR_INVALID_ARG, "longer than the overlap (6)");
     /* a voice without a transcript cannot do zero-shot */
     cosy_voice bare = *voice;
     bare.n_prompt_text = 0;
@@ -387,7 +553,10 @@ int main(void)
     if (!model || !voice) return test_finish("test_session");
     test_strategies();
     printf("incremental vs stateless flow: audio max abs difference %.3g\n", worst_stateless);
+    test_first_chunk_mel();
     test_modes();
+    test_nothing_to_say();
+    test_long_sentence();
     test_pull();
     test_concurrent();
     test_cancel();

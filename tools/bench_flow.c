@@ -36,36 +36,19 @@ int bench_flow(int argc, char **argv)
     long long prompt = 50, tokens = 25, runs = 3, threads = 0;
     int finalize = 0, streaming = 1;
     cosy_dtype dtype = COSY_DTYPE_F32;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return 0;
-        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, 5000, &prompt)) return cli_usage_error("bench", "--prompt needs 0..5000");
-        } else if (!strcmp(a, "--tokens") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 5000, &tokens)) return cli_usage_error("bench", "--tokens needs 1..5000");
-        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
-        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            if (cosy_dtype_from_name(argv[++i], &dtype) || (dtype != COSY_DTYPE_F32 && dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("bench", "--dtype must be f32 or bf16");
-        } else if (!strcmp(a, "--final")) {
-            finalize = 1;
-        } else if (!strcmp(a, "--full-attention")) {
-            streaming = 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (a[0] == '-') {
-            return cli_usage_error("bench", "unknown option or missing value: %s", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cli_usage_error("bench", "unexpected argument '%s'", a);
-        }
-    }
+    int full_attention = 0;
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
+        {"--prompt", NULL, CLI_OPT_INT, &prompt, 0, 5000, NULL},
+        {"--tokens", NULL, CLI_OPT_INT, &tokens, 1, 5000, NULL},
+        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "f32,bf16"},
+        {"--final", NULL, CLI_OPT_FLAG, &finalize, 0, 0, NULL},
+        {"--full-attention", NULL, CLI_OPT_FLAG, &full_attention, 0, 0, NULL},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
+    if (rc != CLI_GO_ON) return rc;
+    streaming = !full_attention;
     if (!path) return cli_usage_error("bench", "a model file is required");
 
     cosy_model_params mp = cosy_model_default_params();

@@ -73,36 +73,18 @@ int bench_flow_stream(int argc, char **argv)
     long long prompt = 75, seconds = 60, hop = 25, threads = 0;
     cosy_dtype flow_dtype = COSY_DTYPE_F32;
     int all_calls = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return 0;
-        } else if (!strcmp(a, "-m") && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(a, "--prompt") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, 1000, &prompt)) return cli_usage_error("bench", "--prompt needs 0..1000");
-        } else if (!strcmp(a, "--seconds") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 2, 280, &seconds)) return cli_usage_error("bench", "--seconds needs 2..280");
-        } else if (!strcmp(a, "--hop") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1000, &hop)) return cli_usage_error("bench", "--hop needs 1..1000");
-        } else if (!strcmp(a, "--full-at") && i + 1 < argc) {
-            full_at = argv[++i];
-        } else if (!strcmp(a, "--all")) {
-            all_calls = 1;
-        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            if (cosy_dtype_from_name(argv[++i], &flow_dtype) || (flow_dtype != COSY_DTYPE_F32 && flow_dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("bench", "--dtype must be f32 or bf16");
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
-        } else if (a[0] == '-') {
-            return cli_usage_error("bench", "unknown option or missing value: %s", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cli_usage_error("bench", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads),
+        {"--prompt", NULL, CLI_OPT_INT, &prompt, 0, 1000, NULL},
+        {"--seconds", NULL, CLI_OPT_INT, &seconds, 2, 280, NULL},
+        {"--hop", NULL, CLI_OPT_INT, &hop, 1, 1000, NULL},
+        {"--full-at", NULL, CLI_OPT_STRING, &full_at, 0, 0, NULL},
+        {"--all", NULL, CLI_OPT_FLAG, &all_calls, 0, 0, NULL},
+        {"--dtype", NULL, CLI_OPT_DTYPE, &flow_dtype, 0, 0, "f32,bf16"},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
+    if (rc != CLI_GO_ON) return rc;
     if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
     /* where to run the full recompute (seconds of audio) */
     int full_sec[16], n_full = 0;

@@ -76,30 +76,14 @@ int bench_hift(int argc, char **argv)
     const char *path = NULL;
     long long frames = 50, runs = 5, threads = 0;
     cosy_dtype dtype = COSY_DTYPE_AUTO;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return 0;
-        } else if (!strcmp(a, "--frames") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 30000, &frames)) return cli_usage_error("bench", "--frames needs 1..30000");
-        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
-        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            if (cosy_dtype_from_name(argv[++i], &dtype) || (dtype != COSY_DTYPE_AUTO && dtype != COSY_DTYPE_F32 && dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("bench", "--dtype needs auto, f32 or bf16");
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (a[0] == '-') {
-            return cli_usage_error("bench", "unknown option or missing value: %s", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cli_usage_error("bench", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
+        {"--frames", NULL, CLI_OPT_INT, &frames, 1, 30000, NULL},
+        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "auto,f32,bf16"},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
+    if (rc != CLI_GO_ON) return rc;
     if (!path) return cli_usage_error("bench", "a model file is required");
 
     cosy_model_params mp = cosy_model_default_params();

@@ -33,26 +33,22 @@ static void help(void)
 {
     printf("usage: cosy bench text (-m MODEL.gguf | --tokenizer DIR) [--file TEXT] [--runs R] [--merges N]\n\n"
            "Measures the text frontend on one thread: tokenize each line; then text_normalize(split=True)\n"
-           "each line and tokenize the pieces. Prints MB/s of input (best of R runs, default 3).\n");
+           "each line (with long sentences cut, as a session does) and tokenize the pieces. Prints MB/s of input (best of R runs, default 3).\n");
 }
 
 int bench_text(int argc, char **argv)
 {
     const char *model_path = NULL, *dir = NULL, *file = NULL;
     long long runs = 3, merges = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return 0; }
-        else if (!strcmp(a, "-m") && i + 1 < argc) model_path = argv[++i];
-        else if (!strcmp(a, "--tokenizer") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(a, "--file") && i + 1 < argc) file = argv[++i];
-        else if (!strcmp(a, "--runs") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
-        } else if (!strcmp(a, "--merges") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, INT32_MAX, &merges)) return cli_usage_error("bench", "bad --merges");
-        } else if (a[0] != '-' && !model_path && !dir) model_path = a;
-        else return cli_usage_error("bench", "unknown option '%s'", a);
-    }
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&model_path), CLI_OPTION_RUNS(&runs),
+        {"--tokenizer", NULL, CLI_OPT_STRING, &dir, 0, 0, NULL},
+        {"--file", NULL, CLI_OPT_STRING, &file, 0, 0, NULL},
+        {"--merges", NULL, CLI_OPT_INT, &merges, 0, INT32_MAX, NULL},
+        CLI_OPTION_END,
+    };
+    int parsed = cli_parse_options("bench", argc, argv, opts, &model_path, help);
+    if (parsed != CLI_GO_ON) return parsed;
     if (!model_path == !dir) return cli_usage_error("bench", "give -m MODEL.gguf or --tokenizer DIR");
 
     cosy_model *m = NULL;
@@ -124,7 +120,7 @@ int bench_text(int argc, char **argv)
         n_pieces = 0;
         for (int i = 0; st == COSY_OK && i < lines.n; i++) {
             cosy_text_list pieces;
-            st = cosy_text_normalize(tok, lines.items[i], strlen(lines.items[i]), 1, &pieces);
+            st = cosy_text_normalize_bounded(tok, lines.items[i], strlen(lines.items[i]), &pieces);
             for (int k = 0; st == COSY_OK && k < pieces.n; k++) {
                 ids.n = 0;
                 st = cosy_tokenizer_encode(tok, pieces.items[k], strlen(pieces.items[k]), &ids);

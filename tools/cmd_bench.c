@@ -24,6 +24,7 @@ int bench_flow_stream(int argc, char **argv); /* tools/bench_flow_stream.c */
 int bench_hift(int argc, char **argv);        /* tools/bench_hift.c */
 int bench_text(int argc, char **argv);        /* tools/bench_text.c */
 int bench_t2w(int argc, char **argv);         /* tools/bench_t2w.c */
+int bench_synth(int argc, char **argv);       /* tools/bench_synth.c */
 static int bench_lm(int argc, char **argv);
 
 typedef struct {
@@ -33,6 +34,7 @@ typedef struct {
 } bench_target;
 
 static const bench_target targets[] = {
+    {"synth", bench_synth, "the whole pipeline through a session: first audio, RTF, stage times, LM tokens/s, peak RSS"},
     {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0"},
     {"flow", bench_flow, "one stateless flow call (token encoder + CFM steps), ms"},
     {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},
@@ -64,33 +66,15 @@ static int bench_lm(int argc, char **argv)
     const char *path = NULL;
     cosy_dtype dtype = COSY_DTYPE_Q8_0;
     long long threads = 0, prefill = 200, decode = 100, runs = 3;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            bench_lm_help();
-            return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            if (cosy_dtype_from_name(argv[++i], &dtype) ||
-                (dtype != COSY_DTYPE_F32 && dtype != COSY_DTYPE_BF16 && dtype != COSY_DTYPE_Q8_0))
-                return cli_usage_error("bench", "--dtype must be f32, bf16 or q8_0");
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 256, &threads)) return cli_usage_error("bench", "--threads needs 1..256");
-        } else if (!strcmp(a, "--prefill") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 3, 8192, &prefill)) return cli_usage_error("bench", "--prefill needs 3..8192");
-        } else if (!strcmp(a, "--decode") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 8192, &decode)) return cli_usage_error("bench", "--decode needs 1..8192");
-        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 1000, &runs)) return cli_usage_error("bench", "--runs needs 1..1000");
-        } else if (a[0] == '-') {
-            return cli_usage_error("bench", "unknown option or missing value: %s", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cli_usage_error("bench", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
+        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "f32,bf16,q8_0"},
+        {"--prefill", NULL, CLI_OPT_INT, &prefill, 3, 8192, NULL},
+        {"--decode", NULL, CLI_OPT_INT, &decode, 1, 8192, NULL},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options("bench", argc, argv, opts, &path, bench_lm_help);
+    if (rc != CLI_GO_ON) return rc;
     if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
 
     cosy_model_params mp = cosy_model_default_params();

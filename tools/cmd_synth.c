@@ -17,7 +17,7 @@ static void help(void)
 {
     printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME) (--text \"...\" | --text-stream)\n"
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
-           "                  [--overlap N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
+           "                  [--overlap N] [--first-chunk N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
            "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
            "                  [--threads N] [--context SECONDS] [--reference-final] [--stateless-flow] [--concurrent-lm]\n"
            "                  [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
@@ -28,6 +28,9 @@ static void help(void)
            "  --text-stream       read text pieces from stdin, one per line, and feed each to the LM as it\n"
            "                      arrives (bistream: 5 text : 15 speech tokens); implies --stream\n"
            "  --strategy          equal: fixed chunks of --chunk tokens; exponential: --chunk x 2^i\n"
+           "  --first-chunk N     a small first chunk of N tokens (+3 look-ahead) before the schedule, as NVIDIA's\n"
+           "                      Triton runtime does with 15: earlier first audio, whose frames see only N of\n"
+           "                      the flow's 25-token chunk (default 0: the schedule's own first chunk)\n"
            "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
            "                      official code (recomputes everything at the end); default: chunk-causal\n"
            "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
@@ -143,6 +146,10 @@ int cmd_synth(int argc, char **argv)
             if (cli_parse_int(val, 1, 100000, &v)) return cli_usage_error("synth", "--max-tokens needs 1..100000 speech tokens");
             p.max_speech_tokens = (int)v;
             i++;
+        } else if (!strcmp(a, "--first-chunk")) {
+            if (cli_parse_int(val, 0, 10000, &v)) return cli_usage_error("synth", "--first-chunk needs 0..10000 tokens");
+            p.first_chunk_tokens = (int)v;
+            i++;
         } else if (!strcmp(a, "--overlap")) {
             if (cli_parse_int(val, 0, 9999, &v)) return cli_usage_error("synth", "--overlap needs 0..9999 tokens");
             p.overlap_tokens = (int)v;
@@ -178,6 +185,7 @@ int cmd_synth(int argc, char **argv)
     if (!voice_path == !speaker) return cli_usage_error("synth", "give --voice VOICE.voice or --speaker NAME");
     if (!text == !text_stream) return cli_usage_error("synth", "give --text \"...\" or --text-stream");
     if (p.mode == COSY_MODE_INSTRUCT && !p.instruct) return cli_usage_error("synth", "--mode instruct needs --instruct \"...\"");
+    if (p.first_chunk_tokens && !p.stream && !text_stream) return cli_usage_error("synth", "--first-chunk goes with --stream or --text-stream");
     if (text_stream) {
         p.bistream = 1;
         p.stream = 1;

@@ -27,7 +27,10 @@ static void usage(FILE *fp)
             "                     or tokenizer.json); CosyVoice2's special tokens are added as the reference does\n"
             "  --tokens           print the token strings instead of ids (byte-level alphabet: 'Ġ' is a space)\n"
             "  --normalize        run CosyVoice's text_normalize(split=True) first (no ttsfrd/wetext): print each\n"
-            "                     sentence piece the LM would get as 'piece<TAB>ids', then an empty line\n"
+            "                     sentence piece the LM would get as 'piece<TAB>ids', then an empty line; as the\n"
+            "                     engine does, a sentence over 80 tokens (80 characters in Chinese) is cut at\n"
+            "                     clause marks, else between words, else at 80\n"
+            "  --reference-split  with --normalize: the official split exactly (long sentences stay whole)\n"
             "  --no-split         with --normalize: text_normalize(split=False), one normalised line per input\n"
             "  --decode           the input lines are ids; print their text (special tokens kept)\n"
             "  --skip-special     with --decode: drop special tokens, as CosyVoice2Tokenizer.decode does\n"
@@ -38,7 +41,7 @@ static void usage(FILE *fp)
 }
 
 typedef struct {
-    int tokens, normalize, split, decode, skip_special, escapes, replace;
+    int tokens, normalize, split, reference_split, decode, skip_special, escapes, replace;
 } options;
 
 /* In-place \n \r \t \\ unescaping; other backslashes stay. */
@@ -126,7 +129,8 @@ static cosy_status process_line(const cosy_tokenizer *tok, const options *o, cha
     cosy_token_ids ids = {0};
     if (o->normalize) {
         cosy_text_list pieces = {0};
-        st = cosy_text_normalize(tok, line, len, o->split, &pieces);
+        if (o->split && !o->reference_split) st = cosy_text_normalize_bounded(tok, line, len, &pieces);
+        else st = cosy_text_normalize(tok, line, len, o->split, &pieces);
         for (int i = 0; st == COSY_OK && i < pieces.n; i++) {
             ids.n = 0;
             st = cosy_tokenizer_encode(tok, pieces.items[i], strlen(pieces.items[i]), &ids);
@@ -160,6 +164,7 @@ int cmd_tokenize(int argc, char **argv)
         else if (!strcmp(a, "--tokens")) o.tokens = 1;
         else if (!strcmp(a, "--normalize")) o.normalize = 1;
         else if (!strcmp(a, "--no-split")) o.split = 0;
+        else if (!strcmp(a, "--reference-split")) o.reference_split = 1;
         else if (!strcmp(a, "--decode")) o.decode = 1;
         else if (!strcmp(a, "--skip-special")) o.skip_special = 1;
         else if (!strcmp(a, "--escapes")) o.escapes = 1;
@@ -170,6 +175,7 @@ int cmd_tokenize(int argc, char **argv)
     }
     if (!model_path == !dir) return cli_usage_error("tokenize", "give exactly one of -m MODEL.gguf or --tokenizer DIR");
     if (o.decode && (o.normalize || o.tokens)) return cli_usage_error("tokenize", "--decode takes ids and prints text only");
+    if (o.reference_split && !o.normalize) return cli_usage_error("tokenize", "--reference-split goes with --normalize");
 
     cosy_model *m = NULL;
     cosy_tokenizer *own = NULL;

@@ -4,6 +4,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,75 @@ cosy_status cosy_voice_validate(const cosy_voice *v, const cosy_model *m)
     for (int i = 0; i < v->n_prompt_frames * v->n_mels; i++)
         if (!(v->prompt_feat[i] == v->prompt_feat[i]) || v->prompt_feat[i] > 1e30f || v->prompt_feat[i] < -1e30f)
             return cosy_error(COSY_ERR_INVALID_ARG, "%s: the prompt mel holds a non-finite value", name);
+    return COSY_OK;
+}
+
+/* ---- synthetic voices (benchmarks) ---- */
+
+static uint64_t next_random(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 11;
+}
+
+static double uniform(uint64_t *x) { return (double)next_random(x) / 9007199254740992.0; } /* [0, 1) */
+
+static double gaussian(uint64_t *x)
+{
+    double u = uniform(x), v = uniform(x);
+    return sqrt(-2.0 * log(u > 1e-300 ? u : 1e-300)) * cos(6.283185307179586 * v);
+}
+
+cosy_status cosy_voice_synthetic(const cosy_model *m, uint64_t seed, int prompt_tokens, int prompt_text_tokens, cosy_voice **out)
+{
+    const cosy_hparams *hp = &m->hp;
+    *out = NULL;
+    if (prompt_tokens < 0 || prompt_tokens > 10000 || prompt_text_tokens < 0 || prompt_text_tokens > 10000)
+        return cosy_error(COSY_ERR_INVALID_ARG, "synthetic voice: %d prompt tokens, %d text tokens (0..10000 each)", prompt_tokens,
+                          prompt_text_tokens);
+    cosy_voice *v = cosy_voice_alloc("synthetic");
+    if (!v) return cosy_error(COSY_ERR_NOMEM, "out of memory");
+    int P = prompt_tokens, T = hp->token_mel_ratio * P, C = hp->flow_output_size, D = hp->spk_embed_dim;
+    v->n_prompt_text = prompt_text_tokens;
+    v->n_llm_prompt_tokens = v->n_flow_prompt_tokens = P;
+    v->n_prompt_frames = T;
+    v->n_mels = C;
+    v->embed_dim = D;
+    v->prompt_text = malloc(sizeof(int32_t) * (size_t)(prompt_text_tokens + 1));
+    v->llm_prompt_tokens = malloc(sizeof(int32_t) * (size_t)(P + 1));
+    v->flow_prompt_tokens = malloc(sizeof(int32_t) * (size_t)(P + 1));
+    v->prompt_feat = malloc(sizeof(float) * ((size_t)T * (size_t)C + 1));
+    v->flow_embedding = malloc(sizeof(float) * (size_t)D);
+    v->llm_embedding = malloc(sizeof(float) * (size_t)D);
+    v->transcript = strdup("(synthetic voice)");
+    if (!v->prompt_text || !v->llm_prompt_tokens || !v->flow_prompt_tokens || !v->prompt_feat || !v->flow_embedding ||
+        !v->llm_embedding || !v->transcript) {
+        cosy_voice_free(v);
+        return cosy_error(COSY_ERR_NOMEM, "out of memory");
+    }
+    uint64_t x = seed ^ 0x5eed5eed5eedull;
+    /* Qwen2's regular BPE ids end at 151643; smaller vocabularies (test models) use theirs */
+    uint64_t text_ids = hp->lm_text_vocab < 151643 ? (uint64_t)hp->lm_text_vocab : 151643u;
+    for (int i = 0; i < prompt_text_tokens; i++) v->prompt_text[i] = (int32_t)(next_random(&x) % text_ids);
+    uint64_t speech_ids = (uint64_t)(hp->speech_token_size < hp->flow_vocab ? hp->speech_token_size : hp->flow_vocab);
+    for (int i = 0; i < P; i++) {
+        v->flow_prompt_tokens[i] = (int32_t)(next_random(&x) % speech_ids);
+        v->llm_prompt_tokens[i] = v->flow_prompt_tokens[i];
+    }
+    for (int t = 0; t < T; t++) {
+        /* 4 syllables a second at token_mel_ratio * 25 frames a second */
+        double envelope = 2.0 * sin(6.283185307179586 * 4.0 * t / (25.0 * hp->token_mel_ratio));
+        for (int c = 0; c < C; c++) {
+            double tilt = -2.5 - 6.0 * c / (C > 1 ? C - 1 : 1);
+            double value = tilt + envelope + 0.7 * gaussian(&x);
+            v->prompt_feat[(size_t)t * C + c] = (float)(value < -11.5 ? -11.5 : value > 2.0 ? 2.0 : value);
+        }
+    }
+    for (int i = 0; i < D; i++) {
+        v->flow_embedding[i] = (float)gaussian(&x);
+        v->llm_embedding[i] = v->flow_embedding[i];
+    }
+    *out = v;
     return COSY_OK;
 }
 

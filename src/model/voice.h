@@ -35,6 +35,14 @@ struct cosy_voice {
 
 /* An empty voice to fill in (all arrays NULL / 0). */
 cosy_voice *cosy_voice_alloc(const char *name);
+/* A synthetic zero-shot voice for benchmarks (no prompt audio needed): prompt_tokens flow = LM
+ * prompt speech tokens (75 = 3 s, as the reference's zero-shot frontend uses one list for both),
+ * 2 mel frames per token of a speech-like log-mel (a spectral tilt from about -2.5 at the lowest bin
+ * to -8.5 at the highest, a 4 Hz syllable envelope and noise, within log(1e-5) .. 2 as real prompt
+ * mels), prompt_text_tokens transcript ids below the Qwen2 special tokens, and a 192-d N(0, 1)
+ * speaker vector (CAM++ vectors are unnormalised; the flow normalises). Seeded: the same seed
+ * gives the same voice. */
+cosy_status cosy_voice_synthetic(const cosy_model *m, uint64_t seed, int prompt_tokens, int prompt_text_tokens, cosy_voice **out);
 /* Checks the voice against a model's hyperparameters: token ranges, 2:1 mel/token ratio, mel
  * width, embedding size, text ids within the vocabulary. */
 cosy_status cosy_voice_validate(const cosy_voice *v, const cosy_model *m);

@@ -20,6 +20,17 @@
  * previous hop, i.e. the offset advances by hop - overlap (never less than 1 token); the audio of the
  * re-covered tokens is produced again and replaces the held-back tail of the previous chunk through
  * the vocoder's cross-fade (see stream/session.c).
+ *
+ * A small first chunk (cosy_schedule_set_first_chunk, any strategy), after NVIDIA's Triton runtime
+ * for CosyVoice2 (runtime/triton_trtllm/model_repo/cosyvoice2/1/model.py: token_hop_len = 15, the
+ * first call at 15 + 3 look-ahead tokens, then hops of 25·2^i without a cap or prompt alignment):
+ * the first call comes at F + lookahead tokens and emits F tokens, with no prompt alignment; then the
+ * strategy's own schedule runs from offset F as if the prompt were P + F tokens long. For the default
+ * strategy that realigns the second call to the flow's 25-token chunks (hop 25 + pad, with pad =
+ * ceil((P+F)/25)·25 - (P+F)), so only the first chunk's partial flow chunk is ever recomputed; the
+ * exponential strategy with chunk 25 and no maximum hop is Triton's schedule exactly (15, 25, 50,
+ * 100, 200, ...). The flow is chunk-causal: the first call's frames see only the F tokens of their
+ * incomplete chunk (plus look-ahead), where the default schedule's see all 25.
  */
 #ifndef COSY_SCHEDULE_H
 #define COSY_SCHEDULE_H
@@ -33,7 +44,9 @@ typedef struct {
     int scale;         /* default: stream_scale_factor (2) */
     int lookahead;     /* pre_lookahead_len (3) */
     int overlap;       /* equal/exponential only */
-    int prompt_pad;    /* default only: ceil(P / base) * base - P */
+    int prompt_pad;    /* default only: ceil(P / base) * base - P (with a first chunk F: of P + F) */
+    int n_prompt;      /* P */
+    int first;         /* first chunk F (0: none) */
     /* state */
     int hop;           /* current hop */
     int offset;        /* tokens whose audio has been emitted (window start of the next call) */
@@ -51,6 +64,9 @@ typedef struct {
 /* n_prompt_tokens: the flow prompt's speech tokens (P), for the default strategy's alignment. */
 cosy_status cosy_schedule_init(cosy_schedule *s, cosy_chunk_strategy strategy, int chunk_tokens, int overlap_tokens,
                                int max_hop_tokens, int lookahead, int n_prompt_tokens);
+/* A first call of `first_chunk_tokens` (1..10000; 0 = none, the strategy's own first hop) before the
+ * strategy's schedule; call before the first cosy_schedule_next. With overlap it must exceed it. */
+cosy_status cosy_schedule_set_first_chunk(cosy_schedule *s, int first_chunk_tokens);
 /* With n_available tokens so far and lm_done, the next call to make: returns 1 and fills *call,
  * or 0 if the schedule must wait for more tokens (or has finished). Advances the state. */
 int cosy_schedule_next(cosy_schedule *s, int n_available, int lm_done, cosy_schedule_call *call);

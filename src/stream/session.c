@@ -61,6 +61,9 @@ struct cosy_session {
     size_t text_len, text_cap;
     int text_ended;
     unsigned text_version;        /* bumped by every push/end, so the LM thread never misses one */
+    int spoke;                    /* bistream: a piece with something to say has gone to the LM */
+    int32_t *held;                /* bistream: ids of the silent pieces before it, fed with it */
+    int n_held, cap_held;
     cosy_lm_run *run;             /* the LM call in progress (bistream: the only one) */
     /* sentences */
     segment *segs;
@@ -231,8 +234,12 @@ static cosy_status lm_non_bistream(cosy_session *s)
     cosy_text_list pieces;
     memset(&pieces, 0, sizeof pieces);
     cosy_status st;
-    if (s->p.text_frontend) st = cosy_text_normalize(s->tok, s->text ? s->text : "", s->text_len, 1, &pieces);
-    else st = cosy_text_list_push(&pieces, s->text ? s->text : "", s->text_len);
+    /* sentences over the official splitter's 80 tokens are cut (text/normalize.h), so no LM call
+     * and no sentence's speech grows without bound; without the frontend the text is only cut */
+    if (s->p.text_frontend) st = cosy_text_normalize_bounded(s->tok, s->text ? s->text : "", s->text_len, &pieces);
+    else st = cosy_text_bound(s->tok, s->text ? s->text : "", s->text_len, &pieces);
+    if (st == COSY_OK && pieces.n == 0) /* cosy_session_end_text refuses silent text; this is its backstop */
+        st = cosy_error(COSY_ERR_INVALID_ARG, "session: nothing to say: the text normalises to no sentence");
     cosy_token_ids *ids = NULL;
     if (st == COSY_OK && pieces.n > 0) {
         ids = calloc((size_t)pieces.n, sizeof *ids);
@@ -299,12 +306,17 @@ static cosy_status emit(cosy_session *s, const float *audio, int n)
     return COSY_OK;
 }
 
+static cosy_status schedule_init(const cosy_session *s, cosy_schedule *sched)
+{
+    COSY_TRY(cosy_schedule_init(sched, s->p.strategy, s->p.chunk_tokens, s->p.overlap_tokens, s->p.max_hop_tokens,
+                                s->model->hp.pre_lookahead_len, s->n_flow_prompt));
+    return cosy_schedule_set_first_chunk(sched, s->p.first_chunk_tokens);
+}
+
 static cosy_status vocode_segment(cosy_session *s, int index)
 {
     cosy_schedule sched;
-    if (s->p.stream)
-        COSY_TRY(cosy_schedule_init(&sched, s->p.strategy, s->p.chunk_tokens, s->p.overlap_tokens, s->p.max_hop_tokens,
-                                    s->model->hp.pre_lookahead_len, s->n_flow_prompt));
+    if (s->p.stream) COSY_TRY(schedule_init(s, &sched));
     cosy_token2wav_reset(s->t2w);
     int32_t *tokens = NULL;
     int cap = 0;
@@ -432,6 +444,8 @@ static cosy_status check_params(const cosy_session_params *p)
     if (p->mode == COSY_MODE_INSTRUCT && (!p->instruct || !p->instruct[0]))
         return cosy_error(COSY_ERR_INVALID_ARG, "session: instruct mode needs an instruction");
     if (p->max_speech_tokens < 0) return cosy_error(COSY_ERR_INVALID_ARG, "session: max_speech_tokens is negative");
+    if (p->first_chunk_tokens < 0 || p->first_chunk_tokens > 10000)
+        return cosy_error(COSY_ERR_INVALID_ARG, "session: first_chunk_tokens %d is out of range (0..10000)", p->first_chunk_tokens);
     return COSY_OK;
 }
 
@@ -442,6 +456,7 @@ static void session_destroy(cosy_session *s)
     for (int i = 0; i < s->n_segs; i++) free(s->segs[i].tokens);
     free(s->segs);
     free(s->text);
+    free(s->held);
     free(s->out);
     free(s->instruct);
     free(s->prompt_text);
@@ -525,8 +540,7 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
     if (st == COSY_OK) st = cosy_token2wav_create(model, &flow_voice, &tp, &s->t2w);
     if (st == COSY_OK && p.stream) {
         cosy_schedule probe; /* reject bad chunk parameters now, not on the engine's thread */
-        st = cosy_schedule_init(&probe, p.strategy, p.chunk_tokens, p.overlap_tokens, p.max_hop_tokens, model->hp.pre_lookahead_len,
-                                s->n_flow_prompt);
+        st = schedule_init(s, &probe);
     }
     if (st != COSY_OK) {
         session_destroy(s);
@@ -596,6 +610,23 @@ cosy_status cosy_session_create_tokens(cosy_model *model, const cosy_voice *voic
     return st;
 }
 
+static cosy_status hold_ids_locked(cosy_session *s, const int32_t *ids, int n)
+{
+    if (n > (1 << 20) - s->n_held)
+        return cosy_error(COSY_ERR_INVALID_ARG, "session: over %d text tokens of pieces with nothing to say", 1 << 20);
+    if (s->n_held + n > s->cap_held) {
+        int cap = s->cap_held ? s->cap_held : 64;
+        while (cap < s->n_held + n) cap *= 2;
+        int32_t *p = realloc(s->held, sizeof *p * (size_t)cap);
+        if (!p) return cosy_error(COSY_ERR_NOMEM, "session: out of memory for text");
+        s->held = p;
+        s->cap_held = cap;
+    }
+    if (n > 0) memcpy(s->held + s->n_held, ids, sizeof *ids * (size_t)n);
+    s->n_held += n;
+    return COSY_OK;
+}
+
 cosy_status cosy_session_push_text(cosy_session *s, const char *text, size_t len)
 {
     if (!s || (!text && len)) return cosy_error(COSY_ERR_INVALID_ARG, "session: no text");
@@ -609,19 +640,33 @@ cosy_status cosy_session_push_text(cosy_session *s, const char *text, size_t len
     if (st != COSY_OK) return st;
     if (s->p.bistream) {
         /* each piece is tokenised on its own (frontend._extract_text_token_generator) and goes
-         * to the LM now; the LM thread may not have begun its run yet, so wait for it */
+         * to the LM now; the LM thread may not have begun its run yet, so wait for it. Pieces with
+         * nothing to say (white space, punctuation) before the first that has are held back and fed
+         * just before it: the LM consumes text one token at a time in push order, so the output is
+         * the same, and a stream that never says anything is refused at its end with no audio. */
         double t0 = cosy_now_ms();
         cosy_token_ids ids;
         memset(&ids, 0, sizeof ids);
         st = cosy_tokenizer_encode(s->tok, text, len, &ids);
+        int silent = len == 0 || cosy_text_is_silent(text, len);
         double t1 = cosy_now_ms();
         pthread_mutex_lock(&s->mu);
+        if (st == COSY_OK && !s->spoke && silent) {
+            st = hold_ids_locked(s, ids.ids, (int)ids.n);
+            s->tm.frontend_ms += t1 - t0;
+            pthread_mutex_unlock(&s->mu);
+            cosy_token_ids_free(&ids);
+            return st;
+        }
         while (st == COSY_OK && !s->run && !s->cancelled && !s->lm_finished) pthread_cond_wait(&s->cv, &s->mu);
+        if (st == COSY_OK && s->run && !s->spoke && s->n_held > 0) st = cosy_lm_run_push_text(s->run, s->held, s->n_held);
         if (st == COSY_OK && s->run) st = cosy_lm_run_push_text(s->run, ids.ids, (int)ids.n);
         else if (st == COSY_OK) st = session_status(s) != COSY_OK ? session_status(s) : cosy_error(COSY_ERR_CANCELLED, "session cancelled");
         if (st == COSY_OK) {
             s->tm.frontend_ms += t1 - t0;
-            s->tm.text_tokens += (int)ids.n;
+            s->tm.text_tokens += (int)ids.n + (s->spoke ? 0 : s->n_held);
+            s->spoke = 1;
+            s->n_held = 0;
             s->text_version++;
             pthread_cond_broadcast(&s->cv);
         }
@@ -650,13 +695,52 @@ cosy_status cosy_session_push_text(cosy_session *s, const char *text, size_t len
     return st;
 }
 
+/* Empty text, or text with nothing to say, is refused rather than answered with no audio: a caller
+ * that sent nothing by mistake learns it at once. Call with the lock held; sets the error message. */
+static cosy_status check_something_to_say_locked(cosy_session *s)
+{
+    if (s->p.bistream) {
+        if (s->spoke) return COSY_OK;
+        return cosy_error(COSY_ERR_INVALID_ARG, "session: nothing to say: every text piece was empty or only white space, "
+                          "punctuation and symbols");
+    }
+    const char *t = s->text ? s->text : "";
+    size_t i = 0;
+    while (i < s->text_len) {
+        uint32_t cp;
+        size_t k = cosy_utf8_next(t + i, s->text_len - i, &cp);
+        if (cp == COSY_UTF8_INVALID || !cosy_unicode_is_py_space(cp)) break;
+        i += k;
+    }
+    if (i == s->text_len) return cosy_error(COSY_ERR_INVALID_ARG, "session: the text is empty%s: there is nothing to say",
+                                            s->text_len ? " (only white space)" : "");
+    if (!cosy_text_is_silent(t, s->text_len)) return COSY_OK;
+    size_t shown = 0; /* up to 40 bytes of it, whole characters */
+    while (i + shown < s->text_len) {
+        uint32_t cp;
+        size_t k = cosy_utf8_next(t + i + shown, s->text_len - i - shown, &cp);
+        if (shown + k > 40) break;
+        shown += k;
+    }
+    return cosy_error(COSY_ERR_INVALID_ARG, "session: nothing to say: the text has only punctuation and symbols (\"%.*s%s\")", (int)shown,
+                      t + i, i + shown < s->text_len ? "..." : "");
+}
+
 cosy_status cosy_session_end_text(cosy_session *s)
 {
     if (!s) return cosy_error(COSY_ERR_INVALID_ARG, "session: NULL");
     pthread_mutex_lock(&s->mu);
     cosy_status st = COSY_OK;
     if (s->text_ended) st = cosy_error(COSY_ERR_INVALID_ARG, "session: the text has already ended");
-    else if (s->p.bistream) {
+    else if (s->lm && (st = check_something_to_say_locked(s)) != COSY_OK) {
+        /* the session fails with this message: wait and read return it too */
+        char message[512];
+        snprintf(message, sizeof message, "%s", cosy_last_error());
+        s->text_ended = 1;
+        fail_locked(s, st, message);
+        pthread_mutex_unlock(&s->mu);
+        return cosy_error(st, "%s", message);
+    } else if (s->p.bistream) {
         while (!s->run && !s->cancelled && !s->lm_finished) pthread_cond_wait(&s->cv, &s->mu);
         if (s->run) st = cosy_lm_run_end_text(s->run);
     }

@@ -114,6 +114,17 @@ int cosy_text_is_only_punctuation(const char *s, size_t n)
     return 1;
 }
 
+int cosy_text_is_silent(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += cosy_utf8_next(s + i, n - i, &cp);
+        if (cp == COSY_UTF8_INVALID) return 0;
+        if (!cosy_unicode_is_punct_or_symbol(cp) && !cosy_unicode_is_py_space(cp)) return 0;
+    }
+    return 1;
+}
+
 cosy_status cosy_text_replace_blank(const char *s, size_t n, cosy_strbuf *out)
 {
     /* keep a space only between two ASCII non-space characters; like the reference, the
@@ -340,8 +351,7 @@ static int is_terminator(uint32_t c, int zh)
     return c == '.' || c == '?' || c == '!' || c == ';' || c == ':';
 }
 
-/* calc_utt_length / should_merge's measure: characters (zh) or Qwen tokens (en) */
-static cosy_status utt_length(const cosy_tokenizer *tok, int zh, const char *s, size_t n, size_t *len)
+cosy_status cosy_text_utt_length(const cosy_tokenizer *tok, int zh, const char *s, size_t n, size_t *len)
 {
     if (zh) {
         *len = cosy_utf8_length(s, n);
@@ -360,14 +370,17 @@ static cosy_status utt_longer(const cosy_tokenizer *tok, int zh, const char *s, 
         *longer = 0;
         return COSY_OK;
     }
-    COSY_TRY(utt_length(tok, zh, s, n, &len));
+    COSY_TRY(cosy_text_utt_length(tok, zh, s, n, &len));
     *longer = len > limit;
     return COSY_OK;
 }
 
-cosy_status cosy_text_split_paragraph(const cosy_tokenizer *tok, const char *text, size_t n, int zh, cosy_text_list *out)
+/* split_paragraph's defaults, as text_normalize calls it */
+enum { TOKEN_MAX_N = 80, TOKEN_MIN_N = 60, MERGE_LEN = 20 };
+
+/* split_paragraph; with bound, sentences longer than TOKEN_MAX_N are cut first (normalize.h) */
+static cosy_status split_paragraph(const cosy_tokenizer *tok, const char *text, size_t n, int zh, int bound, cosy_text_list *out)
 {
-    enum { TOKEN_MAX_N = 80, TOKEN_MIN_N = 60, MERGE_LEN = 20 };
     if (n == 0) return COSY_OK; /* the reference raises IndexError on text[-1] */
     if (!zh && !tok) return cosy_error(COSY_ERR_INVALID_ARG, "text: splitting English text needs the tokenizer");
     uint32_t *t;
@@ -406,31 +419,68 @@ cosy_status cosy_text_split_paragraph(const cosy_tokenizer *tok, const char *tex
     }
     free(t);
 
-    /* greedy merge into chunks of about token_min_n..token_max_n */
+    /* ours: a sentence longer than token_max_n becomes parts of at most token_max_n (split_long.c);
+     * cont[u] marks the parts after a sentence's first */
+    cosy_text_list parts = {0};
+    unsigned char *cont = NULL;
+    for (int u = 0; u < utts.n && st == COSY_OK; u++) {
+        int first = parts.n;
+        if (!bound) {
+            st = cosy_text_list_push(&parts, utts.items[u], strlen(utts.items[u]));
+            continue;
+        }
+        st = cosy_text_split_long(tok, zh, utts.items[u], strlen(utts.items[u]), TOKEN_MAX_N, TOKEN_MIN_N, &parts);
+        if (st == COSY_OK && parts.n - first > 1 && !cont) {
+            cont = calloc((size_t)parts.cap, 1);
+            if (!cont) st = nomem();
+        }
+        if (st == COSY_OK && cont) {
+            unsigned char *c = realloc(cont, (size_t)parts.cap);
+            if (!c) st = nomem();
+            else cont = c;
+            for (int i = first; st == COSY_OK && i < parts.n; i++) cont[i] = i > first;
+        }
+    }
+    cosy_text_list_free(&utts);
+    utts = parts;
+
+    /* greedy merge into chunks of about token_min_n..token_max_n; the parts of one long sentence are
+     * joined again only while the join stays within token_max_n */
     cosy_strbuf cur = {0}, both = {0};
     cosy_strbuf_append(&cur, "", 0);
+    int cur_cont = 0; /* cur starts with a long sentence's later part */
     for (int u = 0; u < utts.n && st == COSY_OK; u++) {
         both.len = 0;
         cosy_strbuf_append(&both, cur.data, cur.len);
         cosy_strbuf_puts(&both, utts.items[u]);
-        int both_long = 0, cur_long = 0;
+        int both_long = 0, cur_long = 0, is_cont = cont && cont[u];
         st = buf_status(&both);
         if (st == COSY_OK) st = utt_longer(tok, zh, both.data, both.len, TOKEN_MAX_N, &both_long);
-        if (st == COSY_OK && both_long) st = utt_longer(tok, zh, cur.data, cur.len, TOKEN_MIN_N, &cur_long);
-        if (st == COSY_OK && both_long && cur_long) {
+        if (st == COSY_OK && both_long && !is_cont) st = utt_longer(tok, zh, cur.data, cur.len, TOKEN_MIN_N, &cur_long);
+        if (st == COSY_OK && both_long && (cur_long || (is_cont && cur.len > 0))) {
             st = cosy_text_list_push(out, cur.data, cur.len);
             cur.len = 0;
             cur.data[0] = 0;
         }
         if (st == COSY_OK) {
+            if (cur.len == 0) cur_cont = is_cont;
             cosy_strbuf_puts(&cur, utts.items[u]);
             st = buf_status(&cur);
         }
     }
+    free(cont);
     if (st == COSY_OK && cur.len > 0) {
         /* should_merge(cur) only matters when there is a previous chunk to join */
         int long_enough = 1;
         if (out->n > 0) st = utt_longer(tok, zh, cur.data, cur.len, MERGE_LEN - 1, &long_enough);
+        if (st == COSY_OK && !long_enough && out->n > 0 && cur_cont) {
+            /* a long sentence's short last part: joined only within token_max_n */
+            b.len = 0;
+            cosy_strbuf_puts(&b, out->items[out->n - 1]);
+            cosy_strbuf_append(&b, cur.data, cur.len);
+            st = buf_status(&b);
+            if (st == COSY_OK) st = utt_longer(tok, zh, b.data, b.len, TOKEN_MAX_N, &long_enough);
+        }
         if (st == COSY_OK && !long_enough && out->n > 0) {
             b.len = 0;
             cosy_strbuf_puts(&b, out->items[out->n - 1]);
@@ -449,6 +499,19 @@ cosy_status cosy_text_split_paragraph(const cosy_tokenizer *tok, const char *tex
     cosy_strbuf_free(&b);
     cosy_text_list_free(&utts);
     return st;
+}
+
+cosy_status cosy_text_bound(const cosy_tokenizer *tok, const char *s, size_t n, cosy_text_list *out)
+{
+    int longer, zh = cosy_text_contains_chinese(s, n);
+    COSY_TRY(utt_longer(tok, zh, s, n, TOKEN_MAX_N, &longer));
+    if (!longer) return cosy_text_list_push(out, s, n);
+    return cosy_text_split_long(tok, zh, s, n, TOKEN_MAX_N, TOKEN_MIN_N, out);
+}
+
+cosy_status cosy_text_split_paragraph(const cosy_tokenizer *tok, const char *text, size_t n, int zh, cosy_text_list *out)
+{
+    return split_paragraph(tok, text, n, zh, 0, out);
 }
 
 /* ---- frontend.py text_normalize ---- */
@@ -488,14 +551,20 @@ static cosy_status normalize_zh(const char *s, size_t n, cosy_strbuf *out)
     return buf_status(out);
 }
 
-cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_list *out)
+static cosy_status normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, int bound, cosy_text_list *out)
 {
     memset(out, 0, sizeof *out);
     size_t bad;
     if (cosy_utf8_check(text, len, &bad) != COSY_OK)
         return cosy_error(COSY_ERR_INVALID_ARG, "text: invalid UTF-8 at byte %zu", bad);
-    /* markup such as <|endofprompt|> switches the frontend off; empty text passes through */
-    if (len == 0 || (memmem(text, len, "<|", 2) && memmem(text, len, "|>", 2))) return cosy_text_list_push(out, text, len);
+    /* markup such as <|endofprompt|> switches the frontend off; empty text passes through (bounded:
+     * a pass-through text longer than token_max_n is still cut, see normalize.h) */
+    if (len == 0 || (memmem(text, len, "<|", 2) && memmem(text, len, "|>", 2))) {
+        if (!bound) return cosy_text_list_push(out, text, len);
+        cosy_status st = cosy_text_bound(tok, text, len, out);
+        if (st != COSY_OK) cosy_text_list_free(out);
+        return st;
+    }
 
     /* str.strip() */
     size_t b = 0, e = len;
@@ -524,7 +593,7 @@ cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, siz
     if (st == COSY_OK && !split) st = cosy_text_list_push(out, norm.data, norm.len);
     if (st == COSY_OK && split) {
         cosy_text_list pieces = {0};
-        st = cosy_text_split_paragraph(tok, norm.data, norm.len, zh, &pieces);
+        st = split_paragraph(tok, norm.data, norm.len, zh, bound, &pieces);
         for (int i = 0; st == COSY_OK && i < pieces.n; i++)
             if (!cosy_text_is_only_punctuation(pieces.items[i], strlen(pieces.items[i])))
                 st = cosy_text_list_push(out, pieces.items[i], strlen(pieces.items[i]));
@@ -533,4 +602,14 @@ cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, siz
     cosy_strbuf_free(&norm);
     if (st != COSY_OK) cosy_text_list_free(out);
     return st;
+}
+
+cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_list *out)
+{
+    return normalize(tok, text, len, split, 0, out);
+}
+
+cosy_status cosy_text_normalize_bounded(const cosy_tokenizer *tok, const char *text, size_t len, cosy_text_list *out)
+{
+    return normalize(tok, text, len, 1, 1, out);
 }

@@ -19,6 +19,17 @@
  *   - text that is empty after strip() (e.g. only spaces): no pieces (split) / "" (no split);
  *   - a '"' or '”' right after a terminator before any piece exists: the quote is dropped;
  *   - a number too large for inflect (a non-zero digit at 10^36 or above): read digit by digit.
+ *
+ * cosy_text_normalize_bounded — what the session engine feeds the LM — differs where the reference
+ * returns something unbounded: a sentence (text between terminators) longer than token_max_n (80
+ * Qwen tokens for en, 80 characters for zh) is cut into parts of at most 80 before the merge: after
+ * clause marks, else before white space, else a hard cut (split_long.c). The merge joins a long
+ * sentence's parts again only while the join stays within 80; with its neighbours the reference's
+ * rule applies (a piece at or below token_min_n = 60 takes the next sentence, a tail below merge_len
+ * = 20 joins the previous piece), so no LM call gets more than 80 + 60 + 19 = 159 (the reference's
+ * own maximum for text of ordinary sentences; unbounded before). Text whose sentences are all within
+ * 80 splits exactly as the reference's. Pass-through text (markup) longer than 80 is cut the same
+ * way (cosy_text_bound).
  */
 #ifndef COSY_NORMALIZE_H
 #define COSY_NORMALIZE_H
@@ -42,6 +53,8 @@ void cosy_text_list_free(cosy_text_list *l);
  * UTF-8. tok counts tokens for English splitting (it may be NULL only for text that takes the
  * zh path or is passed through unchanged; otherwise COSY_ERR_INVALID_ARG). */
 cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_list *out);
+/* text_normalize(text, split=True) with over-long sentences cut (above): the LM calls of a session. */
+cosy_status cosy_text_normalize_bounded(const cosy_tokenizer *tok, const char *text, size_t len, cosy_text_list *out);
 
 /* The pieces of frontend_utils.py, exposed for tests. All take and give valid UTF-8. */
 int cosy_text_contains_chinese(const char *s, size_t n);
@@ -52,5 +65,21 @@ cosy_status cosy_text_replace_blank(const char *s, size_t n, cosy_strbuf *out);
 /* split_paragraph(text, tokenize, lang, 80, 60, 20, comma_split=False); zh: 1 for "zh". */
 cosy_status cosy_text_split_paragraph(const cosy_tokenizer *tok, const char *text, size_t n, int zh, cosy_text_list *out);
 int cosy_text_is_only_punctuation(const char *s, size_t n);
+/* calc_utt_length: characters (zh) or Qwen tokens (en; tok required). */
+cosy_status cosy_text_utt_length(const cosy_tokenizer *tok, int zh, const char *s, size_t n, size_t *len);
+
+/* Ours, for bounded LM calls (split_long.c): appends s to out as one item if it is at most max_len
+ * long (tokens or characters as above), else as consecutive parts of at most max_len that
+ * concatenate to s but for parts of only white space and punctuation, which are left out; cut after
+ * clause marks (a part shorter than min_len prefers a word boundary that gives more), else before
+ * white space, else at a code point; no cut leaves a remainder of only punctuation and white space
+ * unless nothing else fits. max_len >= 4. */
+cosy_status cosy_text_split_long(const cosy_tokenizer *tok, int zh, const char *s, size_t n, size_t max_len, size_t min_len,
+                                 cosy_text_list *out);
+/* Text that takes no normalisation (markup, or a session without the frontend) cut like a long
+ * sentence: one item if within token_max_n, else parts (zh measure if it holds a CJK character). */
+cosy_status cosy_text_bound(const cosy_tokenizer *tok, const char *s, size_t n, cosy_text_list *out);
+/* 1 if s has nothing to say: only white space, punctuation and symbols (or nothing). */
+int cosy_text_is_silent(const char *s, size_t n);
 
 #endif

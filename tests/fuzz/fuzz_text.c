@@ -82,6 +82,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         cosy_text_list_free(&pieces);
     }
+    /* the engine's split (long sentences cut, split_long.c): the same guarantees */
+    check(cosy_text_normalize_bounded(g_tok, text, len, &pieces) == COSY_OK, "bounded normalize of sanitized text");
+    for (int i = 0; i < pieces.n; i++) {
+        size_t n = strlen(pieces.items[i]);
+        check(cosy_utf8_check(pieces.items[i], n, NULL) == COSY_OK, "bounded pieces are valid UTF-8");
+        ids.n = 0;
+        check(cosy_tokenizer_encode(g_tok, pieces.items[i], n, &ids) == COSY_OK, "bounded pieces tokenize");
+    }
+    cosy_text_list_free(&pieces);
     cosy_token_ids_free(&ids);
     free(text);
     return 0;
