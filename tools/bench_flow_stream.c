@@ -14,6 +14,7 @@
  * nothing, to show what the per-voice prompt cache saves. Inputs are seeded random values.
  */
 #include "cli.h"
+#include <math.h>
 #include "core/clock.h"
 #include "core/cpu.h"
 #include "model/flow.h"
@@ -38,11 +39,13 @@ static double peak_rss_mb(void)
 
 static void help(void)
 {
-    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--dtype f32|bf16] [--threads N] [--all]\n\n"
+    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--dtype auto|f32|bf16]\n"
+           "                             [--context SECONDS] [--threads N] [--all]\n\n"
            "Streams S seconds (default 60) of random speech tokens through the cached flow in calls of H tokens\n"
            "(default 25) after a prompt of P tokens (default 75 = 3 s), timing every call; compares with a full\n"
            "stateless flow call at the seconds in LIST (comma-separated, default \"5,S\"; \"none\" for none) and\n"
-           "times the first chunk without the prompt cache.\n");
+           "times the first chunk without the prompt cache. --context is the attention window of a session (default\n"
+           "10 s, 0 = unlimited as the reference); with a window, the full calls also say how far its mel moved.\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -70,8 +73,8 @@ static void window_stats(const double *ms, const double *end_sec, int n, double 
 int bench_flow_stream(int argc, char **argv)
 {
     const char *path = NULL, *full_at = NULL;
-    long long prompt = 75, seconds = 60, hop = 25, threads = 0;
-    cosy_dtype flow_dtype = COSY_DTYPE_F32;
+    long long prompt = 75, seconds = 60, hop = 25, threads = 0, context = cosy_token2wav_default_params().context_seconds;
+    cosy_dtype flow_dtype = COSY_DTYPE_AUTO;
     int all_calls = 0;
     const cli_option opts[] = {
         CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads),
@@ -80,7 +83,8 @@ int bench_flow_stream(int argc, char **argv)
         {"--hop", NULL, CLI_OPT_INT, &hop, 1, 1000, NULL},
         {"--full-at", NULL, CLI_OPT_STRING, &full_at, 0, 0, NULL},
         {"--all", NULL, CLI_OPT_FLAG, &all_calls, 0, 0, NULL},
-        {"--dtype", NULL, CLI_OPT_DTYPE, &flow_dtype, 0, 0, "f32,bf16"},
+        {"--dtype", NULL, CLI_OPT_DTYPE, &flow_dtype, 0, 0, "auto,f32,bf16"},
+        {"--context", NULL, CLI_OPT_INT, &context, 0, 3600, NULL},
         CLI_OPTION_END,
     };
     int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
@@ -119,12 +123,14 @@ int bench_flow_stream(int argc, char **argv)
     const int N = (int)seconds * rate + la; /* speech tokens incl. the last call's look-ahead */
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)N), *ptok = malloc(sizeof(int32_t) * (size_t)(P + 1));
     float *feat = malloc(sizeof(float) * 80 * (size_t)(2 * P + 1)), emb[1024];
-    float *mel = malloc(sizeof(float) * 80 * 2 * (size_t)N);
+    float *mel = malloc(sizeof(float) * 80 * 2 * (size_t)N), *mels = malloc(sizeof(float) * 80 * 2 * (size_t)N);
+    int *call_frames = malloc(sizeof(int) * (size_t)(N / (int)hop + 2)), *call_offset = malloc(sizeof(int) * (size_t)(N / (int)hop + 2));
     int max_calls = N / (int)hop + 2;
     double *call_ms = malloc(sizeof(double) * (size_t)max_calls), *call_end = malloc(sizeof(double) * (size_t)max_calls);
     int *call_n = malloc(sizeof(int) * (size_t)max_calls);
     size_t *call_bytes = malloc(sizeof(size_t) * (size_t)max_calls);
-    if (!tok || !ptok || !feat || !mel || !call_ms || !call_end || !call_n || !call_bytes || hp->spk_embed_dim > 1024) {
+    if (!tok || !ptok || !feat || !mel || !mels || !call_frames || !call_offset || !call_ms || !call_end || !call_n || !call_bytes ||
+        hp->spk_embed_dim > 1024) {
         fprintf(stderr, "bench: out of memory\n");
         cosy_model_free(model);
         return 1;
@@ -136,7 +142,10 @@ int bench_flow_stream(int argc, char **argv)
     for (int i = 0; i < 2 * P * 80; i++) feat[i] = -6.0f + 6.0f * (float)(NEXT() & 0xffff) / 65536.0f;
     for (int i = 0; i < hp->spk_embed_dim; i++) emb[i] = (float)(NEXT() & 0xffff) / 32768.0f - 1.0f;
 
-    printf("flow stream: %s, %s, %d threads, products in %s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool), cosy_dtype_name(cosy_model_flow_dtype(model)));
+    /* the window in frames, as cosy_token2wav rounds it: whole attention chunks */
+    const int chunk2 = hp->est_static_chunk, window = ((int)context * rate * hp->token_mel_ratio + chunk2 - 1) / chunk2 * chunk2;
+    printf("flow stream: %s, %s, %d threads, products in %s, context %lld s%s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool),
+           cosy_dtype_name(cosy_model_flow_dtype(model)), context, context ? "" : " (unlimited, as the reference)");
     /* warm-up: draws the noise buffer for the whole run and touches the weights */
     int frames;
     double t0 = cosy_now_ms();
@@ -177,13 +186,17 @@ int bench_flow_stream(int argc, char **argv)
     /* the stream */
     cosy_flow_stream *s = NULL;
     if (st == COSY_OK) st = cosy_flow_stream_create(flow, prompt_state, &s);
-    int n_calls = 0;
+    if (st == COSY_OK) st = cosy_flow_stream_set_window(s, window);
+    int n_calls = 0, mel_at = 0;
     double total = 0;
     for (int offset = 0, h = (int)hop + pad; st == COSY_OK && offset + h + la <= N; offset += h, h = (int)hop) {
         const int n = offset + h + la;
         t0 = cosy_now_ms();
-        st = cosy_flow_stream_step(s, tok, n, offset, 0, mel, &frames);
+        st = cosy_flow_stream_step(s, tok, n, offset, 0, mels + (size_t)80 * mel_at, &frames);
         const double ms = cosy_now_ms() - t0;
+        call_frames[n_calls] = frames;
+        call_offset[n_calls] = mel_at;
+        mel_at += st == COSY_OK ? frames : 0;
         total += ms;
         call_ms[n_calls] = ms;
         call_end[n_calls] = (double)(n - la) / rate;
@@ -222,6 +235,20 @@ int bench_flow_stream(int argc, char **argv)
         if (st == COSY_OK)
             printf("  at %.0f s: full recompute %.0f ms vs cached %.0f ms (best within +-1 s %.0f, median %.0f): %.1fx\n", call_end[k], ms,
                    call_ms[k], best, median, ms / (median > 0 ? median : call_ms[k]));
+        if (st == COSY_OK && window > 0) {
+            /* what the window did to this call's mel: against the exact (all left chunks) one */
+            const int F = call_frames[k], first = frames - F;
+            const float *got = mels + (size_t)80 * call_offset[k];
+            double worst = 0, peak = 0;
+            for (int c = 0; c < 80; c++)
+                for (int t = 0; t < F; t++) {
+                    const double want = mel[(size_t)c * frames + first + t];
+                    worst = fmax(worst, fabs(got[(size_t)c * F + t] - want));
+                    peak = fmax(peak, fabs(want));
+                }
+            printf("           the %d s window's mel vs the exact one on this call: max abs %.3g (%.3g of the largest value)\n", (int)context,
+                   worst, worst / (peak > 0 ? peak : 1));
+        }
     }
     if (st == COSY_OK)
         printf("  stream cache at the end %.1f MB (%.1f MB per second of audio); peak RSS %.0f MB during the stream, %.0f MB overall\n",
@@ -231,6 +258,9 @@ int bench_flow_stream(int argc, char **argv)
     free(ptok);
     free(feat);
     free(mel);
+    free(mels);
+    free(call_frames);
+    free(call_offset);
     free(call_ms);
     free(call_end);
     free(call_n);
