@@ -61,8 +61,8 @@ static void norm_range(void *p, size_t r0, size_t r1)
 void flow_layer_norm(flow_ctx *c, float *y, const float *x, int rows, int dim, const flow_norm *n, float eps)
 {
     norm_ctx t = {y, x, dim, n, eps};
-    /* a row costs ~30 ns: splitting only pays off for many rows */
-    flow_parallel(c, (size_t)rows, 131072 / (size_t)(dim > 0 ? dim : 1) + 1, norm_range, &t);
+    /* a row of 256 costs ~30 ns: split from ~32 rows on, so the other threads do not wait meanwhile */
+    flow_parallel(c, (size_t)rows, 8192 / (size_t)(dim > 0 ? dim : 1) + 1, norm_range, &t);
 }
 
 typedef struct {

@@ -37,50 +37,55 @@ static void linear_run(void *p, int part)
 
 /* ---------------------------------------------------------------- bf16 tiles */
 
-typedef struct {
-    int M, N, Kp, parts, accumulate, act;
-    const uint16_t *A, *B;
-    const float *bias;
-    float *C;
-} bf16_task;
-
-static void bf16_run(void *p, int part)
-{
-    bf16_task *t = p;
-    int j0, j1;
-    cosy_split_range((t->N + 31) / 32, t->parts, part, &j0, &j1);
-    cosy_gemm_bf16(t->M, t->N, t->Kp, t->A, t->B, t->Kp / 32, t->bias, t->C, t->N, t->accumulate, t->act, j0, j1);
-}
-
 /* Without memory for the converted rows (this thread's scratch could not grow): 32 rows at a time
  * through a buffer on the stack (FLOW_BF16_MAX_IN bounds it; flow.c refuses wider layers), each
  * pass reading every weight again. Slower, never wrong. */
-static __attribute__((noinline)) void linear_bf16_chunked(const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
+static __attribute__((noinline)) void linear_bf16_chunked(const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act,
+                                                          int j0, int j1)
 {
     uint16_t A[32 * FLOW_BF16_MAX_IN];
     const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32;
     for (int r0 = 0; r0 < rows; r0 += 32) {
         const int m = rows - r0 < 32 ? rows - r0 : 32;
         cosy_bf16_convert_rows(A, x + (size_t)r0 * K, m, K, K, 1.0f, Kp, 32);
-        cosy_gemm_bf16(m, N, Kp, A, l->tiles, Kp / 32, l->b, y + (size_t)r0 * N, N, accumulate, act, 0, (N + 31) / 32);
+        cosy_gemm_bf16(m, N, Kp, A, l->tiles, Kp / 32, l->b, y + (size_t)r0 * N, N, accumulate, act, j0, j1);
     }
+}
+
+typedef struct {
+    const flow_linear *l;
+    const float *x;
+    int rows, parts, accumulate, act;
+    float *y;
+} bf16_task;
+
+/* One thread's output columns. Every thread rounds the rows to bf16 itself, into its own scratch: the
+ * same few hundred KB twice, instead of one thread converting while the others wait. */
+static void bf16_run(void *p, int part)
+{
+    bf16_task *t = p;
+    const flow_linear *l = t->l;
+    const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32, Mp = (t->rows + 31) / 32 * 32;
+    int j0, j1;
+    cosy_split_range((N + 31) / 32, t->parts, part, &j0, &j1);
+    if (j0 >= j1) return;
+    uint16_t *A = cosy_thread_scratch(sizeof(uint16_t) * (size_t)Mp * Kp);
+    if (!A) {
+        linear_bf16_chunked(l, t->x, t->rows, t->y, t->accumulate, t->act, j0, j1);
+        return;
+    }
+    cosy_bf16_convert_rows(A, t->x, t->rows, K, K, 1.0f, Kp, Mp);
+    cosy_gemm_bf16(t->rows, N, Kp, A, l->tiles, Kp / 32, l->b, t->y, N, t->accumulate, t->act, j0, j1);
 }
 
 /* flow_linear_act on l->tiles */
 static void linear_bf16(flow_ctx *c, const flow_linear *l, const float *x, int rows, float *y, int accumulate, int act)
 {
-    const int K = l->in, N = l->out, Kp = (K + 31) / 32 * 32, Mp = (rows + 31) / 32 * 32;
-    uint16_t *A = cosy_thread_scratch(sizeof(uint16_t) * (size_t)Mp * Kp);
-    if (!A) {
-        linear_bf16_chunked(l, x, rows, y, accumulate, act);
-        return;
-    }
-    cosy_bf16_convert_rows(A, x, rows, K, K, 1.0f, Kp, Mp);
-    bf16_task t = {rows, N, Kp, 1, accumulate, act, A, l->tiles, l->b, y};
-    const int blocks = (N + 31) / 32;
+    bf16_task t = {l, x, rows, 1, accumulate, act, y};
+    const int blocks = (l->out + 31) / 32;
     int parts = cosy_pool_size(c->pool);
     if (parts > blocks) parts = blocks;
-    if ((size_t)rows * K * N < 400000) parts = 1;
+    if ((size_t)rows * l->in * l->out < 400000) parts = 1;
     t.parts = parts;
     if (parts == 1) bf16_run(&t, 0);
     else cosy_pool_run(c->pool, parts, bf16_run, &t);
