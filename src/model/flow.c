@@ -267,7 +267,7 @@ cosy_status flow_load_conv(cosy_flow *f, flow_conv *cv, int out, int in, int k, 
  * pool when a stream ends, so the next stream reuses memory that is already mapped (clearing fresh
  * pages was ~7% of the streaming flow's time). The mapping's size sits in its first 64 bytes. */
 #define KV_HEADER 64
-#define KV_POOL_BYTES ((size_t)1 << 30) /* blocks kept for reuse, at most */
+#define KV_POOL_BYTES ((size_t)2 << 30) /* blocks kept for reuse, at most (a 10 s window holds ~1.2 GB in bf16) */
 
 size_t flow_kv_block_bytes(const cosy_flow *f)
 {

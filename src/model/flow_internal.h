@@ -241,7 +241,7 @@ typedef struct {
 } flow_kv_view;
 
 /* A stream's block memory (flow.c): flow_kv_block_bytes, from the flow's pool of released blocks or
- * freshly mapped; NULL when out of memory. Released blocks return to the pool (up to 1 GiB of them). */
+ * freshly mapped; NULL when out of memory. Released blocks return to the pool (up to 2 GiB of them). */
 size_t flow_kv_block_bytes(const cosy_flow *f);
 void *flow_kv_block_get(cosy_flow *f);
 void flow_kv_block_release(cosy_flow *f, void *mem);
