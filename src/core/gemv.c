@@ -389,8 +389,9 @@ INLINE TGT_AVX512 __m512i pair_act(const int8_t *xq, const int one)
     {                                                                                                             \
         static const int16_t qidx[32] = {1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,                          \
                                          10, 11, 12, 13, 14, 15, 16, 17, 10, 11, 12, 13, 14, 15, 16, 17};         \
-        static const int16_t didx[32] = {0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9};                         \
-        const __m512i iq = _mm512_loadu_si512((const void *)qidx), id = _mm512_loadu_si512((const void *)didx);   \
+        static const int16_t didx[16] = {0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9};                         \
+        const __m512i iq = _mm512_loadu_si512((const void *)qidx);                                                \
+        const __m256i id = _mm256_loadu_si256((const __m256i *)didx);                                             \
         const __m512i m4 = _mm512_set1_epi8(0x0f);                                                                \
         const __mmask64 load = one ? (__mmask64)0x3ffff : (__mmask64)0xfffffffffull;                              \
         __m512i w[4];                                                                                             \
@@ -401,7 +402,7 @@ INLINE TGT_AVX512 __m512i pair_act(const int8_t *xq, const int one)
             _mm_prefetch((const char *)(wb + (size_t)RB * nb), _MM_HINT_T0);                                      \
             __m512i z = _mm512_permutexvar_epi16(iq, raw);                                                        \
             w[i] = _mm512_and_si512(_mm512_mask_srli_epi16(z, (__mmask32)0xff00ff00u, z, 4), m4);                 \
-            sw[i] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(id, raw)));                   \
+            sw[i] = _mm512_cvtph_ps(_mm256_permutexvar_epi16(id, _mm512_castsi512_si256(raw)));                   \
         }                                                                                                         \
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {                                                     \
             __m512i xv = pair_act(xq + (size_t)t * K + (size_t)b * 32, one);                                      \
