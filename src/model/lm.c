@@ -13,7 +13,12 @@
  * Where the work goes: in a decode step every weight byte is read once (the gemv kernels, split
  * over the thread pool by rows; q/k/v and gate/up share one parallel region each); a long feed
  * runs in chunks of LM_CHUNK positions, through OpenBLAS for f32 weights and through the gemv
- * kernels 8 rows at a time for bf16/q8_0 (the q8_0 VNNI path is fast enough that way).
+ * kernels 8 rows at a time for bf16/q8_0/q4_0 (the VNNI paths are fast enough that way).
+ *
+ * Weight types: a matrix the file stores in the run-time type (cosy convert --lm-dtype) is used in
+ * place from the mapped file — the quantised kernels read ggml's q8_0/q4_0 blocks as stored — so a
+ * q4_0 file loads at once and only the pages the LM touches become resident; any other combination
+ * is converted once at load. The head runs in cosy_lm_head_dtype (q8_0 for a q4_0 body).
  */
 #include "model/lm.h"
 #include "core/arena.h"
