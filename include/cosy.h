@@ -43,6 +43,7 @@ typedef enum {
     COSY_DTYPE_AUTO = -1,  /* parameters only: "choose for me" (see the fields that accept it) */
     COSY_DTYPE_F32  = 0,
     COSY_DTYPE_F16  = 1,
+    COSY_DTYPE_Q4_0 = 2,   /* blocks of 32 4-bit values with one f16 scale (ggml Q4_0 layout) */
     COSY_DTYPE_Q8_0 = 8,   /* blocks of 32 int8 with one f16 scale (ggml Q8_0 layout) */
     COSY_DTYPE_I8   = 24,
     COSY_DTYPE_I16  = 25,
@@ -53,7 +54,7 @@ typedef enum {
 } cosy_dtype;
 
 const char *cosy_dtype_name(cosy_dtype dtype);
-/* Parses "auto", "f32", "f16", "bf16", "q8_0"; returns 0 on success. */
+/* Parses "auto", "f32", "f16", "bf16", "q8_0", "q4_0"; returns 0 on success. */
 int cosy_dtype_from_name(const char *name, cosy_dtype *out);
 
 /* ---- conversion from the official checkpoint directory ---------------------------------- */
@@ -89,8 +90,9 @@ typedef struct cosy_model cosy_model;
 typedef struct cosy_voice cosy_voice;
 
 typedef struct {
-    cosy_dtype lm_dtype;      /* run-time type of the LM matrices: f32 (reference), bf16, q8_0;
-                                 AUTO (default): see cosy_model_default_params */
+    cosy_dtype lm_dtype;      /* run-time type of the LM matrices: f32 (reference), bf16, q8_0, q4_0;
+                                 AUTO (default): the type the file stores them in if that is bf16, q8_0
+                                 or q4_0 (used in place from the map), else f32 */
     cosy_dtype flow_dtype;    /* the flow's weight products: f32 (reference) or bf16 (where the CPU
                                  has bf16 instructions, else f32); AUTO (default); see cosy_model_flow_dtype */
     cosy_dtype hift_dtype;    /* the vocoder's convolutions: f32 (reference) or bf16 (where the CPU has

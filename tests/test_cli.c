@@ -211,7 +211,7 @@ int main(void)
     CHECK(run(out, sizeof out, "%s bench synth -m %s --model-cache x.gguf", COSY_BIN, model) == 2);
     CHECK(strstr(out, "not both") != NULL);
     CHECK(run(out, sizeof out, "%s bench synth -m %s --lm-dtype q4", COSY_BIN, model) == 2);
-    CHECK(strstr(out, "--lm-dtype must be auto, f32, bf16 or q8_0") != NULL);
+    CHECK(strstr(out, "--lm-dtype must be auto, f32, bf16, q8_0 or q4_0") != NULL);
     CHECK(run(out, sizeof out, "%s bench synth -m %s --voice %s --runs 1", COSY_BIN, model, no_voice) == 1);
     CHECK(strstr(out, "no.voice: No such file") != NULL);
 

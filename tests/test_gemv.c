@@ -1,9 +1,10 @@
 /*
  * test_gemv.c — the compact-type matrix-vector kernels (src/core/gemv.c) against the naive
  * double-precision product, for every weight type, every CPU level this machine has (COSY_CPU +
- * cosy_cpu_reset), both AVX-512 q8_0 paths (VNNI and multiply-add), 1..10 activation rows, odd
- * shapes (column tails, an odd number of q8 blocks, row ranges that are not multiples of the tile),
- * and the weight conversions (f32 → bf16 / q8_0 as ggml quantises).
+ * cosy_cpu_reset), both AVX-512 q8_0/q4_0 paths (VNNI and multiply-add), 1..10 activation rows, odd
+ * shapes (column tails, an odd number of blocks, row ranges that are not multiples of the tile),
+ * and the weight conversions (f32 → bf16 / q8_0 / q4_0 as ggml quantises). A level this CPU lacks
+ * is reported as skipped.
  */
 #include "test.h"
 #include "core/cpu.h"
@@ -25,7 +26,6 @@ static float frand(void)
 typedef struct {
     cosy_matrix m;
     void *data;
-    uint16_t *scales;
     float *f32;   /* the source values */
 } test_matrix;
 
@@ -37,18 +37,15 @@ static void make_matrix(test_matrix *tm, cosy_dtype dtype, int rows, int cols)
     tm->m.dtype = dtype;
     tm->m.rows = rows;
     tm->m.cols = cols;
-    size_t esz = dtype == COSY_DTYPE_F32 ? 4 : dtype == COSY_DTYPE_BF16 ? 2 : 1;
-    tm->data = malloc(esz * rows * cols + 64);
-    if (dtype == COSY_DTYPE_Q8_0) tm->scales = malloc(sizeof(uint16_t) * rows * (cols / 32) + 4);
-    CHECK(cosy_matrix_convert_rows(&tm->m, tm->data, tm->scales, tm->f32, COSY_DTYPE_F32, 0, rows) == 0);
+    /* exactly the matrix's bytes, so a kernel reading past the last block trips ASan */
+    tm->data = malloc(cosy_dtype_nbytes(dtype, (int64_t)rows * cols));
+    CHECK(cosy_matrix_convert_rows(&tm->m, tm->data, tm->f32, COSY_DTYPE_F32, 0, rows) == 0);
     tm->m.data = tm->data;
-    tm->m.scales = tm->scales;
 }
 
 static void free_matrix(test_matrix *tm)
 {
     free(tm->data);
-    free(tm->scales);
     free(tm->f32);
 }
 
@@ -59,8 +56,10 @@ static double bound(const cosy_matrix *W, const cosy_gemv_input *x, int r, int t
     int K = W->cols;
     for (int k = 0; k < K; k++) {
         double w, v;
-        if (W->dtype == COSY_DTYPE_Q8_0) {
-            w = ((const int8_t *)W->data)[(size_t)r * K + k] * (double)cosy_f16_to_f32(W->scales[(size_t)r * (K / 32) + k / 32]);
+        if (W->dtype == COSY_DTYPE_Q8_0 || W->dtype == COSY_DTYPE_Q4_0) {
+            float wb[32];
+            cosy_convert_to_f32(wb, (const char *)W->data + cosy_dtype_nbytes(W->dtype, (int64_t)r * K + k / 32 * 32), W->dtype, 32);
+            w = wb[k % 32];
             v = x->q[(size_t)t * K + k] * (double)x->d[(size_t)t * (K / 32) + k / 32];
         } else {
             w = W->dtype == COSY_DTYPE_BF16 ? cosy_bf16_to_f32(((const uint16_t *)W->data)[(size_t)r * K + k])
@@ -144,19 +143,20 @@ static void test_level(const char *name)
 {
     setenv("COSY_CPU", name, 1);
     cosy_cpu_reset();
-    const cosy_dtype types[] = {COSY_DTYPE_F32, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0};
+    const cosy_dtype types[] = {COSY_DTYPE_F32, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0, COSY_DTYPE_Q4_0};
     const int shapes[][2] = {{37, 64}, {13, 96}, {9, 896}, {22, 160}, {5, 40}, {7, 17}, {130, 4864 / 8}};
     for (int vnni = 1; vnni >= 0; vnni--) {
-        if (!vnni && strcmp(name, "avx512")) break; /* only AVX-512 has two q8_0 paths */
+        if (!vnni && strcmp(name, "avx512")) break; /* only AVX-512 has two q8_0/q4_0 paths */
         cosy_gemv_set_vnni(vnni);
-        for (size_t d = 0; d < 3; d++) {
-            if (!vnni && types[d] != COSY_DTYPE_Q8_0) continue;
+        for (size_t d = 0; d < sizeof types / sizeof types[0]; d++) {
+            int quant = types[d] == COSY_DTYPE_Q8_0 || types[d] == COSY_DTYPE_Q4_0;
+            if (!vnni && !quant) continue;
             char what[64];
             snprintf(what, sizeof what, "%s %s/%s", cosy_dtype_name(types[d]), name, cosy_gemv_variant(types[d]));
             int ok = 1;
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
                 int rows = shapes[s][0], cols = shapes[s][1];
-                if (types[d] == COSY_DTYPE_Q8_0 && cols % 32) continue;
+                if (quant && cols % 32) continue;
                 for (int T = 1; T <= 10; T++) {
                     ok &= check_one(types[d], rows, cols, T, 0, rows, what);
                     ok &= check_one(types[d], rows, cols, T, rows / 3, rows - 1, what);
@@ -208,31 +208,89 @@ static void test_quantize_levels(void)
     free(db);
 }
 
-/* Conversions: q8_0 from f32 equals ggml's blocks; from a q8_0 source it is a plain unpack; bf16 rounds. */
+/* ggml's Q4_0 quantiser, written out here from its definition: d = (the signed value of largest
+ * magnitude) / -8, nibble = min(15, trunc(x / d + 8.5)), element j low / j + 16 high nibble of byte j. */
+static void q4_reference(cosy_block_q4_0 *b, const float *x)
+{
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+    float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+    b->d = cosy_f32_to_f16(d);
+    for (int j = 0; j < 16; j++) {
+        int lo = (int)(x[j] * id + 8.5f), hi = (int)(x[j + 16] * id + 8.5f);
+        b->qs[j] = (uint8_t)((lo > 15 ? 15 : lo) | (hi > 15 ? 15 : hi) << 4);
+    }
+}
+
+/* Conversions: q8_0 / q4_0 from f32 equal ggml's blocks; from a source of the same type they are a
+ * copy; bf16 rounds. */
 static void test_convert(void)
 {
     const int rows = 3, cols = 96;
     float f[3 * 96];
     for (int i = 0; i < rows * cols; i++) f[i] = frand() * 2.0f;
-    cosy_block_q8_0 blocks[3 * 3];
+    cosy_block_q8_0 blocks[3 * 3], q1[9], q2[9];
     cosy_convert_from_f32(blocks, COSY_DTYPE_Q8_0, f, rows * cols);
-    cosy_matrix m = {COSY_DTYPE_Q8_0, rows, cols, NULL, NULL};
-    int8_t q1[3 * 96], q2[3 * 96];
-    uint16_t d1[9], d2[9];
-    CHECK(cosy_matrix_convert_rows(&m, q1, d1, f, COSY_DTYPE_F32, 0, rows) == 0);
-    CHECK(cosy_matrix_convert_rows(&m, q2, d2, blocks, COSY_DTYPE_Q8_0, 0, rows) == 0);
-    CHECK(memcmp(q1, q2, sizeof q1) == 0 && memcmp(d1, d2, sizeof d1) == 0);
+    cosy_matrix m = {COSY_DTYPE_Q8_0, rows, cols, NULL};
+    CHECK(cosy_matrix_convert_rows(&m, q1, f, COSY_DTYPE_F32, 0, rows) == 0);
+    CHECK(cosy_matrix_convert_rows(&m, q2, blocks, COSY_DTYPE_Q8_0, 0, rows) == 0);
+    CHECK(memcmp(q1, blocks, sizeof q1) == 0 && memcmp(q2, blocks, sizeof q2) == 0);
+
+    /* q4_0: the block from the reference quantiser, the copy, and the values it stands for */
+    cosy_block_q4_0 b4[9], c4[9], r4[9];
+    cosy_matrix m4 = {COSY_DTYPE_Q4_0, rows, cols, NULL};
+    CHECK(cosy_matrix_convert_rows(&m4, b4, f, COSY_DTYPE_F32, 0, rows) == 0);
+    CHECK(cosy_matrix_convert_rows(&m4, c4, b4, COSY_DTYPE_Q4_0, 0, rows) == 0);
+    for (int b = 0; b < 9; b++) q4_reference(&r4[b], f + b * 32);
+    CHECK(memcmp(b4, r4, sizeof b4) == 0 && memcmp(c4, b4, sizeof b4) == 0);
+    CHECK(sizeof(cosy_block_q4_0) == 18 && cosy_dtype_nbytes(COSY_DTYPE_Q4_0, 64) == 36 && cosy_dtype_block(COSY_DTYPE_Q4_0) == 32);
+    float back[96];
+    cosy_convert_to_f32(back, b4, COSY_DTYPE_Q4_0, 96);
     int ok = 1;
-    for (int b = 0; b < 9; b++) {
-        ok &= d1[b] == blocks[b].d;
-        ok &= memcmp(q1 + b * 32, blocks[b].qs, 32) == 0;
+    for (int b = 0; b < 3; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(f[b * 32 + j]));
+        /* half a step (amax / 16) inside the grid [-8, 7] * |d|; values of the other sign beyond 7.5 |d|
+         * are clipped to 7 |d|, up to amax / 8 off (plus the f16 scale's rounding in both) */
+        for (int j = 0; j < 32; j++) {
+            float x = f[b * 32 + j], e = fabsf(back[b * 32 + j] - x);
+            ok &= e <= (fabsf(x) <= amax * 7.5f / 8.0f ? amax / 16.0f : amax / 8.0f) * 1.002f + 1e-6f;
+        }
     }
     CHECK(ok);
-    cosy_matrix mb = {COSY_DTYPE_BF16, rows, cols, NULL, NULL};
-    uint16_t h[3 * 96];
-    CHECK(cosy_matrix_convert_rows(&mb, h, NULL, f, COSY_DTYPE_F32, 1, 2) == 0);
+    /* a hand-made block: x_j = (j - 16) / 4, the largest magnitude -4 at j = 0, so d = 0.5 and nibble
+     * j = trunc(j / 2 + 0.5): 0, 1, 1, 2, 2, ...; x_31 = 3.75 → trunc(16) capped at 15 */
+    float h[32];
+    for (int j = 0; j < 32; j++) h[j] = (float)(j - 16) * 0.25f;
+    cosy_block_q4_0 hb;
+    cosy_convert_from_f32(&hb, COSY_DTYPE_Q4_0, h, 32);
+    CHECK(cosy_f16_to_f32(hb.d) == 0.5f);
     ok = 1;
-    for (int k = 0; k < cols; k++) ok &= h[cols + k] == cosy_f32_to_bf16(f[cols + k]);
+    for (int j = 0; j < 16; j++) {
+        int lo = hb.qs[j] & 15, hi = hb.qs[j] >> 4;
+        int want_lo = (int)(j / 2.0 + 0.5), want_hi = (int)((j + 16) / 2.0 + 0.5);
+        ok &= lo == want_lo && hi == (want_hi > 15 ? 15 : want_hi);
+    }
+    CHECK(ok);
+    CHECK((hb.qs[15] >> 4) == 15 && (hb.qs[0] & 15) == 0);
+    /* the largest magnitude positive: d < 0, and it maps to nibble 0 exactly */
+    for (int j = 0; j < 32; j++) h[j] = 0.0f;
+    h[5] = 4.0f;
+    h[6] = -1.0f;
+    cosy_convert_from_f32(&hb, COSY_DTYPE_Q4_0, h, 32);
+    cosy_convert_to_f32(back, &hb, COSY_DTYPE_Q4_0, 32);
+    CHECK(cosy_f16_to_f32(hb.d) == -0.5f && back[5] == 4.0f && back[6] == -1.0f && back[0] == 0.0f);
+    /* an all-zero block: d = 0 / -8 = -0 (f16 0x8000, as ggml writes it), every nibble 8 */
+    for (int j = 0; j < 32; j++) h[j] = 0.0f;
+    cosy_convert_from_f32(&hb, COSY_DTYPE_Q4_0, h, 32);
+    CHECK(hb.d == 0x8000 && hb.qs[0] == 0x88 && hb.qs[15] == 0x88);
+
+    cosy_matrix mb = {COSY_DTYPE_BF16, rows, cols, NULL};
+    uint16_t bh[3 * 96];
+    CHECK(cosy_matrix_convert_rows(&mb, bh, f, COSY_DTYPE_F32, 1, 2) == 0);
+    ok = 1;
+    for (int k = 0; k < cols; k++) ok &= bh[cols + k] == cosy_f32_to_bf16(f[cols + k]);
     CHECK(ok);
 }
 
@@ -245,6 +303,8 @@ int main(void)
     int best = (int)cosy_cpu_level();
     printf("CPU: %s, best level %s, VNNI %d\n", cosy_cpu_model_name(), levels[best], !!f->avx512vnni);
     for (int l = 0; l <= best; l++) test_level(levels[l]);
+    for (int l = best + 1; l < 3; l++) printf("  %-22s skipped (this CPU lacks it)\n", levels[l]);
+    if (best >= COSY_CPU_AVX512 && !f->avx512vnni) printf("  %-22s skipped (this CPU lacks it)\n", "avx512-vnni");
     if (best >= COSY_CPU_AVX512) test_quantize_levels();
     test_convert();
     unsetenv("COSY_CPU");

@@ -53,6 +53,8 @@ static const char *write_sample(const char *path)
     CHECK_OK(gguf_writer_add_tensor(w, "t.conv", COSY_DTYPE_F32, 3, s1, fill_ramp, &c1, NULL));
     CHECK_OK(gguf_writer_add_tensor(w, "t.bias", COSY_DTYPE_F32, 1, s2, fill_ramp, &c2, NULL));
     CHECK_OK(gguf_writer_add_tensor(w, "t.q8", COSY_DTYPE_Q8_0, 2, s3, fill_bytes, &byte, NULL));
+    /* q4_0: GGUF type 2, 18 bytes per 32 elements */
+    CHECK_OK(gguf_writer_add_tensor(w, "t.q4", COSY_DTYPE_Q4_0, 2, s3, fill_bytes, &byte, NULL));
     CHECK_OK(gguf_writer_write(w, path));
     gguf_writer_free(w);
     return path;
@@ -62,7 +64,7 @@ static void test_round_trip(void)
 {
     gguf_file g;
     CHECK_OK(gguf_open(write_sample(test_tmp("sample.gguf")), &g));
-    CHECK(g.version == 3 && g.n_tensors == 3 && g.alignment == 64);
+    CHECK(g.version == 3 && g.n_tensors == 4 && g.alignment == 64);
     int64_t v;
     double d;
     CHECK_OK(gguf_get_int(&g, "a.int", &v));
@@ -97,6 +99,9 @@ static void test_round_trip(void)
     CHECK(t && ((float *)t->data)[3] == 103.0f && ((uintptr_t)t->data % 64) == 0);
     t = gguf_find_tensor(&g, "t.q8");
     CHECK(t && t->nbytes == 2 * 34 && ((unsigned char *)t->data)[67] == 7);
+    t = gguf_find_tensor(&g, "t.q4");
+    CHECK(t && t->dtype == COSY_DTYPE_Q4_0 && (int)t->dtype == 2 && t->nbytes == 2 * 18 && t->shape[1] == 32 &&
+          ((unsigned char *)t->data)[35] == 7);
     CHECK(gguf_find_tensor(&g, "t.nothing") == NULL);
     gguf_close(&g);
 }

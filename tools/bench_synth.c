@@ -37,8 +37,9 @@ int bench_synth(int argc, char **argv);
 static void help(void)
 {
     printf("usage: cosy bench synth [-m MODEL.gguf] [--voice VOICE] [--seconds S] [--runs N] [--first-chunk N] [--threads N]\n"
-           "                        [--lm-dtype auto|f32|bf16|q8_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
-           "                        [--model-cache PATH] [--random cosyvoice2-0.5b|cv2-tiny] [--seed N] [--json]\n\n"
+           "                        [--lm-dtype auto|f32|bf16|q8_0|q4_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
+           "                        [--model-cache PATH] [--random cosyvoice2-0.5b|cv2-tiny] [--random-lm f32|bf16|q8_0|q4_0]\n"
+           "                        [--seed N] [--json]\n\n"
            "Synthesises S seconds (default 5) of streamed audio from text through a session, once cold and then\n"
            "N times warm (default 3), reusing the loaded model and the voice as a server does, and prints first\n"
            "audio, RTF, each stage's time and LM decode tokens/s (best and median of the warm runs; the cold run\n"
@@ -46,6 +47,8 @@ static void help(void)
            "  -m MODEL.gguf       default: the full-size random CosyVoice2-0.5B, built once (~2.5 GB) into\n"
            "                      $XDG_CACHE_HOME/cosy or ~/.cache/cosy (--model-cache PATH: that file instead;\n"
            "                      --random cv2-tiny: the fixture's small shapes instead, for a quick check)\n"
+           "  --random-lm T       how the random model stores the LM's matrices (default f32; the cached file's\n"
+           "                      name says it): a model stored as q8_0/q4_0 runs them in place (cosy convert --lm-dtype)\n"
            "  --voice VOICE       default: a synthetic 3 s voice (75 prompt tokens, 10 transcript tokens)\n"
            "  --first-chunk N     a small first chunk of N tokens (see `cosy synth --help`); default: official\n"
            "  --seed N            the random model's and voice's seed, and the sampling seed (default 1234)\n"
@@ -96,7 +99,8 @@ static double peak_rss_mb(void)
 }
 
 /* The cached random model's path: --model-cache, else $XDG_CACHE_HOME/cosy or ~/.cache/cosy. */
-static cosy_status cache_path(const char *override, const char *config, uint64_t seed, char *out, size_t size)
+static cosy_status cache_path(const char *override, const char *config, uint64_t seed, const cosy_convert_params *cp, char *out,
+                              size_t size)
 {
     if (override) {
         snprintf(out, size, "%s", override);
@@ -118,10 +122,9 @@ static cosy_status cache_path(const char *override, const char *config, uint64_t
         if (!c) break;
     }
     /* named by what makes the file: configuration, seed, storage types */
-    cosy_convert_params cp = cosy_convert_default_params();
-    cosy_dtype lm = cp.lm_dtype == COSY_DTYPE_AUTO ? cp.weight_dtype : cp.lm_dtype;
-    cosy_dtype flow = cp.flow_dtype == COSY_DTYPE_AUTO ? cp.weight_dtype : cp.flow_dtype;
-    cosy_dtype hift = cp.hift_dtype == COSY_DTYPE_AUTO ? cp.weight_dtype : cp.hift_dtype;
+    cosy_dtype lm = cp->lm_dtype == COSY_DTYPE_AUTO ? cp->weight_dtype : cp->lm_dtype;
+    cosy_dtype flow = cp->flow_dtype == COSY_DTYPE_AUTO ? cp->weight_dtype : cp->flow_dtype;
+    cosy_dtype hift = cp->hift_dtype == COSY_DTYPE_AUTO ? cp->weight_dtype : cp->hift_dtype;
     snprintf(out, size, "%s/%s-random-seed%llu-%s-%s-%s.gguf", dir, config, (unsigned long long)seed, cosy_dtype_name(lm),
              cosy_dtype_name(flow), cosy_dtype_name(hift));
     return COSY_OK;
@@ -196,6 +199,8 @@ int bench_synth(int argc, char **argv)
     long long seconds = 5, runs = 3, threads = 0, first_chunk = 0, seed = 1234;
     int json = 0, config_index = 0;
     cosy_model_params mp = cosy_model_default_params();
+    cosy_convert_params cp = cosy_convert_default_params();
+    cp.lm_dtype = COSY_DTYPE_F32;
     const cli_option opts[] = {
         CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
         {"--voice", NULL, CLI_OPT_STRING, &voice_path, 0, 0, NULL},
@@ -204,7 +209,8 @@ int bench_synth(int argc, char **argv)
         {"--seconds", NULL, CLI_OPT_INT, &seconds, 1, 60, NULL},
         {"--first-chunk", NULL, CLI_OPT_INT, &first_chunk, 0, 10000, NULL},
         {"--seed", NULL, CLI_OPT_INT, &seed, 0, 0xffffffffll, NULL},
-        {"--lm-dtype", NULL, CLI_OPT_DTYPE, &mp.lm_dtype, 0, 0, "auto,f32,bf16,q8_0"},
+        {"--lm-dtype", NULL, CLI_OPT_DTYPE, &mp.lm_dtype, 0, 0, "auto,f32,bf16,q8_0,q4_0"},
+        {"--random-lm", NULL, CLI_OPT_DTYPE, &cp.lm_dtype, 0, 0, "f32,bf16,q8_0,q4_0"},
         {"--flow-dtype", NULL, CLI_OPT_DTYPE, &mp.flow_dtype, 0, 0, "auto,f32,bf16"},
         {"--hift-dtype", NULL, CLI_OPT_DTYPE, &mp.hift_dtype, 0, 0, "auto,f32,bf16"},
         {"--json", NULL, CLI_OPT_FLAG, &json, 0, 0, NULL},
@@ -221,11 +227,10 @@ int bench_synth(int argc, char **argv)
     cosy_status st = COSY_OK;
     int random_model = !path;
     if (!path) {
-        st = cache_path(cache, config, (uint64_t)seed, model_path, sizeof model_path);
+        st = cache_path(cache, config, (uint64_t)seed, &cp, model_path, sizeof model_path);
         struct stat sb;
         if (st == COSY_OK && stat(model_path, &sb) != 0) {
             fprintf(stderr, "cosy bench: building the random model %s (seed %lld) into %s, once\n", config, seed, model_path);
-            cosy_convert_params cp = cosy_convert_default_params();
             st = cosy_convert_random(config, (uint64_t)seed, model_path, &cp);
         } else if (st == COSY_OK) {
             fprintf(stderr, "cosy bench: the random model %s (seed %lld) from %s\n", config, seed, model_path);

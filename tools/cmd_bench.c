@@ -35,7 +35,7 @@ typedef struct {
 
 static const bench_target targets[] = {
     {"synth", bench_synth, "the whole pipeline through a session: first audio, RTF, stage times, LM tokens/s, peak RSS"},
-    {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0"},
+    {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0|q4_0"},
     {"flow", bench_flow, "one stateless flow call (token encoder + CFM steps), ms"},
     {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},
     {"token2wav", bench_t2w, "streaming token2wav calls (flow + HiFT) over S seconds: ms per 25-token chunk"},
@@ -55,7 +55,7 @@ static double peak_rss_mib(void)
 
 static void bench_lm_help(void)
 {
-    printf("usage: cosy bench lm -m MODEL.gguf [--dtype f32|bf16|q8_0] [--threads N] [--prefill N] [--decode N] [--runs R]\n\n"
+    printf("usage: cosy bench lm -m MODEL.gguf [--dtype f32|bf16|q8_0|q4_0] [--threads N] [--prefill N] [--decode N] [--runs R]\n\n"
            "Loads the LM with its matrices in --dtype (default q8_0), then R times (default 3): prefills N positions\n"
            "(default 200: sos, text, task_id, prompt speech) in one feed, and decodes --decode tokens (default 100)\n"
            "one at a time, each a forward plus ras_sampling. Prints the best run's prefill and decode tokens/s.\n");
@@ -68,7 +68,7 @@ static int bench_lm(int argc, char **argv)
     long long threads = 0, prefill = 200, decode = 100, runs = 3;
     const cli_option opts[] = {
         CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
-        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "f32,bf16,q8_0"},
+        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "f32,bf16,q8_0,q4_0"},
         {"--prefill", NULL, CLI_OPT_INT, &prefill, 3, 8192, NULL},
         {"--decode", NULL, CLI_OPT_INT, &decode, 1, 8192, NULL},
         CLI_OPTION_END,

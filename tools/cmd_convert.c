@@ -15,7 +15,9 @@ static void help(void)
            "tokenizer directory.\n"
            "--dtype sets how matrices and conv kernels are stored (default f32); norms and biases stay f32.\n"
            "--lm-dtype, --flow-dtype, --hift-dtype set it per module (default: --dtype). A module stored in\n"
-           "the type it runs in is used straight from the mapped file: the model loads at once.\n");
+           "the type it runs in is used straight from the mapped file: the model loads at once.\n"
+           "The LM can also be stored quantised, in ggml's blocks: --lm-dtype q8_0 or q4_0 (the LM's head and\n"
+           "embedding tables then take q8_0; a q4_0 LM decodes about twice as fast as q8_0, see docs/lm-types.md).\n");
 }
 
 int cmd_convert(int argc, char **argv)

@@ -18,7 +18,7 @@ static void help(void)
     printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME) (--text \"...\" | --text-stream)\n"
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--first-chunk N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
-           "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
+           "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0|q4_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
            "                  [--threads N] [--context SECONDS] [--reference-final] [--stateless-flow] [--concurrent-lm]\n"
            "                  [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
@@ -177,7 +177,8 @@ int cmd_synth(int argc, char **argv)
                 return cli_usage_error("synth", "--hift-dtype must be auto, f32 or bf16");
             i++;
         } else if (!strcmp(a, "--lm-dtype")) {
-            if (cosy_dtype_from_name(val, &mp.lm_dtype)) return cli_usage_error("synth", "unknown --lm-dtype '%s'", val);
+            if (cosy_dtype_from_name(val, &mp.lm_dtype) || mp.lm_dtype == COSY_DTYPE_F16)
+                return cli_usage_error("synth", "--lm-dtype must be auto, f32, bf16, q8_0 or q4_0");
             i++;
         } else return cli_usage_error("synth", "unknown option: %s", a);
     }

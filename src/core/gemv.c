@@ -32,11 +32,13 @@ int cosy_gemv_set_vnni(int allowed) { return atomic_exchange(&vnni_allowed, allo
 
 static int use_vnni(void) { return atomic_load(&vnni_allowed) && cosy_cpu_get_features()->avx512vnni; }
 
+static int quantised(cosy_dtype dtype) { return dtype == COSY_DTYPE_Q8_0 || dtype == COSY_DTYPE_Q4_0; }
+
 const char *cosy_gemv_variant(cosy_dtype dtype)
 {
     cosy_cpu_level_t l = cosy_cpu_level();
 #ifdef GEMV_X86
-    if (l >= COSY_CPU_AVX512) return dtype == COSY_DTYPE_Q8_0 && use_vnni() ? "avx512-vnni" : "avx512";
+    if (l >= COSY_CPU_AVX512) return quantised(dtype) && use_vnni() ? "avx512-vnni" : "avx512";
     if (l == COSY_CPU_AVX2) return "avx2";
 #endif
     (void)dtype;
@@ -46,9 +48,9 @@ const char *cosy_gemv_variant(cosy_dtype dtype)
 
 size_t cosy_gemv_scratch_bytes(cosy_dtype dtype, int T, int cols)
 {
-    if (dtype != COSY_DTYPE_Q8_0) return 0;
+    if (!quantised(dtype)) return 0;
     size_t q = ((size_t)T * cols + 63) & ~(size_t)63;
-    return q + sizeof(float) * (size_t)T * (cols / COSY_Q8_BLOCK);
+    return q + (sizeof(float) + sizeof(int32_t)) * (size_t)T * (cols / COSY_Q8_BLOCK);
 }
 
 /* ------------------------------------------------------------------ activation quantisation */
@@ -101,11 +103,19 @@ void cosy_gemv_prepare(cosy_gemv_input *in, cosy_dtype dtype, const float *x, in
     in->T = T;
     in->cols = cols;
     in->x = x;
-    if (dtype == COSY_DTYPE_Q8_0) {
-        size_t qbytes = ((size_t)T * cols + 63) & ~(size_t)63;
+    if (quantised(dtype)) {
+        size_t qbytes = ((size_t)T * cols + 63) & ~(size_t)63, nb = (size_t)T * (cols / COSY_Q8_BLOCK);
         in->q = scratch;
         in->d = (float *)((char *)scratch + qbytes);
         cosy_q8_quantize_rows(in->q, in->d, x, T, cols);
+        if (dtype == COSY_DTYPE_Q4_0) {
+            in->s = (int32_t *)(in->d + nb);
+            for (size_t b = 0; b < nb; b++) {
+                int32_t sum = 0;
+                for (int j = 0; j < COSY_Q8_BLOCK; j++) sum += in->q[b * COSY_Q8_BLOCK + j];
+                in->s[b] = -sum;
+            }
+        }
     }
 }
 
@@ -120,15 +130,26 @@ static void gemv_portable(const cosy_matrix *W, const cosy_gemv_input *x, int t0
     for (int r = r0; r < r1; r++) {
         for (int t = t0; t < t0 + T; t++) {
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0, acc;
+            const int8_t *xq = x->q ? x->q + (size_t)t * K : NULL;
+            const float *dx = x->d ? x->d + (size_t)t * (K / 32) : NULL;
             if (W->dtype == COSY_DTYPE_Q8_0) {
-                const int8_t *w = (const int8_t *)W->data + (size_t)r * K, *xq = x->q + (size_t)t * K;
-                const uint16_t *dw = W->scales + (size_t)r * (K / 32);
-                const float *dx = x->d + (size_t)t * (K / 32);
+                const cosy_block_q8_0 *w = (const cosy_block_q8_0 *)W->data + (size_t)r * (K / 32);
                 acc = 0.0f;
                 for (int b = 0; b < K / 32; b++) {
                     int32_t isum = 0;
-                    for (int j = 0; j < 32; j++) isum += (int32_t)w[b * 32 + j] * xq[b * 32 + j];
-                    acc += (float)isum * (cosy_f16_to_f32(dw[b]) * dx[b]);
+                    for (int j = 0; j < 32; j++) isum += (int32_t)w[b].qs[j] * xq[b * 32 + j];
+                    acc += (float)isum * (cosy_f16_to_f32(w[b].d) * dx[b]);
+                }
+            } else if (W->dtype == COSY_DTYPE_Q4_0) {
+                /* sum (nibble - 8) * x = sum nibble * x + 8 * s, s = -(sum of the block's x) */
+                const cosy_block_q4_0 *w = (const cosy_block_q4_0 *)W->data + (size_t)r * (K / 32);
+                const int32_t *xs = x->s + (size_t)t * (K / 32);
+                acc = 0.0f;
+                for (int b = 0; b < K / 32; b++) {
+                    int32_t isum = 8 * xs[b];
+                    for (int j = 0; j < 16; j++)
+                        isum += (int32_t)(w[b].qs[j] & 15) * xq[b * 32 + j] + (int32_t)(w[b].qs[j] >> 4) * xq[b * 32 + j + 16];
+                    acc += (float)isum * (cosy_f16_to_f32(w[b].d) * dx[b]);
                 }
             } else {
                 const float *xr = x->x + (size_t)t * K;
@@ -165,12 +186,17 @@ void cosy_gemv_naive(const cosy_matrix *W, const cosy_gemv_input *x, const float
     for (int r = r0; r < r1; r++)
         for (int t = 0; t < x->T; t++) {
             double acc = 0.0;
-            if (W->dtype == COSY_DTYPE_Q8_0) {
-                const int8_t *w = (const int8_t *)W->data + (size_t)r * K, *xq = x->q + (size_t)t * K;
+            if (quantised(W->dtype)) {
+                /* the weights dequantised one by one (cosy_convert_to_f32 of the row), no shortcuts */
+                float wrow[32];
+                const int8_t *xq = x->q + (size_t)t * K;
+                size_t row = cosy_dtype_nbytes(W->dtype, K), blk = cosy_dtype_nbytes(W->dtype, 32);
                 for (int b = 0; b < K / 32; b++) {
-                    int64_t isum = 0;
-                    for (int j = 0; j < 32; j++) isum += (int64_t)w[b * 32 + j] * xq[b * 32 + j];
-                    acc += (double)isum * cosy_f16_to_f32(W->scales[(size_t)r * (K / 32) + b]) * x->d[(size_t)t * (K / 32) + b];
+                    const char *src = (const char *)W->data + (size_t)r * row + (size_t)b * blk;
+                    cosy_convert_to_f32(wrow, src, W->dtype, 32);
+                    double bsum = 0.0;
+                    for (int j = 0; j < 32; j++) bsum += (double)wrow[j] * xq[b * 32 + j];
+                    acc += bsum * x->d[(size_t)t * (K / 32) + b];
                 }
             } else {
                 for (int k = 0; k < K; k++) {
@@ -277,117 +303,175 @@ TGT_AVX512 static void bf16_avx512(const void *W, int K, const float *x, int T, 
     F_CASES_512(1)
 }
 
-/* ------------------------------------------------------------------ AVX-512: q8_0 weights */
+/* ------------------------------------------------------------------ AVX-512: q8_0 and q4_0 weights */
 
-/* [s[0] x 8, s[1] x 8]: the scales of two consecutive blocks, one per 8 int32 lanes. */
-INLINE TGT_AVX512 __m512 pair_scales(const float *s)
+/* [s[0] x 8, s[1] x 8]: the scales of two consecutive blocks, one per 8 int32 lanes (the second 0 when
+ * `one`: the odd last block of a row). */
+INLINE TGT_AVX512 __m512 pair_scales(const float *s, const int one)
 {
     const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m128 two = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)s));
+    __m128 two = one ? _mm_load_ss(s) : _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)s));
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two));
+}
+
+/* the same for the activations' block sums (q4_0's offset correction) */
+INLINE TGT_AVX512 __m512i pair_sums(const int32_t *s, const int one)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m128i two = one ? _mm_cvtsi32_si128(s[0]) : _mm_loadl_epi64((const __m128i *)s);
+    return _mm512_permutexvar_epi32(idx, _mm512_castsi128_si512(two));
 }
 
 /* the same from two f16 weight scales */
-INLINE TGT_AVX512 __m512 pair_scales_f16(const uint16_t *s)
+INLINE TGT_AVX512 __m512 pair_scales_f16(uint16_t a, uint16_t b)
 {
     const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    uint32_t bits;
-    memcpy(&bits, s, 4);
-    __m128 two = _mm_cvtph_ps(_mm_cvtsi32_si128((int)bits));
+    __m128 two = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | (uint32_t)b << 16)));
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two));
 }
 
-/* The two-block body: |w| (unsigned) times x with w's sign, summed per 4 bytes into 16 int32 lanes,
- * 8 lanes per block. With VNNI one vpdpbusd; without, vpmaddubsw + vpmaddwd (no overflow: the
- * pair sums are at most 2 * 127 * 127). */
-#define Q8_TILE_512(NAME, TARGET, DOT64, DOT32)                                                                   \
-    INLINE TARGET void NAME(const int8_t *Wq, const uint16_t *Ws, int K, const int8_t *xq, const float *xd,           \
+/* The activation bytes of blocks b and b + 1 (only b when `one`, the rest zero). */
+INLINE TGT_AVX512 __m512i pair_act(const int8_t *xq, const int one)
+{
+    return one ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)xq)) : _mm512_loadu_si512((const void *)xq);
+}
+
+#define DOT64_VNNI(acc, a, b) _mm512_dpbusd_epi32((acc), (a), (b))
+#define DOT64_BW(acc, a, b) _mm512_add_epi32((acc), _mm512_madd_epi16(_mm512_maddubs_epi16((a), (b)), _mm512_set1_epi16(1)))
+
+/*
+ * q8_0, two ggml blocks (68 bytes) per step: |w| (unsigned) times x with w's sign, summed per 4 bytes
+ * into 16 int32 lanes, 8 lanes per block. With VNNI one vpdpbusd; without, vpmaddubsw + vpmaddwd (no
+ * overflow: the pair sums are at most 2 * 127 * 127). `one` = only block b (a row's odd last block).
+ */
+#define Q8_PAIR_512(NAME, TARGET, DOT)                                                                            \
+    INLINE TARGET void NAME(const cosy_block_q8_0 *Wb, int nb, const int8_t *xq, const float *xd, int K, int b, int r, \
+                            __m512 acc[4][COSY_GEMV_MAX_T], const int RB, const int T, const int one)             \
+    {                                                                                                             \
+        const __m512i zero = _mm512_setzero_si512();                                                              \
+        __m512i aw[4];                                                                                            \
+        __mmask64 neg[4];                                                                                         \
+        __m512 sw[4];                                                                                             \
+        _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                                    \
+            const cosy_block_q8_0 *wb = Wb + (size_t)(r + i) * nb + b;                                            \
+            __m256i lo = _mm256_loadu_si256((const __m256i *)wb[0].qs);                                           \
+            __m512i w = one ? _mm512_castsi256_si512(lo)                                                          \
+                            : _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)wb[1].qs), 1); \
+            /* the next tile's rows: the hardware prefetcher alone leaves a third of the bandwidth unused */      \
+            _mm_prefetch((const char *)(wb + (size_t)RB * nb), _MM_HINT_T0);                                      \
+            _mm_prefetch((const char *)(wb + (size_t)RB * nb) + 64, _MM_HINT_T0);                                 \
+            aw[i] = _mm512_abs_epi8(w);                                                                           \
+            neg[i] = _mm512_movepi8_mask(w);                                                                      \
+            sw[i] = pair_scales_f16(wb[0].d, one ? 0 : wb[1].d);                                                  \
+        }                                                                                                         \
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {                                                     \
+            __m512i xv = pair_act(xq + (size_t)t * K + (size_t)b * 32, one);                                      \
+            __m512 sx = pair_scales(xd + (size_t)t * nb + b, one);                                                \
+            _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                                \
+                __m512i xs = _mm512_mask_sub_epi8(xv, neg[i], zero, xv);                                          \
+                __m512i dp = DOT(zero, aw[i], xs);                                                                \
+                acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(sw[i], sx), acc[i][t]);         \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
+/*
+ * q4_0, two ggml blocks (36 bytes) per step. One masked load brings both blocks; a word permutation
+ * lays their 16 packed bytes out as [qs_b, qs_b, qs_b1, qs_b1] and the second copy of each is shifted
+ * right by 4, so after masking with 0x0F the 64 bytes are the unsigned nibbles in element order, lined
+ * up with the activation bytes. vpdpbusd (or vpmaddubsw + vpmaddwd: 2 * 15 * 127 fits int16) then
+ * sums nibble * x; the weights' offset of 8 is taken out exactly by starting each block's 8 lanes at
+ * -(sum of its activation bytes), so the 8 lanes add up to sum (nibble - 8) * x.
+ */
+#define Q4_PAIR_512(NAME, TARGET, DOT)                                                                            \
+    INLINE TARGET void NAME(const cosy_block_q4_0 *Wb, int nb, const int8_t *xq, const float *xd, const int32_t *xs, int K, \
+                            int b, int r, __m512 acc[4][COSY_GEMV_MAX_T], const int RB, const int T, const int one) \
+    {                                                                                                             \
+        static const int16_t qidx[32] = {1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,                          \
+                                         10, 11, 12, 13, 14, 15, 16, 17, 10, 11, 12, 13, 14, 15, 16, 17};         \
+        static const int16_t didx[16] = {0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9};                         \
+        const __m512i iq = _mm512_loadu_si512((const void *)qidx);                                                \
+        const __m256i id = _mm256_loadu_si256((const __m256i *)didx);                                             \
+        const __m512i m4 = _mm512_set1_epi8(0x0f);                                                                \
+        const __mmask64 load = one ? (__mmask64)0x3ffff : (__mmask64)0xfffffffffull;                              \
+        __m512i w[4];                                                                                             \
+        __m512 sw[4];                                                                                             \
+        _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                                    \
+            const cosy_block_q4_0 *wb = Wb + (size_t)(r + i) * nb + b;                                            \
+            __m512i raw = _mm512_maskz_loadu_epi8(load, wb);                                                      \
+            _mm_prefetch((const char *)(wb + (size_t)RB * nb), _MM_HINT_T0);                                      \
+            __m512i z = _mm512_permutexvar_epi16(iq, raw);                                                        \
+            w[i] = _mm512_and_si512(_mm512_mask_srli_epi16(z, (__mmask32)0xff00ff00u, z, 4), m4);                 \
+            sw[i] = _mm512_cvtph_ps(_mm256_permutexvar_epi16(id, _mm512_castsi512_si256(raw)));                   \
+        }                                                                                                         \
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {                                                     \
+            __m512i xv = pair_act(xq + (size_t)t * K + (size_t)b * 32, one);                                      \
+            __m512 sx = pair_scales(xd + (size_t)t * nb + b, one);                                                \
+            __m512i corr = pair_sums(xs + (size_t)t * nb + b, one);                                               \
+            _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                                \
+                __m512i dp = DOT(corr, w[i], xv);                                                                 \
+                acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(sw[i], sx), acc[i][t]);         \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
+Q8_PAIR_512(q8_pair_vnni, TGT_VNNI, DOT64_VNNI)
+Q8_PAIR_512(q8_pair_bw, TGT_AVX512, DOT64_BW)
+Q4_PAIR_512(q4_pair_vnni, TGT_VNNI, DOT64_VNNI)
+Q4_PAIR_512(q4_pair_bw, TGT_AVX512, DOT64_BW)
+
+/* A tile: RB weight rows times T activation rows over the whole width, pairs of blocks then the odd one. */
+#define QX_TILE_512(NAME, TARGET, PAIR, BLOCK, ...)                                                               \
+    INLINE TARGET void NAME(const BLOCK *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs,        \
                             const float *bias, float *y, int ldy, int r, const int RB, const int T)               \
     {                                                                                                             \
         const int nb = K / 32;                                                                                    \
-        const __m512i zero = _mm512_setzero_si512();                                                              \
         __m512 acc[4][COSY_GEMV_MAX_T];                                                                           \
-        float tail[4][COSY_GEMV_MAX_T];                                                                           \
+        (void)xs;                                                                                                 \
         _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++)                                                      \
-            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) { acc[i][t] = _mm512_setzero_ps(); tail[i][t] = 0; } \
+            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();                  \
         int b = 0;                                                                                                \
-        for (; b + 2 <= nb; b += 2) {                                                                             \
-            __m512i aw[4];                                                                                        \
-            __mmask64 neg[4];                                                                                     \
-            __m512 sw[4];                                                                                         \
-            _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                                \
-                __m512i w = _mm512_loadu_si512((const void *)(Wq + (size_t)(r + i) * K + (size_t)b * 32));        \
-                /* the next tile's rows: the hardware prefetcher alone leaves a third of the bandwidth unused */  \
-                _mm_prefetch((const char *)(Wq + (size_t)(r + i + RB) * K + (size_t)b * 32), _MM_HINT_T0);        \
-                aw[i] = _mm512_abs_epi8(w);                                                                       \
-                neg[i] = _mm512_movepi8_mask(w);                                                                  \
-                sw[i] = pair_scales_f16(Ws + (size_t)(r + i) * nb + b);                                           \
-            }                                                                                                     \
-            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {                                                 \
-                __m512i xv = _mm512_loadu_si512((const void *)(xq + (size_t)t * K + (size_t)b * 32));             \
-                __m512 sx = pair_scales(xd + (size_t)t * nb + b);                                                 \
-                _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                            \
-                    __m512i xs = _mm512_mask_sub_epi8(xv, neg[i], zero, xv);                                      \
-                    __m512i dp = DOT64(aw[i], xs);                                                                \
-                    acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(sw[i], sx), acc[i][t]);     \
-                }                                                                                                 \
-            }                                                                                                     \
-        }                                                                                                         \
-        if (b < nb) { /* an odd last block */                                                                     \
-            _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++) {                                                \
-                __m256i w = _mm256_loadu_si256((const __m256i *)(Wq + (size_t)(r + i) * K + (size_t)b * 32));    \
-                __m256i aw = _mm256_abs_epi8(w);                                                                  \
-                __mmask32 neg = _mm256_movepi8_mask(w);                                                           \
-                _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {                                             \
-                    __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * K + (size_t)b * 32));      \
-                    __m256i xs = _mm256_mask_sub_epi8(xv, neg, _mm256_setzero_si256(), xv);                       \
-                    __m256i dp = DOT32(aw, xs);                                                                   \
-                    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(dp), _mm256_extracti128_si256(dp, 1));      \
-                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));                                          \
-                    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));                                          \
-                    tail[i][t] = (float)_mm_cvtsi128_si32(s4) * (_cvtsh_ss(Ws[(size_t)(r + i) * nb + b]) * xd[(size_t)t * nb + b]); \
-                }                                                                                                 \
-            }                                                                                                     \
-        }                                                                                                         \
+        for (; b + 2 <= nb; b += 2) PAIR(Wb, nb, xq, xd, __VA_ARGS__ K, b, r, acc, RB, T, 0);                    \
+        if (b < nb) PAIR(Wb, nb, xq, xd, __VA_ARGS__ K, b, r, acc, RB, T, 1);                                     \
         _Pragma("GCC unroll 4") for (int i = 0; i < RB; i++)                                                      \
             _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)                                                   \
-                y[(size_t)t * ldy + r + i] = (_mm512_reduce_add_ps(acc[i][t]) + tail[i][t]) + (bias ? bias[r + i] : 0.0f); \
+                y[(size_t)t * ldy + r + i] = _mm512_reduce_add_ps(acc[i][t]) + (bias ? bias[r + i] : 0.0f);       \
     }
 
-#define DOT64_VNNI(a, b) _mm512_dpbusd_epi32(_mm512_setzero_si512(), (a), (b))
-#define DOT32_VNNI(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
-#define DOT64_BW(a, b) _mm512_madd_epi16(_mm512_maddubs_epi16((a), (b)), _mm512_set1_epi16(1))
-#define DOT32_BW(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (b)), _mm256_set1_epi16(1))
+QX_TILE_512(q8_tile_vnni, TGT_VNNI, q8_pair_vnni, cosy_block_q8_0, )
+QX_TILE_512(q8_tile_bw, TGT_AVX512, q8_pair_bw, cosy_block_q8_0, )
+QX_TILE_512(q4_tile_vnni, TGT_VNNI, q4_pair_vnni, cosy_block_q4_0, xs, )
+QX_TILE_512(q4_tile_bw, TGT_AVX512, q4_pair_bw, cosy_block_q4_0, xs, )
 
-Q8_TILE_512(q8_tile_vnni, TGT_VNNI, DOT64_VNNI, DOT32_VNNI)
-Q8_TILE_512(q8_tile_bw, TGT_AVX512, DOT64_BW, DOT32_BW)
-
-#define Q8_ROWS_512(NAME, TARGET, TILE)                                                                       \
-    INLINE TARGET void NAME##_rows(const int8_t *Wq, const uint16_t *Ws, int K, const int8_t *xq, const float *xd, \
-                                   const float *bias, float *y, int ldy, int r0, int r1, const int T)         \
-    {                                                                                                         \
-        const int RB = T == 1 ? 4 : 2;                                                                        \
-        int r = r0;                                                                                           \
-        for (; r + RB <= r1; r += RB) TILE(Wq, Ws, K, xq, xd, bias, y, ldy, r, RB, T);                        \
-        for (; r < r1; r++) TILE(Wq, Ws, K, xq, xd, bias, y, ldy, r, 1, T);                                   \
-    }                                                                                                         \
-    TARGET static void NAME(const int8_t *Wq, const uint16_t *Ws, int K, const int8_t *xq, const float *xd, int T, \
-                            const float *bias, float *y, int ldy, int r0, int r1)                             \
-    {                                                                                                         \
-        switch (T) {                                                                                          \
-        case 1: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 1); break;                               \
-        case 2: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 2); break;                               \
-        case 3: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 3); break;                               \
-        case 4: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 4); break;                               \
-        case 5: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 5); break;                               \
-        case 6: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 6); break;                               \
-        case 7: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 7); break;                               \
-        default: NAME##_rows(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 8); break;                              \
-        }                                                                                                     \
+#define QX_ROWS_512(NAME, TARGET, TILE, BLOCK)                                                                    \
+    INLINE TARGET void NAME##_rows(const BLOCK *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs,  \
+                                   const float *bias, float *y, int ldy, int r0, int r1, const int T)             \
+    {                                                                                                             \
+        const int RB = T == 1 ? 4 : 2;                                                                            \
+        int r = r0;                                                                                               \
+        for (; r + RB <= r1; r += RB) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, RB, T);                            \
+        for (; r < r1; r++) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, 1, T);                                       \
+    }                                                                                                             \
+    TARGET static void NAME(const void *W, int K, const int8_t *xq, const float *xd, const int32_t *xs, int T,    \
+                            const float *bias, float *y, int ldy, int r0, int r1)                                 \
+    {                                                                                                             \
+        const BLOCK *Wb = W;                                                                                      \
+        switch (T) {                                                                                              \
+        case 1: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 1); break;                                   \
+        case 2: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 2); break;                                   \
+        case 3: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 3); break;                                   \
+        case 4: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 4); break;                                   \
+        case 5: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 5); break;                                   \
+        case 6: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 6); break;                                   \
+        case 7: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 7); break;                                   \
+        default: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 8); break;                                  \
+        }                                                                                                         \
     }
 
-Q8_ROWS_512(q8_vnni, TGT_VNNI, q8_tile_vnni)
-Q8_ROWS_512(q8_bw, TGT_AVX512, q8_tile_bw)
+QX_ROWS_512(q8_vnni, TGT_VNNI, q8_tile_vnni, cosy_block_q8_0)
+QX_ROWS_512(q8_bw, TGT_AVX512, q8_tile_bw, cosy_block_q8_0)
+QX_ROWS_512(q4_vnni, TGT_VNNI, q4_tile_vnni, cosy_block_q4_0)
+QX_ROWS_512(q4_bw, TGT_AVX512, q4_tile_bw, cosy_block_q4_0)
 
 /* transposed product: 16 columns x T rows of accumulators, one pass over the matrix rows */
 INLINE TGT_AVX512 void ft_cols_512(const float *W, int rows, int cols, int ldw, const float *x, int ldx, float *y, int ldy,
@@ -510,23 +594,27 @@ TGT_AVX2 static void bf16_avx2(const void *W, int K, const float *x, int T, cons
 }
 
 /* ggml's AVX2 sign trick: |w| as unsigned bytes times x carrying w's sign, through vpmaddubsw. */
-INLINE TGT_AVX2 void q8_tile_avx2(const int8_t *Wq, const uint16_t *Ws, int K, const int8_t *xq, const float *xd,
+INLINE TGT_AVX2 void q8_tile_avx2(const cosy_block_q8_0 *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs,
                                   const float *bias, float *y, int ldy, int r, const int RB, const int T)
 {
     const int nb = K / 32;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4][COSY_GEMV_MAX_T];
+    (void)xs;
 #pragma GCC unroll 4
     for (int i = 0; i < RB; i++)
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m256i w[4], aw[4];
+        float dw[4];
 #pragma GCC unroll 4
         for (int i = 0; i < RB; i++) {
-            w[i] = _mm256_loadu_si256((const __m256i *)(Wq + (size_t)(r + i) * K + (size_t)b * 32));
-            _mm_prefetch((const char *)(Wq + (size_t)(r + i + RB) * K + (size_t)b * 32), _MM_HINT_T0);
+            const cosy_block_q8_0 *wb = Wb + (size_t)(r + i) * nb + b;
+            w[i] = _mm256_loadu_si256((const __m256i *)wb->qs);
+            _mm_prefetch((const char *)(wb + (size_t)RB * nb), _MM_HINT_T0);
             aw[i] = _mm256_sign_epi8(w[i], w[i]);
+            dw[i] = _cvtsh_ss(wb->d);
         }
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
@@ -535,8 +623,7 @@ INLINE TGT_AVX2 void q8_tile_avx2(const int8_t *Wq, const uint16_t *Ws, int K, c
 #pragma GCC unroll 4
             for (int i = 0; i < RB; i++) {
                 __m256i dp = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(xv, w[i])), ones);
-                __m256 s = _mm256_set1_ps(_cvtsh_ss(Ws[(size_t)(r + i) * nb + b]) * dx);
-                acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), s, acc[i][t]);
+                acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_set1_ps(dw[i] * dx), acc[i][t]);
             }
         }
     }
@@ -546,29 +633,76 @@ INLINE TGT_AVX2 void q8_tile_avx2(const int8_t *Wq, const uint16_t *Ws, int K, c
         for (int t = 0; t < T; t++) y[(size_t)t * ldy + r + i] = hsum256(acc[i][t]) + (bias ? bias[r + i] : 0.0f);
 }
 
-INLINE TGT_AVX2 void q8_rows_avx2(const int8_t *Wq, const uint16_t *Ws, int K, const int8_t *xq, const float *xd,
-                                  const float *bias, float *y, int ldy, int r0, int r1, const int T)
+/* q4_0: the 16 packed bytes become the 32 unsigned nibbles in element order (low halves, then the
+ * high halves shifted down); vpmaddubsw with the signed activations (2 * 15 * 127 fits int16), and
+ * the offset 8 removed exactly by adding -(sum of the block's activation bytes) to each of 8 lanes. */
+INLINE TGT_AVX2 void q4_tile_avx2(const cosy_block_q4_0 *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs,
+                                  const float *bias, float *y, int ldy, int r, const int RB, const int T)
 {
-    const int RB = T == 1 ? 4 : T == 2 ? 2 : 1;
-    int r = r0;
-    for (; r + RB <= r1; r += RB) q8_tile_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r, RB, T);
-    for (; r < r1; r++) q8_tile_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r, 1, T);
+    const int nb = K / 32;
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4][COSY_GEMV_MAX_T];
+#pragma GCC unroll 4
+    for (int i = 0; i < RB; i++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i w[4];
+        float dw[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < RB; i++) {
+            const cosy_block_q4_0 *wb = Wb + (size_t)(r + i) * nb + b;
+            __m128i q = _mm_loadu_si128((const __m128i *)wb->qs);
+            _mm_prefetch((const char *)(wb + (size_t)RB * nb), _MM_HINT_T0);
+            w[i] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+            dw[i] = _cvtsh_ss(wb->d);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * K + (size_t)b * 32));
+            __m256i corr = _mm256_set1_epi32(xs[(size_t)t * nb + b]);
+            float dx = xd[(size_t)t * nb + b];
+#pragma GCC unroll 4
+            for (int i = 0; i < RB; i++) {
+                __m256i dp = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(w[i], xv), ones), corr);
+                acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), _mm256_set1_ps(dw[i] * dx), acc[i][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < RB; i++)
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) y[(size_t)t * ldy + r + i] = hsum256(acc[i][t]) + (bias ? bias[r + i] : 0.0f);
 }
 
-TGT_AVX2 static void q8_avx2(const int8_t *Wq, const uint16_t *Ws, int K, const int8_t *xq, const float *xd, int T,
-                             const float *bias, float *y, int ldy, int r0, int r1)
-{
-    switch (T) {
-    case 1: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 1); break;
-    case 2: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 2); break;
-    case 3: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 3); break;
-    case 4: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 4); break;
-    case 5: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 5); break;
-    case 6: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 6); break;
-    case 7: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 7); break;
-    default: q8_rows_avx2(Wq, Ws, K, xq, xd, bias, y, ldy, r0, r1, 8); break;
+#define QX_ROWS_AVX2(NAME, TILE, BLOCK)                                                                           \
+    INLINE TGT_AVX2 void NAME##_rows(const BLOCK *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs, \
+                                     const float *bias, float *y, int ldy, int r0, int r1, const int T)           \
+    {                                                                                                             \
+        const int RB = T == 1 ? 4 : T == 2 ? 2 : 1;                                                               \
+        int r = r0;                                                                                               \
+        for (; r + RB <= r1; r += RB) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, RB, T);                            \
+        for (; r < r1; r++) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, 1, T);                                       \
+    }                                                                                                             \
+    TGT_AVX2 static void NAME(const void *W, int K, const int8_t *xq, const float *xd, const int32_t *xs, int T,  \
+                              const float *bias, float *y, int ldy, int r0, int r1)                               \
+    {                                                                                                             \
+        const BLOCK *Wb = W;                                                                                      \
+        switch (T) {                                                                                              \
+        case 1: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 1); break;                                   \
+        case 2: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 2); break;                                   \
+        case 3: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 3); break;                                   \
+        case 4: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 4); break;                                   \
+        case 5: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 5); break;                                   \
+        case 6: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 6); break;                                   \
+        case 7: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 7); break;                                   \
+        default: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 8); break;                                  \
+        }                                                                                                         \
     }
-}
+
+QX_ROWS_AVX2(q8_avx2, q8_tile_avx2, cosy_block_q8_0)
+QX_ROWS_AVX2(q4_avx2, q4_tile_avx2, cosy_block_q4_0)
+
 INLINE TGT_AVX2 void ft_cols_avx2(const float *W, int rows, int cols, int ldw, const float *x, int ldx, float *y, int ldy,
                                   const int T)
 {
@@ -637,7 +771,7 @@ void cosy_gemv(const cosy_matrix *W, const cosy_gemv_input *x, const float *bias
 {
     const int K = W->cols;
     cosy_cpu_level_t level = cosy_cpu_level();
-    int vnni = W->dtype == COSY_DTYPE_Q8_0 && use_vnni();
+    int vnni = quantised(W->dtype) && use_vnni();
     for (int t0 = 0; t0 < x->T; t0 += COSY_GEMV_MAX_T) {
         int T = x->T - t0 < COSY_GEMV_MAX_T ? x->T - t0 : COSY_GEMV_MAX_T;
         float *yt = y + (size_t)t0 * ldy;
@@ -646,6 +780,7 @@ void cosy_gemv(const cosy_matrix *W, const cosy_gemv_input *x, const float *bias
         if (level >= COSY_CPU_AVX2) {
             const int8_t *xq = x->q ? x->q + (size_t)t0 * K : NULL;
             const float *xd = x->d ? x->d + (size_t)t0 * (K / 32) : NULL;
+            const int32_t *xs = x->s ? x->s + (size_t)t0 * (K / 32) : NULL;
             switch (W->dtype) {
             case COSY_DTYPE_F32:
                 if (level >= COSY_CPU_AVX512) f32_avx512(W->data, K, xt, T, bias, yt, ldy, r0, r1);
@@ -656,9 +791,14 @@ void cosy_gemv(const cosy_matrix *W, const cosy_gemv_input *x, const float *bias
                 else bf16_avx2(W->data, K, xt, T, bias, yt, ldy, r0, r1);
                 continue;
             case COSY_DTYPE_Q8_0:
-                if (level >= COSY_CPU_AVX512 && vnni) q8_vnni(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
-                else if (level >= COSY_CPU_AVX512) q8_bw(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
-                else q8_avx2(W->data, W->scales, K, xq, xd, T, bias, yt, ldy, r0, r1);
+                if (level >= COSY_CPU_AVX512 && vnni) q8_vnni(W->data, K, xq, xd, xs, T, bias, yt, ldy, r0, r1);
+                else if (level >= COSY_CPU_AVX512) q8_bw(W->data, K, xq, xd, xs, T, bias, yt, ldy, r0, r1);
+                else q8_avx2(W->data, K, xq, xd, xs, T, bias, yt, ldy, r0, r1);
+                continue;
+            case COSY_DTYPE_Q4_0:
+                if (level >= COSY_CPU_AVX512 && vnni) q4_vnni(W->data, K, xq, xd, xs, T, bias, yt, ldy, r0, r1);
+                else if (level >= COSY_CPU_AVX512) q4_bw(W->data, K, xq, xd, xs, T, bias, yt, ldy, r0, r1);
+                else q4_avx2(W->data, K, xq, xd, xs, T, bias, yt, ldy, r0, r1);
                 continue;
             default: break;
             }
@@ -673,52 +813,23 @@ void cosy_gemv(const cosy_matrix *W, const cosy_gemv_input *x, const float *bias
 
 /* ------------------------------------------------------------------ weight conversion */
 
-int cosy_matrix_convert_rows(cosy_matrix *dst, void *dst_data, uint16_t *dst_scales, const void *src, cosy_dtype src_dtype,
-                             int r0, int r1)
+int cosy_matrix_convert_rows(const cosy_matrix *dst, void *dst_data, const void *src, cosy_dtype src_dtype, int r0, int r1)
 {
     const int K = dst->cols;
-    const size_t src_row = cosy_dtype_nbytes(src_dtype, K);
+    const size_t src_row = cosy_dtype_nbytes(src_dtype, K), dst_row = cosy_dtype_nbytes(dst->dtype, K);
     float *row = malloc(sizeof(float) * (size_t)K);
-    cosy_block_q8_0 *blocks = dst->dtype == COSY_DTYPE_Q8_0 ? malloc(sizeof(cosy_block_q8_0) * (size_t)(K / 32 + 1)) : NULL;
-    if (!row || (dst->dtype == COSY_DTYPE_Q8_0 && !blocks)) {
-        free(row);
-        free(blocks);
-        return -1;
-    }
+    if (!row) return -1;
     for (int r = r0; r < r1; r++) {
         const char *s = (const char *)src + (size_t)r * src_row;
-        switch (dst->dtype) {
-        case COSY_DTYPE_F32:
-            cosy_convert_to_f32((float *)dst_data + (size_t)r * K, s, src_dtype, K);
-            break;
-        case COSY_DTYPE_BF16:
-            if (src_dtype == COSY_DTYPE_BF16) {
-                memcpy((uint16_t *)dst_data + (size_t)r * K, s, src_row);
-            } else {
-                cosy_convert_to_f32(row, s, src_dtype, K);
-                cosy_convert_from_f32((uint16_t *)dst_data + (size_t)r * K, COSY_DTYPE_BF16, row, K);
-            }
-            break;
-        case COSY_DTYPE_Q8_0: {
-            const cosy_block_q8_0 *b = (const cosy_block_q8_0 *)s;
-            if (src_dtype != COSY_DTYPE_Q8_0) {
-                /* through ggml's block quantisation, so a converted f32 file and a q8_0 file agree */
-                cosy_convert_to_f32(row, s, src_dtype, K);
-                cosy_convert_from_f32(blocks, COSY_DTYPE_Q8_0, row, K);
-                b = blocks;
-            }
-            int8_t *q = (int8_t *)dst_data + (size_t)r * K;
-            uint16_t *d = dst_scales + (size_t)r * (K / 32);
-            for (int j = 0; j < K / 32; j++) {
-                memcpy(q + j * 32, b[j].qs, 32);
-                d[j] = b[j].d;
-            }
-            break;
-        }
-        default: break;
+        char *d = (char *)dst_data + (size_t)r * dst_row;
+        if (src_dtype == dst->dtype) {
+            memcpy(d, s, dst_row);
+        } else {
+            /* q8_0 / q4_0 through ggml's block quantisation, so a converted f32 file and a stored one agree */
+            cosy_convert_to_f32(row, s, src_dtype, K);
+            cosy_convert_from_f32(d, dst->dtype, row, K);
         }
     }
-    free(blocks);
     free(row);
     return 0;
 }

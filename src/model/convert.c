@@ -19,6 +19,7 @@
 #include "io/ptfile.h"
 #include "model/arch.h"
 #include "model/hparams.h"
+#include "model/lm.h"
 #include "text/vocab.h"
 
 #include <math.h>
@@ -41,9 +42,12 @@ static cosy_status check_params(const cosy_convert_params *p)
 {
     if (!storable(p->weight_dtype))
         return cosy_error(COSY_ERR_INVALID_ARG, "convert: weights can be stored as f32, f16 or bf16 (not %s)", cosy_dtype_name(p->weight_dtype));
-    const cosy_dtype mod[3] = {p->lm_dtype, p->flow_dtype, p->hift_dtype};
-    const char *names[3] = {"LM", "flow", "vocoder"};
-    for (int i = 0; i < 3; i++)
+    if (p->lm_dtype != COSY_DTYPE_AUTO && !storable(p->lm_dtype) && p->lm_dtype != COSY_DTYPE_Q8_0 && p->lm_dtype != COSY_DTYPE_Q4_0)
+        return cosy_error(COSY_ERR_INVALID_ARG, "convert: the LM's matrices can be stored as f32, f16, bf16, q8_0 or q4_0 (not %s)",
+                          cosy_dtype_name(p->lm_dtype));
+    const cosy_dtype mod[2] = {p->flow_dtype, p->hift_dtype};
+    const char *names[2] = {"flow", "vocoder"};
+    for (int i = 0; i < 2; i++)
         if (mod[i] != COSY_DTYPE_AUTO && !storable(mod[i]))
             return cosy_error(COSY_ERR_INVALID_ARG, "convert: the %s's matrices can be stored as f32, f16 or bf16 (not %s)", names[i],
                               cosy_dtype_name(mod[i]));
@@ -53,11 +57,15 @@ static cosy_status check_params(const cosy_convert_params *p)
 /* The storage type of a matrix: its module's type if one was given, else weight_dtype. The vocoder's
  * F0 predictor, source merge and source_downs always stay f32: they run in f32 whatever the vocoder's
  * type (model/hift.c), and a rounded F0 predictor would move the source's phase, which integrates f0
- * over the whole call (hift_source.c). */
+ * over the whole call (hift_source.c). The LM's head and embedding tables take cosy_lm_head_dtype
+ * (q8_0 when the body is q4_0), the type the LM runs its head in, so they too are used in place. */
 static cosy_dtype matrix_dtype(const cosy_convert_params *p, const char *name)
 {
     cosy_dtype t = COSY_DTYPE_AUTO;
-    if (!strncmp(name, "lm.", 3)) t = p->lm_dtype;
+    if (!strncmp(name, "lm.", 3)) {
+        t = p->lm_dtype;
+        if (t != COSY_DTYPE_AUTO && (!strncmp(name, "lm.head.", 8) || !strncmp(name, "lm.embd_", 8))) t = cosy_lm_head_dtype(t);
+    }
     else if (!strncmp(name, "flow.", 5)) t = p->flow_dtype;
     else if (!strncmp(name, "hift.f0_predictor.", 18) || !strncmp(name, "hift.m_source.", 14) || !strncmp(name, "hift.source_downs.", 18))
         return COSY_DTYPE_F32;
@@ -200,6 +208,7 @@ static int add_official_tensor(void *vctx, const arch_tensor *spec)
     fc->g = plain ? NULL : g;
     fc->v = plain ? NULL : v;
     fc->dtype = spec->is_matrix ? matrix_dtype(c->params, spec->name) : COSY_DTYPE_F32;
+    if (spec->shape[spec->ndim - 1] % cosy_dtype_block(fc->dtype)) fc->dtype = COSY_DTYPE_F32; /* no whole blocks */
     fc->numel = pt_numel(shape_src);
     c->status = gguf_writer_add_tensor(c->writer, spec->name, fc->dtype, spec->ndim, spec->shape, fill_from_pt, fc, free);
     return c->status != COSY_OK;
@@ -446,6 +455,7 @@ static int add_random_tensor(void *vctx, const arch_tensor *spec)
     fc->spec = *spec;
     fc->seed = c->seed;
     fc->dtype = spec->is_matrix ? matrix_dtype(c->params, spec->name) : COSY_DTYPE_F32;
+    if (spec->shape[spec->ndim - 1] % cosy_dtype_block(fc->dtype)) fc->dtype = COSY_DTYPE_F32; /* no whole blocks */
     c->status = gguf_writer_add_tensor(c->writer, spec->name, fc->dtype, spec->ndim, spec->shape, fill_random, fc, free);
     return c->status != COSY_OK;
 }

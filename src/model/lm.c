@@ -13,7 +13,12 @@
  * Where the work goes: in a decode step every weight byte is read once (the gemv kernels, split
  * over the thread pool by rows; q/k/v and gate/up share one parallel region each); a long feed
  * runs in chunks of LM_CHUNK positions, through OpenBLAS for f32 weights and through the gemv
- * kernels 8 rows at a time for bf16/q8_0 (the q8_0 VNNI path is fast enough that way).
+ * kernels 8 rows at a time for bf16/q8_0/q4_0 (the VNNI paths are fast enough that way).
+ *
+ * Weight types: a matrix the file stores in the run-time type (cosy convert --lm-dtype) is used in
+ * place from the mapped file — the quantised kernels read ggml's q8_0/q4_0 blocks as stored — so a
+ * q4_0 file loads at once and only the pages the LM touches become resident; any other combination
+ * is converted once at load. The head runs in cosy_lm_head_dtype (q8_0 for a q4_0 body).
  */
 #include "model/lm.h"
 #include "core/arena.h"
@@ -72,7 +77,6 @@ struct cosy_lm_state {
 typedef struct {
     cosy_matrix *m;
     void *data;
-    uint16_t *scales;
     const void *src;
     cosy_dtype src_dtype;
     int n_tasks;
@@ -84,13 +88,13 @@ static void convert_task(void *vctx, int task)
     convert_ctx *c = vctx;
     int r0, r1;
     cosy_split_range(c->m->rows, c->n_tasks, task, &r0, &r1);
-    if (cosy_matrix_convert_rows(c->m, c->data, c->scales, c->src, c->src_dtype, r0, r1) != 0) atomic_store(&c->failed, 1);
+    if (cosy_matrix_convert_rows(c->m, c->data, c->src, c->src_dtype, r0, r1) != 0) atomic_store(&c->failed, 1);
 }
 
-/* Brings the file's tensor `name` [rows, cols] into the LM's run-time type: f32 stays mapped from
- * the file (or is widened once from f16/bf16), bf16 stays mapped if stored as bf16, everything else
- * is converted here, in parallel. */
-static cosy_status load_matrix(cosy_lm *lm, cosy_matrix *m, const char *name)
+/* Brings the file's tensor `name` [rows, cols] into the run-time type `dtype`: a matrix stored in that
+ * type is used in place from the mapped file (no copy); f32 from f16/bf16 is widened once; everything
+ * else is converted here, in parallel. */
+static cosy_status load_matrix(cosy_lm *lm, cosy_matrix *m, const char *name, cosy_dtype dtype)
 {
     const cosy_tensor *t = NULL;
     COSY_TRY(cosy_model_tensor(lm->model, name, &t));
@@ -98,31 +102,27 @@ static cosy_status load_matrix(cosy_lm *lm, cosy_matrix *m, const char *name)
     memset(m, 0, sizeof *m);
     m->rows = (int)t->shape[0];
     m->cols = (int)t->shape[1];
-    m->dtype = lm->dtype;
-    if (m->dtype == COSY_DTYPE_Q8_0 && m->cols % COSY_Q8_BLOCK) m->dtype = COSY_DTYPE_F32; /* no whole blocks */
+    m->dtype = dtype;
+    if (cosy_dtype_block(m->dtype) > 1 && m->cols % COSY_Q8_BLOCK) m->dtype = COSY_DTYPE_F32; /* no whole blocks */
+    if (t->dtype == m->dtype) {
+        m->data = t->data;
+        return COSY_OK;
+    }
     if (m->dtype == COSY_DTYPE_F32) {
         const float *p = NULL;
         COSY_TRY(cosy_model_f32(lm->model, name, &p));
         m->data = p;
         return COSY_OK;
     }
-    if (m->dtype == COSY_DTYPE_BF16 && t->dtype == COSY_DTYPE_BF16) {
-        m->data = t->data;
-        return COSY_OK;
-    }
-    size_t n = (size_t)m->rows * m->cols;
-    convert_ctx c = {m, NULL, NULL, t->data, t->dtype, 0, 0};
+    convert_ctx c = {m, NULL, t->data, t->dtype, 0, 0};
     atomic_init(&c.failed, 0);
-    c.data = cosy_model_alloc(lm->model, m->dtype == COSY_DTYPE_BF16 ? 2 * n : n);
-    if (m->dtype == COSY_DTYPE_Q8_0) c.scales = cosy_model_alloc(lm->model, sizeof(uint16_t) * (n / COSY_Q8_BLOCK));
-    if (!c.data || (m->dtype == COSY_DTYPE_Q8_0 && !c.scales))
-        return cosy_error(COSY_ERR_NOMEM, "lm: out of memory converting %s to %s", name, cosy_dtype_name(m->dtype));
+    c.data = cosy_model_alloc(lm->model, cosy_dtype_nbytes(m->dtype, (int64_t)m->rows * m->cols));
+    if (!c.data) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory converting %s to %s", name, cosy_dtype_name(m->dtype));
     c.n_tasks = lm->n_threads * 4;
     if (c.n_tasks > m->rows) c.n_tasks = m->rows;
     cosy_pool_run(lm->pool, c.n_tasks, convert_task, &c);
     if (atomic_load(&c.failed)) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory converting %s", name);
     m->data = c.data;
-    m->scales = c.scales;
     return COSY_OK;
 }
 
@@ -148,8 +148,8 @@ static cosy_status lm_create(cosy_model *model, void **out)
     lm->pool = model->pool;
     lm->n_threads = cosy_pool_size(model->pool);
     cosy_status st = COSY_OK;
-    if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0)
-        st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0)", cosy_dtype_name(lm->dtype));
+    if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0 && lm->dtype != COSY_DTYPE_Q4_0)
+        st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0, q4_0)", cosy_dtype_name(lm->dtype));
     lm->layers = calloc((size_t)lm->L, sizeof *lm->layers);
     lm->inv_freq = calloc((size_t)lm->hd / 2 + 1, sizeof(float));
     if (st == COSY_OK && (!lm->layers || !lm->inv_freq)) st = cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
@@ -160,7 +160,7 @@ static cosy_status lm_create(cosy_model *model, void **out)
     for (int l = 0; st == COSY_OK && l < lm->L; l++) {
         lm_layer *y = &lm->layers[l];
 #define MAT(field, suffix) \
-    if (st == COSY_OK) { snprintf(name, sizeof name, "lm.blk.%d.%s", l, suffix); st = load_matrix(lm, &y->field, name); }
+    if (st == COSY_OK) { snprintf(name, sizeof name, "lm.blk.%d.%s", l, suffix); st = load_matrix(lm, &y->field, name, lm->dtype); }
         st = cosy_model_f32f(model, &y->attn_norm, "lm.blk.%d.attn_norm.weight", l);
         if (st == COSY_OK) st = cosy_model_f32f(model, &y->ffn_norm, "lm.blk.%d.ffn_norm.weight", l);
         if (st == COSY_OK) st = cosy_model_f32f(model, &y->bq, "lm.blk.%d.attn_q.bias", l);
@@ -176,7 +176,7 @@ static cosy_status lm_create(cosy_model *model, void **out)
 #undef MAT
     }
     if (st == COSY_OK) st = cosy_model_f32(model, "lm.out_norm.weight", &lm->out_norm);
-    if (st == COSY_OK) st = load_matrix(lm, &lm->head, "lm.head.weight");
+    if (st == COSY_OK) st = load_matrix(lm, &lm->head, "lm.head.weight", cosy_lm_head_dtype(lm->dtype));
     if (st == COSY_OK && hp->lm_has_head_bias) st = cosy_model_f32(model, "lm.head.bias", &lm->head_bias);
     if (st == COSY_OK && (lm->embd_text->shape[1] != lm->H || lm->embd_speech->shape[0] != lm->V || lm->embd_special->shape[0] < 2))
         st = cosy_error(COSY_ERR_SHAPE, "lm: embedding tables disagree with the hyperparameters");
@@ -213,6 +213,8 @@ cosy_status cosy_lm_get(cosy_model *model, cosy_lm **out)
     *out = p;
     return COSY_OK;
 }
+
+cosy_dtype cosy_lm_head_dtype(cosy_dtype lm_dtype) { return lm_dtype == COSY_DTYPE_Q4_0 ? COSY_DTYPE_Q8_0 : lm_dtype; }
 
 const cosy_hparams *cosy_lm_hparams(const cosy_lm *lm) { return lm->hp; }
 cosy_dtype cosy_lm_dtype(const cosy_lm *lm) { return lm->dtype; }
@@ -422,7 +424,7 @@ static void att_task(void *vctx, int task)
     for (int p = p0; p < p1; p++) {
         int t = p / lm->n_kv, g = p % lm->n_kv, ctx = st->pos + t + 1;
         size_t slot = ((size_t)c->layer * lm->n_kv + g) * st->cap * hd;
-        cosy_matrix K = {COSY_DTYPE_F32, ctx, hd, st->kc + slot, NULL};
+        cosy_matrix K = {COSY_DTYPE_F32, ctx, hd, st->kc + slot};
         cosy_gemv_input in;
         cosy_gemv_prepare(&in, COSY_DTYPE_F32, st->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
         cosy_gemv(&K, &in, NULL, scores, ctx, 0, ctx);

@@ -9,7 +9,8 @@
  *
  * Two objects:
  *   cosy_lm        the weights in their run-time type (model params lm_dtype: f32 = the reference
- *                  path, bf16, q8_0), built once per model (cosy_lm_get) and read-only afterwards;
+ *                  path, bf16, q8_0, q4_0), built once per model (cosy_lm_get) and read-only
+ *                  afterwards; a matrix the file stores in that type is used in place from the map;
  *   cosy_lm_state  one sequence's key/value cache and scratch buffers, owned by a session.
  * The core primitive is cosy_lm_feed: append N embeddings at the current position (causal among
  * themselves, attending to everything fed before) and return the log-probabilities after the last
@@ -50,9 +51,14 @@ typedef enum {
 cosy_status cosy_lm_get(cosy_model *model, cosy_lm **out);
 
 const cosy_hparams *cosy_lm_hparams(const cosy_lm *lm);
-/* Run-time type of the matrices (a q8_0 request keeps f32 for a matrix whose width is not a
+/* Run-time type of the matrices (a q8_0/q4_0 request keeps f32 for a matrix whose width is not a
  * multiple of 32; this reports the requested type). */
 cosy_dtype cosy_lm_dtype(const cosy_lm *lm);
+/* The type of the head (llm_decoder) and, in a converted file, of the embedding tables, when the
+ * body's matrices are `lm_dtype`: the same, except q8_0 for q4_0 — the head's error goes straight into
+ * the log-probabilities, and the tables are read one row per position, so 4 bits would save no time
+ * (the head is 6561 x 896: 3 MB per token more than q4_0, ~1.5% of the step's bytes). */
+cosy_dtype cosy_lm_head_dtype(cosy_dtype lm_dtype);
 /* Length of the log-probability vectors (lm_speech_vocab). */
 int cosy_lm_vocab(const cosy_lm *lm);
 int cosy_lm_hidden(const cosy_lm *lm);
