@@ -10,6 +10,7 @@
 #include "core/attention.h"
 #include "core/gemm.h"
 #include "core/half.h"
+#include "core/tensor.h"
 
 #include <stdint.h>
 
@@ -273,6 +274,39 @@ static void test_kv_put_rows(int bf16)
     }
 }
 
+
+/* compact weights (f32, bf16, q8_0, q4_0 rows) straight into tiles: the same bytes as widening each row
+ * to f32 and packing that (the definition), at this level; odd N and K over several tiles */
+static void test_pack_typed(const char *name)
+{
+    const int N = 45, K = 96;
+    const cosy_dtype types[] = {COSY_DTYPE_F32, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0, COSY_DTYPE_Q4_0};
+    float *w = malloc(sizeof(float) * N * K), *wide = malloc(sizeof(float) * N * K);
+    uint16_t *want = malloc(sizeof(uint16_t) * cosy_pack_bf16_elems(N, K)), *got = malloc(sizeof(uint16_t) * cosy_pack_bf16_elems(N, K));
+    char *stored = malloc(sizeof(float) * N * K);
+    fill(w, (size_t)N * K, 99);
+    for (int i = 0; i < N * K; i++) w[i] *= 3.0f;
+    for (int t = 0; t < 4; t++) {
+        const size_t row_bytes = cosy_dtype_nbytes(types[t], K);
+        for (int n = 0; n < N; n++) {
+            cosy_convert_from_f32(stored + (size_t)n * row_bytes, types[t], w + (size_t)n * K, K);
+            cosy_convert_to_f32(wide + (size_t)n * K, stored + (size_t)n * row_bytes, types[t], K);
+        }
+        cosy_pack_bf16(want, wide, N, K, K);
+        memset(got, 0xff, sizeof(uint16_t) * cosy_pack_bf16_elems(N, K));
+        cosy_pack_bf16_typed(got, stored, types[t], row_bytes, N, K);
+        size_t diff = 0;
+        for (size_t i = 0; i < cosy_pack_bf16_elems(N, K); i++) diff += want[i] != got[i];
+        if (diff) printf("  pack %s on %s: %zu elements differ\n", cosy_dtype_name(types[t]), name, diff);
+        CHECK(diff == 0);
+    }
+    free(w);
+    free(wide);
+    free(want);
+    free(got);
+    free(stored);
+}
+
 int main(void)
 {
     const cosy_cpu_level_t best = cosy_cpu_level();
@@ -298,10 +332,12 @@ int main(void)
         test_bf16_level(cosy_cpu_level_name(levels[i]));
         test_attention(cosy_cpu_level_name(levels[i]), 1);
         test_kv_put_rows(1);
+        test_pack_typed(cosy_cpu_level_name(levels[i]));
         printf("bf16 products on %s: checked\n", cosy_cpu_level_name(levels[i]));
     }
     cosy_cpu_cap(COSY_CPU_AVX512);
     CHECK(cosy_gemm_bf16_level() == 0);
+    test_pack_typed("avx512 (portable packing)");
     cosy_cpu_reset();
     return test_finish("test_gemm");
 }

@@ -519,7 +519,11 @@ static type_error measure(const float *logp, const float *ref, int rows, int V, 
  * Every argmax bf16 and q8_0 move is a near-tie: the two ids were within 0.004 (bf16) / 0.19 (q8_0) in
  * f32, less than the type's own logp error. q4_0 moves argmaxes whose f32 gap was up to 1.97: on this
  * fixture it is a different sampler input, not a rounding of it (COSY_TEST_VERBOSE=1 lists the rows).
- * The bounds are ~1.5x the measured values (gaps 2x); the argmax counts are the measured ones.
+ * With the prompt's long feed through bf16 tiles (AVX512-BF16 / AMX CPUs, see lm.c matmul_tiles) the
+ * same table reads: bf16 31/31, 74/75; q8_0 max|d| 0.567 / 0.562, 28/31, 73/75 (moved: f32 gaps 0.037,
+ * 0.013, 0.186 / 0.082, 0.073); q4_0 5.12 / 6.13, 17/31, 51/75.
+ * The bounds are ~1.5x the measured values (gaps 2x); the argmax counts are the lowest measured over
+ * the two paths.
  * Then: every kernel level computes the same compact-type model, and a file that stores the LM as
  * q4_0 (cosy convert --lm-dtype q4_0) runs it in place — AUTO picks q4_0, nothing is copied — with
  * the same error (its embedding tables are q8_0 there, f32 in the converted-at-load case).
@@ -528,7 +532,7 @@ static void test_dtypes(const char *gguf, const char *gguf_q4, const fixture *f,
 {
     const cosy_dtype types[] = {COSY_DTYPE_BF16, COSY_DTYPE_Q8_0, COSY_DTYPE_Q4_0};
     const double bound_abs[] = {0.2, 0.85, 9.5}, bound_tv[] = {0.02, 0.12, 0.72};
-    const int min_same_inf[] = {31, 30, 16}, min_same_bi[] = {74, 70, 50};
+    const int min_same_inf[] = {31, 28, 16}, min_same_bi[] = {74, 70, 50};
     const double tie_gap[] = {0.01, 0.4, 4.0};
     for (int i = 0; i < 4; i++) {
         int stored = i == 3; /* the q4_0-stored file, run-time type AUTO */
@@ -555,7 +559,17 @@ static void test_dtypes(const char *gguf, const char *gguf_q4, const fixture *f,
         CHECK(e.tv_max < bound_tv[k] && eb.tv_max < bound_tv[k]);
         CHECK(e.argmax_same >= min_same_inf[k] && eb.argmax_same >= min_same_bi[k]);
         CHECK(e.worst_tie_gap <= tie_gap[k] && eb.worst_tie_gap <= tie_gap[k]);
-        /* every kernel level computes the same compact-type model */
+        /* every kernel level computes the same compact-type model: the gemv kernels everywhere (a
+         * long feed through bf16 tiles, where this CPU runs it that way, rounds differently: its
+         * distance from the gemv result is bounded by the type's own error bound) */
+        const int had_tiles = cosy_lm_set_feed_tiles(lm, 0);
+        recorder g = {malloc(sizeof(float) * V * 64), 0, 64, V, {0}, 0, {0}, {0}, 0};
+        run_inference(lm, f, &g);
+        comparison tg = compare_rows(g.logp, r.logp, rows, V);
+        printf("  %s long feeds through tiles vs gemv kernels: max |logp diff| %.2e\n", name, tg.max_abs);
+        CHECK(tg.max_abs < bound_abs[k]);
+        free(r.logp);
+        r.logp = g.logp; /* the reference of the kernel comparison below */
         const char *levels[] = {"portable", "avx2"};
         for (int l = 0; l < 2; l++) {
             setenv("COSY_CPU", levels[l], 1);
@@ -569,6 +583,7 @@ static void test_dtypes(const char *gguf, const char *gguf_q4, const fixture *f,
             CHECK(pc.max_abs < 1e-4);
             free(p.logp);
         }
+        cosy_lm_set_feed_tiles(lm, had_tiles);
         free(b.logp);
         free(r.logp);
         cosy_model_free(m);

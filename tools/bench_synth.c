@@ -47,8 +47,9 @@ static void help(void)
            "  -m MODEL.gguf       default: the full-size random CosyVoice2-0.5B, built once (~2.5 GB) into\n"
            "                      $XDG_CACHE_HOME/cosy or ~/.cache/cosy (--model-cache PATH: that file instead;\n"
            "                      --random cv2-tiny: the fixture's small shapes instead, for a quick check)\n"
-           "  --random-lm T       how the random model stores the LM's matrices (default f32; the cached file's\n"
-           "                      name says it): a model stored as q8_0/q4_0 runs them in place (cosy convert --lm-dtype)\n"
+           "  --random-lm T       how the random model stores the LM's matrices (default q4_0, as `cosy convert\n"
+           "                      --lm-dtype q4_0` does; the cached file's name says it): with --lm-dtype auto a\n"
+           "                      model runs the type it stores, q8_0/q4_0 in place; f32 for the exact LM\n"
            "  --voice VOICE       default: a synthetic 3 s voice (75 prompt tokens, 10 transcript tokens)\n"
            "  --first-chunk N     a small first chunk of N tokens (see `cosy synth --help`); default: official\n"
            "  --seed N            the random model's and voice's seed, and the sampling seed (default 1234)\n"
@@ -200,7 +201,7 @@ int bench_synth(int argc, char **argv)
     int json = 0, config_index = 0;
     cosy_model_params mp = cosy_model_default_params();
     cosy_convert_params cp = cosy_convert_default_params();
-    cp.lm_dtype = COSY_DTYPE_F32;
+    cp.lm_dtype = COSY_DTYPE_Q4_0; /* as the README's deployment recipe stores it (cosy convert --lm-dtype q4_0) */
     const cli_option opts[] = {
         CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
         {"--voice", NULL, CLI_OPT_STRING, &voice_path, 0, 0, NULL},

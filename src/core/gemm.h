@@ -67,6 +67,11 @@ void cosy_pack_bf16_t_rows(uint16_t *dst, const float *const *rows, int K, int N
 /* The same two from bf16 rows. */
 void cosy_pack_bf16_rows16(uint16_t *dst, const uint16_t *const *rows, int N, int K);
 void cosy_pack_bf16_t_rows16(uint16_t *dst, const uint16_t *const *rows, int K, int N);
+/* W[N][K] stored row after row (row n at (char *)w + n * row_bytes) in a weight type (f32, bf16, q8_0,
+ * q4_0: cosy_dtype values) into the packed form, each value widened exactly then rounded to bf16:
+ * the same result as widening to f32 and cosy_pack_bf16. Used where compact weights meet a long feed
+ * (the LM's prefill). K % 32 == 0 for the block types. */
+void cosy_pack_bf16_typed(uint16_t *dst, const void *w, int dtype, size_t row_bytes, int N, int K);
 /* n floats rounded to bf16 (nearest even) */
 void cosy_bf16_store(uint16_t *dst, const float *src, int n);
 /* rows x[r * ldx + k] * scale to bf16 dst[rows_p][Kp] (zero padding; Kp, rows_p multiples of 32). */

@@ -16,6 +16,7 @@
 #include "core/gemm.h"
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/tensor.h"
 
 #include <string.h>
 
@@ -70,6 +71,23 @@ static void pack_generic(uint16_t *dst, const void *w, int N, int K, int ldw, in
 }
 
 void cosy_pack_bf16_from_bf16(uint16_t *dst, const uint16_t *w, int N, int K, int ldw) { pack_generic(dst, w, N, K, ldw, 1); }
+
+/* widen each row to f32 (exactly), then round: the definition the SIMD packer must agree with */
+static void pack_typed_generic(uint16_t *dst, const void *w, int dtype, size_t row_bytes, int N, int K)
+{
+    const int KB = (K + 31) / 32, Np = (N + 31) / 32 * 32;
+    float row[32];
+    memset(dst, 0, sizeof(uint16_t) * (size_t)Np * KB * 32);
+    for (int n = 0; n < N; n++)
+        for (int k0 = 0; k0 < K; k0 += 32) {
+            const int kn = K - k0 < 32 ? K - k0 : 32;
+            const char *src = (const char *)w + (size_t)n * row_bytes;
+            if (dtype == COSY_DTYPE_Q4_0 || dtype == COSY_DTYPE_Q8_0) src += cosy_dtype_nbytes((cosy_dtype)dtype, k0);
+            else src += (size_t)k0 * (dtype == COSY_DTYPE_BF16 ? 2 : 4);
+            cosy_convert_to_f32(row, src, (cosy_dtype)dtype, kn);
+            for (int k = 0; k < kn; k++) dst[packed_index(n, k0 + k, KB)] = cosy_f32_to_bf16(row[k]);
+        }
+}
 
 #ifdef COSY_HAVE_BF16_KERNELS
 
@@ -164,6 +182,62 @@ void cosy_pack_bf16(uint16_t *dst, const float *w, int N, int K, int ldw)
         for (int i = 0; i < n; i++) rows[i] = w + (size_t)(r0 + i) * ldw;
         cosy_pack_bf16_rows(dst + (size_t)(r0 / 16) * KB * 512, rows, n, K);
     }
+}
+
+/* 32 consecutive values of one row, widened and rounded to bf16 (16 words of pairs) */
+static inline __attribute__((always_inline)) TGT_BF16 __m512i typed32_bf16(const char *row, int k0, int dtype)
+{
+    switch (dtype) {
+    case COSY_DTYPE_Q4_0: {
+        const cosy_block_q4_0 *b = (const cosy_block_q4_0 *)row + k0 / 32;
+        const __m128i q = _mm_loadu_si128((const __m128i *)b->qs), m4 = _mm_set1_epi8(0x0f);
+        const __m512i eight = _mm512_set1_epi32(8);
+        const __m512 d = _mm512_set1_ps(cosy_f16_to_f32(b->d));
+        const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, m4)), eight)), d);
+        const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), m4)), eight)), d);
+        return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    }
+    case COSY_DTYPE_Q8_0: {
+        const cosy_block_q8_0 *b = (const cosy_block_q8_0 *)row + k0 / 32;
+        const __m512 d = _mm512_set1_ps(cosy_f16_to_f32(b->d));
+        const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs))), d);
+        const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16)))), d);
+        return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    }
+    case COSY_DTYPE_BF16: return _mm512_loadu_si512((const void *)((const uint16_t *)row + k0));
+    default: {
+        const float *f = (const float *)row + k0;
+        return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(f + 16), _mm512_loadu_ps(f));
+    }
+    }
+}
+
+TGT_BF16 static void pack_typed_avx512(uint16_t *dst, const void *w, int dtype, size_t row_bytes, int N, int K)
+{
+    const int NB = (N + 31) / 32 * 2, KB = K / 32;
+    __m512 r[16];
+    for (int nb = 0; nb < NB; nb++)
+        for (int kb = 0; kb < KB; kb++) {
+            for (int n = 0; n < 16; n++) {
+                const int row = nb * 16 + n;
+                r[n] = row < N ? (__m512)typed32_bf16((const char *)w + (size_t)row * row_bytes, kb * 32, dtype) : _mm512_setzero_ps();
+            }
+            /* r[n] holds row n's 16 pairs; the tile wants pair p's 16 rows: a 16x16 word transpose */
+            cosy_transpose16_regs(r);
+            float *t = (float *)(dst + ((size_t)nb * KB + kb) * 512);
+            for (int p = 0; p < 16; p++) _mm512_storeu_ps(t + p * 16, r[p]);
+        }
+}
+
+void cosy_pack_bf16_typed(uint16_t *dst, const void *w, int dtype, size_t row_bytes, int N, int K)
+{
+    const int blocks = dtype == COSY_DTYPE_Q4_0 || dtype == COSY_DTYPE_Q8_0;
+    if (cosy_gemm_bf16_level() && K % 32 == 0 &&
+        (blocks || dtype == COSY_DTYPE_BF16 || dtype == COSY_DTYPE_F32)) {
+        pack_typed_avx512(dst, w, dtype, row_bytes, N, K);
+        return;
+    }
+    pack_typed_generic(dst, w, dtype, row_bytes, N, K);
 }
 
 TGT_BF16 static void store_bf16_avx512(uint16_t *dst, const float *src, int n)
@@ -373,6 +447,7 @@ void cosy_gemm_bf16(int M, int N, int Kp, const uint16_t *A, const uint16_t *B, 
 #else /* no bf16 kernels in this build: the packing still works (portable), the products never run */
 
 void cosy_pack_bf16(uint16_t *dst, const float *w, int N, int K, int ldw) { pack_generic(dst, w, N, K, ldw, 0); }
+void cosy_pack_bf16_typed(uint16_t *dst, const void *w, int dtype, size_t row_bytes, int N, int K) { pack_typed_generic(dst, w, dtype, row_bytes, N, K); }
 void cosy_pack_bf16_rows(uint16_t *dst, const float *const *rows, int N, int K) { (void)dst; (void)rows; (void)N; (void)K; }
 void cosy_pack_bf16_rows16(uint16_t *dst, const uint16_t *const *rows, int N, int K) { (void)dst; (void)rows; (void)N; (void)K; }
 void cosy_pack_bf16_t_rows(uint16_t *dst, const float *const *rows, int K, int N) { (void)dst; (void)rows; (void)N; (void)K; }

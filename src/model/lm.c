@@ -24,6 +24,8 @@
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/gemm.h"
+#include "core/half.h"
 #include "core/gemv.h"
 #include "core/ops.h"
 #include "core/tensor.h"
@@ -39,6 +41,7 @@
 #define LM_CHUNK 128      /* positions per internal pass of a long feed (bounds the scratch) */
 #define LM_ROW_BLOCK 64   /* weight rows per kernel call, so they stay in L2 while 8-row groups pass */
 #define LM_ROW_UNIT 16    /* thread ranges start at multiples of this (whole kernel tiles) */
+#define LM_TILE_MIN_T 16  /* a feed of at least this many positions multiplies through bf16 tiles */
 #define LM_ATT_TASKS 16   /* attention scratch slots: (position, kv head) pairs are split into this many tasks */
 
 typedef struct {
@@ -59,6 +62,7 @@ struct cosy_lm {
     float scale;      /* 1 / sqrt(head_dim) */
     cosy_pool *pool;
     int n_threads;
+    int tiles;        /* long feeds may go through bf16 tiles (see matmul_tiles) */
 };
 
 struct cosy_lm_state {
@@ -69,6 +73,7 @@ struct cosy_lm_state {
     float *rope_cos, *rope_sin;     /* [LM_CHUNK][hd / 2] */
     float *scores;                  /* [LM_ATT_TASKS][group][cap] */
     void *act_scratch;              /* quantised activations for q8_0 matrices */
+    uint16_t *tile_a;               /* a long feed's activations in bf16 [LM_CHUNK][widest] (lazily) */
     float *last, *logits;           /* [H], [V] */
 };
 
@@ -147,6 +152,10 @@ static cosy_status lm_create(cosy_model *model, void **out)
     lm->scale = 1.0f / sqrtf((float)lm->hd);
     lm->pool = model->pool;
     lm->n_threads = cosy_pool_size(model->pool);
+    {
+        const char *env = getenv("COSY_LM_TILES"); /* 0: keep long feeds on the gemv kernels (to measure them) */
+        lm->tiles = !(env && env[0] == '0');
+    }
     cosy_status st = COSY_OK;
     if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0 && lm->dtype != COSY_DTYPE_Q4_0)
         st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0, q4_0)", cosy_dtype_name(lm->dtype));
@@ -218,6 +227,12 @@ cosy_dtype cosy_lm_head_dtype(cosy_dtype lm_dtype) { return lm_dtype == COSY_DTY
 
 const cosy_hparams *cosy_lm_hparams(const cosy_lm *lm) { return lm->hp; }
 cosy_dtype cosy_lm_dtype(const cosy_lm *lm) { return lm->dtype; }
+int cosy_lm_set_feed_tiles(cosy_lm *lm, int on)
+{
+    int was = lm->tiles;
+    lm->tiles = on != 0;
+    return was;
+}
 int cosy_lm_vocab(const cosy_lm *lm) { return lm->V; }
 int cosy_lm_hidden(const cosy_lm *lm) { return lm->H; }
 int cosy_lm_eos(const cosy_lm *lm) { return lm->hp->speech_token_size; }
@@ -339,6 +354,7 @@ void cosy_lm_state_free(cosy_lm_state *st)
                      st->kc, st->vc, st->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cosy_aligned_free(bufs[i]);
     cosy_aligned_free(st->act_scratch);
+    cosy_aligned_free(st->tile_a);
     free(st);
 }
 
@@ -378,6 +394,94 @@ static void mm_task(void *vctx, int task)
     }
 }
 
+/*
+ * A long feed (the prompt's prefill) on compact weights: the gemv kernels re-read the weights every 8
+ * positions and spend most of their time on per-block scales, so from LM_TILE_MIN_T positions on,
+ * on a CPU whose bf16 products are faster than f32 (AMX, or AVX512-BF16 at full rate), each thread
+ * widens 32 weight rows at a time into bf16 tiles in its scratch (L2-sized) and runs the bf16 kernels
+ * of core/gemm.h over all the positions, rounded to bf16 once. The error this adds to the type's own
+ * (bf16 rounding of activations and of the dequantised weights) is measured in test_lm.
+ */
+typedef struct {
+    mm_job job[3];
+    int n_jobs, units, n_tasks, T, Kp;
+    const uint16_t *A;
+} tile_ctx;
+
+static void tile_rows(const tile_ctx *c, const mm_job *jb, int r, int n, uint16_t *tiles)
+{
+    const cosy_matrix *W = jb->W;
+    const size_t row_bytes = cosy_dtype_nbytes(W->dtype, W->cols);
+    cosy_pack_bf16_typed(tiles, (const char *)W->data + (size_t)r * row_bytes, W->dtype, row_bytes, n, W->cols);
+    cosy_gemm_bf16(c->T, n, c->Kp, c->A, tiles, c->Kp / 32, jb->bias ? jb->bias + r : NULL, jb->y + r, W->rows, 0, COSY_ACT_NONE, 0, 1);
+}
+
+/* Without scratch for the tiles (out of memory): the same rows one at a time, widened to f32. */
+static __attribute__((noinline)) void tile_rows_plain(const tile_ctx *c, const mm_job *jb, int r, int n)
+{
+    const cosy_matrix *W = jb->W;
+    const int K = W->cols;
+    const size_t row_bytes = cosy_dtype_nbytes(W->dtype, K);
+    float w[8192];
+    for (int i = 0; i < n; i++) {
+        cosy_convert_to_f32(w, (const char *)W->data + (size_t)(r + i) * row_bytes, W->dtype, K);
+        for (int t = 0; t < c->T; t++) {
+            const uint16_t *a = c->A + (size_t)t * c->Kp;
+            float acc = jb->bias ? jb->bias[r + i] : 0.0f;
+            for (int k = 0; k < K; k++) acc += cosy_bf16_to_f32(a[k]) * cosy_bf16_to_f32(cosy_f32_to_bf16(w[k]));
+            jb->y[(size_t)t * W->rows + r + i] = acc;
+        }
+    }
+}
+
+static void tile_task(void *vctx, int task)
+{
+    const tile_ctx *c = vctx;
+    int u0, u1;
+    cosy_split_range(c->units, c->n_tasks, task, &u0, &u1);
+    if (u0 >= u1) return;
+    const int K = c->job[0].W->cols;
+    uint16_t *scratch = cosy_thread_scratch(sizeof(uint16_t) * cosy_pack_bf16_elems(32, K));
+    int off = 0;
+    for (int j = 0; j < c->n_jobs; j++) {
+        const int rows = c->job[j].W->rows, units = (rows + 31) / 32;
+        for (int u = u0 > off ? u0 : off; u < u1 && u < off + units; u++) {
+            const int r = (u - off) * 32, n = rows - r < 32 ? rows - r : 32;
+            if (scratch) tile_rows(c, &c->job[j], r, n, scratch);
+            else tile_rows_plain(c, &c->job[j], r, n);
+        }
+        off += units;
+    }
+}
+
+static int matmul_tiles(cosy_lm_state *st, const float *x, int T, const mm_job *jobs, int n_jobs)
+{
+    cosy_lm *lm = st->lm;
+    const int K = jobs[0].W->cols, Kp = (K + 31) / 32 * 32;
+    if (K > 8192) return 0;
+    if (!st->tile_a) {
+        const int widest = lm->F > lm->H ? (lm->F > lm->Qd ? lm->F : lm->Qd) : (lm->H > lm->Qd ? lm->H : lm->Qd);
+        st->tile_a = cosy_aligned_alloc(sizeof(uint16_t) * (size_t)(LM_CHUNK + 31) / 32 * 32 * (size_t)((widest + 31) / 32 * 32));
+        if (!st->tile_a) return 0;
+    }
+    cosy_bf16_convert_rows(st->tile_a, x, T, K, K, 1.0f, Kp, (T + 31) / 32 * 32);
+    tile_ctx c;
+    memset(&c, 0, sizeof c);
+    c.n_jobs = n_jobs;
+    c.T = T;
+    c.Kp = Kp;
+    c.A = st->tile_a;
+    for (int j = 0; j < n_jobs; j++) {
+        c.job[j] = jobs[j];
+        c.units += (jobs[j].W->rows + 31) / 32;
+    }
+    c.n_tasks = lm->n_threads;
+    if (c.n_tasks > c.units) c.n_tasks = c.units;
+    if (c.n_tasks <= 1) tile_task(&c, 0);
+    else cosy_pool_run(lm->pool, c.n_tasks, tile_task, &c);
+    return 1;
+}
+
 /* y_j[T][rows_j] = x[T][cols] · W_jᵀ + b_j for up to three matrices of the same width and type. */
 static void matmul(cosy_lm_state *st, const float *x, int T, const mm_job *jobs, int n_jobs)
 {
@@ -387,6 +491,7 @@ static void matmul(cosy_lm_state *st, const float *x, int T, const mm_job *jobs,
         for (int j = 0; j < n_jobs; j++) cosy_linear(jobs[j].y, x, T, W0->cols, jobs[j].W->data, jobs[j].bias, jobs[j].W->rows);
         return;
     }
+    if (W0->dtype != COSY_DTYPE_F32 && T >= LM_TILE_MIN_T && lm->tiles && cosy_gemm_bf16_faster() && matmul_tiles(st, x, T, jobs, n_jobs)) return;
     cosy_gemv_input in;
     cosy_gemv_prepare(&in, W0->dtype, x, T, W0->cols, st->act_scratch);
     mm_ctx c;

@@ -54,6 +54,10 @@ const cosy_hparams *cosy_lm_hparams(const cosy_lm *lm);
 /* Run-time type of the matrices (a q8_0/q4_0 request keeps f32 for a matrix whose width is not a
  * multiple of 32; this reports the requested type). */
 cosy_dtype cosy_lm_dtype(const cosy_lm *lm);
+/* Whether a feed of 16+ positions on compact weights (bf16/q8_0/q4_0) may run through bf16 tiles where
+ * bf16 products are fast (the default; 0 keeps it on the gemv kernels, e.g. to compare them). Returns
+ * the previous setting. */
+int cosy_lm_set_feed_tiles(cosy_lm *lm, int on);
 /* The type of the head (llm_decoder) and, in a converted file, of the embedding tables, when the
  * body's matrices are `lm_dtype`: the same, except q8_0 for q4_0 — the head's error goes straight into
  * the log-probabilities, and the tables are read one row per position, so 4 bits would save no time
