@@ -81,16 +81,18 @@ static void transform(const cosy_fft *p, const double *in_re, const double *in_i
         /* t_s = W_len^{s k} Y_s[k] */
         for (int s = 0; s < r; s++) {
             const double y_re = out_re[(size_t)s * m + k], y_im = out_im[(size_t)s * m + k];
-            const size_t j = (size_t)s * k * step % (size_t)p->n;
+            const size_t j = (size_t)s * k * step; /* < r m step = n */
             const double c = p->cos_table[j], sn = -p->sin_table[j];
             t_re[s] = y_re * c - y_im * sn;
             t_im[s] = y_re * sn + y_im * c;
         }
         /* X[k + q m] = sum_s t_s W_r^{s q} */
+        const size_t unit = (size_t)(p->n / r); /* W_r = table[unit] */
         for (int q = 0; q < r; q++) {
             double a_re = 0.0, a_im = 0.0;
-            for (int s = 0; s < r; s++) {
-                const size_t j = (size_t)s * q % (size_t)r * (size_t)(p->n / r);
+            size_t sq = 0; /* s q mod r */
+            for (int s = 0; s < r; s++, sq = sq + q >= (size_t)r ? sq + q - r : sq + q) {
+                const size_t j = sq * unit;
                 const double c = p->cos_table[j], sn = -p->sin_table[j];
                 a_re += t_re[s] * c - t_im[s] * sn;
                 a_im += t_re[s] * sn + t_im[s] * c;
