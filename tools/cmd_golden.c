@@ -19,6 +19,8 @@ cosy_status golden_lm_bistream(golden_ctx *ctx);
 cosy_status golden_hift_nonstream(golden_ctx *ctx);
 cosy_status golden_t2w_call(golden_ctx *ctx);
 cosy_status golden_t2w_stream(golden_ctx *ctx);
+cosy_status golden_feat_resample(golden_ctx *ctx);
+cosy_status golden_feat_whisper128(golden_ctx *ctx);
 
 /* Handlers, in the order cases are matched. Modules add theirs here. */
 static const golden_handler handlers[] = {
@@ -31,6 +33,8 @@ static const golden_handler handlers[] = {
     {"hift_nonstream", golden_hift_nonstream},
     {"t2w_*", golden_t2w_call},
     {"token2wav_stream", golden_t2w_stream},
+    {"feat_resample", golden_feat_resample},
+    {"feat_whisper128", golden_feat_whisper128},
     {NULL, NULL},
 };
 
