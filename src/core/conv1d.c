@@ -11,7 +11,8 @@
  * zero columns on both sides (cosy_act), so every tap of every kernel is an unaligned load at a fixed
  * offset: the kernel reads the input in place. A tile is 4 output channels x 96 time steps held in 24
  * registers; per input channel and tap it loads 6 input vectors and 4 broadcast weights for 24 FMAs.
- * Threads split the output channels. The portable path computes the same sums with plain loops.
+ * Threads split the output channels. Without AVX-512 the same tile runs in AVX2 registers (4 x 24);
+ * the portable path computes the same sums with plain loops.
  */
 #include "core/conv1d.h"
 #include "core/cpu.h"
@@ -24,6 +25,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define CONV_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
+#define CONV_AVX2 __attribute__((target("avx2,fma")))
 #define CONV_HAVE_AVX512 1
 #endif
 
@@ -166,6 +168,79 @@ static CONV_AVX512 void conv_rows_avx512(const conv_job *j, int blk0, int blk1)
 }
 #endif
 
+#ifdef CONV_HAVE_AVX512
+/* AVX2 + FMA (no AVX-512): the same tile in 8-float vectors, 4 rows x 24 time steps in 12 registers. */
+#define NV2_MAX 3
+static inline __attribute__((always_inline)) CONV_AVX2 void conv_tile_avx2(const conv_job *j, const int nv, int co0, int t0, int last)
+{
+    const cosy_conv *c = j->conv;
+    const int K = c->k, dil = c->dilation, cin = c->cin, rows = c->cout - co0 < MR ? c->cout - co0 : MR;
+    const float *w[MR];
+    __m256 acc[MR][NV2_MAX];
+    for (int r = 0; r < MR; r++) {
+        int co = co0 + (r < rows ? r : rows - 1);
+        w[r] = c->w + (size_t)co * cin * K;
+        __m256 b = _mm256_set1_ps(c->b ? c->b[co] : 0.0f);
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) acc[r][v] = b;
+    }
+    const float *xb = j->x->data + t0 - c->pad;
+    const size_t ldx = (size_t)j->x->ld;
+    for (int ci = 0; ci < cin; ci++) {
+        const float *xr = xb + (size_t)ci * ldx;
+        const size_t wo = (size_t)ci * K;
+        if (ci + 2 < cin) _mm_prefetch((const char *)(xr + 2 * ldx), _MM_HINT_T0);
+        for (int k = 0; k < K; k++) {
+            const float *xp = xr + k * dil;
+            __m256 xv[NV2_MAX];
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) xv[v] = _mm256_loadu_ps(xp + 8 * v);
+#pragma GCC unroll 4
+            for (int r = 0; r < MR; r++) {
+                __m256 b = _mm256_set1_ps(w[r][wo + k]);
+#pragma GCC unroll 3
+                for (int v = 0; v < nv; v++) acc[r][v] = _mm256_fmadd_ps(b, xv[v], acc[r][v]);
+            }
+        }
+    }
+    /* lanes [0, last) of the last vector are stored */
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(last), lane), all = _mm256_set1_epi32(-1);
+    for (int r = 0; r < rows; r++) {
+        float *y = j->y->data + (size_t)(co0 + r) * j->y->ld + t0;
+        const float *res = j->res ? j->res->data + (size_t)(co0 + r) * j->res->ld + t0 : NULL;
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) {
+            __m256 o = acc[r][v];
+            const __m256i m = v == nv - 1 ? lm : all;
+            if (res) o = _mm256_add_ps(o, _mm256_maskload_ps(res + 8 * v, m));
+            _mm256_maskstore_ps(y + 8 * v, m, o);
+        }
+    }
+}
+
+static CONV_AVX2 void conv_rows_avx2(const conv_job *j, int blk0, int blk1)
+{
+    const int T = j->y->T, tile = 8 * NV2_MAX;
+    for (int tc = 0; tc < T; tc += T_CHUNK) {
+        const int tc_end = tc + T_CHUNK < T ? tc + T_CHUNK : T;
+        for (int blk = blk0; blk < blk1; blk++) {
+            const int co0 = blk * MR;
+            int t0 = tc;
+            for (; t0 + tile <= tc_end; t0 += tile) conv_tile_avx2(j, NV2_MAX, co0, t0, 8);
+            if (t0 < tc_end) {
+                const int rem = tc_end - t0, nv = (rem + 7) / 8, last = rem - 8 * (nv - 1);
+                switch (nv) {
+                case 1: conv_tile_avx2(j, 1, co0, t0, last); break;
+                case 2: conv_tile_avx2(j, 2, co0, t0, last); break;
+                default: conv_tile_avx2(j, 3, co0, t0, last); break;
+                }
+            }
+        }
+    }
+}
+#endif
+
 static void conv_task(void *ctx, int task)
 {
     const conv_job *j = ctx;
@@ -173,8 +248,12 @@ static void conv_task(void *ctx, int task)
     int b0, b1;
     cosy_split_range(blocks, j->n_tasks, task, &b0, &b1);
 #ifdef CONV_HAVE_AVX512
-    if (j->simd) {
+    if (j->simd == 2) {
         conv_rows_avx512(j, b0, b1);
+        return;
+    }
+    if (j->simd == 1) {
+        conv_rows_avx2(j, b0, b1);
         return;
     }
 #endif
@@ -191,7 +270,7 @@ cosy_status cosy_conv1d_same(cosy_pool *pool, const cosy_conv *c, const cosy_act
                           c->k, c->dilation, c->pad, c->stride, x->C, x->T, y->C, y->T);
     conv_job j = {c, x, y, res, 1, 0};
 #ifdef CONV_HAVE_AVX512
-    j.simd = cosy_cpu_level() >= COSY_CPU_AVX512;
+    j.simd = cosy_cpu_level() >= COSY_CPU_AVX512 ? 2 : cosy_cpu_level() >= COSY_CPU_AVX2 ? 1 : 0;
 #endif
     const int blocks = (c->cout + MR - 1) / MR;
     int n = pool ? cosy_pool_size(pool) : 1;

@@ -74,6 +74,8 @@ struct cosy_session {
     int64_t out_len, out_cap, out_read;
     int finished;                 /* the token2wav thread has ended */
     int vocoding;                 /* the token2wav thread is making a chunk */
+    int t2w_idle_seg;             /* >= 0: the token2wav thread waits for tokens of this segment ... */
+    int t2w_seen;                 /* ... and has looked at its first t2w_seen tokens */
     /* outcome */
     cosy_status status;
     char error[512];
@@ -198,8 +200,12 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
             st = append_token_locked(&s->segs[seg_index], ev.token);
             pthread_cond_broadcast(&s->cv);
             /* chunks first: both threads share the model's cores, and a chunk being made is audio a
-             * listener is waiting for, while further tokens only serve later chunks */
-            while (!s->p.concurrent_lm && s->vocoding && !s->cancelled) pthread_cond_wait(&s->cv, &s->mu);
+             * listener is waiting for, while further tokens only serve later chunks. The token2wav
+             * thread first says whether this token starts a chunk (so the next forward never runs
+             * alongside the chunk: two pools on two cores slow each other far more than they add up) */
+            while (!s->p.concurrent_lm && !s->cancelled &&
+                   (s->vocoding || (s->t2w_idle_seg == seg_index && s->t2w_seen < s->segs[seg_index].n)))
+                pthread_cond_wait(&s->cv, &s->mu);
         } else { /* NEED_TEXT: sleep until a push or the end of the text */
             while (s->text_version == seen && !s->cancelled) pthread_cond_wait(&s->cv, &s->mu);
             seen = s->text_version;
@@ -336,6 +342,8 @@ static cosy_status vocode_segment(cosy_session *s, int index)
                 got = 1;
             }
             if (got) {
+                s->t2w_idle_seg = -1;
+                s->vocoding = 1; /* before the lock is let go: the LM thread waits for it */
                 if (call.end > cap) {
                     int ncap = call.end + 1024;
                     int32_t *n = realloc(tokens, sizeof *n * (size_t)ncap);
@@ -349,8 +357,12 @@ static cosy_status vocode_segment(cosy_session *s, int index)
                 if (call.end > 0) memcpy(tokens, g->tokens, sizeof(int32_t) * (size_t)call.end);
                 break;
             }
+            s->t2w_idle_seg = index;
+            s->t2w_seen = g->n;
+            pthread_cond_broadcast(&s->cv);
             pthread_cond_wait(&s->cv, &s->mu);
         }
+        if (!got) s->t2w_idle_seg = -1;
         int cancelled = s->cancelled;
         pthread_mutex_unlock(&s->mu);
         if (st != COSY_OK) break;
@@ -367,9 +379,6 @@ static cosy_status vocode_segment(cosy_session *s, int index)
         }
         const float *audio;
         int n_audio;
-        pthread_mutex_lock(&s->mu);
-        s->vocoding = 1;
-        pthread_mutex_unlock(&s->mu);
         st = cosy_token2wav_call(s->t2w, tokens, call.end, call.offset, call.finalize, &audio, &n_audio);
         pthread_mutex_lock(&s->mu);
         s->vocoding = 0;
@@ -385,6 +394,11 @@ static cosy_status vocode_segment(cosy_session *s, int index)
         st = emit(s, audio, n_audio);
         if (st != COSY_OK || call.finalize) break;
     }
+    pthread_mutex_lock(&s->mu); /* an error after a chunk was taken must not leave the LM waiting */
+    s->vocoding = 0;
+    s->t2w_idle_seg = -1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     free(tokens);
     return st;
 }
@@ -477,6 +491,7 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
     COSY_TRY(check_params(&p));
     COSY_TRY(cosy_voice_validate(voice, model));
     cosy_session *s = calloc(1, sizeof *s);
+    if (s) s->t2w_idle_seg = -1;
     if (!s) return cosy_error(COSY_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
