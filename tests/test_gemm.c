@@ -311,13 +311,24 @@ int main(void)
 {
     const cosy_cpu_level_t best = cosy_cpu_level();
     printf("CPU: %s, best level %s\n", cosy_cpu_model_name(), cosy_cpu_level_name(best));
-    if (cosy_gemm_f32_available()) test_f32_panels();
-    else printf("SKIP f32 panels: this CPU has no AVX-512\n");
+    /* the f32 panels at every level this CPU has: AVX-512, AVX2, and the portable loops that a
+     * product packed at a higher level meets when the level is lowered afterwards */
+    const cosy_cpu_level_t f32_levels[] = {COSY_CPU_AVX512, COSY_CPU_AVX2, COSY_CPU_PORTABLE};
+    for (int i = 0; i < 3; i++) {
+        if (best < f32_levels[i]) {
+            printf("SKIP f32 panels on %s: this CPU lacks it\n", cosy_cpu_level_name(f32_levels[i]));
+            continue;
+        }
+        cosy_cpu_cap(f32_levels[i]);
+        test_f32_panels();
+        printf("f32 panels on %s: checked\n", cosy_cpu_level_name(f32_levels[i]));
+        cosy_cpu_reset();
+    }
     test_attention(cosy_cpu_level_name(best), 0);
     test_kv_put_rows(0);
     {
         cosy_cpu_level_t keep = cosy_cpu_cap(COSY_CPU_AVX2);
-        test_attention("avx2 (f32 through sgemm)", 0);
+        test_attention("avx2 (f32 panels)", 0);
         (void)keep;
         cosy_cpu_reset();
     }

@@ -9,8 +9,9 @@
  * from the activations. Threads split the panels. Attention uses the same kernel, packing K^T and
  * V per head on the fly.
  *
- * Without AVX-512 (or with COSY_CPU=portable) every product falls back to cosy_sgemm on the
- * unpacked weights.
+ * With AVX2 + FMA but no AVX-512 the same panels go through an AVX2 micro-kernel (6 rows x 16
+ * columns, each panel in two halves). Portable builds (or COSY_CPU=portable at load) fall back to
+ * cosy_sgemm on the unpacked weights; panels met at the portable level are computed by plain loops.
  */
 #include "core/gemm.h"
 #include "core/cpu.h"
@@ -20,6 +21,9 @@
 #include <string.h>
 
 #include "core/simd_avx512.h"
+#include "core/vecmath.h"
+
+#define AVX2FMA __attribute__((target("avx2,fma")))
 
 #define NR COSY_PANEL   /* columns per panel */
 #define MR 12           /* rows per micro-kernel call */
@@ -28,11 +32,15 @@
 int cosy_gemm_f32_available(void)
 {
 #ifdef COSY_HAVE_AVX512
-    return cosy_cpu_level() >= COSY_CPU_AVX512;
+    return cosy_cpu_level() >= COSY_CPU_AVX2;
 #else
     return 0;
 #endif
 }
+
+#ifdef COSY_HAVE_AVX512
+static int use_avx512(void) { return cosy_cpu_level() >= COSY_CPU_AVX512; }
+#endif
 
 static void pack_rows_scalar(float *dst, const float *w, int N, int K, int ldw, int p0, int p1)
 {
@@ -80,7 +88,7 @@ static AVX512 void pack_rows_avx512(float *dst, const float *w, int N, int K, in
 void cosy_pack_f32_rows(float *dst, const float *w, int N, int K, int ldw)
 {
 #ifdef COSY_HAVE_AVX512
-    if (cosy_gemm_f32_available()) {
+    if (use_avx512()) {
         pack_rows_avx512(dst, w, N, K, ldw);
         return;
     }
@@ -108,7 +116,7 @@ void cosy_pack_f32_row_ptrs(float *dst, const float *const *rows, int N, int K)
 {
     int n = 0;
 #ifdef COSY_HAVE_AVX512
-    if (cosy_gemm_f32_available() && K % 16 == 0 && K <= PTR_MAX_K) {
+    if (use_avx512() && K % 16 == 0 && K <= PTR_MAX_K) {
         float tmp[PTR_GROUP * PTR_MAX_K];
         for (; n + PTR_GROUP <= N; n += PTR_GROUP) {
             const float *base = rows[n];
@@ -232,9 +240,104 @@ static AVX512 void kernel_dispatch(int m, int K, float alpha, const float *A, in
     }
 }
 
+/* ---- AVX2 + FMA: 6 rows x 16 columns (12 accumulators), a panel in two halves ---- */
+#define MR2 6
+static inline __attribute__((always_inline)) AVX2FMA void micro_kernel_avx2(const int m, int K, float alpha, const float *A, int lda,
+                                                                           const float *P, const float *bias, float *C, int ldc, int n_valid,
+                                                                           int accumulate, int act)
+{
+    for (int half = 0; half < 2; half++) {
+        const int c0 = 16 * half, nv = n_valid - c0 < 16 ? n_valid - c0 : 16;
+        if (nv <= 0) break;
+        __m256 acc0[MR2], acc1[MR2];
+#pragma GCC unroll 6
+        for (int r = 0; r < m; r++) {
+            acc0[r] = _mm256_setzero_ps();
+            acc1[r] = _mm256_setzero_ps();
+        }
+        for (int k = 0; k < K; k++) {
+            const __m256 w0 = _mm256_loadu_ps(P + (size_t)k * NR + c0), w1 = _mm256_loadu_ps(P + (size_t)k * NR + c0 + 8);
+#pragma GCC unroll 6
+            for (int r = 0; r < m; r++) {
+                const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+                acc0[r] = _mm256_fmadd_ps(a, w0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(a, w1, acc1[r]);
+            }
+        }
+#pragma GCC unroll 6
+        for (int r = 0; r < m; r++) {
+            float out[16];
+            _mm256_storeu_ps(out, acc0[r]);
+            _mm256_storeu_ps(out + 8, acc1[r]);
+            float *cr = C + (size_t)r * ldc + c0;
+            for (int j = 0; j < nv; j++) out[j] = out[j] * alpha + (bias ? bias[c0 + j] : 0.0f);
+            if (act == COSY_ACT_GELU) cosy_vec_gelu(out, (size_t)nv);
+            else if (act == COSY_ACT_SILU) cosy_vec_silu(out, (size_t)nv);
+            for (int j = 0; j < nv; j++) cr[j] = accumulate ? cr[j] + out[j] : out[j];
+        }
+    }
+}
+
+#define KERNEL2_CASE(mm) \
+    case mm: micro_kernel_avx2(mm, K, alpha, A, lda, P, bias, C, ldc, n_valid, accumulate, act); break;
+
+static AVX2FMA void kernel_dispatch_avx2(int m, int K, float alpha, const float *A, int lda, const float *P, const float *bias, float *C,
+                                         int ldc, int n_valid, int accumulate, int act)
+{
+    switch (m) {
+        KERNEL2_CASE(1) KERNEL2_CASE(2) KERNEL2_CASE(3) KERNEL2_CASE(4) KERNEL2_CASE(5) KERNEL2_CASE(6)
+        default: break;
+    }
+}
+
+/* the portable definition of a panel product (a level below AVX2 meeting panels packed above it) */
+static void panels_scalar(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+                          const float *bias, float *C, int ldc, int accumulate, int act)
+{
+    for (int p = p0; p < p1; p++) {
+        const int n0 = p * NR, n_valid = N - n0 < NR ? N - n0 : NR;
+        const float *panel = P + (size_t)p * panel_stride;
+        for (int r = 0; r < M; r++) {
+            float out[NR];
+            for (int j = 0; j < n_valid; j++) {
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++) acc += A[(size_t)r * lda + k] * panel[(size_t)k * NR + j];
+                out[j] = acc * alpha + (bias ? bias[n0 + j] : 0.0f);
+            }
+            if (act == COSY_ACT_GELU) cosy_vec_gelu(out, (size_t)n_valid);
+            else if (act == COSY_ACT_SILU) cosy_vec_silu(out, (size_t)n_valid);
+            float *cr = C + (size_t)r * ldc + n0;
+            for (int j = 0; j < n_valid; j++) cr[j] = accumulate ? cr[j] + out[j] : out[j];
+        }
+    }
+}
+
+static void panels_avx2(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
+                        const float *bias, float *C, int ldc, int accumulate, int act)
+{
+    const int n_blocks = (M + MR2 - 1) / MR2, per_chunk = M_CHUNK / MR2;
+    for (int c0 = 0; c0 < n_blocks; c0 += per_chunk) {
+        const int c1 = c0 + per_chunk < n_blocks ? c0 + per_chunk : n_blocks;
+        for (int p = p0; p < p1; p++) {
+            const int n0 = p * NR, n_valid = N - n0 < NR ? N - n0 : NR;
+            const float *panel = P + (size_t)p * panel_stride;
+            for (int blk = c0; blk < c1; blk++) {
+                const int r0 = (int)((long)blk * M / n_blocks), r1 = (int)((long)(blk + 1) * M / n_blocks);
+                kernel_dispatch_avx2(r1 - r0, K, alpha, A + (size_t)r0 * lda, lda, panel, bias ? bias + n0 : NULL, C + (size_t)r0 * ldc + n0, ldc,
+                                     n_valid, accumulate, act);
+            }
+        }
+    }
+}
+
 void cosy_gemm_f32_panels(int M, int N, int K, float alpha, const float *A, int lda, const float *P, size_t panel_stride, int p0, int p1,
                       const float *bias, float *C, int ldc, int accumulate, int act)
 {
+    if (!use_avx512()) {
+        if (cosy_cpu_level() >= COSY_CPU_AVX2) panels_avx2(M, N, K, alpha, A, lda, P, panel_stride, p0, p1, bias, C, ldc, accumulate, act);
+        else panels_scalar(M, N, K, alpha, A, lda, P, panel_stride, p0, p1, bias, C, ldc, accumulate, act);
+        return;
+    }
     /* rows in nearly equal blocks of at most MR (100 rows: 9 blocks of 11-12, not 8 x 12 + 4),
      * M_CHUNK / MR blocks at a time while the panels stream past */
     const int n_blocks = (M + MR - 1) / MR, per_chunk = M_CHUNK / MR;
