@@ -14,6 +14,7 @@
 #include "io/onnx.h"
 #include "model/campplus.h"
 #include "model/model.h"
+#include "model/voice_prompt.h"
 
 #include <cjson/cJSON.h>
 
@@ -150,6 +151,23 @@ static void run_cases(const cosy_campplus *net, cosy_pool *pool)
             graphs++;
         } else {
             e2e++;
+        }
+        if (!is_graph) { /* and from the wav alone: features + CAM++, under tolerance_end_to_end */
+            const char *wav = item_string(cJSON_GetObjectItemCaseSensitive(c, "inputs"), 0);
+            char wav_path[1100];
+            snprintf(wav_path, sizeof wav_path, "%s/golden/%s.wav", fixture_dir, wav);
+            cosy_prompt_features f;
+            CHECK_OK(cosy_prompt_features_from_file(wav_path, NULL, &f));
+            if (f.campplus_input) {
+                CHECK_OK(cosy_campplus_forward(net, pool, f.campplus_input, f.n_fbank, emb, NULL, NULL));
+                const cJSON *tol_e2e = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "tolerance_end_to_end"), out);
+                cJSON *wrap = cJSON_CreateObject(); /* compare() reads tolerance_per_output */
+                cJSON_AddItemToObject(wrap, "tolerance_per_output", cJSON_CreateObject());
+                cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(wrap, "tolerance_per_output"), out, cJSON_Duplicate(tol_e2e, 1));
+                compare(wrap, out, "wav embedding", emb, hp->embedding_size);
+                cJSON_Delete(wrap);
+                cosy_prompt_features_free(&f);
+            }
         }
         free(emb);
         npy_free(&x);

@@ -50,7 +50,7 @@ typedef struct {
     int embedding_size;                 /* 192 */
 } cosy_campplus_hparams;
 
-/* A convolution with its BatchNorm folded in: w [cout][cin][k...], b [cout] (never NULL). */
+/* A convolution with its BatchNorm folded in: w [cout][cin][k...], b [cout] (NULL only for cam_local, which has none). */
 typedef struct {
     const float *w, *b;
 } campplus_conv;
