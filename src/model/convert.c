@@ -18,6 +18,7 @@
 #include "io/gguf.h"
 #include "io/ptfile.h"
 #include "model/arch.h"
+#include "model/campplus.h"
 #include "model/hparams.h"
 #include "model/lm.h"
 #include "text/vocab.h"
@@ -355,6 +356,19 @@ cosy_status cosy_convert(const char *model_dir, const char *out_path, const cosy
         st = ctx.status;
     }
     if (st == COSY_OK) st = add_speakers(model_dir, w, p.verbose);
+    /* CAM++ (campplus.onnx) when the directory has it: weights found by walking the graph, BatchNorms
+     * folded (model/campplus_onnx.c); the network must live until the writer has copied them */
+    cosy_campplus *campplus = NULL;
+    char *campplus_path = st == COSY_OK ? cosy_path_join(model_dir, "campplus.onnx") : NULL;
+    if (campplus_path && cosy_file_exists(campplus_path)) {
+        st = cosy_campplus_from_onnx(campplus_path, &campplus);
+        if (st == COSY_OK) st = cosy_campplus_write(campplus, w);
+        if (st == COSY_OK && p.verbose)
+            fprintf(stderr, "convert: %s: CAM++ with %lld parameters\n", campplus_path, (long long)cosy_campplus_n_params(cosy_campplus_hp(campplus)));
+    } else if (st == COSY_OK && p.verbose) {
+        fprintf(stderr, "convert: %s: no CAM++ in the model directory (voices can then not be made from audio)\n", model_dir);
+    }
+    free(campplus_path);
     if (st == COSY_OK) {
         for (int i = 0; i < 3; i++) {
             int unused = 0;
@@ -372,6 +386,7 @@ cosy_status cosy_convert(const char *model_dir, const char *out_path, const cosy
         st = gguf_writer_write(w, out_path);
     }
     gguf_writer_free(w);
+    cosy_campplus_free(campplus);
     cosy_vocab_free(&vocab);
     for (int i = 0; i < 3; i++) {
         pt_close(&files[i].pt);
@@ -486,6 +501,11 @@ cosy_status cosy_convert_random(const char *config_name, uint64_t seed, const ch
     random_ctx ctx = {w, seed, &p, COSY_OK};
     cosy_arch_tensors(&hp, add_random_tensor, &ctx);
     st = ctx.status;
+    /* the real model's CAM++ (3D-Speaker defaults), so `cosy bench` can time a voice at full size */
+    if (st == COSY_OK && !strcmp(config_name, "cosyvoice2-0.5b")) {
+        cosy_campplus_hparams chp = cosy_campplus_default_hparams();
+        st = cosy_campplus_write_random(&chp, seed, w);
+    }
     if (st == COSY_OK) {
         if (p.verbose) fprintf(stderr, "convert: writing %lld random tensors (%s) to %s\n", (long long)gguf_writer_n_tensors(w), config_name, out_path);
         st = gguf_writer_write(w, out_path);
