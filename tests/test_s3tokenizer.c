@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/file.h"
+#include "io/gguf.h"
 #include "io/npy.h"
 #include "io/onnx.h"
 #include "model/model.h"
@@ -311,6 +312,46 @@ static void test_convert(const cosy_s3tokenizer *net, const char *onnx_path)
     cosy_model_free(m);
 }
 
+/* seeded random weights (what `cosy convert --random cosyvoice2-0.5b` writes at full size) round-trip
+ * through a model file and run; full size is 1280 wide, 20 heads, 6 blocks, MLP 5120, FSMN 31, FSQ 8 x 3 */
+static void test_random(const cosy_s3tokenizer_hparams *hp)
+{
+    const cosy_s3tokenizer_hparams full = cosy_s3tokenizer_default_hparams();
+    CHECK(full.width == 1280 && full.n_heads == 20 && full.n_blocks == 6 && full.mlp_width == 5120 && full.fsmn_kernel == 31 &&
+          full.fsq_dims == 8 && full.fsq_levels == 3);
+    printf("full-size tokenizer: %lld parameters\n", (long long)cosy_s3tokenizer_n_params(&full));
+    gguf_writer *w = gguf_writer_create();
+    gguf_writer_set_str(w, "general.architecture", "s3tokenizer-test");
+    CHECK_OK(cosy_s3tokenizer_write_random(hp, 7, w));
+    CHECK_OK(gguf_writer_write(w, test_tmp("s3tok_random.gguf")));
+    gguf_writer_free(w);
+    gguf_file g;
+    CHECK_OK(gguf_open(test_tmp("s3tok_random.gguf"), &g));
+    cosy_s3tokenizer *net = NULL;
+    CHECK_OK(cosy_s3tokenizer_from_gguf(&g, &net));
+    if (net) {
+        CHECK(!memcmp(hp, cosy_s3tokenizer_hp(net), sizeof *hp));
+        npy_array x;
+        CHECK_OK(npy_load(golden_path("short_16k_whisper_mel"), &x));
+        if (x.f32) {
+            const int frames = (int)(x.numel / hp->n_mels), n = cosy_s3tokenizer_n_tokens(frames);
+            int32_t *tok = malloc(sizeof(int32_t) * (size_t)n);
+            CHECK_OK(cosy_s3tokenizer_forward(net, NULL, x.f32, frames, frames, tok, NULL, NULL));
+            int ok = 1, distinct = 0;
+            for (int i = 0; i < n; i++) {
+                ok &= tok[i] >= 0 && tok[i] < 6561;
+                distinct += i > 0 && tok[i] != tok[i - 1];
+            }
+            CHECK(ok);
+            printf("random weights: %d tokens in range, %d changes\n", n, distinct);
+            free(tok);
+        }
+        npy_free(&x);
+        cosy_s3tokenizer_free(net);
+    }
+    gguf_close(&g);
+}
+
 int main(int argc, char **argv)
 {
     static char default_dir[1024];
@@ -337,6 +378,7 @@ int main(int argc, char **argv)
         printf("\nworst per output (rel = max_abs / max|ref|, abs for pre_fsq):\n");
         for (int i = 0; i < n_worst; i++) printf("  %-16s n=%-2d %.3e  tol %.3g\n", worst[i].kind, worst[i].n, worst[i].err, worst[i].tol);
         test_convert(net, path);
+        test_random(hp);
         cosy_s3tokenizer_free(net);
     }
     test_refusals(path);
