@@ -102,6 +102,8 @@ static void test_voice_from_wav(void)
     snprintf(golden, sizeof golden, "%s", test_data("cv2-voice-tiny/golden"));
     const char *transcript = "The quick brown fox jumps over the lazy dog near the riverbank.";
     CHECK(run(out, sizeof out, "%s convert %s -o %s", COSY_BIN, test_data("cv2-voice-tiny/model"), model) == 0);
+    CHECK(run(out, sizeof out, "%s info %s", COSY_BIN, model) == 0);
+    CHECK(strstr(out, "voices from audio: yes") != NULL);
     CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav --text '%s' -o %s", COSY_BIN, model, golden, transcript,
               voice) == 0);
     CHECK(strstr(out, "cosy voice: wrote ") != NULL);
@@ -170,6 +172,8 @@ static void test_voice_from_wav(void)
     CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav --text '%s' -o %s", COSY_BIN, test_tmp("cli-plain.gguf"),
               golden, transcript, voice) == 1);
     CHECK(strstr(out, "convert the model from a directory that has campplus.onnx and speech_tokenizer_v2.onnx") && lines(out) == 1);
+    CHECK(run(out, sizeof out, "%s info %s", COSY_BIN, test_tmp("cli-plain.gguf")) == 0);
+    CHECK(strstr(out, "voices from audio: no (convert from a directory with campplus.onnx and speech_tokenizer_v2.onnx)") != NULL);
 }
 
 int main(void)
