@@ -258,6 +258,16 @@ cosy_status cosy_voice_load(const char *path, cosy_voice **out);
 cosy_status cosy_voice_save(const cosy_voice *voice, const char *path);
 /* A built-in speaker of the model (from spk2info.pt at conversion). */
 cosy_status cosy_voice_from_speaker(const cosy_model *model, const char *speaker, cosy_voice **out);
+/* A voice from a recording of the speaker and its transcript, as CosyVoice2's zero-shot frontend makes
+ * one: the 24 kHz prompt mel, the speech tokens (S3TokenizerV2), the speaker embedding (CAM++), the 2:1
+ * token/mel alignment, and the transcript normalised and tokenized. Mono samples at sample_rate
+ * (>= 16 kHz, at most 30 s); any number of channels from a file (averaged; WAV, FLAC, Ogg). The model
+ * must have been converted from a directory with campplus.onnx and speech_tokenizer_v2.onnx
+ * (COSY_ERR_MISSING saying so otherwise). The transcript is required (COSY_ERR_INVALID_ARG if NULL or
+ * blank). The voice is named "voice" / after the file (alice.wav -> "alice"). */
+cosy_status cosy_voice_from_audio(cosy_model *model, const float *samples, int64_t n, int sample_rate, const char *transcript,
+                                  cosy_voice **out);
+cosy_status cosy_voice_from_audio_file(cosy_model *model, const char *path, const char *transcript, cosy_voice **out);
 const char *cosy_voice_name(const cosy_voice *voice);
 void cosy_voice_free(cosy_voice *voice);
 

@@ -2,6 +2,8 @@
  * every refusal, no partial output, and `cosy info` showing the real dimensions. */
 #include "test.h"
 #include "core/cpu.h"
+#include "io/npy.h"
+#include "model/voice.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -83,6 +85,95 @@ static void check_bench_json(const char *out, int seconds, int runs)
         CHECK(cJSON_IsString(t) && (!strcmp(t->valuestring, "f32") || !strcmp(t->valuestring, "bf16") || !strcmp(t->valuestring, "q8_0")));
     }
     cJSON_Delete(j);
+}
+
+/* A voice from a recording + transcript, as a new user makes one: `cosy convert` of cv2-voice-tiny's model
+ * directory (with campplus.onnx and speech_tokenizer_v2.onnx), `cosy voice import --wav --text`, checked
+ * against the e2e_en_16k case's stored frontend outputs (end-to-end tolerances), then `cosy synth --voice`
+ * and the one-shot `cosy synth --prompt-wav --prompt-text`; refusals. */
+static void test_voice_from_wav(void)
+{
+    static char out[65536];
+    char model[1024], voice[1024], wav[1024], golden[1024], txt[1024];
+    snprintf(model, sizeof model, "%s", test_tmp("cli-vmodel.gguf"));
+    snprintf(voice, sizeof voice, "%s", test_tmp("cli-fox.voice"));
+    snprintf(wav, sizeof wav, "%s", test_tmp("cli-fox.wav"));
+    snprintf(txt, sizeof txt, "%s", test_tmp("cli-fox.txt"));
+    snprintf(golden, sizeof golden, "%s", test_data("cv2-voice-tiny/golden"));
+    const char *transcript = "The quick brown fox jumps over the lazy dog near the riverbank.";
+    CHECK(run(out, sizeof out, "%s convert %s -o %s", COSY_BIN, test_data("cv2-voice-tiny/model"), model) == 0);
+    CHECK(run(out, sizeof out, "%s info %s", COSY_BIN, model) == 0);
+    CHECK(strstr(out, "voices from audio: yes") != NULL);
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav --text '%s' -o %s", COSY_BIN, model, golden, transcript,
+              voice) == 0);
+    CHECK(strstr(out, "cosy voice: wrote ") != NULL);
+    cosy_voice *v = NULL;
+    CHECK_OK(cosy_voice_load(voice, &v));
+    if (v) {
+        npy_array tok, emb, mel;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/en_16k_prompt_speech_token.npy", golden);
+        CHECK_OK(npy_load(p, &tok));
+        snprintf(p, sizeof p, "%s/en_16k_embedding.npy", golden);
+        CHECK_OK(npy_load(p, &emb));
+        snprintf(p, sizeof p, "%s/en_16k_prompt_speech_feat.npy", golden);
+        CHECK_OK(npy_load(p, &mel));
+        /* every token of this case is exact (its smallest FSQ margin, 4e-4, is far from our error) */
+        int same = v->n_llm_prompt_tokens == (int)tok.numel && v->n_flow_prompt_tokens == (int)tok.numel;
+        for (int i = 0; same && i < v->n_llm_prompt_tokens; i++)
+            same = v->llm_prompt_tokens[i] == tok.i64[i] && v->flow_prompt_tokens[i] == tok.i64[i];
+        CHECK(same);
+        double d = 0, mx = 0;
+        CHECK(v->embed_dim == (int)emb.numel);
+        for (int i = 0; i < v->embed_dim && i < emb.numel; i++) {
+            d = fmax(d, fabs((double)v->flow_embedding[i] - emb.f32[i]));
+            mx = fmax(mx, fabs(emb.f32[i]));
+        }
+        CHECK(d <= 5e-3 * mx);
+        CHECK((int64_t)v->n_prompt_frames * v->n_mels == mel.numel);
+        if ((int64_t)v->n_prompt_frames * v->n_mels == mel.numel) CHECK(test_max_abs_diff(v->prompt_feat, mel.f32, mel.numel) <= 1e-3);
+        CHECK(v->transcript && !strcmp(v->transcript, transcript) && !strcmp(v->name, "en_16k_prompt"));
+        CHECK(v->n_prompt_text == 27);
+        npy_free(&tok);
+        npy_free(&emb);
+        npy_free(&mel);
+        cosy_voice_free(v);
+    }
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --max-tokens 50 --text 'Hello there.' -o %s --quiet", COSY_BIN, model, voice, wav) == 0);
+    struct stat sb;
+    CHECK(stat(wav, &sb) == 0 && sb.st_size > 44 && (sb.st_size - 44) % 1920 == 0);
+    /* --text-file and --name; the one-shot --prompt-wav gives the same audio as the imported voice */
+    FILE *f = fopen(txt, "w");
+    if (f) {
+        fprintf(f, "%s\n", transcript);
+        fclose(f);
+    }
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav --text-file %s --name fox -o %s", COSY_BIN, model, golden, txt,
+              voice) == 0);
+    CHECK(run(out, sizeof out, "%s voice info %s", COSY_BIN, voice) == 0);
+    CHECK(strstr(out, "name                 fox") && strstr(out, "LM prompt tokens     101") && strstr(out, "prompt mel           202 x 80"));
+    CHECK(run(out, sizeof out, "%s synth -m %s --prompt-wav %s/en_16k_prompt.wav --prompt-text '%s' --max-tokens 50 --seed 5 --text 'Hello there.' -o - --quiet"
+              " > %s.a.pcm && %s synth -m %s --voice %s --max-tokens 50 --seed 5 --text 'Hello there.' -o - --quiet > %s.b.pcm && cmp %s.a.pcm %s.b.pcm",
+              COSY_BIN, model, golden, transcript, wav, COSY_BIN, model, voice, wav, wav, wav) == 0);
+    /* refusals: one clear line each */
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/low_sr_8k_prompt.wav --text '%s' -o %s", COSY_BIN, model, golden, transcript, voice) == 1);
+    CHECK(strstr(out, "low_sr_8k_prompt.wav: wav sample rate 8000 Hz is too low") && lines(out) == 1);
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/too_long_16k_prompt.wav --text '%s' -o %s", COSY_BIN, model, golden, transcript, voice) == 1);
+    CHECK(strstr(out, "longer than 30s") && lines(out) == 1);
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav -o %s", COSY_BIN, model, golden, voice) == 2);
+    CHECK(strstr(out, "--wav needs the transcript of the recording") != NULL);
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav --text '  ' -o %s", COSY_BIN, model, golden, voice) == 1);
+    CHECK(strstr(out, "needs the transcript of the recording (what is said in it): it is empty") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --prompt-wav %s/en_16k_prompt.wav --text hi", COSY_BIN, model, golden) == 2);
+    CHECK(strstr(out, "--prompt-wav needs the transcript of the recording") != NULL);
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --prompt-wav %s/en_16k_prompt.wav --prompt-text x --text hi", COSY_BIN, model, voice, golden) == 2);
+    /* a model converted without the two networks says what to convert */
+    CHECK(run(out, sizeof out, "%s convert %s -o %s", COSY_BIN, test_data("cv2-tiny/model"), test_tmp("cli-plain.gguf")) == 0);
+    CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/en_16k_prompt.wav --text '%s' -o %s", COSY_BIN, test_tmp("cli-plain.gguf"),
+              golden, transcript, voice) == 1);
+    CHECK(strstr(out, "convert the model from a directory that has campplus.onnx and speech_tokenizer_v2.onnx") && lines(out) == 1);
+    CHECK(run(out, sizeof out, "%s info %s", COSY_BIN, test_tmp("cli-plain.gguf")) == 0);
+    CHECK(strstr(out, "voices from audio: no (convert from a directory with campplus.onnx and speech_tokenizer_v2.onnx)") != NULL);
 }
 
 int main(void)
@@ -188,7 +279,7 @@ int main(void)
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi --max-tokens 0", COSY_BIN, model, voice) == 2);
     CHECK(strstr(out, "--max-tokens needs 1..100000 speech tokens") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --text hi", COSY_BIN, model) == 2);
-    CHECK(strstr(out, "give --voice VOICE.voice or --speaker NAME") != NULL);
+    CHECK(strstr(out, "give one of --voice VOICE.voice, --speaker NAME or --prompt-wav F (with --prompt-text)") != NULL);
     CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --text hi -o %s", COSY_BIN, model, no_voice, wav) == 1);
     CHECK(strstr(out, "cosy synth: ") && strstr(out, "no.voice: No such file or directory"));
 
@@ -219,5 +310,6 @@ int main(void)
     CHECK(run(out, sizeof out, "%s convert --random cv2-tiny --seed 3 --dtype bf16 -o %s", COSY_BIN, test_tmp("cli-rand.gguf")) == 0);
     CHECK(run(out, sizeof out, "%s info %s", COSY_BIN, test_tmp("cli-rand.gguf")) == 0);
     CHECK(strstr(out, "weights                    random") && strstr(out, "bf16"));
+    test_voice_from_wav();
     return test_finish("test_cli");
 }

@@ -5,14 +5,20 @@
  * must be equal except where `<case>_fsq_margin` is below the manifest's `except_where` bound (a value on
  * a rounding boundary). Graphs that are not the tokenizer are refused naming the node.
  *
+ * `cosy convert` of a model directory with speech_tokenizer_v2.onnx stores the tokenizer in the model
+ * file: the loaded model's tokenizer gives the ONNX-loaded one's tokens bit for bit; without the file the
+ * model still converts and asking for the tokenizer says what is missing.
+ *
  * Another fixture set of the same format: `test_s3tokenizer DIR` or COSY_VOICE_FIXTURES=DIR.
  */
 #include "test.h"
 
 #include "core/clock.h"
 #include "core/file.h"
+#include "io/gguf.h"
 #include "io/npy.h"
 #include "io/onnx.h"
+#include "model/model.h"
 #include "model/s3tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -261,6 +267,91 @@ static void test_refusals(const char *path)
     if (cosy_file_exists(cam)) CHECK_FAILS(cosy_s3tokenizer_from_onnx(cam, &net), COSY_ERR_UNSUPPORTED, "campplus.onnx");
 }
 
+/* `cosy convert` of cv2-tiny's model directory, first without then with speech_tokenizer_v2.onnx */
+static void test_convert(const cosy_s3tokenizer *net, const char *onnx_path)
+{
+    char dir[1100], cmd[4096];
+    snprintf(dir, sizeof dir, "%s", test_tmp("s3tok_model"));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && cp -rs '%s'/. '%s'/", dir, dir, test_data("cv2-tiny/model"), dir);
+    CHECK(system(cmd) == 0);
+    cosy_model *m = NULL;
+    const cosy_s3tokenizer *loaded = NULL;
+    CHECK_OK(cosy_convert(dir, test_tmp("notok.gguf"), NULL));
+    CHECK_OK(cosy_model_load(test_tmp("notok.gguf"), NULL, &m));
+    if (m)
+        CHECK_FAILS(cosy_s3tokenizer_get(m, &loaded), COSY_ERR_MISSING,
+                    "no speech tokenizer (convert a model directory that has speech_tokenizer_v2.onnx)");
+    cosy_model_free(m);
+    m = NULL;
+    snprintf(cmd, sizeof cmd, "ln -s '%s' '%s/speech_tokenizer_v2.onnx'", onnx_path, dir);
+    CHECK(system(cmd) == 0);
+    CHECK_OK(cosy_convert(dir, test_tmp("tok.gguf"), NULL));
+    CHECK_OK(cosy_model_load(test_tmp("tok.gguf"), NULL, &m));
+    if (m) CHECK_OK(cosy_s3tokenizer_get(m, &loaded));
+    if (loaded) {
+        const cosy_s3tokenizer_hparams *hp = cosy_s3tokenizer_hp(net);
+        CHECK(!memcmp(hp, cosy_s3tokenizer_hp(loaded), sizeof *hp));
+        static const char *const keys[] = {"en_16k_whisper_mel", "short_16k_whisper_mel", "zh_44k_whisper_mel"};
+        int total = 0, same = 1;
+        for (int k = 0; k < 3; k++) {
+            npy_array x;
+            if (npy_load(golden_path(keys[k]), &x) != COSY_OK || !x.f32) continue;
+            const int frames = (int)(x.numel / hp->n_mels), n = cosy_s3tokenizer_n_tokens(frames);
+            int32_t *a = malloc(sizeof(int32_t) * (size_t)n), *b = malloc(sizeof(int32_t) * (size_t)n);
+            CHECK_OK(cosy_s3tokenizer_forward(net, NULL, x.f32, frames, frames, a, NULL, NULL));
+            CHECK_OK(cosy_s3tokenizer_forward(loaded, m->pool, x.f32, frames, frames, b, NULL, NULL));
+            same &= !memcmp(a, b, sizeof(int32_t) * (size_t)n);
+            total += n;
+            free(a);
+            free(b);
+            npy_free(&x);
+        }
+        CHECK(same && total > 0);
+        printf("cosy convert: the model file's tokenizer gives the ONNX graph's tokens (%d tokens, %s)\n", total, same ? "all equal" : "DIFFER");
+    }
+    cosy_model_free(m);
+}
+
+/* seeded random weights (what `cosy convert --random cosyvoice2-0.5b` writes at full size) round-trip
+ * through a model file and run; full size is 1280 wide, 20 heads, 6 blocks, MLP 5120, FSMN 31, FSQ 8 x 3 */
+static void test_random(const cosy_s3tokenizer_hparams *hp)
+{
+    const cosy_s3tokenizer_hparams full = cosy_s3tokenizer_default_hparams();
+    CHECK(full.width == 1280 && full.n_heads == 20 && full.n_blocks == 6 && full.mlp_width == 5120 && full.fsmn_kernel == 31 &&
+          full.fsq_dims == 8 && full.fsq_levels == 3);
+    printf("full-size tokenizer: %lld parameters\n", (long long)cosy_s3tokenizer_n_params(&full));
+    gguf_writer *w = gguf_writer_create();
+    gguf_writer_set_str(w, "general.architecture", "s3tokenizer-test");
+    CHECK_OK(cosy_s3tokenizer_write_random(hp, 7, w));
+    CHECK_OK(gguf_writer_write(w, test_tmp("s3tok_random.gguf")));
+    gguf_writer_free(w);
+    gguf_file g;
+    CHECK_OK(gguf_open(test_tmp("s3tok_random.gguf"), &g));
+    cosy_s3tokenizer *net = NULL;
+    CHECK_OK(cosy_s3tokenizer_from_gguf(&g, &net));
+    if (net) {
+        CHECK(!memcmp(hp, cosy_s3tokenizer_hp(net), sizeof *hp));
+        npy_array x;
+        CHECK_OK(npy_load(golden_path("short_16k_whisper_mel"), &x));
+        if (x.f32) {
+            const int frames = (int)(x.numel / hp->n_mels), n = cosy_s3tokenizer_n_tokens(frames);
+            int32_t *tok = malloc(sizeof(int32_t) * (size_t)n);
+            CHECK_OK(cosy_s3tokenizer_forward(net, NULL, x.f32, frames, frames, tok, NULL, NULL));
+            int ok = 1, distinct = 0;
+            for (int i = 0; i < n; i++) {
+                ok &= tok[i] >= 0 && tok[i] < 6561;
+                distinct += i > 0 && tok[i] != tok[i - 1];
+            }
+            CHECK(ok);
+            printf("random weights: %d tokens in range, %d changes\n", n, distinct);
+            free(tok);
+        }
+        npy_free(&x);
+        cosy_s3tokenizer_free(net);
+    }
+    gguf_close(&g);
+}
+
 int main(int argc, char **argv)
 {
     static char default_dir[1024];
@@ -286,6 +377,8 @@ int main(int argc, char **argv)
         run_cases(net);
         printf("\nworst per output (rel = max_abs / max|ref|, abs for pre_fsq):\n");
         for (int i = 0; i < n_worst; i++) printf("  %-16s n=%-2d %.3e  tol %.3g\n", worst[i].kind, worst[i].n, worst[i].err, worst[i].tol);
+        test_convert(net, path);
+        test_random(hp);
         cosy_s3tokenizer_free(net);
     }
     test_refusals(path);

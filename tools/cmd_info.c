@@ -7,7 +7,7 @@
 int cmd_info(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: cosy info MODEL.gguf\n\nPrints hyperparameters, tensor count, bytes per type, tokenizer size and speakers.\n");
+        printf("usage: cosy info MODEL.gguf\n\nPrints hyperparameters, tensor count, bytes per type, tokenizer size, speakers and whether\nvoices can be made from audio (CAM++ and the speech tokenizer in the file).\n");
         return 0;
     }
     if (argc != 2) return cli_usage_error("info", "expected exactly one model file");

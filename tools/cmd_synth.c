@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "io/wav.h"
 
 static void help(void)
 {
-    printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME) (--text \"...\" | --text-stream)\n"
+    printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME | --prompt-wav F --prompt-text \"...\")\n"
+           "                  (--text \"...\" | --text-stream)\n"
            "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
            "                  [--overlap N] [--first-chunk N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
            "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0|q4_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
@@ -23,6 +25,9 @@ static void help(void)
            "                  [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
            "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
            "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
+           "  --prompt-wav F      make the voice from recording F (>= 16 kHz, <= 30 s) and its transcript,\n"
+           "  --prompt-text T     --prompt-text or --prompt-text-file, then speak with it (as inference_zero_shot;\n"
+           "                      `cosy voice import --wav F --text T` keeps the voice so it is made once)\n"
            "  --stream            emit audio in chunks while the speech tokens are generated (CosyVoice2's\n"
            "                      schedule: 25 tokens aligned with the prompt, doubling up to 100)\n"
            "  --text-stream       read text pieces from stdin, one per line, and feed each to the LM as it\n"
@@ -101,6 +106,7 @@ static void print_timings(const cosy_timings *t, int json)
 int cmd_synth(int argc, char **argv)
 {
     const char *model_path = NULL, *voice_path = NULL, *speaker = NULL, *text = NULL, *out = "out.wav";
+    const char *prompt_wav = NULL, *prompt_text = NULL, *prompt_text_file = NULL;
     int text_stream = 0, json = 0, quiet = 0;
     long long v;
     cosy_session_params p = cosy_session_default_params();
@@ -121,6 +127,9 @@ int cmd_synth(int argc, char **argv)
         else if (!val) return cli_usage_error("synth", "unknown option or missing value: %s", a);
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { model_path = val; i++; }
         else if (!strcmp(a, "--voice")) { voice_path = val; i++; }
+        else if (!strcmp(a, "--prompt-wav")) { prompt_wav = val; i++; }
+        else if (!strcmp(a, "--prompt-text")) { prompt_text = val; i++; }
+        else if (!strcmp(a, "--prompt-text-file")) { prompt_text_file = val; i++; }
         else if (!strcmp(a, "--speaker")) { speaker = val; i++; }
         else if (!strcmp(a, "--text")) { text = val; i++; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { out = val; i++; }
@@ -183,7 +192,11 @@ int cmd_synth(int argc, char **argv)
         } else return cli_usage_error("synth", "unknown option: %s", a);
     }
     if (!model_path) return cli_usage_error("synth", "-m MODEL.gguf is required");
-    if (!voice_path == !speaker) return cli_usage_error("synth", "give --voice VOICE.voice or --speaker NAME");
+    if ((voice_path != NULL) + (speaker != NULL) + (prompt_wav != NULL) != 1)
+        return cli_usage_error("synth", "give one of --voice VOICE.voice, --speaker NAME or --prompt-wav F (with --prompt-text)");
+    if ((prompt_text || prompt_text_file) && !prompt_wav) return cli_usage_error("synth", "--prompt-text goes with --prompt-wav");
+    if (prompt_wav && !prompt_text == !prompt_text_file)
+        return cli_usage_error("synth", "--prompt-wav needs the transcript of the recording: --prompt-text \"what is said\" or --prompt-text-file F");
     if (!text == !text_stream) return cli_usage_error("synth", "give --text \"...\" or --text-stream");
     if (p.mode == COSY_MODE_INSTRUCT && !p.instruct) return cli_usage_error("synth", "--mode instruct needs --instruct \"...\"");
     if (p.first_chunk_tokens && !p.stream && !text_stream) return cli_usage_error("synth", "--first-chunk goes with --stream or --text-stream");
@@ -206,7 +219,17 @@ int cmd_synth(int argc, char **argv)
     /* a server prepares its model once; the request's timings start after that */
     if (st == COSY_OK) st = cosy_model_prepare(m);
     if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: model loaded and prepared in %.0f ms\n", cosy_now_ms() - k.start_ms);
-    if (st == COSY_OK) st = voice_path ? cosy_voice_load(voice_path, &voice) : cosy_voice_from_speaker(m, speaker, &voice);
+    char *prompt_buf = NULL;
+    if (st == COSY_OK && prompt_text_file && (st = cosy_file_read_all(prompt_text_file, &prompt_buf, NULL)) == COSY_OK)
+        prompt_text = prompt_buf;
+    if (st == COSY_OK && prompt_wav) {
+        const double t0 = cosy_now_ms();
+        st = cosy_voice_from_audio_file(m, prompt_wav, prompt_text, &voice);
+        if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: voice made from %s in %.0f ms\n", prompt_wav, cosy_now_ms() - t0);
+    } else if (st == COSY_OK) {
+        st = voice_path ? cosy_voice_load(voice_path, &voice) : cosy_voice_from_speaker(m, speaker, &voice);
+    }
+    free(prompt_buf);
     if (st == COSY_OK) {
         if (!strcmp(out, "-")) k.pcm = stdout;
         else if ((st = cosy_wav_writer_open(&wav, out, cosy_model_sample_rate(m), COSY_WAV_PCM16)) == COSY_OK) {

@@ -2,6 +2,7 @@
  * fixture set's inputs) or from a model's built-in speakers (spk2info.pt), and inspect them. */
 #include "cli.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "io/npy.h"
 #include "model/model.h"
 #include "model/voice.h"
@@ -12,15 +13,20 @@
 
 static void help(void)
 {
-    printf("usage: cosy voice import -m MODEL.gguf -o VOICE.voice [--name NAME]\n"
+    printf("usage: cosy voice import -m MODEL.gguf --wav PROMPT.wav (--text \"transcript\" | --text-file F) -o VOICE.voice [--name NAME]\n"
+           "       cosy voice import -m MODEL.gguf -o VOICE.voice [--name NAME]\n"
            "           (--speaker NAME | --fixture DIR | [--prompt-text F.npy] [--llm-prompt-tokens F.npy]\n"
            "            [--flow-prompt-tokens F.npy] [--prompt-feat F.npy] --embedding F.npy)\n"
            "       cosy voice info VOICE.voice\n\n"
+           "From your own recording: --wav takes 3 to 30 s of one speaker (WAV, FLAC or Ogg, 16 kHz or more, any\n"
+           "channels) and --text (or --text-file) exactly what is said in it; the voice is named after the file\n"
+           "unless --name. MODEL must have been converted from a model directory with campplus.onnx and\n"
+           "speech_tokenizer_v2.onnx (every CosyVoice2 release has both). Then: cosy synth -m MODEL --voice VOICE.voice\n\n"
            "A voice holds the prompt text tokens, the prompt speech tokens (for the LM and for the flow), the\n"
            "prompt mel [frames, 80] and the speaker embedding [192] of one speaker, checked against MODEL.\n"
            "--speaker takes a built-in speaker of the model (spk2info.pt at conversion); --fixture takes a\n"
            "fixture set's golden/ inputs (lm_prompt_text, lm_prompt_speech_token, prompt_speech_token,\n"
-           "prompt_feat, embedding). Raw prompt audio comes later.\n");
+           "prompt_feat, embedding).\n");
 }
 
 static cosy_status load_ints(const char *path, int32_t **out, int *n)
@@ -61,6 +67,7 @@ static int cmd_import(int argc, char **argv)
 {
     const char *model_path = NULL, *out = NULL, *name = NULL, *speaker = NULL, *fixture = NULL;
     const char *f_text = NULL, *f_llm = NULL, *f_flow = NULL, *f_feat = NULL, *f_emb = NULL;
+    const char *wav = NULL, *transcript = NULL, *transcript_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = NULL;
@@ -75,17 +82,28 @@ static int cmd_import(int argc, char **argv)
         else if (!strcmp(a, "--flow-prompt-tokens")) slot = &f_flow;
         else if (!strcmp(a, "--prompt-feat")) slot = &f_feat;
         else if (!strcmp(a, "--embedding")) slot = &f_emb;
+        else if (!strcmp(a, "--wav")) slot = &wav;
+        else if (!strcmp(a, "--text")) slot = &transcript;
+        else if (!strcmp(a, "--text-file")) slot = &transcript_file;
         if (!slot || i + 1 >= argc) return cli_usage_error("voice", "unknown option or missing value: %s", a);
         *slot = argv[++i];
     }
     if (!model_path || !out) return cli_usage_error("voice", "import needs -m MODEL.gguf and -o VOICE.voice");
-    if ((speaker != NULL) + (fixture != NULL) + (f_emb != NULL) != 1)
-        return cli_usage_error("voice", "give exactly one of --speaker, --fixture or --embedding (with the other arrays)");
+    if ((speaker != NULL) + (fixture != NULL) + (f_emb != NULL) + (wav != NULL) != 1)
+        return cli_usage_error("voice", "give exactly one of --wav (with --text), --speaker, --fixture or --embedding (with the other arrays)");
+    if ((transcript || transcript_file) && !wav) return cli_usage_error("voice", "--text and --text-file go with --wav");
+    if (wav && !transcript == !transcript_file)
+        return cli_usage_error("voice", "--wav needs the transcript of the recording: --text \"what is said\" or --text-file F");
+    char *text_buf = NULL;
+    if (transcript_file) {
+        cosy_status rs = cosy_file_read_all(transcript_file, &text_buf, NULL);
+        if (rs != COSY_OK) return cli_fail("voice", rs);
+        transcript = text_buf;
+    }
     cosy_model_params mp = cosy_model_default_params();
-    mp.n_threads = 1;
+    if (!wav) mp.n_threads = 1; /* a voice from audio runs the tokenizer and CAM++: all cores */
     cosy_model *m;
     cosy_status st = cosy_model_load(model_path, &mp, &m);
-    if (st != COSY_OK) return cli_fail("voice", st);
     cosy_voice *v = NULL;
     char paths[5][1024];
     if (fixture) {
@@ -93,7 +111,11 @@ static int cmd_import(int argc, char **argv)
         for (int k = 0; k < 5; k++) snprintf(paths[k], sizeof paths[k], "%s/%s.npy", fixture, names[k]);
         f_text = paths[0]; f_llm = paths[1]; f_flow = paths[2]; f_feat = paths[3]; f_emb = paths[4];
     }
-    if (speaker) {
+    if (st != COSY_OK) free(text_buf);
+    if (st != COSY_OK) return cli_fail("voice", st);
+    if (wav) {
+        st = cosy_voice_from_audio_file(m, wav, transcript, &v);
+    } else if (speaker) {
         st = cosy_voice_from_speaker(m, speaker, &v);
     } else {
         v = cosy_voice_alloc(name ? name : "voice");
@@ -121,6 +143,7 @@ static int cmd_import(int argc, char **argv)
     if (st == COSY_OK) st = cosy_voice_save(v, out);
     cosy_voice_free(v);
     cosy_model_free(m);
+    free(text_buf);
     if (st != COSY_OK) return cli_fail("voice", st);
     fprintf(stderr, "cosy voice: wrote %s\n", out);
     return 0;

@@ -19,6 +19,7 @@
 #include "io/ptfile.h"
 #include "model/arch.h"
 #include "model/campplus.h"
+#include "model/s3tokenizer.h"
 #include "model/hparams.h"
 #include "model/lm.h"
 #include "text/vocab.h"
@@ -369,6 +370,19 @@ cosy_status cosy_convert(const char *model_dir, const char *out_path, const cosy
         fprintf(stderr, "convert: %s: no CAM++ in the model directory (voices can then not be made from audio)\n", model_dir);
     }
     free(campplus_path);
+    /* the speech tokenizer (speech_tokenizer_v2.onnx) the same way (model/s3tokenizer_onnx.c) */
+    cosy_s3tokenizer *s3tok = NULL;
+    char *s3tok_path = st == COSY_OK ? cosy_path_join(model_dir, "speech_tokenizer_v2.onnx") : NULL;
+    if (s3tok_path && cosy_file_exists(s3tok_path)) {
+        st = cosy_s3tokenizer_from_onnx(s3tok_path, &s3tok);
+        if (st == COSY_OK) st = cosy_s3tokenizer_write(s3tok, w);
+        if (st == COSY_OK && p.verbose)
+            fprintf(stderr, "convert: %s: speech tokenizer with %lld parameters\n", s3tok_path,
+                    (long long)cosy_s3tokenizer_n_params(cosy_s3tokenizer_hp(s3tok)));
+    } else if (st == COSY_OK && p.verbose) {
+        fprintf(stderr, "convert: %s: no speech_tokenizer_v2.onnx in the model directory (voices can then not be made from audio)\n", model_dir);
+    }
+    free(s3tok_path);
     if (st == COSY_OK) {
         for (int i = 0; i < 3; i++) {
             int unused = 0;
@@ -387,6 +401,7 @@ cosy_status cosy_convert(const char *model_dir, const char *out_path, const cosy
     }
     gguf_writer_free(w);
     cosy_campplus_free(campplus);
+    cosy_s3tokenizer_free(s3tok);
     cosy_vocab_free(&vocab);
     for (int i = 0; i < 3; i++) {
         pt_close(&files[i].pt);
@@ -505,6 +520,8 @@ cosy_status cosy_convert_random(const char *config_name, uint64_t seed, const ch
     if (st == COSY_OK && !strcmp(config_name, "cosyvoice2-0.5b")) {
         cosy_campplus_hparams chp = cosy_campplus_default_hparams();
         st = cosy_campplus_write_random(&chp, seed, w);
+        cosy_s3tokenizer_hparams thp = cosy_s3tokenizer_default_hparams();
+        if (st == COSY_OK) st = cosy_s3tokenizer_write_random(&thp, seed, w);
     }
     if (st == COSY_OK) {
         if (p.verbose) fprintf(stderr, "convert: writing %lld random tensors (%s) to %s\n", (long long)gguf_writer_n_tensors(w), config_name, out_path);

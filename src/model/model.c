@@ -246,6 +246,13 @@ void cosy_model_print_info(const cosy_model *m, void *file)
     fprintf(fp, "speakers: %d", m->n_speakers);
     for (int i = 0; i < m->n_speakers; i++) fprintf(fp, "%s%s", i ? ", " : " (", m->speakers[i]);
     fprintf(fp, "%s\n", m->n_speakers ? ")" : "");
+    {
+        const int cam = gguf_find_kv(g, "campplus.feat_dim") != NULL, tok = gguf_find_kv(g, "s3tokenizer.width") != NULL;
+        fprintf(fp, "voices from audio: %s\n", cam && tok ? "yes (CAM++ and the speech tokenizer are in the file)"
+                                               : cam       ? "no: no speech tokenizer (convert from a directory with speech_tokenizer_v2.onnx)"
+                                               : tok       ? "no: no CAM++ (convert from a directory with campplus.onnx)"
+                                                           : "no (convert from a directory with campplus.onnx and speech_tokenizer_v2.onnx)");
+    }
     fprintf(fp, "hyperparameters:\n");
     cosy_hparams_print(hp, fp);
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include "cosy.h"
 #include "core/threadpool.h"
+#include "io/gguf.h"
 #include "io/onnx.h"
 
 #define S3TOK_MAX_BLOCKS 64
@@ -91,5 +92,19 @@ typedef void (*s3tok_tap_fn)(void *ctx, int stage, const float *data, int frames
  * row stride ld_feats >= frames). pool may be NULL. */
 cosy_status cosy_s3tokenizer_forward(const cosy_s3tokenizer *m, cosy_pool *pool, const float *feats, int frames, int ld_feats,
                                      int32_t *tokens, s3tok_tap_fn tap, void *tap_ctx);
+
+/* The model file (`s3tokenizer.*` keys and tensors, docs/model-format.md; model/s3tokenizer_gguf.c).
+ * Architecture keys: COSY_ERR_MISSING, saying what to convert, when the file has no tokenizer. */
+cosy_status cosy_s3tokenizer_hparams_read(const gguf_file *g, cosy_s3tokenizer_hparams *hp);
+/* From a model file's tensors (f32 borrowed in place, f16/bf16 widened into memory owned by the network). */
+cosy_status cosy_s3tokenizer_from_gguf(const gguf_file *g, cosy_s3tokenizer **out);
+/* Adds the keys and every weight of `net` (copied when the writer writes: net must live until then). */
+cosy_status cosy_s3tokenizer_write(const cosy_s3tokenizer *net, gguf_writer *w);
+/* The same with seeded random weights of the sizes hp gives (`cosy convert --random`). */
+cosy_status cosy_s3tokenizer_write_random(const cosy_s3tokenizer_hparams *hp, uint64_t seed, gguf_writer *w);
+/* The tokenizer of a loaded model (built on first use; the model frees it). COSY_ERR_MISSING, saying so,
+ * for a model converted without speech_tokenizer_v2.onnx. */
+struct cosy_model;
+cosy_status cosy_s3tokenizer_get(struct cosy_model *model, const cosy_s3tokenizer **out);
 
 #endif
