@@ -99,9 +99,12 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* kB on Linux */
 }
 
-/* The cached random model's path: --model-cache, else $XDG_CACHE_HOME/cosy or ~/.cache/cosy. */
-static cosy_status cache_path(const char *override, const char *config, uint64_t seed, const cosy_convert_params *cp, char *out,
-                              size_t size)
+/* The cached random model's path: --model-cache, else $XDG_CACHE_HOME/cosy or ~/.cache/cosy; `tag`
+ * (may be "") is appended to the name, for files that must hold more than older caches did. */
+cosy_status bench_random_model_path(const char *override, const char *config, uint64_t seed, const cosy_convert_params *cp,
+                                    const char *tag, char *out, size_t size);
+cosy_status bench_random_model_path(const char *override, const char *config, uint64_t seed, const cosy_convert_params *cp,
+                                    const char *tag, char *out, size_t size)
 {
     if (override) {
         snprintf(out, size, "%s", override);
@@ -126,8 +129,8 @@ static cosy_status cache_path(const char *override, const char *config, uint64_t
     cosy_dtype lm = cp->lm_dtype == COSY_DTYPE_AUTO ? cp->weight_dtype : cp->lm_dtype;
     cosy_dtype flow = cp->flow_dtype == COSY_DTYPE_AUTO ? cp->weight_dtype : cp->flow_dtype;
     cosy_dtype hift = cp->hift_dtype == COSY_DTYPE_AUTO ? cp->weight_dtype : cp->hift_dtype;
-    snprintf(out, size, "%s/%s-random-seed%llu-%s-%s-%s.gguf", dir, config, (unsigned long long)seed, cosy_dtype_name(lm),
-             cosy_dtype_name(flow), cosy_dtype_name(hift));
+    snprintf(out, size, "%s/%s-random-seed%llu-%s-%s-%s%s.gguf", dir, config, (unsigned long long)seed, cosy_dtype_name(lm),
+             cosy_dtype_name(flow), cosy_dtype_name(hift), tag);
     return COSY_OK;
 }
 
@@ -228,7 +231,7 @@ int bench_synth(int argc, char **argv)
     cosy_status st = COSY_OK;
     int random_model = !path;
     if (!path) {
-        st = cache_path(cache, config, (uint64_t)seed, &cp, model_path, sizeof model_path);
+        st = bench_random_model_path(cache, config, (uint64_t)seed, &cp, "", model_path, sizeof model_path);
         struct stat sb;
         if (st == COSY_OK && stat(model_path, &sb) != 0) {
             fprintf(stderr, "cosy bench: building the random model %s (seed %lld) into %s, once\n", config, seed, model_path);

@@ -25,6 +25,7 @@ int bench_hift(int argc, char **argv);        /* tools/bench_hift.c */
 int bench_text(int argc, char **argv);        /* tools/bench_text.c */
 int bench_t2w(int argc, char **argv);         /* tools/bench_t2w.c */
 int bench_synth(int argc, char **argv);       /* tools/bench_synth.c */
+int bench_voice(int argc, char **argv);       /* tools/bench_voice.c */
 static int bench_lm(int argc, char **argv);
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
 
 static const bench_target targets[] = {
     {"synth", bench_synth, "the whole pipeline through a session: first audio, RTF, stage times, LM tokens/s, peak RSS"},
+    {"voice", bench_voice, "a voice from S seconds of prompt audio (cosy_voice_from_audio): features / CAM++ / tokenizer ms, peak RSS"},
     {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0|q4_0"},
     {"flow", bench_flow, "one stateless flow call (token encoder + CFM steps), ms"},
     {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},

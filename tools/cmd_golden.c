@@ -21,6 +21,10 @@ cosy_status golden_t2w_call(golden_ctx *ctx);
 cosy_status golden_t2w_stream(golden_ctx *ctx);
 cosy_status golden_feat_resample(golden_ctx *ctx);
 cosy_status golden_feat_whisper128(golden_ctx *ctx);
+cosy_status golden_campplus_graph(golden_ctx *ctx);
+cosy_status golden_tokenizer_graph(golden_ctx *ctx);
+cosy_status golden_voice_e2e(golden_ctx *ctx);
+int golden_resample_kernels(golden_ctx *ctx, const char *const *only, int n_only, int *n_pass, int *n_fail);
 
 /* Handlers, in the order cases are matched. Modules add theirs here. */
 static const golden_handler handlers[] = {
@@ -35,6 +39,9 @@ static const golden_handler handlers[] = {
     {"token2wav_stream", golden_t2w_stream},
     {"feat_resample", golden_feat_resample},
     {"feat_whisper128", golden_feat_whisper128},
+    {"campplus_graph_*", golden_campplus_graph},
+    {"tokenizer_graph_*", golden_tokenizer_graph},
+    {"e2e_*", golden_voice_e2e},
     {NULL, NULL},
 };
 
@@ -80,7 +87,7 @@ static double tol_value(const cJSON *tol, const char *name)
     return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
 }
 
-static void record(golden_ctx *ctx, const char *key, int pass, double abs_err, double rel_err, double tol, double ratio,
+void golden_record(golden_ctx *ctx, const char *key, int pass, double abs_err, double rel_err, double tol, double ratio,
                    const char *what)
 {
     ctx->outputs_checked++;
@@ -101,13 +108,13 @@ int golden_check(golden_ctx *ctx, const char *key, const float *data, int64_t n)
     npy_array ref;
     if (golden_load(ctx, key, &ref) != COSY_OK) {
         fprintf(stderr, "golden: %s: %s\n", key, cosy_last_error());
-        record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "missing");
+        golden_record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "missing");
         return 0;
     }
     if (ref.numel != n) {
         fprintf(stderr, "golden: %s: engine produced %lld values, the reference has %lld\n", key, (long long)n, (long long)ref.numel);
         npy_free(&ref);
-        record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "size");
+        golden_record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "size");
         return 0;
     }
     double max_abs = 0.0, max_ref = 0.0;
@@ -146,7 +153,7 @@ int golden_check(golden_ctx *ctx, const char *key, const float *data, int64_t n)
         }
     }
     npy_free(&ref);
-    record(ctx, key, pass, max_abs, rel, shown, ratio, what);
+    golden_record(ctx, key, pass, max_abs, rel, shown, ratio, what);
     return pass;
 }
 
@@ -155,7 +162,7 @@ int golden_check_ints(golden_ctx *ctx, const char *key, const int64_t *data, int
     npy_array ref;
     if (golden_load(ctx, key, &ref) != COSY_OK) {
         fprintf(stderr, "golden: %s: %s\n", key, cosy_last_error());
-        record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "missing");
+        golden_record(ctx, key, 0, INFINITY, INFINITY, 0, INFINITY, "missing");
         return 0;
     }
     int pass = ref.numel == n;
@@ -174,7 +181,7 @@ int golden_check_ints(golden_ctx *ctx, const char *key, const int64_t *data, int
         pass = 0;
     }
     npy_free(&ref);
-    record(ctx, key, pass, max_abs, max_abs, 0, pass ? 0 : INFINITY, "exact");
+    golden_record(ctx, key, pass, max_abs, max_abs, 0, pass ? 0 : INFINITY, "exact");
     return pass;
 }
 
@@ -291,6 +298,7 @@ int cmd_golden(int argc, char **argv)
         if (pass) n_pass++;
         else n_fail++;
     }
+    golden_resample_kernels(&ctx, only, n_only, &n_pass, &n_fail);
     printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     cosy_model_free(ctx.model);
     cJSON_Delete(ctx.manifest);

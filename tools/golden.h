@@ -38,6 +38,9 @@ cosy_status golden_load(golden_ctx *ctx, const char *key, npy_array *out);
 int golden_check(golden_ctx *ctx, const char *key, const float *data, int64_t n);
 /* Same for integer outputs (exact_ints tolerance). */
 int golden_check_ints(golden_ctx *ctx, const char *key, const int64_t *data, int64_t n);
+/* Records one output's result (for checks golden_check cannot make: refusals, token rules). */
+void golden_record(golden_ctx *ctx, const char *key, int pass, double abs_err, double rel_err, double tol, double ratio,
+                   const char *what);
 /* Writes an intermediate to <dump_dir>/<name>.npy when --dump is on. */
 void golden_dump(golden_ctx *ctx, const char *name, const float *data, const int64_t *shape, int ndim);
 
