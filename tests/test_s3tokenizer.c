@@ -344,6 +344,19 @@ static void test_random(const cosy_s3tokenizer_hparams *hp)
             }
             CHECK(ok);
             printf("random weights: %d tokens in range, %d changes\n", n, distinct);
+            /* split over a pool of 2, twice (the work buffers kept from the first call): the same tokens */
+            cosy_pool *pool = NULL;
+            CHECK_OK(cosy_pool_create(2, &pool));
+            int32_t *tok2 = malloc(sizeof(int32_t) * (size_t)n);
+            int same = 1;
+            for (int r = 0; r < 2 && pool; r++) {
+                CHECK_OK(cosy_s3tokenizer_forward(net, pool, x.f32, frames, frames, tok2, NULL, NULL));
+                same &= !memcmp(tok, tok2, sizeof(int32_t) * (size_t)n);
+            }
+            CHECK(same);
+            printf("random weights on a pool of 2: %s\n", same ? "the same tokens" : "DIFFER");
+            free(tok2);
+            cosy_pool_free(pool);
             free(tok);
         }
         npy_free(&x);
