@@ -155,6 +155,14 @@ static void test_voice_from_wav(void)
     CHECK(run(out, sizeof out, "%s synth -m %s --prompt-wav %s/en_16k_prompt.wav --prompt-text '%s' --max-tokens 50 --seed 5 --text 'Hello there.' -o - --quiet"
               " > %s.a.pcm && %s synth -m %s --voice %s --max-tokens 50 --seed 5 --text 'Hello there.' -o - --quiet > %s.b.pcm && cmp %s.a.pcm %s.b.pcm",
               COSY_BIN, model, golden, transcript, wav, COSY_BIN, model, voice, wav, wav, wav) == 0);
+    /* cross-lingual and instruct take the recording too: the same audio as with the imported voice */
+    const char *modes[] = {"--mode cross-lingual", "--mode instruct --instruct 'Speak slowly.'"};
+    for (int i = 0; i < 2; i++)
+        CHECK(run(out, sizeof out,
+                  "%s synth -m %s --prompt-wav %s/en_16k_prompt.wav --prompt-text '%s' %s --max-tokens 30 --seed 7 --text 'Hello there.' -o - --quiet"
+                  " > %s.c.pcm && %s synth -m %s --voice %s %s --max-tokens 30 --seed 7 --text 'Hello there.' -o - --quiet > %s.d.pcm"
+                  " && test -s %s.c.pcm && cmp %s.c.pcm %s.d.pcm",
+                  COSY_BIN, model, golden, transcript, modes[i], wav, COSY_BIN, model, voice, modes[i], wav, wav, wav, wav) == 0);
     /* refusals: one clear line each */
     CHECK(run(out, sizeof out, "%s voice import -m %s --wav %s/low_sr_8k_prompt.wav --text '%s' -o %s", COSY_BIN, model, golden, transcript, voice) == 1);
     CHECK(strstr(out, "low_sr_8k_prompt.wav: wav sample rate 8000 Hz is too low") && lines(out) == 1);
