@@ -443,11 +443,12 @@ QX_TILE_512(q8_tile_bw, TGT_AVX512, q8_pair_bw, cosy_block_q8_0, )
 QX_TILE_512(q4_tile_vnni, TGT_VNNI, q4_pair_vnni, cosy_block_q4_0, xs, )
 QX_TILE_512(q4_tile_bw, TGT_AVX512, q4_pair_bw, cosy_block_q4_0, xs, )
 
-#define QX_ROWS_512(NAME, TARGET, TILE, BLOCK)                                                                    \
+/* The row loop and the dispatch on T (1..8) around a tile of RB(T) weight rows, for any ISA. */
+#define QX_ROWS(NAME, TARGET, TILE, BLOCK, RB_OF_T)                                                                    \
     INLINE TARGET void NAME##_rows(const BLOCK *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs,  \
                                    const float *bias, float *y, int ldy, int r0, int r1, const int T)             \
     {                                                                                                             \
-        const int RB = T == 1 ? 4 : 2;                                                                            \
+        const int RB = RB_OF_T;                                                                            \
         int r = r0;                                                                                               \
         for (; r + RB <= r1; r += RB) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, RB, T);                            \
         for (; r < r1; r++) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, 1, T);                                       \
@@ -468,10 +469,10 @@ QX_TILE_512(q4_tile_bw, TGT_AVX512, q4_pair_bw, cosy_block_q4_0, xs, )
         }                                                                                                         \
     }
 
-QX_ROWS_512(q8_vnni, TGT_VNNI, q8_tile_vnni, cosy_block_q8_0)
-QX_ROWS_512(q8_bw, TGT_AVX512, q8_tile_bw, cosy_block_q8_0)
-QX_ROWS_512(q4_vnni, TGT_VNNI, q4_tile_vnni, cosy_block_q4_0)
-QX_ROWS_512(q4_bw, TGT_AVX512, q4_tile_bw, cosy_block_q4_0)
+QX_ROWS(q8_vnni, TGT_VNNI, q8_tile_vnni, cosy_block_q8_0, T == 1 ? 4 : 2)
+QX_ROWS(q8_bw, TGT_AVX512, q8_tile_bw, cosy_block_q8_0, T == 1 ? 4 : 2)
+QX_ROWS(q4_vnni, TGT_VNNI, q4_tile_vnni, cosy_block_q4_0, T == 1 ? 4 : 2)
+QX_ROWS(q4_bw, TGT_AVX512, q4_tile_bw, cosy_block_q4_0, T == 1 ? 4 : 2)
 
 /* transposed product: 16 columns x T rows of accumulators, one pass over the matrix rows */
 INLINE TGT_AVX512 void ft_cols_512(const float *W, int rows, int cols, int ldw, const float *x, int ldx, float *y, int ldy,
@@ -675,33 +676,8 @@ INLINE TGT_AVX2 void q4_tile_avx2(const cosy_block_q4_0 *Wb, int K, const int8_t
         for (int t = 0; t < T; t++) y[(size_t)t * ldy + r + i] = hsum256(acc[i][t]) + (bias ? bias[r + i] : 0.0f);
 }
 
-#define QX_ROWS_AVX2(NAME, TILE, BLOCK)                                                                           \
-    INLINE TGT_AVX2 void NAME##_rows(const BLOCK *Wb, int K, const int8_t *xq, const float *xd, const int32_t *xs, \
-                                     const float *bias, float *y, int ldy, int r0, int r1, const int T)           \
-    {                                                                                                             \
-        const int RB = T == 1 ? 4 : T == 2 ? 2 : 1;                                                               \
-        int r = r0;                                                                                               \
-        for (; r + RB <= r1; r += RB) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, RB, T);                            \
-        for (; r < r1; r++) TILE(Wb, K, xq, xd, xs, bias, y, ldy, r, 1, T);                                       \
-    }                                                                                                             \
-    TGT_AVX2 static void NAME(const void *W, int K, const int8_t *xq, const float *xd, const int32_t *xs, int T,  \
-                              const float *bias, float *y, int ldy, int r0, int r1)                               \
-    {                                                                                                             \
-        const BLOCK *Wb = W;                                                                                      \
-        switch (T) {                                                                                              \
-        case 1: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 1); break;                                   \
-        case 2: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 2); break;                                   \
-        case 3: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 3); break;                                   \
-        case 4: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 4); break;                                   \
-        case 5: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 5); break;                                   \
-        case 6: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 6); break;                                   \
-        case 7: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 7); break;                                   \
-        default: NAME##_rows(Wb, K, xq, xd, xs, bias, y, ldy, r0, r1, 8); break;                                  \
-        }                                                                                                         \
-    }
-
-QX_ROWS_AVX2(q8_avx2, q8_tile_avx2, cosy_block_q8_0)
-QX_ROWS_AVX2(q4_avx2, q4_tile_avx2, cosy_block_q4_0)
+QX_ROWS(q8_avx2, TGT_AVX2, q8_tile_avx2, cosy_block_q8_0, T == 1 ? 4 : T == 2 ? 2 : 1)
+QX_ROWS(q4_avx2, TGT_AVX2, q4_tile_avx2, cosy_block_q4_0, T == 1 ? 4 : T == 2 ? 2 : 1)
 
 INLINE TGT_AVX2 void ft_cols_avx2(const float *W, int rows, int cols, int ldw, const float *x, int ldx, float *y, int ldy,
                                   const int T)
