@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "model/model.h"
+#include "model/net_gguf.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -221,15 +222,6 @@ void cosy_campplus_hparams_write(const cosy_campplus_hparams *hp, gguf_writer *w
     gguf_writer_set_i32(w, "campplus.embedding_size", hp->embedding_size);
 }
 
-static cosy_status get_int(const gguf_file *g, const char *key, int *out)
-{
-    int64_t v;
-    COSY_TRY(gguf_get_int(g, key, &v));
-    if (v < INT32_MIN || v > INT32_MAX) return cosy_error(COSY_ERR_FORMAT, "%s: %s = %lld is out of range", g->file.path, key, (long long)v);
-    *out = (int)v;
-    return COSY_OK;
-}
-
 static cosy_status get_ints(const gguf_file *g, const char *key, int *out, int max, int *n)
 {
     int64_t v[CAMPPLUS_MAX_BLOCKS];
@@ -244,62 +236,28 @@ cosy_status cosy_campplus_hparams_read(const gguf_file *g, cosy_campplus_hparams
     if (!gguf_find_kv(g, "campplus.feat_dim"))
         return cosy_error(COSY_ERR_MISSING, "%s: the model file has no CAM++ (convert a model directory that has campplus.onnx)", g->file.path);
     int n, n2, n3;
-    COSY_TRY(get_int(g, "campplus.feat_dim", &hp->feat_dim));
-    COSY_TRY(get_int(g, "campplus.fcm_channels", &hp->fcm_channels));
+    COSY_TRY(net_gguf_get_int(g, "campplus.feat_dim", &hp->feat_dim));
+    COSY_TRY(net_gguf_get_int(g, "campplus.fcm_channels", &hp->fcm_channels));
     COSY_TRY(get_ints(g, "campplus.fcm_blocks", hp->fcm_blocks, CAMPPLUS_FCM_LAYERS, &n));
     if (n != CAMPPLUS_FCM_LAYERS) return cosy_error(COSY_ERR_FORMAT, "%s: campplus.fcm_blocks has %d entries, 2 expected", g->file.path, n);
-    COSY_TRY(get_int(g, "campplus.tdnn_channels", &hp->tdnn_channels));
-    COSY_TRY(get_int(g, "campplus.tdnn_kernel", &hp->tdnn_kernel));
-    COSY_TRY(get_int(g, "campplus.tdnn_stride", &hp->tdnn_stride));
+    COSY_TRY(net_gguf_get_int(g, "campplus.tdnn_channels", &hp->tdnn_channels));
+    COSY_TRY(net_gguf_get_int(g, "campplus.tdnn_kernel", &hp->tdnn_kernel));
+    COSY_TRY(net_gguf_get_int(g, "campplus.tdnn_stride", &hp->tdnn_stride));
     COSY_TRY(get_ints(g, "campplus.block_layers", hp->block_layers, CAMPPLUS_MAX_BLOCKS, &n));
     COSY_TRY(get_ints(g, "campplus.block_kernel", hp->block_kernel, CAMPPLUS_MAX_BLOCKS, &n2));
     COSY_TRY(get_ints(g, "campplus.block_dilation", hp->block_dilation, CAMPPLUS_MAX_BLOCKS, &n3));
     if (n != n2 || n != n3) return cosy_error(COSY_ERR_FORMAT, "%s: campplus.block_* lists differ in length", g->file.path);
     hp->n_blocks = n;
-    COSY_TRY(get_int(g, "campplus.growth_rate", &hp->growth_rate));
-    COSY_TRY(get_int(g, "campplus.bn_channels", &hp->bn_channels));
-    COSY_TRY(get_int(g, "campplus.cam_channels", &hp->cam_channels));
-    COSY_TRY(get_int(g, "campplus.seg_len", &hp->seg_len));
-    COSY_TRY(get_int(g, "campplus.embedding_size", &hp->embedding_size));
+    COSY_TRY(net_gguf_get_int(g, "campplus.growth_rate", &hp->growth_rate));
+    COSY_TRY(net_gguf_get_int(g, "campplus.bn_channels", &hp->bn_channels));
+    COSY_TRY(net_gguf_get_int(g, "campplus.cam_channels", &hp->cam_channels));
+    COSY_TRY(net_gguf_get_int(g, "campplus.seg_len", &hp->seg_len));
+    COSY_TRY(net_gguf_get_int(g, "campplus.embedding_size", &hp->embedding_size));
     cosy_status st = cosy_campplus_hparams_validate(hp);
     return st == COSY_OK ? st : cosy_error_prefix(st, "%s", g->file.path);
 }
 
 /* ------------------------------------------------------------------ writing */
-
-typedef struct {
-    const float *src;       /* copy from here, or */
-    uint64_t seed;          /* random values of this kind */
-    campplus_kind kind;
-    int64_t numel, fan_in;
-} fill_ctx;
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static cosy_status fill_tensor(void *vctx, void *dst, size_t nbytes)
-{
-    fill_ctx *c = vctx;
-    float *out = dst;
-    if (c->src) {
-        memcpy(dst, c->src, nbytes);
-        return COSY_OK;
-    }
-    /* weights uniform in +-1/sqrt(fan_in) (torch's default init), BatchNorm scales near 1, small
-     * shifts and biases: activations keep a sane range through the 52 layers */
-    uint64_t state = c->seed;
-    const float bound = c->kind == CAMPPLUS_WEIGHT ? 1.0f / sqrtf((float)c->fan_in) : 0.1f;
-    for (int64_t i = 0; i < c->numel; i++) {
-        float u = (float)(splitmix64(&state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-        out[i] = (c->kind == CAMPPLUS_SCALE ? 1.0f : 0.0f) + u * bound;
-    }
-    return COSY_OK;
-}
 
 typedef struct {
     gguf_writer *w;
@@ -310,23 +268,13 @@ typedef struct {
 static int write_tensor(void *vctx, const char *name, int ndim, const int64_t *shape, campplus_kind kind, const float **slot)
 {
     write_ctx *c = vctx;
-    fill_ctx *f = calloc(1, sizeof *f);
-    if (!f) {
-        c->status = cosy_error(COSY_ERR_NOMEM, "campplus: out of memory");
-        return 1;
-    }
-    f->numel = 1;
-    for (int d = 0; d < ndim; d++) f->numel *= shape[d];
-    f->fan_in = ndim > 1 ? f->numel / shape[0] : 1;
-    f->kind = kind;
-    if (c->seed) {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a of the name: each tensor its own stream */
-        for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        f->seed = c->seed ^ h;
-    } else {
-        f->src = *slot;
-    }
-    c->status = gguf_writer_add_tensor(c->w, name, COSY_DTYPE_F32, ndim, shape, fill_tensor, f, free);
+    /* random weights uniform in +-1/sqrt(fan_in) (torch's default init), BatchNorm scales near 1, small
+     * shifts and biases: activations keep a sane range through the 52 layers */
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    const int64_t fan_in = ndim > 1 ? numel / shape[0] : 1;
+    const float bound = kind == CAMPPLUS_WEIGHT ? 1.0f / sqrtf((float)fan_in) : 0.1f;
+    c->status = net_gguf_add_f32(c->w, name, ndim, shape, c->seed ? NULL : *slot, c->seed, kind == CAMPPLUS_SCALE ? 1.0f : 0.0f, bound);
     return c->status != COSY_OK;
 }
 

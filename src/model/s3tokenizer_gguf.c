@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "model/model.h"
+#include "model/net_gguf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -87,23 +88,6 @@ static void hparams_write(const cosy_s3tokenizer_hparams *hp, gguf_writer *w)
     gguf_writer_set_f32(w, "s3tokenizer.rope_theta", hp->rope_theta);
 }
 
-static cosy_status get_int(const gguf_file *g, const char *key, int *out)
-{
-    int64_t v;
-    COSY_TRY(gguf_get_int(g, key, &v));
-    if (v < INT32_MIN || v > INT32_MAX) return cosy_error(COSY_ERR_FORMAT, "%s: %s = %lld is out of range", g->file.path, key, (long long)v);
-    *out = (int)v;
-    return COSY_OK;
-}
-
-static cosy_status get_float(const gguf_file *g, const char *key, float *out)
-{
-    double v;
-    COSY_TRY(gguf_get_float(g, key, &v));
-    *out = (float)v;
-    return COSY_OK;
-}
-
 cosy_status cosy_s3tokenizer_hparams_read(const gguf_file *g, cosy_s3tokenizer_hparams *hp)
 {
     memset(hp, 0, sizeof *hp);
@@ -111,56 +95,23 @@ cosy_status cosy_s3tokenizer_hparams_read(const gguf_file *g, cosy_s3tokenizer_h
         return cosy_error(COSY_ERR_MISSING,
                           "%s: the model file has no speech tokenizer (convert a model directory that has speech_tokenizer_v2.onnx)",
                           g->file.path);
-    COSY_TRY(get_int(g, "s3tokenizer.n_mels", &hp->n_mels));
-    COSY_TRY(get_int(g, "s3tokenizer.width", &hp->width));
-    COSY_TRY(get_int(g, "s3tokenizer.n_heads", &hp->n_heads));
-    COSY_TRY(get_int(g, "s3tokenizer.head_dim", &hp->head_dim));
-    COSY_TRY(get_int(g, "s3tokenizer.n_blocks", &hp->n_blocks));
-    COSY_TRY(get_int(g, "s3tokenizer.mlp_width", &hp->mlp_width));
-    COSY_TRY(get_int(g, "s3tokenizer.fsmn_kernel", &hp->fsmn_kernel));
-    COSY_TRY(get_int(g, "s3tokenizer.fsq_dims", &hp->fsq_dims));
-    COSY_TRY(get_int(g, "s3tokenizer.fsq_levels", &hp->fsq_levels));
-    COSY_TRY(get_float(g, "s3tokenizer.attn_ln_eps", &hp->attn_ln_eps));
-    COSY_TRY(get_float(g, "s3tokenizer.mlp_ln_eps", &hp->mlp_ln_eps));
-    COSY_TRY(get_float(g, "s3tokenizer.rope_theta", &hp->rope_theta));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.n_mels", &hp->n_mels));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.width", &hp->width));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.n_heads", &hp->n_heads));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.head_dim", &hp->head_dim));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.n_blocks", &hp->n_blocks));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.mlp_width", &hp->mlp_width));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.fsmn_kernel", &hp->fsmn_kernel));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.fsq_dims", &hp->fsq_dims));
+    COSY_TRY(net_gguf_get_int(g, "s3tokenizer.fsq_levels", &hp->fsq_levels));
+    COSY_TRY(net_gguf_get_float(g, "s3tokenizer.attn_ln_eps", &hp->attn_ln_eps));
+    COSY_TRY(net_gguf_get_float(g, "s3tokenizer.mlp_ln_eps", &hp->mlp_ln_eps));
+    COSY_TRY(net_gguf_get_float(g, "s3tokenizer.rope_theta", &hp->rope_theta));
     cosy_status st = cosy_s3tokenizer_hparams_validate(hp);
     return st == COSY_OK ? st : cosy_error_prefix(st, "%s", g->file.path);
 }
 
 /* ------------------------------------------------------------------ writing */
-
-typedef struct {
-    const float *src; /* copy from here, or */
-    uint64_t seed;    /* random values of this kind */
-    s3w_kind kind;
-    int64_t numel, fan_in;
-} fill_ctx;
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static cosy_status fill_tensor(void *vctx, void *dst, size_t nbytes)
-{
-    fill_ctx *c = vctx;
-    float *out = dst;
-    if (c->src) {
-        memcpy(dst, c->src, nbytes);
-        return COSY_OK;
-    }
-    /* weights uniform in +-1/sqrt(fan_in) (torch's default), LayerNorm scales near 1, small shifts/biases */
-    uint64_t state = c->seed;
-    const float bound = c->kind == S3W_WEIGHT ? 1.0f / sqrtf((float)c->fan_in) : 0.1f;
-    for (int64_t i = 0; i < c->numel; i++) {
-        float u = (float)(splitmix64(&state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-        out[i] = (c->kind == S3W_LN_SCALE ? 1.0f : 0.0f) + u * bound;
-    }
-    return COSY_OK;
-}
 
 typedef struct {
     gguf_writer *w;
@@ -171,23 +122,9 @@ typedef struct {
 static int write_tensor(void *vctx, const char *name, int ndim, const int64_t *shape, s3w_kind kind, int64_t fan_in, const float **slot)
 {
     write_ctx *c = vctx;
-    fill_ctx *f = calloc(1, sizeof *f);
-    if (!f) {
-        c->status = cosy_error(COSY_ERR_NOMEM, "speech tokenizer: out of memory");
-        return 1;
-    }
-    f->numel = 1;
-    for (int d = 0; d < ndim; d++) f->numel *= shape[d];
-    f->fan_in = fan_in > 0 ? fan_in : 1;
-    f->kind = kind;
-    if (c->seed) {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a of the name: each tensor its own stream */
-        for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        f->seed = c->seed ^ h;
-    } else {
-        f->src = *slot;
-    }
-    c->status = gguf_writer_add_tensor(c->w, name, COSY_DTYPE_F32, ndim, shape, fill_tensor, f, free);
+    /* random weights uniform in +-1/sqrt(fan_in) (torch's default), LayerNorm scales near 1, small shifts/biases */
+    const float bound = kind == S3W_WEIGHT ? 1.0f / sqrtf((float)(fan_in > 0 ? fan_in : 1)) : 0.1f;
+    c->status = net_gguf_add_f32(c->w, name, ndim, shape, c->seed ? NULL : *slot, c->seed, kind == S3W_LN_SCALE ? 1.0f : 0.0f, bound);
     return c->status != COSY_OK;
 }
 
