@@ -20,6 +20,7 @@ int cmd_golden(int argc, char **argv);
 int cmd_voice(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "cosy <cmd>: <message>" for a failed status and returns exit code 1. */
 int cli_fail(const char *cmd, cosy_status st);

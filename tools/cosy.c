@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"voice", cmd_voice, "build a voice file from prompt data or a built-in speaker; inspect voices"},
     {"golden", cmd_golden, "run the official fixture cases of a fixture set against the engine"},
     {"tokenize", cmd_tokenize, "text to Qwen2 token ids (and CosyVoice's normalisation / sentence split), or back"},
+    {"serve", cmd_serve, "serve the model over HTTP and WebSocket (OpenAI-compatible speech, streaming text input)"},
     {"bench", cmd_bench, "measure speed on a model file (LM tokens/s, flow ms, ...)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
