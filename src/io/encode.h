@@ -11,22 +11,23 @@
  *   cosy_encoder_free(e);                                      // always, on every path
  *
  * Formats and what they add to the time to first audio byte (measured at 24 kHz by
- * tests/test_encode.c, feeding 5 ms chunks; "header" bytes leave in cosy_encoder_create):
- *   pcm   raw s16le mono (cosy_float_to_pcm16), no header; 0 ms.
+ * tests/test_encode.c, feeding 1 ms chunks; header bytes leave in cosy_encoder_create):
+ *   pcm   raw s16le mono (cosy_float_to_pcm16), no header; 0 ms: bytes leave with every write.
  *   wav   44-byte RIFF header with unknown sizes (0xffffffff, as streaming servers send), then s16le;
  *         0 ms. ffmpeg and sox read it to the end of the stream.
  *   mp3   libmp3lame, MPEG-2 layer III at the input rate (24 kHz), mono, 64 kbps CBR, no Xing/LAME
- *         tag (it would need a seek back). lame holds ~2 frames of look-ahead: the first frame
- *         leaves after 35 ms of input. Without the tag no decoder can remove the codec delay:
- *         decoded audio starts with 1105 samples of silence (576 encoder + 529 decoder delay) and
- *         the end is padded to whole 576-sample frames.
+ *         tag (it is filled in by seeking back). The first 576-sample frame leaves after 58 ms of
+ *         input. Without the tag decoders cannot drop the codec delay: decoded audio starts with
+ *         1105 samples (46 ms) of priming (576 encoder + 529 decoder delay), and n samples in
+ *         decode to (ceil(n / 576) + 2) * 576 (lame 3.100; ffmpeg and mpg123 alike).
  *   opus  libopusenc, Ogg Opus, 64 kbps, 20 ms frames, decision delay 0 and muxing delay 20 ms (the
- *         defaults hold the first page back ~3 s); headers (OpusHead, OpusTags) leave at create,
- *         then one page per 20 ms frame: the first audio page leaves after 25 ms of input. Decoders
- *         remove the pre-skip and trim the end by the granule position: same length as the input.
- *   flac  libFLAC, 16-bit, block size 1152 (48 ms), compression level 5; STREAMINFO is written once
- *         with unknown total samples and no MD5 (no seek back); first frame after 48 ms of input.
- *         Lossless: decodes to exactly the pcm output.
+ *         defaults hold pages back for seconds); the headers (OpusHead, OpusTags) leave at create,
+ *         then one page per 20 ms frame: the first audio page leaves after 22 ms of input. The
+ *         pre-skip and the final granule position trim the decoded audio to exactly the input.
+ *   flac  libFLAC, 16-bit, block size 1152 (48 ms), compression level 5. STREAMINFO goes out first
+ *         with unknown total samples and MD5 (no seek back; `flac -d` warns that the MD5 is unset);
+ *         a frame leaves once one sample past its block is in: 49 ms. Lossless: decodes to exactly
+ *         the pcm bytes.
  *
  * A failing write function (client gone) makes the current and every later call return
  * COSY_ERR_IO saying the sink failed; the encoder is then only good for cosy_encoder_free.
