@@ -308,10 +308,50 @@ static int route_health(http_req *r, int ready)
     return http_json(r, ok ? 200 : 503, o);
 }
 
+typedef struct {
+    void (*fn)(void *);
+    void *arg;
+} big_stack_call;
+
+static void *big_stack_main(void *p)
+{
+    big_stack_call *c = p;
+    c->fn(c->arg);
+    return NULL;
+}
+
+int server_call_big_stack(void (*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    big_stack_call c = {fn, arg};
+    if (pthread_attr_init(&attr)) return -1;
+    pthread_attr_setstacksize(&attr, 8u << 20);
+    int rc = pthread_create(&t, &attr, big_stack_main, &c);
+    pthread_attr_destroy(&attr);
+    if (rc) return -1;
+    pthread_join(t, NULL);
+    return 0;
+}
+
+static void dispatch(void *arg);
+
 static int handle_http(struct mg_connection *conn, void *cbdata)
 {
     cosy_server *srv = cbdata;
     http_req r = {.srv = srv, .conn = conn, .ri = mg_get_request_info(conn), .route = ROUTE_OTHER, .t0 = cosy_now_ms()};
+    /* civetweb's workers have 100 KB stacks; the engine and the codecs (lame) need more */
+    if (server_call_big_stack(dispatch, &r)) http_error(&r, 503, NULL, "cannot start a thread");
+    metrics_count(&srv->metrics, r.route, r.status ? r.status : 200);
+    log_request(&r);
+    return r.status ? r.status : 200;
+}
+
+static void dispatch(void *arg)
+{
+    http_req *rp = arg, r = *rp;
+    cosy_server *srv = r.srv;
+    struct mg_connection *conn = r.conn;
     const char *uri = r.ri->local_uri ? r.ri->local_uri : "";
     int public_route = 0;
     if (!strcmp(uri, "/v1/audio/speech")) r.route = ROUTE_SPEECH;
@@ -358,9 +398,7 @@ static int handle_http(struct mg_connection *conn, void *cbdata)
             break;
         default: http_error(&r, 404, NULL, "no route %s %s", r.ri->request_method, uri); break;
         }
-    metrics_count(&srv->metrics, r.route, r.status ? r.status : 200);
-    log_request(&r);
-    return r.status ? r.status : 200;
+    *rp = r;
 }
 
 static int log_message(const struct mg_connection *conn, const char *message)

@@ -116,6 +116,9 @@ int http_json(http_req *r, int status, cJSON *json);
 char *http_read_body(http_req *r, size_t limit, size_t *len);
 /* Whether a request carries the API key (always true without one). */
 int server_authorized(const cosy_server *srv, const struct mg_connection *conn);
+/* Runs fn(arg) on a thread with an 8 MB stack and waits for it (civetweb's workers have 100 KB). -1 if
+ * no thread could be made. */
+int server_call_big_stack(void (*fn)(void *), void *arg);
 /* Makes civetweb close the connection once this request's handler returns (no keep-alive). */
 void server_close_after(struct mg_connection *conn);
 /* Base64 of `n` bytes into a new string. */

@@ -26,6 +26,7 @@
 #include "io/encode.h"
 #include "text/utf8.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,10 @@ typedef struct {
     int writer_failed;
     char *enc_buf;
     size_t enc_n, enc_cap;
+    /* a refusal found at the handshake (unknown voice, bad query), sent once the socket is open:
+     * WebSocket clients show a close code and a message, not a bare failed handshake */
+    int refuse_code, refuse_status;
+    char refuse_msg[300];
 } ws_conn;
 
 static int ws_send(ws_conn *c, int opcode, const char *data, size_t n)
@@ -270,32 +275,28 @@ static int ws_connect(const struct mg_connection *conn, void *cbdata)
     cosy_server *srv = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const char *uri = ri->local_uri ? ri->local_uri : "";
-    char voice[128] = "";
-    const char *start = uri + strlen("/v1/text-to-speech/"), *end = strstr(start, "/stream-input");
-    int status = 0;
-    char msg[300] = "";
-    ws_conn *c = NULL;
-    if (!end || (size_t)(end - start) >= sizeof voice || strcmp(end, "/stream-input")) status = 404, snprintf(msg, sizeof msg, "no route %s", uri);
-    else {
-        memcpy(voice, start, (size_t)(end - start));
-        voice[end - start] = 0;
-    }
-    const server_voice *v = status ? NULL : voices_find(srv, voice);
-    if (!status && !v) status = 404, snprintf(msg, sizeof msg, "unknown voice '%.64s' (GET /v1/voices lists them)", voice);
-    if (!status && !(c = calloc(1, sizeof *c))) status = 503, snprintf(msg, sizeof msg, "out of memory");
-    if (!status && parse_output_format(ri->query_string, c, msg, sizeof msg)) status = 400;
-    if (status) {
-        free(c);
-        metrics_count(&srv->metrics, ROUTE_STREAM_INPUT, status);
-        mg_send_http_error((struct mg_connection *)conn, status, "%s\n", msg);
-        return 1;
-    }
+    ws_conn *c = calloc(1, sizeof *c);
+    if (!c) return 1;
     c->srv = srv;
-    c->voice = v;
     c->slot = -1;
-    c->authed = server_authorized(srv, conn); /* or later, by xi_api_key in the first message (browsers) */
     c->sp = cosy_session_default_params();
     pthread_mutex_init(&c->mu, NULL);
+    char voice[128] = "";
+    const char *start = uri + strlen("/v1/text-to-speech/"), *end = strstr(start, "/stream-input");
+    if (!end || (size_t)(end - start) >= sizeof voice || strcmp(end, "/stream-input")) {
+        c->refuse_code = 1008, c->refuse_status = 404;
+        snprintf(c->refuse_msg, sizeof c->refuse_msg, "no route %.200s", uri);
+    } else {
+        memcpy(voice, start, (size_t)(end - start));
+        voice[end - start] = 0;
+        c->voice = voices_find(srv, voice);
+        if (!c->voice) {
+            c->refuse_code = 1008, c->refuse_status = 404;
+            snprintf(c->refuse_msg, sizeof c->refuse_msg, "unknown voice '%.64s' (GET /v1/voices lists them)", voice);
+        } else if (parse_output_format(ri->query_string, c, c->refuse_msg, sizeof c->refuse_msg))
+            c->refuse_code = 1008, c->refuse_status = 400;
+    }
+    c->authed = server_authorized(srv, conn); /* or later, by xi_api_key in the first message (browsers) */
     mg_set_user_connection_data(conn, c);
     return 0;
 }
@@ -303,8 +304,10 @@ static int ws_connect(const struct mg_connection *conn, void *cbdata)
 static void ws_ready(struct mg_connection *conn, void *cbdata)
 {
     ws_conn *c = mg_get_user_connection_data(conn);
-    if (c) c->conn = conn;
-    metrics_count(&((cosy_server *)cbdata)->metrics, ROUTE_STREAM_INPUT, 101);
+    if (!c) return;
+    c->conn = conn;
+    metrics_count(&((cosy_server *)cbdata)->metrics, ROUTE_STREAM_INPUT, c->refuse_code ? c->refuse_status : 101);
+    if (c->refuse_code) ws_fail(c, c->refuse_code, "%s", c->refuse_msg);
 }
 
 static int is_blank(const char *s)
@@ -377,6 +380,20 @@ static int handle_message(ws_conn *c, char *data, size_t len)
     return keep;
 }
 
+typedef struct {
+    ws_conn *c;
+    char *data;
+    size_t len;
+    int keep;
+} ws_message;
+
+/* on a thread with room for the engine's stack (civetweb's workers have 100 KB) */
+static void handle_message_call(void *arg)
+{
+    ws_message *m = arg;
+    m->keep = handle_message(m->c, m->data, m->len);
+}
+
 static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
 {
     (void)cbdata;
@@ -395,7 +412,11 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
         if (!(bits & 0x80)) return ws_fail(c, 1003, "fragmented messages are not supported");
         if (len > (size_t)c->srv->p.max_body_bytes) return ws_fail(c, 1009, "a message is larger than the limit of %d bytes", c->srv->p.max_body_bytes);
         if (c->closing) return 1;
-        return handle_message(c, data, len);
+        {
+            ws_message msg = {c, data, len, 0};
+            if (server_call_big_stack(handle_message_call, &msg)) return ws_fail(c, 1011, "cannot start a thread");
+            return msg.keep;
+        }
     default: return ws_fail(c, 1003, "send text messages (JSON)");
     }
 }
