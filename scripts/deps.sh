@@ -4,6 +4,7 @@ set -euo pipefail
 PACKAGES=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libyaml-dev zlib1g-dev libutf8proc-dev libsndfile1-dev
           libmp3lame-dev libopusenc-dev libflac-dev   # response-format encoders (src/io/encode.c)
           libcivetweb-dev                             # the HTTP/WebSocket server (src/server)
+          curl prometheus                             # server tests: curl, promtool checks /metrics
           ffmpeg sox flac opus-tools mpg123)           # decoders tests/test_encode.c checks them with
 missing=()
 for p in "${PACKAGES[@]}"; do
