@@ -1,6 +1,7 @@
 /*
  * cli.h — shared pieces of the `cosy` command: each subcommand lives in its own cmd_*.c file
- * and is listed in the table in cosy.c.
+ * and is listed in the table in cosy.c; each bench lives in its own bench_*.c file and is listed
+ * in the table in cmd_bench.c. Both parse their options with cli_parse_options (below).
  */
 #ifndef COSY_CLI_H
 #define COSY_CLI_H
@@ -29,8 +30,6 @@ int cmd_bench(int argc, char **argv);
 int cli_fail(const char *cmd, cosy_status st);
 /* Prints "cosy <cmd>: <printf message>" and returns exit code 2 (usage errors). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parses a non-negative integer argument; returns 0 on success. */
-int cli_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* ---- options: one table per tool, one parser, one usage printer (cli_options.c) ----
  *

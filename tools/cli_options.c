@@ -7,8 +7,22 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* A whole decimal integer within [min, max]; returns 0 on success. */
+static int parse_int(const char *s, long long min, long long max, long long *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
 
 /* Index of `value` in the comma-separated `choices`, or -1. */
 static int choice_index(const char *choices, const char *value)
@@ -47,7 +61,7 @@ static int set_value(const char *cmd, const cli_option *o, const char *value)
     char text[256];
     switch (o->kind) {
     case CLI_OPT_INT:
-        if (cli_parse_int(value, o->min, o->max, &v)) {
+        if (parse_int(value, o->min, o->max, &v)) {
             if (o->max == LLONG_MAX)
                 return cli_usage_error(cmd, "%s needs an integer %lld or more%s%s", o->name, o->min, o->unit ? " " : "", o->unit ? o->unit : "");
             return cli_usage_error(cmd, "%s needs %lld..%lld%s%s", o->name, o->min, o->max, o->unit ? " " : "", o->unit ? o->unit : "");
