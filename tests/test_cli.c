@@ -184,6 +184,117 @@ static void test_voice_from_wav(void)
     CHECK(strstr(out, "voices from audio: no (convert from a directory with campplus.onnx and speech_tokenizer_v2.onnx)") != NULL);
 }
 
+/* Whether a usage text lists `name` as an option: " name" followed by a space, comma, or the line's end. */
+static int lists_option(const char *usage, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(usage, name); p; p = strstr(p + 1, name))
+        if (p > usage && p[-1] == ' ' && (p[n] == ' ' || p[n] == ',' || p[n] == '\n')) return 1;
+    return 0;
+}
+
+/* [a, a_end) and [b, b_end) hold the same words (the help column differs from tool to tool). */
+static int same_words(const char *a, const char *a_end, const char *b, const char *b_end)
+{
+    for (;;) {
+        while (a < a_end && (*a == ' ' || *a == '\n')) a++;
+        while (b < b_end && (*b == ' ' || *b == '\n')) b++;
+        if (a == a_end || b == b_end) return a == a_end && b == b_end;
+        if (*a++ != *b++) return 0;
+    }
+}
+
+/* Every command's options come from one table (tools/cli.h): `--help` exits 0 and lists each of them,
+ * an unknown option and a value out of its range exit 2 with one line naming the option. The benches
+ * take synth's names for the run-time types (--lm-dtype, --flow-dtype, --hift-dtype). */
+static void test_option_tables(void)
+{
+    static char out[1 << 16];
+    static const struct {
+        const char *cmd, *options, *out_of_range;
+    } cmds[] = {
+        {"convert", "-o --output --random --seed --tokenizer --dtype --lm-dtype --flow-dtype --hift-dtype -v --verbose", "--seed -1"},
+        {"info", "", NULL},
+        {"synth",
+         "-m --model --voice --speaker --prompt-wav --prompt-text --prompt-text-file --text --text-stream -o --output --stream "
+         "--strategy --chunk --overlap --first-chunk --mode --instruct --seed --lm-dtype --flow-dtype --hift-dtype --threads "
+         "--context --reference-final --stateless-flow --concurrent-lm --no-frontend --max-tokens --json --quiet",
+         "--chunk 0"},
+        {"voice import",
+         "-m --model -o --output --wav --text --text-file --name --speaker --fixture --prompt-text --llm-prompt-tokens "
+         "--flow-prompt-tokens --prompt-feat --embedding",
+         NULL},
+        {"voice info", "", NULL},
+        {"golden", "--case -v --verbose --dump --threads", "--threads 0"},
+        {"tokenize",
+         "-m --model --tokenizer --tokens --normalize --reference-split --no-split --decode --skip-special --escapes "
+         "--replace-invalid --merges",
+         "--merges -1"},
+        {"bench lm", "-m --model --lm-dtype --threads --prefill --decode --runs", "--prefill 2"},
+        {"bench synth",
+         "-m --model --voice --seconds --first-chunk --lm-dtype --flow-dtype --hift-dtype --model-cache --random --random-lm "
+         "--seed --json --threads --runs",
+         "--runs 0"},
+        {"bench voice", "-m --model --seconds --rate --model-cache --seed --json --threads --runs", "--seconds 31"},
+        {"bench flow", "-m --model --prompt --tokens --flow-dtype --final --full-attention --threads --runs", "--tokens 0"},
+        {"bench flowstream", "-m --model --prompt --seconds --hop --full-at --all --flow-dtype --context --threads", "--hop 0"},
+        {"bench token2wav",
+         "-m --model --prompt --seconds --strategy --chunk --first-chunk --flow-dtype --hift-dtype --context --stateless-flow "
+         "--reference-final --threads",
+         "--context 3601"},
+        {"bench hift", "-m --model --frames --hift-dtype --threads --runs", "--frames 0"},
+        {"bench text", "-m --model --tokenizer --file --merges --runs", "--runs 1001"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = run(out, sizeof out, "%s %s --help", COSY_BIN, cmds[i].cmd);
+        CHECK(rc == 0);
+        char want[64];
+        snprintf(want, sizeof want, "usage: cosy %s ", cmds[i].cmd);
+        CHECK(strstr(out, want) == out);
+        char names[512];
+        snprintf(names, sizeof names, "%s", cmds[i].options);
+        for (char *save = NULL, *name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+            int listed = lists_option(out, name);
+            if (!listed) fprintf(stderr, "cosy %s --help does not list %s\n", cmds[i].cmd, name);
+            CHECK(listed);
+        }
+        /* an option the command does not take: exit 2, one line naming it */
+        CHECK(run(out, sizeof out, "%s %s --no-such-option", COSY_BIN, cmds[i].cmd) == 2);
+        CHECK(lines(out) == 1 && strstr(out, "unknown option '--no-such-option'"));
+        if (!cmds[i].out_of_range) continue;
+        CHECK(run(out, sizeof out, "%s %s %s", COSY_BIN, cmds[i].cmd, cmds[i].out_of_range) == 2);
+        char option[64];
+        snprintf(option, sizeof option, "%s needs ", cmds[i].out_of_range);
+        *strchr(option, ' ') = 0;
+        strcat(option, " needs ");
+        int named = lines(out) == 1 && strstr(out, option) != NULL;
+        if (!named) fprintf(stderr, "cosy %s %s: %s", cmds[i].cmd, cmds[i].out_of_range, out);
+        CHECK(named);
+    }
+    /* the help of an option shared by several tools is the same everywhere */
+    static char other[1 << 16];
+    CHECK(run(out, sizeof out, "%s synth --help", COSY_BIN) == 0);
+    CHECK(run(other, sizeof other, "%s bench token2wav --help", COSY_BIN) == 0);
+    const char *a = strstr(out, "\n      --context SECONDS"), *b = strstr(other, "\n      --context SECONDS");
+    CHECK(a && b);
+    if (a && b) {
+        const char *a_end = strstr(a + 1, "\n      --"), *b_end = strstr(b + 1, "\n      --");
+        CHECK(a_end && b_end && same_words(a, a_end, b, b_end));
+    }
+    /* a choice out of its list names the option and the choices; the old bench spelling is gone */
+    CHECK(run(out, sizeof out, "%s bench hift --hift-dtype q4_0", COSY_BIN) == 2);
+    CHECK(lines(out) == 1 && strstr(out, "--hift-dtype must be auto, f32 or bf16, not 'q4_0'"));
+    CHECK(run(out, sizeof out, "%s bench flow --dtype bf16", COSY_BIN) == 2);
+    CHECK(strstr(out, "unknown option '--dtype'") != NULL);
+    CHECK(run(out, sizeof out, "%s synth --mode whisper", COSY_BIN) == 2);
+    CHECK(lines(out) == 1 && strstr(out, "--mode must be zero-shot, cross-lingual, instruct or sft, not 'whisper'"));
+    CHECK(run(out, sizeof out, "%s synth --text", COSY_BIN) == 2);
+    CHECK(lines(out) == 1 && strstr(out, "--text needs a value"));
+    /* the sub-subcommand lists */
+    CHECK(run(out, sizeof out, "%s voice --help", COSY_BIN) == 0 && strstr(out, "cosy voice import") && strstr(out, "cosy voice info"));
+    CHECK(run(out, sizeof out, "%s bench --help", COSY_BIN) == 0 && strstr(out, "token2wav") && strstr(out, "flowstream"));
+}
+
 int main(void)
 {
     static char out[1 << 16];
@@ -212,13 +323,14 @@ int main(void)
     CHECK(run(out, sizeof out, "%s convert %s", COSY_BIN, test_data("cv2-tiny/model")) == 2);
     CHECK(strstr(out, "-o OUT.gguf is required") != NULL);
     CHECK(run(out, sizeof out, "%s convert --random cv2-tiny -o %s --dtype q4", COSY_BIN, bad_out) == 2);
-    CHECK(strstr(out, "unknown --dtype 'q4'") != NULL);
+    CHECK(strstr(out, "--dtype must be f32, f16 or bf16, not 'q4'") != NULL);
     CHECK(run(out, sizeof out, "%s convert --random cv2-tiny -o %s --seed -3", COSY_BIN, bad_out) == 2);
     CHECK(run(out, sizeof out, "%s frobnicate", COSY_BIN) == 2);
     CHECK(strstr(out, "unknown command 'frobnicate'") != NULL);
     CHECK(run(out, sizeof out, "%s info", COSY_BIN) == 2);
     CHECK(run(out, sizeof out, "%s --help", COSY_BIN) == 0 && strstr(out, "convert"));
     CHECK(access(bad_out, F_OK) != 0);
+    test_option_tables();
 
     /* synth: the fixture's voice, a streamed sentence; 960 samples (2 mel frames x 480) per speech token */
     /* test_tmp hands out a ring of 4 buffers: keep copies of the paths used below */

@@ -881,10 +881,10 @@ int main(void)
         remove(gguf_q4);
         /* `cosy bench lm` runs on any model file and refuses bad options */
         char cmd[2048];
-        snprintf(cmd, sizeof cmd, "%s bench lm -m %s --dtype q8_0 --prefill 12 --decode 4 --runs 1 > %s", COSY_BIN, gguf,
+        snprintf(cmd, sizeof cmd, "%s bench lm -m %s --lm-dtype q8_0 --prefill 12 --decode 4 --runs 1 > %s", COSY_BIN, gguf,
                  test_tmp("bench-lm.txt"));
         CHECK(system(cmd) == 0);
-        snprintf(cmd, sizeof cmd, "%s bench lm -m %s --dtype f16 2> %s", COSY_BIN, gguf, test_tmp("bench-lm-err.txt"));
+        snprintf(cmd, sizeof cmd, "%s bench lm -m %s --lm-dtype f16 2> %s", COSY_BIN, gguf, test_tmp("bench-lm-err.txt"));
         int rc = system(cmd);
         CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
         free(f32_logp);

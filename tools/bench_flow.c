@@ -22,13 +22,14 @@
 
 int bench_flow(int argc, char **argv);
 
-static void help(void)
-{
-    printf("usage: cosy bench flow -m MODEL.gguf [--prompt P] [--tokens N] [--runs R] [--threads N] [--dtype f32|bf16] [--final] [--full-attention]\n\n"
-           "Times cosy_flow_inference on P prompt tokens + N new speech tokens (default 50 + 25; a streaming,\n"
-           "non-final call with look-ahead unless --final; chunk masks unless --full-attention) and prints the\n"
-           "best and mean of R runs (default 3) after one warm-up call, split into encoder and solver.\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench flow",
+    .synopsis = "-m MODEL.gguf [--prompt P] [--tokens N] [--runs N] [--threads N] [--flow-dtype TYPE] [--final]\n"
+                " [--full-attention]",
+    .description = "Times cosy_flow_inference on P prompt tokens + N new speech tokens (a streaming, non-final call\n"
+                   "with look-ahead unless --final; chunk masks unless --full-attention) and prints the best and\n"
+                   "mean of --runs runs after one warm-up call, split into encoder and solver.\n",
+};
 
 int bench_flow(int argc, char **argv)
 {
@@ -38,18 +39,22 @@ int bench_flow(int argc, char **argv)
     cosy_dtype dtype = COSY_DTYPE_F32;
     int full_attention = 0;
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
-        {"--prompt", NULL, CLI_OPT_INT, &prompt, 0, 5000, NULL},
-        {"--tokens", NULL, CLI_OPT_INT, &tokens, 1, 5000, NULL},
-        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "f32,bf16"},
-        {"--final", NULL, CLI_OPT_FLAG, &finalize, 0, 0, NULL},
-        {"--full-attention", NULL, CLI_OPT_FLAG, &full_attention, 0, 0, NULL},
+        CLI_OPTION_MODEL(&path),
+        {.name = "--prompt", .kind = CLI_OPT_INT, .dest = &prompt, .hint = "P", .min = 0, .max = 5000, .unit = "tokens",
+         .help = "prompt tokens (with a random prompt mel of 2P frames)", .default_text = "50"},
+        {.name = "--tokens", .kind = CLI_OPT_INT, .dest = &tokens, .hint = "N", .min = 1, .max = 5000, .unit = "tokens",
+         .help = "new speech tokens (a non-final call also gets the look-ahead tokens)", .default_text = "25"},
+        CLI_OPTION_FLOW_DTYPE(&dtype, "f32"),
+        {.name = "--final", .kind = CLI_OPT_FLAG, .dest = &finalize, .help = "a final call (no look-ahead)"},
+        {.name = "--full-attention", .kind = CLI_OPT_FLAG, .dest = &full_attention, .help = "full attention instead of chunk masks"},
+        CLI_OPTION_THREADS(&threads),
+        CLI_OPTION_RUNS(&runs, "3"),
         CLI_OPTION_END,
     };
-    int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
+    int rc = cli_parse_options(&usage, opts, argc, argv, &path);
     if (rc != CLI_GO_ON) return rc;
     streaming = !full_attention;
-    if (!path) return cli_usage_error("bench", "a model file is required");
+    if (!path) return cli_usage_error("bench flow", "a model file is required (-m MODEL.gguf)");
 
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;
@@ -84,7 +89,8 @@ int bench_flow(int argc, char **argv)
 
     printf("flow: %s, %s, %d threads, products in %s%s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool),
            cosy_dtype_name(cosy_model_flow_dtype(model)), cosy_model_flow_dtype(model) == COSY_DTYPE_BF16 ? " (AMX)" : "");
-    if (dtype != cosy_model_flow_dtype(model)) printf("  (bf16 asked for, but this CPU has no AMX-BF16: f32)\n");
+    if (dtype == COSY_DTYPE_BF16 && cosy_model_flow_dtype(model) != COSY_DTYPE_BF16)
+        printf("  (bf16 asked for, but this CPU has no AMX-BF16: f32)\n");
     printf("  load + flow state %.0f ms\n", t_load);
     printf("  call: %d prompt + %lld new tokens%s, %s, %s\n", P, tokens, finalize ? "" : " + look-ahead",
            streaming ? "chunk masks" : "full attention", finalize ? "final" : "non-final");

@@ -37,16 +37,15 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* kB on Linux */
 }
 
-static void help(void)
-{
-    printf("usage: cosy bench flowstream -m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--dtype auto|f32|bf16]\n"
-           "                             [--context SECONDS] [--threads N] [--all]\n\n"
-           "Streams S seconds (default 60) of random speech tokens through the cached flow in calls of H tokens\n"
-           "(default 25) after a prompt of P tokens (default 75 = 3 s), timing every call; compares with a full\n"
-           "stateless flow call at the seconds in LIST (comma-separated, default \"5,S\"; \"none\" for none) and\n"
-           "times the first chunk without the prompt cache. --context is the attention window of a session (default\n"
-           "10 s, 0 = unlimited as the reference); with a window, the full calls also say how far its mel moved.\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench flowstream",
+    .synopsis = "-m MODEL.gguf [--prompt P] [--seconds S] [--hop H] [--full-at LIST] [--flow-dtype TYPE]\n"
+                " [--context SECONDS] [--threads N] [--all]",
+    .description = "Streams S seconds of random speech tokens through the cached flow in calls of H tokens after a\n"
+                   "prompt of P tokens, timing every call; compares with a full stateless flow call at the seconds in\n"
+                   "--full-at and times the first chunk without the prompt cache. With a --context window, the full\n"
+                   "calls also say how far its mel moved.\n",
+};
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -77,19 +76,25 @@ int bench_flow_stream(int argc, char **argv)
     cosy_dtype flow_dtype = COSY_DTYPE_AUTO;
     int all_calls = 0;
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads),
-        {"--prompt", NULL, CLI_OPT_INT, &prompt, 0, 1000, NULL},
-        {"--seconds", NULL, CLI_OPT_INT, &seconds, 2, 280, NULL},
-        {"--hop", NULL, CLI_OPT_INT, &hop, 1, 1000, NULL},
-        {"--full-at", NULL, CLI_OPT_STRING, &full_at, 0, 0, NULL},
-        {"--all", NULL, CLI_OPT_FLAG, &all_calls, 0, 0, NULL},
-        {"--dtype", NULL, CLI_OPT_DTYPE, &flow_dtype, 0, 0, "auto,f32,bf16"},
-        {"--context", NULL, CLI_OPT_INT, &context, 0, 3600, NULL},
+        CLI_OPTION_MODEL(&path),
+        {.name = "--prompt", .kind = CLI_OPT_INT, .dest = &prompt, .hint = "P", .min = 0, .max = 1000, .unit = "tokens",
+         .help = "prompt tokens (75 = 3 s)", .default_text = "75"},
+        {.name = "--seconds", .kind = CLI_OPT_INT, .dest = &seconds, .hint = "S", .min = 2, .max = 280, .unit = "seconds",
+         .help = "seconds of speech tokens streamed", .default_text = "60"},
+        {.name = "--hop", .kind = CLI_OPT_INT, .dest = &hop, .hint = "H", .min = 1, .max = 1000, .unit = "tokens",
+         .help = "tokens per call", .default_text = "25"},
+        {.name = "--full-at", .kind = CLI_OPT_STRING, .dest = &full_at, .hint = "LIST",
+         .help = "seconds at which to compare with a full stateless call, comma-separated; \"none\" for none",
+         .default_text = "\"5,S\""},
+        {.name = "--all", .kind = CLI_OPT_FLAG, .dest = &all_calls, .help = "print every call (default: one every 5 s, the first and the last)"},
+        CLI_OPTION_FLOW_DTYPE(&flow_dtype, "auto"),
+        CLI_OPTION_CONTEXT(&context),
+        CLI_OPTION_THREADS(&threads),
         CLI_OPTION_END,
     };
-    int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
+    int rc = cli_parse_options(&usage, opts, argc, argv, &path);
     if (rc != CLI_GO_ON) return rc;
-    if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
+    if (!path) return cli_usage_error("bench flowstream", "a model file is required (-m MODEL.gguf)");
     /* where to run the full recompute (seconds of audio) */
     int full_sec[16], n_full = 0;
     if (!full_at) {
@@ -99,10 +104,10 @@ int bench_flow_stream(int argc, char **argv)
         for (const char *p = full_at; *p && n_full < 16;) {
             char *end;
             long v = strtol(p, &end, 10);
-            if (end == p || v < 1 || v > seconds) return cli_usage_error("bench", "--full-at needs seconds in 1..%lld, comma-separated", seconds);
+            if (end == p || v < 1 || v > seconds) return cli_usage_error("bench flowstream", "--full-at needs seconds in 1..%lld, comma-separated", seconds);
             full_sec[n_full++] = (int)v;
             p = *end == ',' ? end + 1 : end;
-            if (*end && *end != ',') return cli_usage_error("bench", "--full-at: unexpected '%s'", end);
+            if (*end && *end != ',') return cli_usage_error("bench flowstream", "--full-at: unexpected '%s'", end);
         }
     }
 

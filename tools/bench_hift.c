@@ -6,7 +6,7 @@
  * 8 cached + 2 x hop tokens of frames) with our seeded generator; the input is a smooth random mel.
  * Prints the best and mean of --runs R calls after a warm-up one, split into the F0 predictor, the
  * source (sine generation + STFT), the generator network and the iSTFT, and per operation, with the
- * milliseconds per second of audio. --dtype picks the convolutions' type (default auto, what the
+ * milliseconds per second of audio. --hift-dtype picks the convolutions' type (default auto, what the
  * engine uses); when it is not f32 the same call also runs on the f32 reference path and the bench
  * prints the waveform's error against it. COSY_CPU caps the CPU path, as everywhere.
  */
@@ -61,15 +61,14 @@ static cosy_status compare_f32(const char *path, const cosy_model_params *mp, co
     return st;
 }
 
-static void help(void)
-{
-    printf("usage: cosy bench hift -m MODEL.gguf [--frames F] [--runs R] [--threads N] [--dtype auto|f32|bf16]\n\n"
-           "Times cosy_hift_inference on F mel frames (default 50 = 1 s of audio) and prints the best and\n"
-           "mean of R runs (default 5) after one warm-up call, split into F0 predictor, source + STFT,\n"
-           "generator and iSTFT and per operation, with ms per second of audio and the real-time factor.\n"
-           "--dtype: the convolutions' type (default auto: bf16 where faster than f32: AMX, AVX512-BF16 on AMD);\n"
-           "for bf16 the waveform's error against the f32 path is printed too. COSY_CPU caps the CPU path.\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench hift",
+    .synopsis = "-m MODEL.gguf [--frames F] [--runs N] [--threads N] [--hift-dtype TYPE]",
+    .description = "Times cosy_hift_inference on F mel frames and prints the best and mean of --runs runs after one\n"
+                   "warm-up call, split into F0 predictor, source + STFT, generator and iSTFT and per operation, with\n"
+                   "ms per second of audio and the real-time factor. For a --hift-dtype other than f32 the waveform's\n"
+                   "error against the f32 path is printed too. COSY_CPU caps the CPU path.\n",
+};
 
 int bench_hift(int argc, char **argv)
 {
@@ -77,14 +76,17 @@ int bench_hift(int argc, char **argv)
     long long frames = 50, runs = 5, threads = 0;
     cosy_dtype dtype = COSY_DTYPE_AUTO;
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
-        {"--frames", NULL, CLI_OPT_INT, &frames, 1, 30000, NULL},
-        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "auto,f32,bf16"},
+        CLI_OPTION_MODEL(&path),
+        {.name = "--frames", .kind = CLI_OPT_INT, .dest = &frames, .hint = "F", .min = 1, .max = 30000, .unit = "mel frames",
+         .help = "mel frames per call (50 = 1 s of audio)", .default_text = "50"},
+        CLI_OPTION_HIFT_DTYPE(&dtype, "auto"),
+        CLI_OPTION_THREADS(&threads),
+        CLI_OPTION_RUNS(&runs, "5"),
         CLI_OPTION_END,
     };
-    int rc = cli_parse_options("bench", argc, argv, opts, &path, help);
+    int rc = cli_parse_options(&usage, opts, argc, argv, &path);
     if (rc != CLI_GO_ON) return rc;
-    if (!path) return cli_usage_error("bench", "a model file is required");
+    if (!path) return cli_usage_error("bench hift", "a model file is required (-m MODEL.gguf)");
 
     cosy_model_params mp = cosy_model_default_params();
     mp.n_threads = (int)threads;

@@ -34,27 +34,20 @@
 
 int bench_synth(int argc, char **argv);
 
-static void help(void)
-{
-    printf("usage: cosy bench synth [-m MODEL.gguf] [--voice VOICE] [--seconds S] [--runs N] [--first-chunk N] [--threads N]\n"
-           "                        [--lm-dtype auto|f32|bf16|q8_0|q4_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
-           "                        [--model-cache PATH] [--random cosyvoice2-0.5b|cv2-tiny] [--random-lm f32|bf16|q8_0|q4_0]\n"
-           "                        [--seed N] [--json]\n\n"
-           "Synthesises S seconds (default 5) of streamed audio from text through a session, once cold and then\n"
-           "N times warm (default 3), reusing the loaded model and the voice as a server does, and prints first\n"
-           "audio, RTF, each stage's time and LM decode tokens/s (best and median of the warm runs; the cold run\n"
-           "apart), the model's load time, the peak RSS, the CPU path and the run-time types.\n"
-           "  -m MODEL.gguf       default: the full-size random CosyVoice2-0.5B, built once (~2.5 GB) into\n"
-           "                      $XDG_CACHE_HOME/cosy or ~/.cache/cosy (--model-cache PATH: that file instead;\n"
-           "                      --random cv2-tiny: the fixture's small shapes instead, for a quick check)\n"
-           "  --random-lm T       how the random model stores the LM's matrices (default q4_0, as `cosy convert\n"
-           "                      --lm-dtype q4_0` does; the cached file's name says it): with --lm-dtype auto a\n"
-           "                      model runs the type it stores, q8_0/q4_0 in place; f32 for the exact LM\n"
-           "  --voice VOICE       default: a synthetic 3 s voice (75 prompt tokens, 10 transcript tokens)\n"
-           "  --first-chunk N     a small first chunk of N tokens (see `cosy synth --help`); default: official\n"
-           "  --seed N            the random model's and voice's seed, and the sampling seed (default 1234)\n"
-           "  --json              one JSON object on stdout instead of the table\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench synth",
+    .synopsis = "[-m MODEL.gguf] [--voice VOICE] [--seconds S] [--runs N] [--first-chunk N] [--threads N]\n"
+                " [--lm-dtype TYPE] [--flow-dtype TYPE] [--hift-dtype TYPE] [--model-cache FILE]\n"
+                " [--random CONFIG] [--random-lm TYPE] [--seed N] [--json]",
+    .description = "Synthesises S seconds of streamed audio from text through a session, once cold and then --runs\n"
+                   "times warm, reusing the loaded model and the voice as a server does, and prints first audio, RTF,\n"
+                   "each stage's time and LM decode tokens/s (best and median of the warm runs; the cold run apart),\n"
+                   "the model's load time, the peak RSS, the CPU path and the run-time types.\n"
+                   "Without -m: the full-size random CosyVoice2-0.5B, built once (~2.5 GB) into $XDG_CACHE_HOME/cosy\n"
+                   "or ~/.cache/cosy (--model-cache FILE: that file instead; --random cv2-tiny: the fixture's small\n"
+                   "shapes instead, for a quick check). Without --voice: a synthetic 3 s voice (75 prompt tokens,\n"
+                   "10 transcript tokens).\n",
+};
 
 typedef struct {
     double first_audio_ms, rtf, total_ms, frontend_ms, lm_prefill_ms, lm_decode_ms, flow_ms, vocoder_ms, decode_tokens_per_s;
@@ -206,23 +199,30 @@ int bench_synth(int argc, char **argv)
     cosy_convert_params cp = cosy_convert_default_params();
     cp.lm_dtype = COSY_DTYPE_Q4_0; /* as the README's deployment recipe stores it (cosy convert --lm-dtype q4_0) */
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
-        {"--voice", NULL, CLI_OPT_STRING, &voice_path, 0, 0, NULL},
-        {"--model-cache", NULL, CLI_OPT_STRING, &cache, 0, 0, NULL},
-        {"--random", NULL, CLI_OPT_CHOICE, &config_index, 0, 0, "cosyvoice2-0.5b,cv2-tiny"},
-        {"--seconds", NULL, CLI_OPT_INT, &seconds, 1, 60, NULL},
-        {"--first-chunk", NULL, CLI_OPT_INT, &first_chunk, 0, 10000, NULL},
-        {"--seed", NULL, CLI_OPT_INT, &seed, 0, 0xffffffffll, NULL},
-        {"--lm-dtype", NULL, CLI_OPT_DTYPE, &mp.lm_dtype, 0, 0, "auto,f32,bf16,q8_0,q4_0"},
-        {"--random-lm", NULL, CLI_OPT_DTYPE, &cp.lm_dtype, 0, 0, "f32,bf16,q8_0,q4_0"},
-        {"--flow-dtype", NULL, CLI_OPT_DTYPE, &mp.flow_dtype, 0, 0, "auto,f32,bf16"},
-        {"--hift-dtype", NULL, CLI_OPT_DTYPE, &mp.hift_dtype, 0, 0, "auto,f32,bf16"},
-        {"--json", NULL, CLI_OPT_FLAG, &json, 0, 0, NULL},
+        CLI_OPTION_MODEL(&path),
+        CLI_OPTION_VOICE(&voice_path),
+        {.name = "--seconds", .kind = CLI_OPT_INT, .dest = &seconds, .hint = "S", .min = 1, .max = 60, .unit = "seconds",
+         .help = "seconds of audio per run", .default_text = "5"},
+        CLI_OPTION_FIRST_CHUNK(&first_chunk),
+        CLI_OPTION_LM_DTYPE(&mp.lm_dtype, "auto"),
+        CLI_OPTION_FLOW_DTYPE(&mp.flow_dtype, "auto"),
+        CLI_OPTION_HIFT_DTYPE(&mp.hift_dtype, "auto"),
+        CLI_OPTION_MODEL_CACHE(&cache),
+        {.name = "--random", .kind = CLI_OPT_CHOICE, .dest = &config_index, .hint = "CONFIG", .choices = "cosyvoice2-0.5b,cv2-tiny",
+         .help = "the shapes of the random model built without -m", .default_text = "cosyvoice2-0.5b"},
+        {.name = "--random-lm", .kind = CLI_OPT_DTYPE, .dest = &cp.lm_dtype, .hint = "TYPE", .choices = "f32,bf16,q8_0,q4_0",
+         .help = "how the random model stores the LM's matrices (as `cosy convert --lm-dtype`; the cached file's\n"
+                 "name says it): with --lm-dtype auto a model runs the type it stores; f32 for the exact LM",
+         .default_text = "q4_0"},
+        CLI_OPTION_SEED(&seed, "1234"),
+        CLI_OPTION_JSON(&json, "one JSON object on stdout instead of the table"),
+        CLI_OPTION_THREADS(&threads),
+        CLI_OPTION_RUNS(&runs, "3"),
         CLI_OPTION_END,
     };
-    int parsed = cli_parse_options("bench", argc, argv, opts, &path, help);
+    int parsed = cli_parse_options(&usage, opts, argc, argv, &path);
     if (parsed != CLI_GO_ON) return parsed;
-    if (path && cache) return cli_usage_error("bench", "give -m MODEL.gguf or --model-cache PATH, not both");
+    if (path && cache) return cli_usage_error("bench synth", "give -m MODEL.gguf or --model-cache PATH, not both");
     if (config_index == 1) config = "cv2-tiny";
     mp.n_threads = (int)threads;
 

@@ -28,16 +28,17 @@
 
 int bench_t2w(int argc, char **argv);
 
-static void help(void)
-{
-    printf("usage: cosy bench token2wav -m MODEL.gguf [--prompt P] [--seconds S] [--strategy default|equal|exponential]\n"
-           "                            [--chunk N] [--first-chunk N] [--dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
-           "                            [--context SECONDS] [--threads N] [--stateless-flow] [--reference-final]\n\n"
-           "Runs every call of the chunk schedule over S seconds (default 10) of random speech tokens after a synthetic\n"
-           "prompt of P tokens (default 75 = 3 s), through cosy_token2wav_call (flow + HiFT with its caches), and\n"
-           "prints each call's flow and HiFT milliseconds, also per 25 tokens (1 s of audio). --first-chunk N: the\n"
-           "schedule with a small first chunk, then the mel and audio difference against the strategy's own schedule.\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench token2wav",
+    .synopsis = "-m MODEL.gguf [--prompt P] [--seconds S] [--strategy NAME] [--chunk N] [--first-chunk N]\n"
+                " [--flow-dtype TYPE] [--hift-dtype TYPE] [--context SECONDS] [--threads N] [--stateless-flow]\n"
+                " [--reference-final]",
+    .description = "Runs every call of the chunk schedule over S seconds of random speech tokens after a synthetic\n"
+                   "prompt of P tokens, through cosy_token2wav_call (flow + HiFT with its caches), and prints each\n"
+                   "call's flow and HiFT milliseconds, also per 25 tokens (1 s of audio). With --first-chunk N: the\n"
+                   "schedule with a small first chunk, then the mel and audio difference against the strategy's own\n"
+                   "schedule.\n",
+};
 
 typedef struct {
     cosy_model *model;
@@ -256,22 +257,25 @@ int bench_t2w(int argc, char **argv)
     cosy_token2wav_params tp = cosy_token2wav_default_params();
     int strategy_index = 0; /* the order of cosy_chunk_strategy */
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads),
-        {"--prompt", NULL, CLI_OPT_INT, &prompt, 0, 1000, NULL},
-        {"--seconds", NULL, CLI_OPT_INT, &seconds, 1, 300, NULL},
-        {"--chunk", NULL, CLI_OPT_INT, &chunk, 1, 1000, NULL},
-        {"--first-chunk", NULL, CLI_OPT_INT, &first, 0, 1000, NULL},
-        {"--dtype", NULL, CLI_OPT_DTYPE, &flow_dtype, 0, 0, "auto,f32,bf16"},
-        {"--hift-dtype", NULL, CLI_OPT_DTYPE, &hift_dtype, 0, 0, "auto,f32,bf16"},
-        {"--context", NULL, CLI_OPT_INT, &context, 0, 3600, NULL},
-        {"--strategy", NULL, CLI_OPT_CHOICE, &strategy_index, 0, 0, "default,equal,exponential"},
-        {"--stateless-flow", NULL, CLI_OPT_FLAG, &tp.stateless_flow, 0, 0, NULL},
-        {"--reference-final", NULL, CLI_OPT_FLAG, &tp.reference_final, 0, 0, NULL},
+        CLI_OPTION_MODEL(&path),
+        {.name = "--prompt", .kind = CLI_OPT_INT, .dest = &prompt, .hint = "P", .min = 0, .max = 1000, .unit = "tokens",
+         .help = "synthetic prompt tokens (75 = 3 s)", .default_text = "75"},
+        {.name = "--seconds", .kind = CLI_OPT_INT, .dest = &seconds, .hint = "S", .min = 1, .max = 300, .unit = "seconds",
+         .help = "seconds of random speech tokens", .default_text = "10"},
+        CLI_OPTION_STRATEGY(&strategy_index),
+        CLI_OPTION_CHUNK(&chunk),
+        CLI_OPTION_FIRST_CHUNK(&first),
+        CLI_OPTION_FLOW_DTYPE(&flow_dtype, "auto"),
+        CLI_OPTION_HIFT_DTYPE(&hift_dtype, "auto"),
+        CLI_OPTION_CONTEXT(&context),
+        CLI_OPTION_STATELESS_FLOW(&tp.stateless_flow),
+        CLI_OPTION_REFERENCE_FINAL(&tp.reference_final),
+        CLI_OPTION_THREADS(&threads),
         CLI_OPTION_END,
     };
-    int rc = cli_parse_options("bench", argc, argv, opts, NULL, help);
+    int rc = cli_parse_options(&usage, opts, argc, argv, NULL);
     if (rc != CLI_GO_ON) return rc;
-    if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
+    if (!path) return cli_usage_error("bench token2wav", "a model file is required (-m MODEL.gguf)");
     tp.context_seconds = (int)context;
 
     cosy_model_params mp = cosy_model_default_params();

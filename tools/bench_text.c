@@ -29,27 +29,30 @@ static const char *const builtin_lines[] = {
     "模型的参数量大约是5亿，推理时的实时率约为0.3。",
 };
 
-static void help(void)
-{
-    printf("usage: cosy bench text (-m MODEL.gguf | --tokenizer DIR) [--file TEXT] [--runs R] [--merges N]\n\n"
-           "Measures the text frontend on one thread: tokenize each line; then text_normalize(split=True)\n"
-           "each line (with long sentences cut, as a session does) and tokenize the pieces. Prints MB/s of input (best of R runs, default 3).\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench text",
+    .synopsis = "(-m MODEL.gguf | --tokenizer DIR) [--file TEXT] [--runs N] [--merges N]",
+    .description = "Measures the text frontend on one thread: tokenize each line; then text_normalize(split=True)\n"
+                   "each line (with long sentences cut, as a session does) and tokenize the pieces. Prints MB/s of\n"
+                   "input (best of --runs runs).\n",
+};
 
 int bench_text(int argc, char **argv)
 {
     const char *model_path = NULL, *dir = NULL, *file = NULL;
     long long runs = 3, merges = -1;
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&model_path), CLI_OPTION_RUNS(&runs),
-        {"--tokenizer", NULL, CLI_OPT_STRING, &dir, 0, 0, NULL},
-        {"--file", NULL, CLI_OPT_STRING, &file, 0, 0, NULL},
-        {"--merges", NULL, CLI_OPT_INT, &merges, 0, INT32_MAX, NULL},
+        CLI_OPTION_MODEL(&model_path),
+        CLI_OPTION_TOKENIZER(&dir),
+        {.name = "--file", .kind = CLI_OPT_STRING, .dest = &file, .hint = "TEXT", .help = "the text, one input per line",
+         .default_text = "a built-in mixed zh/en text"},
+        CLI_OPTION_MERGES(&merges),
+        CLI_OPTION_RUNS(&runs, "3"),
         CLI_OPTION_END,
     };
-    int parsed = cli_parse_options("bench", argc, argv, opts, &model_path, help);
+    int parsed = cli_parse_options(&usage, opts, argc, argv, &model_path);
     if (parsed != CLI_GO_ON) return parsed;
-    if (!model_path == !dir) return cli_usage_error("bench", "give -m MODEL.gguf or --tokenizer DIR");
+    if (!model_path == !dir) return cli_usage_error("bench text", "give -m MODEL.gguf or --tokenizer DIR");
 
     cosy_model *m = NULL;
     cosy_tokenizer *own = NULL;
@@ -81,7 +84,7 @@ int bench_text(int argc, char **argv)
         if (!f) {
             cosy_tokenizer_free(own);
             cosy_model_free(m);
-            return cli_usage_error("bench", "cannot open '%s'", file);
+            return cli_usage_error("bench text", "cannot open '%s'", file);
         }
         char *line = NULL;
         size_t cap = 0;

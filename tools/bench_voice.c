@@ -30,19 +30,16 @@ int bench_voice(int argc, char **argv);
 cosy_status bench_random_model_path(const char *override, const char *config, uint64_t seed, const cosy_convert_params *cp,
                                     const char *tag, char *out, size_t size);
 
-static void help(void)
-{
-    printf("usage: cosy bench voice [-m MODEL.gguf] [--seconds S] [--rate 16000|24000] [--runs N] [--threads N]\n"
-           "                        [--model-cache PATH] [--seed N] [--json]\n\n"
-           "Makes a voice from S seconds (default 10) of synthetic speech-like prompt audio with\n"
-           "cosy_voice_from_audio, once cold and N times warm (default 3), and times its parts: features\n"
-           "(resampling, fbank, whisper log-mel, prompt mel), the speech tokenizer, CAM++. Prints best and\n"
-           "median of the warm runs and the peak RSS.\n"
-           "  -m MODEL.gguf   default: the full-size random CosyVoice2-0.5B with CAM++ and the tokenizer, built\n"
-           "                  once into $XDG_CACHE_HOME/cosy or ~/.cache/cosy (name tagged -voicenets)\n"
-           "  --rate R        the prompt's sample rate (default 16000; 24000 adds a resampling to 16 kHz)\n"
-           "  --json          one JSON object on stdout instead of the table\n");
-}
+static const cli_usage usage = {
+    .cmd = "bench voice",
+    .synopsis = "[-m MODEL.gguf] [--seconds S] [--rate 16000|24000] [--runs N] [--threads N] [--model-cache FILE]\n"
+                " [--seed N] [--json]",
+    .description = "Makes a voice from S seconds of synthetic speech-like prompt audio with cosy_voice_from_audio,\n"
+                   "once cold and --runs times warm, and times its parts: features (resampling, fbank, whisper\n"
+                   "log-mel, prompt mel), the speech tokenizer, CAM++. Prints best and median of the warm runs and\n"
+                   "the peak RSS. Without -m: the full-size random CosyVoice2-0.5B with CAM++ and the tokenizer,\n"
+                   "built once into $XDG_CACHE_HOME/cosy or ~/.cache/cosy (name tagged -voicenets).\n",
+};
 
 #define N_FIG 4
 typedef struct {
@@ -149,17 +146,21 @@ int bench_voice(int argc, char **argv)
     cosy_convert_params cp = cosy_convert_default_params();
     cp.lm_dtype = COSY_DTYPE_Q4_0; /* as `cosy bench synth` builds it */
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
-        {"--model-cache", NULL, CLI_OPT_STRING, &cache, 0, 0, NULL},
-        {"--seconds", NULL, CLI_OPT_INT, &seconds, 1, 30, NULL},
-        {"--rate", NULL, CLI_OPT_CHOICE, &rate_index, 0, 0, "16000,24000"},
-        {"--seed", NULL, CLI_OPT_INT, &seed, 0, 0xffffffffll, NULL},
-        {"--json", NULL, CLI_OPT_FLAG, &json, 0, 0, NULL},
+        CLI_OPTION_MODEL(&path),
+        {.name = "--seconds", .kind = CLI_OPT_INT, .dest = &seconds, .hint = "S", .min = 1, .max = 30, .unit = "seconds",
+         .help = "seconds of prompt audio", .default_text = "10"},
+        {.name = "--rate", .kind = CLI_OPT_CHOICE, .dest = &rate_index, .hint = "HZ", .choices = "16000,24000",
+         .help = "the prompt's sample rate (24000 adds a resampling to 16 kHz)", .default_text = "16000"},
+        CLI_OPTION_MODEL_CACHE(&cache),
+        CLI_OPTION_SEED(&seed, "1234"),
+        CLI_OPTION_JSON(&json, "one JSON object on stdout instead of the table"),
+        CLI_OPTION_THREADS(&threads),
+        CLI_OPTION_RUNS(&runs, "3"),
         CLI_OPTION_END,
     };
-    int parsed = cli_parse_options("bench", argc, argv, opts, &path, help);
+    int parsed = cli_parse_options(&usage, opts, argc, argv, &path);
     if (parsed != CLI_GO_ON) return parsed;
-    if (path && cache) return cli_usage_error("bench", "give -m MODEL.gguf or --model-cache PATH, not both");
+    if (path && cache) return cli_usage_error("bench voice", "give -m MODEL.gguf or --model-cache PATH, not both");
     mp.n_threads = (int)threads;
     const int rate = rate_index ? 24000 : 16000;
 

@@ -37,7 +37,7 @@ typedef struct {
 static const bench_target targets[] = {
     {"synth", bench_synth, "the whole pipeline through a session: first audio, RTF, stage times, LM tokens/s, peak RSS"},
     {"voice", bench_voice, "a voice from S seconds of prompt audio (cosy_voice_from_audio): features / CAM++ / tokenizer ms, peak RSS"},
-    {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --dtype f32|bf16|q8_0|q4_0"},
+    {"lm", bench_lm, "LM prefill and decode speed (tokens/s) for --lm-dtype f32|bf16|q8_0|q4_0"},
     {"flow", bench_flow, "one stateless flow call (token encoder + CFM steps), ms"},
     {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},
     {"token2wav", bench_t2w, "streaming token2wav calls (flow + HiFT) over S seconds: ms per 25-token chunk"},
@@ -55,13 +55,13 @@ static double peak_rss_mib(void)
 
 /* ------------------------------------------------------------------ lm */
 
-static void bench_lm_help(void)
-{
-    printf("usage: cosy bench lm -m MODEL.gguf [--dtype f32|bf16|q8_0|q4_0] [--threads N] [--prefill N] [--decode N] [--runs R]\n\n"
-           "Loads the LM with its matrices in --dtype (default q8_0), then R times (default 3): prefills N positions\n"
-           "(default 200: sos, text, task_id, prompt speech) in one feed, and decodes --decode tokens (default 100)\n"
-           "one at a time, each a forward plus ras_sampling. Prints the best run's prefill and decode tokens/s.\n");
-}
+static const cli_usage bench_lm_usage = {
+    .cmd = "bench lm",
+    .synopsis = "-m MODEL.gguf [--lm-dtype TYPE] [--threads N] [--prefill N] [--decode N] [--runs N]",
+    .description = "Loads the LM with its matrices in --lm-dtype, then --runs times: prefills --prefill positions\n"
+                   "(sos, text, task_id, prompt speech) in one feed, and decodes --decode tokens one at a time, each\n"
+                   "a forward plus ras_sampling. Prints the best run's prefill and decode tokens/s.\n",
+};
 
 static int bench_lm(int argc, char **argv)
 {
@@ -69,15 +69,19 @@ static int bench_lm(int argc, char **argv)
     cosy_dtype dtype = COSY_DTYPE_Q8_0;
     long long threads = 0, prefill = 200, decode = 100, runs = 3;
     const cli_option opts[] = {
-        CLI_OPTION_MODEL(&path), CLI_OPTION_THREADS(&threads), CLI_OPTION_RUNS(&runs),
-        {"--dtype", NULL, CLI_OPT_DTYPE, &dtype, 0, 0, "f32,bf16,q8_0,q4_0"},
-        {"--prefill", NULL, CLI_OPT_INT, &prefill, 3, 8192, NULL},
-        {"--decode", NULL, CLI_OPT_INT, &decode, 1, 8192, NULL},
+        CLI_OPTION_MODEL(&path),
+        CLI_OPTION_LM_DTYPE(&dtype, "q8_0"),
+        CLI_OPTION_THREADS(&threads),
+        {.name = "--prefill", .kind = CLI_OPT_INT, .dest = &prefill, .hint = "N", .min = 3, .max = 8192, .unit = "positions",
+         .help = "positions prefilled in one feed", .default_text = "200"},
+        {.name = "--decode", .kind = CLI_OPT_INT, .dest = &decode, .hint = "N", .min = 1, .max = 8192, .unit = "tokens",
+         .help = "tokens decoded one at a time", .default_text = "100"},
+        CLI_OPTION_RUNS(&runs, "3"),
         CLI_OPTION_END,
     };
-    int rc = cli_parse_options("bench", argc, argv, opts, &path, bench_lm_help);
+    int rc = cli_parse_options(&bench_lm_usage, opts, argc, argv, &path);
     if (rc != CLI_GO_ON) return rc;
-    if (!path) return cli_usage_error("bench", "a model file is required (-m MODEL.gguf)");
+    if (!path) return cli_usage_error("bench lm", "a model file is required (-m MODEL.gguf)");
 
     cosy_model_params mp = cosy_model_default_params();
     mp.lm_dtype = dtype;
@@ -93,6 +97,7 @@ static int bench_lm(int argc, char **argv)
         cosy_model_free(model);
         return cli_fail("bench", st);
     }
+    dtype = model->params.lm_dtype; /* auto: the type the file stores, resolved at load */
     const cosy_hparams *hp = cosy_lm_hparams(lm);
     printf("cpu:     %s, kernels %s (%s), %d threads\n", cosy_cpu_model_name(), cosy_cpu_level_name(cosy_cpu_level()),
            cosy_gemv_variant(dtype), cosy_pool_size(model->pool));

@@ -193,38 +193,51 @@ void golden_dump(golden_ctx *ctx, const char *name, const float *data, const int
     if (npy_save_f32(path, data, shape, ndim) != COSY_OK) fprintf(stderr, "golden: dump %s: %s\n", path, cosy_last_error());
 }
 
-static void help(void)
+static const cli_usage usage = {
+    .cmd = "golden",
+    .synopsis = "DIR [--case NAME] [-v] [--dump OUTDIR] [--threads N]",
+    .description = "Runs every case of DIR/golden/manifest.json that the engine implements against DIR/model\n"
+                   "(converted on the fly, f32) and prints one line per case: name, max abs error, error relative\n"
+                   "to the reference's max magnitude, tolerance, PASS/FAIL. Cases the engine does not implement\n"
+                   "yet are listed as SKIP. Exits non-zero if any implemented case fails.\n",
+};
+
+#define MAX_CASES 64
+typedef struct {
+    const char *names[MAX_CASES];
+    int n;
+} case_list;
+
+/* --case NAME, repeatable */
+static int add_case(const char *cmd, const cli_option *o, const char *value)
 {
-    printf("usage: cosy golden DIR [--case NAME] [-v] [--dump OUTDIR] [--threads N]\n\n"
-           "Runs every case of DIR/golden/manifest.json that the engine implements against DIR/model\n"
-           "(converted on the fly, f32) and prints one line per case: name, max abs error, error relative\n"
-           "to the reference's max magnitude, tolerance, PASS/FAIL. Cases the engine does not implement\n"
-           "yet are listed as SKIP. Exits non-zero if any implemented case fails.\n"
-           "  --case NAME   run only this case (repeatable)\n"
-           "  -v            one line per output of each case\n"
-           "  --dump OUTDIR write intermediates (.npy) for locating a mismatch stage by stage\n");
+    case_list *l = o->dest;
+    if (l->n == MAX_CASES) return cli_usage_error(cmd, "%s: at most %d cases", o->name, MAX_CASES);
+    l->names[l->n++] = value;
+    return CLI_GO_ON;
 }
 
 int cmd_golden(int argc, char **argv)
 {
-    const char *dir = NULL, *only[64];
-    int n_only = 0;
+    const char *dir = NULL;
+    case_list cases_wanted = {.n = 0};
+    long long threads = 0;
     golden_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        long long v;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return 0; }
-        else if (!strcmp(a, "-v")) ctx.verbose = 1;
-        else if (!strcmp(a, "--case") && i + 1 < argc && n_only < 64) only[n_only++] = argv[++i];
-        else if (!strcmp(a, "--dump") && i + 1 < argc) ctx.dump_dir = argv[++i];
-        else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 1, 256, &v)) return cli_usage_error("golden", "--threads needs 1..256");
-            ctx.n_threads = (int)v;
-        } else if (a[0] == '-') return cli_usage_error("golden", "unknown option or missing value: %s", a);
-        else if (!dir) dir = a;
-        else return cli_usage_error("golden", "unexpected argument '%s'", a);
-    }
+    const cli_option opts[] = {
+        {.name = "--case", .kind = CLI_OPT_CUSTOM, .dest = &cases_wanted, .parse = add_case, .hint = "NAME",
+         .help = "run only this case (repeatable)"},
+        CLI_OPTION_VERBOSE(&ctx.verbose, "one line per output of each case"),
+        {.name = "--dump", .kind = CLI_OPT_STRING, .dest = &ctx.dump_dir, .hint = "OUTDIR",
+         .help = "write intermediates (.npy) for locating a mismatch stage by stage"},
+        CLI_OPTION_THREADS(&threads),
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options(&usage, opts, argc, argv, &dir);
+    if (rc != CLI_GO_ON) return rc;
+    ctx.n_threads = (int)threads;
+    const char *const *only = cases_wanted.names;
+    const int n_only = cases_wanted.n;
     if (!dir) return cli_usage_error("golden", "the fixture directory is required");
     ctx.dir = dir;
 

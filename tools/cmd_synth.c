@@ -14,43 +14,13 @@
 #include "core/file.h"
 #include "io/wav.h"
 
-static void help(void)
-{
-    printf("usage: cosy synth -m MODEL.gguf (--voice VOICE.voice | --speaker NAME | --prompt-wav F --prompt-text \"...\")\n"
-           "                  (--text \"...\" | --text-stream)\n"
-           "                  [-o OUT.wav | -o -] [--stream] [--strategy default|equal|exponential] [--chunk N]\n"
-           "                  [--overlap N] [--first-chunk N] [--mode zero-shot|cross-lingual|instruct|sft] [--instruct \"...\"]\n"
-           "                  [--seed N] [--lm-dtype auto|f32|bf16|q8_0|q4_0] [--flow-dtype auto|f32|bf16] [--hift-dtype auto|f32|bf16]\n"
-           "                  [--threads N] [--context SECONDS] [--reference-final] [--stateless-flow] [--concurrent-lm]\n"
-           "                  [--no-frontend] [--max-tokens N] [--json] [--quiet]\n\n"
-           "Synthesises TEXT with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE, default out.wav), or\n"
-           "-o - for raw 16-bit little-endian PCM on stdout as it is produced.\n"
-           "  --prompt-wav F      make the voice from recording F (>= 16 kHz, <= 30 s) and its transcript,\n"
-           "  --prompt-text T     --prompt-text or --prompt-text-file, then speak with it (as inference_zero_shot;\n"
-           "                      `cosy voice import --wav F --text T` keeps the voice so it is made once)\n"
-           "  --stream            emit audio in chunks while the speech tokens are generated (CosyVoice2's\n"
-           "                      schedule: 25 tokens aligned with the prompt, doubling up to 100)\n"
-           "  --text-stream       read text pieces from stdin, one per line, and feed each to the LM as it\n"
-           "                      arrives (bistream: 5 text : 15 speech tokens); implies --stream\n"
-           "  --strategy          equal: fixed chunks of --chunk tokens; exponential: --chunk x 2^i\n"
-           "  --first-chunk N     a small first chunk of N tokens (+3 look-ahead) before the schedule, as NVIDIA's\n"
-           "                      Triton runtime does with 15: earlier first audio, whose frames see only N of\n"
-           "                      the flow's 25-token chunk (default 0: the schedule's own first chunk)\n"
-           "  --reference-final   the last chunk with full attention over the utterance, exactly as the\n"
-           "                      official code (recomputes everything at the end); default: chunk-causal\n"
-           "  --stateless-flow    recompute the flow over all tokens at every chunk like the reference\n"
-           "  --flow-dtype        auto (default): bf16 products where they are faster than f32 (AMX; AVX512-BF16\n"
-           "                      on AMD), mel within 1%% of f32; f32: exact, as the official numbers\n"
-           "  --hift-dtype        the vocoder's convolutions, the same choice: auto (default) bf16 where faster,\n"
-           "                      waveform within 2%% of the largest f32 sample, SNR >= 35 dB; f32: exact\n"
-           "  --context SECONDS   in a streamed sentence longer than this, the flow attends to the prompt and\n"
-           "                      the last SECONDS only, bounding its memory (default 10; 0 = unlimited)\n"
-           "  --concurrent-lm     keep the LM decoding while a chunk is made (default: it waits, so the\n"
-           "                      chunk gets all cores)\n"
-           "  --max-tokens N      at most N speech tokens per sentence (25 per second of audio; default: the\n"
-           "                      reference's 20 per text token)\n"
-           "  --json              print the timings as one JSON object on stderr at the end\n");
-}
+static const cli_usage usage = {
+    .cmd = "synth",
+    .synopsis = "-m MODEL.gguf (--voice VOICE.voice | --speaker NAME | --prompt-wav F --prompt-text \"...\")\n"
+                " (--text \"...\" | --text-stream) [-o OUT.wav | -o -] [--stream] [options]",
+    .description = "Synthesises the text with the voice and writes 24 kHz audio: -o OUT.wav (16-bit WAVE), or -o - for\n"
+                   "raw 16-bit little-endian PCM on stdout as it is produced.\n",
+};
 
 typedef struct {
     FILE *pcm;                /* -o - */
@@ -107,90 +77,72 @@ int cmd_synth(int argc, char **argv)
 {
     const char *model_path = NULL, *voice_path = NULL, *speaker = NULL, *text = NULL, *out = "out.wav";
     const char *prompt_wav = NULL, *prompt_text = NULL, *prompt_text_file = NULL;
-    int text_stream = 0, json = 0, quiet = 0;
-    long long v;
+    int text_stream = 0, json = 0, quiet = 0, no_frontend = 0;
     cosy_session_params p = cosy_session_default_params();
     p.stream = 0;
     cosy_model_params mp = cosy_model_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return 0; }
-        else if (!strcmp(a, "--stream")) p.stream = 1;
-        else if (!strcmp(a, "--text-stream")) text_stream = 1;
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--reference-final")) p.reference_final = 1;
-        else if (!strcmp(a, "--stateless-flow")) p.stateless_flow = 1;
-        else if (!strcmp(a, "--concurrent-lm")) p.concurrent_lm = 1;
-        else if (!strcmp(a, "--no-frontend")) p.text_frontend = 0;
-        else if (!val) return cli_usage_error("synth", "unknown option or missing value: %s", a);
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { model_path = val; i++; }
-        else if (!strcmp(a, "--voice")) { voice_path = val; i++; }
-        else if (!strcmp(a, "--prompt-wav")) { prompt_wav = val; i++; }
-        else if (!strcmp(a, "--prompt-text")) { prompt_text = val; i++; }
-        else if (!strcmp(a, "--prompt-text-file")) { prompt_text_file = val; i++; }
-        else if (!strcmp(a, "--speaker")) { speaker = val; i++; }
-        else if (!strcmp(a, "--text")) { text = val; i++; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { out = val; i++; }
-        else if (!strcmp(a, "--instruct")) { p.instruct = val; i++; }
-        else if (!strcmp(a, "--strategy")) {
-            i++;
-            if (!strcmp(val, "default")) p.strategy = COSY_CHUNK_DEFAULT;
-            else if (!strcmp(val, "equal")) p.strategy = COSY_CHUNK_EQUAL;
-            else if (!strcmp(val, "exponential")) p.strategy = COSY_CHUNK_EXPONENTIAL;
-            else return cli_usage_error("synth", "unknown --strategy '%s'", val);
-        } else if (!strcmp(a, "--mode")) {
-            i++;
-            if (!strcmp(val, "zero-shot")) p.mode = COSY_MODE_ZERO_SHOT;
-            else if (!strcmp(val, "cross-lingual")) p.mode = COSY_MODE_CROSS_LINGUAL;
-            else if (!strcmp(val, "instruct")) p.mode = COSY_MODE_INSTRUCT;
-            else if (!strcmp(val, "sft")) p.mode = COSY_MODE_SFT;
-            else return cli_usage_error("synth", "unknown --mode '%s'", val);
-        } else if (!strcmp(a, "--chunk")) {
-            if (cli_parse_int(val, 1, 10000, &v)) return cli_usage_error("synth", "--chunk needs 1..10000 tokens");
-            p.chunk_tokens = (int)v;
-            i++;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (cli_parse_int(val, 1, 100000, &v)) return cli_usage_error("synth", "--max-tokens needs 1..100000 speech tokens");
-            p.max_speech_tokens = (int)v;
-            i++;
-        } else if (!strcmp(a, "--first-chunk")) {
-            if (cli_parse_int(val, 0, 10000, &v)) return cli_usage_error("synth", "--first-chunk needs 0..10000 tokens");
-            p.first_chunk_tokens = (int)v;
-            i++;
-        } else if (!strcmp(a, "--overlap")) {
-            if (cli_parse_int(val, 0, 9999, &v)) return cli_usage_error("synth", "--overlap needs 0..9999 tokens");
-            p.overlap_tokens = (int)v;
-            i++;
-        } else if (!strcmp(a, "--context")) {
-            if (cli_parse_int(val, 0, 3600, &v)) return cli_usage_error("synth", "--context needs 0..3600 seconds");
-            p.context_seconds = (int)v;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (cli_parse_int(val, 0, 0x7fffffffffffffffll, &v)) return cli_usage_error("synth", "--seed needs a non-negative integer");
-            p.seed = (uint64_t)v;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cli_parse_int(val, 1, 256, &v)) return cli_usage_error("synth", "--threads needs 1..256");
-            mp.n_threads = (int)v;
-            i++;
-        } else if (!strcmp(a, "--flow-dtype")) {
-            if (cosy_dtype_from_name(val, &mp.flow_dtype) ||
-                (mp.flow_dtype != COSY_DTYPE_AUTO && mp.flow_dtype != COSY_DTYPE_F32 && mp.flow_dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("synth", "--flow-dtype must be auto, f32 or bf16");
-            i++;
-        } else if (!strcmp(a, "--hift-dtype")) {
-            if (cosy_dtype_from_name(val, &mp.hift_dtype) ||
-                (mp.hift_dtype != COSY_DTYPE_AUTO && mp.hift_dtype != COSY_DTYPE_F32 && mp.hift_dtype != COSY_DTYPE_BF16))
-                return cli_usage_error("synth", "--hift-dtype must be auto, f32 or bf16");
-            i++;
-        } else if (!strcmp(a, "--lm-dtype")) {
-            if (cosy_dtype_from_name(val, &mp.lm_dtype) || mp.lm_dtype == COSY_DTYPE_F16)
-                return cli_usage_error("synth", "--lm-dtype must be auto, f32, bf16, q8_0 or q4_0");
-            i++;
-        } else return cli_usage_error("synth", "unknown option: %s", a);
-    }
+    int mode = p.mode, strategy = p.strategy;
+    long long chunk = p.chunk_tokens, max_tokens = p.max_speech_tokens, first_chunk = p.first_chunk_tokens;
+    long long overlap = p.overlap_tokens, context = p.context_seconds, seed = (long long)p.seed, threads = mp.n_threads;
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&model_path),
+        CLI_OPTION_VOICE(&voice_path),
+        CLI_OPTION_SPEAKER(&speaker),
+        {.name = "--prompt-wav", .kind = CLI_OPT_STRING, .dest = &prompt_wav, .hint = "F",
+         .help = "make the voice from recording F (>= 16 kHz, <= 30 s) and its transcript, --prompt-text or\n"
+                 "--prompt-text-file, then speak with it (as inference_zero_shot; `cosy voice import --wav F\n"
+                 "--text T` keeps the voice so it is made once)"},
+        {.name = "--prompt-text", .kind = CLI_OPT_STRING, .dest = &prompt_text, .hint = "T", .help = "what is said in --prompt-wav"},
+        {.name = "--prompt-text-file", .kind = CLI_OPT_STRING, .dest = &prompt_text_file, .hint = "F",
+         .help = "the transcript of --prompt-wav, from a file"},
+        {.name = "--text", .kind = CLI_OPT_STRING, .dest = &text, .hint = "T", .help = "the text to speak"},
+        {.name = "--text-stream", .kind = CLI_OPT_FLAG, .dest = &text_stream,
+         .help = "read text pieces from stdin, one per line, and feed each to the LM as it arrives\n"
+                 "(bistream: 5 text : 15 speech tokens); implies --stream"},
+        CLI_OPTION_OUTPUT(&out, "OUT", "OUT.wav, or - for raw PCM on stdout (default out.wav)"),
+        {.name = "--stream", .kind = CLI_OPT_FLAG, .dest = &p.stream,
+         .help = "emit audio in chunks while the speech tokens are generated (CosyVoice2's schedule: 25\n"
+                 "tokens aligned with the prompt, doubling up to 100)"},
+        CLI_OPTION_STRATEGY(&strategy),
+        CLI_OPTION_CHUNK(&chunk),
+        {.name = "--overlap", .kind = CLI_OPT_INT, .dest = &overlap, .hint = "N", .min = 0, .max = 9999, .unit = "tokens",
+         .help = "tokens shared by neighbouring chunks of --strategy equal and exponential", .default_text = "0"},
+        CLI_OPTION_FIRST_CHUNK(&first_chunk),
+        CLI_OPTION_MODE(&mode),
+        {.name = "--instruct", .kind = CLI_OPT_STRING, .dest = &p.instruct, .hint = "T",
+         .help = "the instruction of --mode instruct (\"Speak slowly.\")"},
+        CLI_OPTION_SEED(&seed, "0"),
+        CLI_OPTION_LM_DTYPE(&mp.lm_dtype, "auto"),
+        CLI_OPTION_FLOW_DTYPE(&mp.flow_dtype, "auto"),
+        CLI_OPTION_HIFT_DTYPE(&mp.hift_dtype, "auto"),
+        CLI_OPTION_THREADS(&threads),
+        CLI_OPTION_CONTEXT(&context),
+        CLI_OPTION_REFERENCE_FINAL(&p.reference_final),
+        CLI_OPTION_STATELESS_FLOW(&p.stateless_flow),
+        {.name = "--concurrent-lm", .kind = CLI_OPT_FLAG, .dest = &p.concurrent_lm,
+         .help = "keep the LM decoding while a chunk is made (default: it waits, so the chunk gets all cores)"},
+        {.name = "--no-frontend", .kind = CLI_OPT_FLAG, .dest = &no_frontend,
+         .help = "no text normalisation or sentence split: the text goes to the tokenizer as it is (bistream\n"
+                 "never normalises)"},
+        {.name = "--max-tokens", .kind = CLI_OPT_INT, .dest = &max_tokens, .hint = "N", .min = 1, .max = 100000, .unit = "speech tokens",
+         .help = "at most N speech tokens per sentence (25 per second of audio)",
+         .default_text = "the reference's 20 per text token"},
+        CLI_OPTION_JSON(&json, "print the timings as one JSON object on stderr at the end"),
+        {.name = "--quiet", .kind = CLI_OPT_FLAG, .dest = &quiet, .help = "no progress or timings on stderr (but --json's)"},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options(&usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO_ON) return rc;
+    p.mode = (cosy_mode)mode;
+    p.strategy = (cosy_chunk_strategy)strategy;
+    p.chunk_tokens = (int)chunk;
+    p.max_speech_tokens = (int)max_tokens;
+    p.first_chunk_tokens = (int)first_chunk;
+    p.overlap_tokens = (int)overlap;
+    p.context_seconds = (int)context;
+    p.seed = (uint64_t)seed;
+    mp.n_threads = (int)threads;
+    if (no_frontend) p.text_frontend = 0;
     if (!model_path) return cli_usage_error("synth", "-m MODEL.gguf is required");
     if ((voice_path != NULL) + (speaker != NULL) + (prompt_wav != NULL) != 1)
         return cli_usage_error("synth", "give one of --voice VOICE.voice, --speaker NAME or --prompt-wav F (with --prompt-text)");
@@ -271,7 +223,7 @@ int cmd_synth(int argc, char **argv)
     } else if (st == COSY_OK && json) {
         print_timings(&t, 1);
     }
-    int rc = st == COSY_OK ? 0 : cli_fail("synth", st); /* before cleanup, which may set another message */
+    rc = st == COSY_OK ? 0 : cli_fail("synth", st); /* before cleanup, which may set another message */
     cosy_session_free(s);
     cosy_voice_free(voice);
     cosy_model_free(m);

@@ -15,30 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *fp)
-{
-    fprintf(fp,
-            "usage: cosy tokenize (-m MODEL.gguf | --tokenizer DIR) [options] < lines\n\n"
-            "Reads UTF-8 text from stdin, one input per line (the '\\n' ends the line; a '\\r' before it is\n"
-            "kept as text), and prints one line of space-separated token ids per input line: Qwen2 BPE as\n"
-            "Hugging Face's tokenizers computes it, with CosyVoice2's special tokens, no BOS/EOS.\n\n"
-            "  -m MODEL.gguf      use the model's tokenizer\n"
-            "  --tokenizer DIR    a Hugging Face tokenizer directory (vocab.json + merges.txt [+ tokenizer_config.json],\n"
-            "                     or tokenizer.json); CosyVoice2's special tokens are added as the reference does\n"
-            "  --tokens           print the token strings instead of ids (byte-level alphabet: 'Ġ' is a space)\n"
-            "  --normalize        run CosyVoice's text_normalize(split=True) first (no ttsfrd/wetext): print each\n"
-            "                     sentence piece the LM would get as 'piece<TAB>ids', then an empty line; as the\n"
-            "                     engine does, a sentence over 80 tokens (80 characters in Chinese) is cut at\n"
-            "                     clause marks, else between words, else at 80\n"
-            "  --reference-split  with --normalize: the official split exactly (long sentences stay whole)\n"
-            "  --no-split         with --normalize: text_normalize(split=False), one normalised line per input\n"
-            "  --decode           the input lines are ids; print their text (special tokens kept)\n"
-            "  --skip-special     with --decode: drop special tokens, as CosyVoice2Tokenizer.decode does\n"
-            "  --escapes          read \\n \\r \\t \\\\ in input lines as the characters they name\n"
-            "  --replace-invalid  replace invalid UTF-8 by U+FFFD (as Hugging Face/Python decoding does); by\n"
-            "                     default a line with invalid UTF-8 is an error naming the line and byte\n"
-            "  --merges N         use only the first N merges (e.g. 134839 to model CosyVoice-BlankEN's list)\n");
-}
+static const cli_usage usage = {
+    .cmd = "tokenize",
+    .synopsis = "(-m MODEL.gguf | --tokenizer DIR) [options] < lines",
+    .description = "Reads UTF-8 text from stdin, one input per line (the '\\n' ends the line; a '\\r' before it is\n"
+                   "kept as text), and prints one line of space-separated token ids per input line: Qwen2 BPE as\n"
+                   "Hugging Face's tokenizers computes it, with CosyVoice2's special tokens, no BOS/EOS.\n",
+};
 
 typedef struct {
     int tokens, normalize, split, reference_split, decode, skip_special, escapes, replace;
@@ -156,23 +139,34 @@ int cmd_tokenize(int argc, char **argv)
     const char *model_path = NULL, *dir = NULL;
     long long merges = -1;
     options o = {.split = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "-m") && i + 1 < argc) model_path = argv[++i];
-        else if (!strcmp(a, "--tokenizer") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(a, "--tokens")) o.tokens = 1;
-        else if (!strcmp(a, "--normalize")) o.normalize = 1;
-        else if (!strcmp(a, "--no-split")) o.split = 0;
-        else if (!strcmp(a, "--reference-split")) o.reference_split = 1;
-        else if (!strcmp(a, "--decode")) o.decode = 1;
-        else if (!strcmp(a, "--skip-special")) o.skip_special = 1;
-        else if (!strcmp(a, "--escapes")) o.escapes = 1;
-        else if (!strcmp(a, "--replace-invalid")) o.replace = 1;
-        else if (!strcmp(a, "--merges") && i + 1 < argc) {
-            if (cli_parse_int(argv[++i], 0, INT32_MAX, &merges)) return cli_usage_error("tokenize", "bad --merges '%s'", argv[i]);
-        } else return cli_usage_error("tokenize", "unknown option '%s'", a);
-    }
+    int no_split = 0;
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&model_path),
+        CLI_OPTION_TOKENIZER(&dir),
+        {.name = "--tokens", .kind = CLI_OPT_FLAG, .dest = &o.tokens,
+         .help = "print the token strings instead of ids (byte-level alphabet: 'Ġ' is a space)"},
+        {.name = "--normalize", .kind = CLI_OPT_FLAG, .dest = &o.normalize,
+         .help = "run CosyVoice's text_normalize(split=True) first (no ttsfrd/wetext): print each sentence\n"
+                 "piece the LM would get as 'piece<TAB>ids', then an empty line; as the engine does, a sentence\n"
+                 "over 80 tokens (80 characters in Chinese) is cut at clause marks, else between words, else at 80"},
+        {.name = "--reference-split", .kind = CLI_OPT_FLAG, .dest = &o.reference_split,
+         .help = "with --normalize: the official split exactly (long sentences stay whole)"},
+        {.name = "--no-split", .kind = CLI_OPT_FLAG, .dest = &no_split,
+         .help = "with --normalize: text_normalize(split=False), one normalised line per input"},
+        {.name = "--decode", .kind = CLI_OPT_FLAG, .dest = &o.decode,
+         .help = "the input lines are ids; print their text (special tokens kept)"},
+        {.name = "--skip-special", .kind = CLI_OPT_FLAG, .dest = &o.skip_special,
+         .help = "with --decode: drop special tokens, as CosyVoice2Tokenizer.decode does"},
+        {.name = "--escapes", .kind = CLI_OPT_FLAG, .dest = &o.escapes, .help = "read \\n \\r \\t \\\\ in input lines as the characters they name"},
+        {.name = "--replace-invalid", .kind = CLI_OPT_FLAG, .dest = &o.replace,
+         .help = "replace invalid UTF-8 by U+FFFD (as Hugging Face/Python decoding does); by default a line\n"
+                 "with invalid UTF-8 is an error naming the line and byte"},
+        CLI_OPTION_MERGES(&merges),
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options(&usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO_ON) return rc;
+    if (no_split) o.split = 0;
     if (!model_path == !dir) return cli_usage_error("tokenize", "give exactly one of -m MODEL.gguf or --tokenizer DIR");
     if (o.decode && (o.normalize || o.tokens)) return cli_usage_error("tokenize", "--decode takes ids and prints text only");
     if (o.reference_split && !o.normalize) return cli_usage_error("tokenize", "--reference-split goes with --normalize");
@@ -198,7 +192,7 @@ int cmd_tokenize(int argc, char **argv)
         tok = own;
     }
     if (st != COSY_OK) {
-        int rc = cli_fail("tokenize", st);
+        rc = cli_fail("tokenize", st);
         cosy_model_free(m);
         return rc;
     }
@@ -207,7 +201,7 @@ int cmd_tokenize(int argc, char **argv)
     size_t cap = 0;
     ssize_t n;
     long line_no = 0;
-    int rc = 0;
+    rc = 0;
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         line_no++;
         if (n > 0 && line[n - 1] == '\n') line[--n] = 0;

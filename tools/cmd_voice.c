@@ -11,23 +11,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void)
-{
-    printf("usage: cosy voice import -m MODEL.gguf --wav PROMPT.wav (--text \"transcript\" | --text-file F) -o VOICE.voice [--name NAME]\n"
-           "       cosy voice import -m MODEL.gguf -o VOICE.voice [--name NAME]\n"
-           "           (--speaker NAME | --fixture DIR | [--prompt-text F.npy] [--llm-prompt-tokens F.npy]\n"
-           "            [--flow-prompt-tokens F.npy] [--prompt-feat F.npy] --embedding F.npy)\n"
-           "       cosy voice info VOICE.voice\n\n"
-           "From your own recording: --wav takes 3 to 30 s of one speaker (WAV, FLAC or Ogg, 16 kHz or more, any\n"
-           "channels) and --text (or --text-file) exactly what is said in it; the voice is named after the file\n"
-           "unless --name. MODEL must have been converted from a model directory with campplus.onnx and\n"
-           "speech_tokenizer_v2.onnx (every CosyVoice2 release has both). Then: cosy synth -m MODEL --voice VOICE.voice\n\n"
-           "A voice holds the prompt text tokens, the prompt speech tokens (for the LM and for the flow), the\n"
-           "prompt mel [frames, 80] and the speaker embedding [192] of one speaker, checked against MODEL.\n"
-           "--speaker takes a built-in speaker of the model (spk2info.pt at conversion); --fixture takes a\n"
-           "fixture set's golden/ inputs (lm_prompt_text, lm_prompt_speech_token, prompt_speech_token,\n"
-           "prompt_feat, embedding).\n");
-}
+static const cli_usage voice_usage = {
+    .cmd = "voice",
+    .synopsis = "import -m MODEL.gguf --wav PROMPT.wav (--text \"transcript\" | --text-file F) -o VOICE.voice [--name NAME]\n"
+                "import -m MODEL.gguf -o VOICE.voice (--speaker NAME | --fixture DIR | --embedding F.npy ...)\n"
+                "info VOICE.voice",
+    .description = "import   build a voice file from a recording, a built-in speaker or prompt arrays\n"
+                   "info     print what a voice file holds\n"
+                   "`cosy voice <action> --help` describes an action's options.\n",
+};
+
+static const cli_usage import_usage = {
+    .cmd = "voice import",
+    .synopsis = "-m MODEL.gguf --wav PROMPT.wav (--text \"transcript\" | --text-file F) -o VOICE.voice [--name NAME]\n"
+                "-m MODEL.gguf -o VOICE.voice [--name NAME]\n"
+                " (--speaker NAME | --fixture DIR | [--prompt-text F.npy] [--llm-prompt-tokens F.npy]\n"
+                "  [--flow-prompt-tokens F.npy] [--prompt-feat F.npy] --embedding F.npy)",
+    .description = "From your own recording: --wav takes 3 to 30 s of one speaker (WAV, FLAC or Ogg, 16 kHz or more, any\n"
+                   "channels) and --text (or --text-file) exactly what is said in it; the voice is named after the file\n"
+                   "unless --name. MODEL must have been converted from a model directory with campplus.onnx and\n"
+                   "speech_tokenizer_v2.onnx (every CosyVoice2 release has both). Then: cosy synth -m MODEL --voice VOICE.voice\n\n"
+                   "A voice holds the prompt text tokens, the prompt speech tokens (for the LM and for the flow), the\n"
+                   "prompt mel [frames, 80] and the speaker embedding [192] of one speaker, checked against MODEL.\n",
+};
+
+static const cli_usage info_usage = {
+    .cmd = "voice info",
+    .synopsis = "VOICE.voice",
+    .description = "Prints the voice's name, transcript and the sizes of its prompt data.\n",
+};
 
 static cosy_status load_ints(const char *path, int32_t **out, int *n)
 {
@@ -68,32 +80,35 @@ static int cmd_import(int argc, char **argv)
     const char *model_path = NULL, *out = NULL, *name = NULL, *speaker = NULL, *fixture = NULL;
     const char *f_text = NULL, *f_llm = NULL, *f_flow = NULL, *f_feat = NULL, *f_emb = NULL;
     const char *wav = NULL, *transcript = NULL, *transcript_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **slot = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(); return 0; }
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) slot = &model_path;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) slot = &out;
-        else if (!strcmp(a, "--name")) slot = &name;
-        else if (!strcmp(a, "--speaker")) slot = &speaker;
-        else if (!strcmp(a, "--fixture")) slot = &fixture;
-        else if (!strcmp(a, "--prompt-text")) slot = &f_text;
-        else if (!strcmp(a, "--llm-prompt-tokens")) slot = &f_llm;
-        else if (!strcmp(a, "--flow-prompt-tokens")) slot = &f_flow;
-        else if (!strcmp(a, "--prompt-feat")) slot = &f_feat;
-        else if (!strcmp(a, "--embedding")) slot = &f_emb;
-        else if (!strcmp(a, "--wav")) slot = &wav;
-        else if (!strcmp(a, "--text")) slot = &transcript;
-        else if (!strcmp(a, "--text-file")) slot = &transcript_file;
-        if (!slot || i + 1 >= argc) return cli_usage_error("voice", "unknown option or missing value: %s", a);
-        *slot = argv[++i];
-    }
-    if (!model_path || !out) return cli_usage_error("voice", "import needs -m MODEL.gguf and -o VOICE.voice");
+    const cli_option opts[] = {
+        CLI_OPTION_MODEL(&model_path),
+        CLI_OPTION_OUTPUT(&out, "VOICE.voice", "the voice file to write"),
+        {.name = "--wav", .kind = CLI_OPT_STRING, .dest = &wav, .hint = "F",
+         .help = "the recording: 3 to 30 s of one speaker, WAV, FLAC or Ogg, 16 kHz or more"},
+        {.name = "--text", .kind = CLI_OPT_STRING, .dest = &transcript, .hint = "T", .help = "what is said in --wav, exactly"},
+        {.name = "--text-file", .kind = CLI_OPT_STRING, .dest = &transcript_file, .hint = "F",
+         .help = "the transcript of --wav, from a file"},
+        {.name = "--name", .kind = CLI_OPT_STRING, .dest = &name, .hint = "NAME",
+         .help = "the voice's name", .default_text = "the --wav file's name, the speaker's, or \"voice\""},
+        CLI_OPTION_SPEAKER(&speaker),
+        {.name = "--fixture", .kind = CLI_OPT_STRING, .dest = &fixture, .hint = "DIR",
+         .help = "a fixture set's golden/ inputs (lm_prompt_text, lm_prompt_speech_token, prompt_speech_token,\n"
+                 "prompt_feat, embedding .npy)"},
+        {.name = "--prompt-text", .kind = CLI_OPT_STRING, .dest = &f_text, .hint = "F.npy", .help = "the prompt text's token ids"},
+        {.name = "--llm-prompt-tokens", .kind = CLI_OPT_STRING, .dest = &f_llm, .hint = "F.npy", .help = "the LM's prompt speech tokens"},
+        {.name = "--flow-prompt-tokens", .kind = CLI_OPT_STRING, .dest = &f_flow, .hint = "F.npy", .help = "the flow's prompt speech tokens"},
+        {.name = "--prompt-feat", .kind = CLI_OPT_STRING, .dest = &f_feat, .hint = "F.npy", .help = "the prompt mel [frames, 80]"},
+        {.name = "--embedding", .kind = CLI_OPT_STRING, .dest = &f_emb, .hint = "F.npy", .help = "the speaker embedding [192]"},
+        CLI_OPTION_END,
+    };
+    int rc = cli_parse_options(&import_usage, opts, argc, argv, NULL);
+    if (rc != CLI_GO_ON) return rc;
+    if (!model_path || !out) return cli_usage_error("voice import", "import needs -m MODEL.gguf and -o VOICE.voice");
     if ((speaker != NULL) + (fixture != NULL) + (f_emb != NULL) + (wav != NULL) != 1)
-        return cli_usage_error("voice", "give exactly one of --wav (with --text), --speaker, --fixture or --embedding (with the other arrays)");
-    if ((transcript || transcript_file) && !wav) return cli_usage_error("voice", "--text and --text-file go with --wav");
+        return cli_usage_error("voice import", "give exactly one of --wav (with --text), --speaker, --fixture or --embedding (with the other arrays)");
+    if ((transcript || transcript_file) && !wav) return cli_usage_error("voice import", "--text and --text-file go with --wav");
     if (wav && !transcript == !transcript_file)
-        return cli_usage_error("voice", "--wav needs the transcript of the recording: --text \"what is said\" or --text-file F");
+        return cli_usage_error("voice import", "--wav needs the transcript of the recording: --text \"what is said\" or --text-file F");
     char *text_buf = NULL;
     if (transcript_file) {
         cosy_status rs = cosy_file_read_all(transcript_file, &text_buf, NULL);
@@ -151,11 +166,15 @@ static int cmd_import(int argc, char **argv)
 
 static int cmd_info_voice(int argc, char **argv)
 {
-    if (argc != 2) return cli_usage_error("voice", "info needs one voice file");
+    const char *path = NULL;
+    static const cli_option opts[] = {CLI_OPTION_END};
+    int rc = cli_parse_options(&info_usage, opts, argc, argv, &path);
+    if (rc != CLI_GO_ON) return rc;
+    if (!path) return cli_usage_error("voice info", "needs one voice file");
     cosy_voice *v;
-    cosy_status st = cosy_voice_load(argv[1], &v);
+    cosy_status st = cosy_voice_load(path, &v);
     if (st != COSY_OK) return cli_fail("voice", st);
-    printf("voice: %s\n  name                 %s\n", argv[1], v->name);
+    printf("voice: %s\n  name                 %s\n", path, v->name);
     if (v->transcript) printf("  transcript           %s\n", v->transcript);
     printf("  prompt text tokens   %d\n  LM prompt tokens     %d\n  flow prompt tokens   %d\n  prompt mel           %d x %d\n"
            "  speaker embedding    %d\n",
@@ -167,7 +186,7 @@ static int cmd_info_voice(int argc, char **argv)
 int cmd_voice(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        help();
+        cli_print_usage(stdout, &voice_usage, NULL);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "import")) return cmd_import(argc - 1, argv + 1);
