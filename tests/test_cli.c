@@ -244,6 +244,10 @@ static void test_option_tables(void)
          "--context 3601"},
         {"bench hift", "-m --model --frames --hift-dtype --threads --runs", "--frames 0"},
         {"bench text", "-m --model --tokenizer --file --merges --runs", "--runs 1001"},
+        {"serve",
+         "-m --model --voices --host --port --api-key --max-sessions --max-queue --max-input-chars --threads --lm-dtype "
+         "--flow-dtype --hift-dtype --quiet",
+         "--port 65536"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = run(out, sizeof out, "%s %s --help", COSY_BIN, cmds[i].cmd);

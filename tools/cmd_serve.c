@@ -9,28 +9,16 @@
 
 #include "server/server.h"
 
-static void help(void)
-{
-    printf("usage: cosy serve -m MODEL.gguf [--voices DIR] [--host ADDR] [--port N] [--api-key KEY] [--max-sessions N]\n"
-           "                  [--max-queue N] [--max-input-chars N] [--threads N] [--lm-dtype T] [--flow-dtype T]\n"
-           "                  [--hift-dtype T] [--quiet]\n\n"
-           "Serves the model over HTTP and WebSocket until interrupted (Ctrl-C / SIGTERM):\n"
-           "  POST /v1/audio/speech                         OpenAI-compatible, streamed (audio or SSE)\n"
-           "  GET  /v1/text-to-speech/VOICE/stream-input    WebSocket: text pieces in, audio out (ElevenLabs format)\n"
-           "  POST /v1/token2wav                            speech tokens in, that chunk's audio out (Triton-style)\n"
-           "  GET  /v1/voices, POST /v1/voices, GET /v1/models, /healthz, /readyz, /metrics, / (web page)\n\n"
-           "  --voices DIR          offer every DIR/*.voice (besides the model's built-in speakers); POST\n"
-           "                        /v1/voices saves new voices there\n"
-           "  --host ADDR           listen address (default 127.0.0.1: this machine only)\n"
-           "  --port N              default 8080; 0 picks a free port (printed)\n"
-           "  --api-key KEY         require Authorization: Bearer KEY (or the COSY_API_KEY environment variable,\n"
-           "                        which keeps the key out of the process list)\n"
-           "  --max-sessions N      syntheses at once (default 4); more requests wait in a queue of\n"
-           "  --max-queue N         N places (default 16), beyond which they get 503 with Retry-After\n"
-           "  --max-input-chars N   longest input text (default 4096 characters)\n"
-           "  --threads N           compute threads shared by all sessions (default: all cores)\n"
-           "  --quiet               no request log on stderr\n");
-}
+static const cli_usage usage = {
+    .cmd = "serve",
+    .synopsis = "-m MODEL.gguf [--voices DIR] [--host ADDR] [--port N] [--api-key KEY] [options]",
+    .description =
+        "Serves the model over HTTP and WebSocket until interrupted (Ctrl-C / SIGTERM); docs/server.md:\n"
+        "  POST /v1/audio/speech                        OpenAI-compatible, streamed (audio or SSE)\n"
+        "  GET  /v1/text-to-speech/VOICE/stream-input   WebSocket: text pieces in, audio out (ElevenLabs format)\n"
+        "  POST /v1/token2wav                           speech tokens in, that chunk's audio out (Triton-style)\n"
+        "  GET  /v1/voices, POST /v1/voices, GET /v1/models, /healthz, /readyz, /metrics, / (web page)",
+};
 
 int cmd_serve(int argc, char **argv)
 {
@@ -40,21 +28,29 @@ int cmd_serve(int argc, char **argv)
     cosy_model_params mp = cosy_model_default_params();
     const cli_option opts[] = {
         CLI_OPTION_MODEL(&path),
+        {.name = "--voices", .kind = CLI_OPT_STRING, .dest = &voices, .hint = "DIR",
+         .help = "offer every DIR/*.voice besides the model's built-in speakers; POST /v1/voices saves there"},
+        {.name = "--host", .kind = CLI_OPT_STRING, .dest = &host, .hint = "ADDR", .default_text = "127.0.0.1: this machine only",
+         .help = "the address to listen on"},
+        {.name = "--port", .kind = CLI_OPT_INT, .dest = &port, .hint = "N", .min = 0, .max = 65535, .default_text = "8080",
+         .help = "the port; 0 picks a free one (printed)"},
+        {.name = "--api-key", .kind = CLI_OPT_STRING, .dest = &api_key, .hint = "KEY",
+         .help = "require Authorization: Bearer KEY (the COSY_API_KEY environment variable does the same and\n"
+                 "keeps the key out of the process list)"},
+        {.name = "--max-sessions", .kind = CLI_OPT_INT, .dest = &max_sessions, .hint = "N", .min = 1, .max = 256, .default_text = "4",
+         .help = "syntheses at once; more requests wait in the queue"},
+        {.name = "--max-queue", .kind = CLI_OPT_INT, .dest = &max_queue, .hint = "N", .min = 0, .max = 4096, .default_text = "16",
+         .help = "requests waiting for a session, beyond which they get 503 with Retry-After"},
+        {.name = "--max-input-chars", .kind = CLI_OPT_INT, .dest = &max_chars, .hint = "N", .min = 1, .max = 1000000,
+         .unit = "characters", .default_text = "4096", .help = "the longest input text of a request"},
         CLI_OPTION_THREADS(&threads),
-        {"--voices", NULL, CLI_OPT_STRING, &voices, 0, 0, NULL},
-        {"--host", NULL, CLI_OPT_STRING, &host, 0, 0, NULL},
-        {"--port", NULL, CLI_OPT_INT, &port, 0, 65535, NULL},
-        {"--api-key", NULL, CLI_OPT_STRING, &api_key, 0, 0, NULL},
-        {"--max-sessions", NULL, CLI_OPT_INT, &max_sessions, 1, 256, NULL},
-        {"--max-queue", NULL, CLI_OPT_INT, &max_queue, 0, 4096, NULL},
-        {"--max-input-chars", NULL, CLI_OPT_INT, &max_chars, 1, 1000000, NULL},
-        {"--lm-dtype", NULL, CLI_OPT_DTYPE, &mp.lm_dtype, 0, 0, "auto,f32,bf16,q8_0,q4_0"},
-        {"--flow-dtype", NULL, CLI_OPT_DTYPE, &mp.flow_dtype, 0, 0, "auto,f32,bf16"},
-        {"--hift-dtype", NULL, CLI_OPT_DTYPE, &mp.hift_dtype, 0, 0, "auto,f32,bf16"},
-        {"--quiet", NULL, CLI_OPT_FLAG, &quiet, 0, 0, NULL},
+        CLI_OPTION_LM_DTYPE(&mp.lm_dtype, "auto"),
+        CLI_OPTION_FLOW_DTYPE(&mp.flow_dtype, "auto"),
+        CLI_OPTION_HIFT_DTYPE(&mp.hift_dtype, "auto"),
+        {.name = "--quiet", .kind = CLI_OPT_FLAG, .dest = &quiet, .help = "no request log on stderr"},
         CLI_OPTION_END,
     };
-    int parsed = cli_parse_options("serve", argc, argv, opts, NULL, help);
+    int parsed = cli_parse_options(&usage, opts, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (!path) return cli_usage_error("serve", "-m MODEL.gguf is required");
     if (!api_key) api_key = getenv("COSY_API_KEY");
