@@ -5,7 +5,13 @@ PACKAGES=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libyaml-
           libmp3lame-dev libopusenc-dev libflac-dev   # response-format encoders (src/io/encode.c)
           libcivetweb-dev                             # the HTTP/WebSocket server (src/server)
           curl prometheus                             # server tests: curl, promtool checks /metrics
-          ffmpeg sox flac opus-tools mpg123)           # decoders tests/test_encode.c checks them with
+          ffmpeg sox flac opus-tools mpg123            # decoders tests/test_encode.c checks them with
+          chromium)                                    # the web page's test (tests/test_web_page.sh)
+# node + npm for the client tests (tests/clients): Debian's, unless a node is there already (e.g.
+# NodeSource's nodejs, which brings its own npm and conflicts with Debian's npm package)
+if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1 && ! dpkg-query -W -f='${Version}' nodejs 2>/dev/null | grep -q nodesource; then PACKAGES+=(npm)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
