@@ -268,6 +268,64 @@ int main(void)
         http_reply_free(&r);
     }
 
+    /* POST /v1/voices: a voice from a recording and its transcript, offered at once and saved */
+    {
+        FILE *f = fopen(test_data("cv2-voice-tiny/golden/en_16k_prompt.wav"), "rb");
+        CHECK(f != NULL);
+        static char wav[1 << 20];
+        size_t n_wav = f ? fread(wav, 1, sizeof wav, f) : 0;
+        if (f) fclose(f);
+        const char *b = "----cosyboundary";
+        char *form = malloc(n_wav + 2048);
+        size_t n = 0;
+        n += (size_t)sprintf(form + n, "--%s\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nfox2\r\n", b);
+        n += (size_t)sprintf(form + n, "--%s\r\nContent-Disposition: form-data; name=\"transcript\"\r\n\r\n"
+                                       "The quick brown fox jumps over the lazy dog near the riverbank.\r\n", b);
+        n += (size_t)sprintf(form + n, "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fox.wav\"\r\n"
+                                       "Content-Type: audio/wav\r\n\r\n", b);
+        memcpy(form + n, wav, n_wav);
+        n += n_wav;
+        n += (size_t)sprintf(form + n, "\r\n--%s--\r\n", b);
+        char headers[256];
+        snprintf(headers, sizeof headers, "Authorization: Bearer sekret\r\nContent-Type: multipart/form-data; boundary=%s\r\n", b);
+        CHECK(http_request(port, "POST", "/v1/voices", headers, form, n, 0, &r) == 0 && r.status == 201 && strstr(r.body, "\"id\":\"fox2\""));
+        http_reply_free(&r);
+        CHECK(http_request(port, "POST", "/v1/voices", headers, form, n, 0, &r) == 0 && r.status == 409 && strstr(r.body, "exists already"));
+        http_reply_free(&r);
+        char saved[1100];
+        snprintf(saved, sizeof saved, "%s/fox2.voice", test_tmp("server-voices"));
+        CHECK(access(saved, R_OK) == 0);
+        unlink(saved);
+        /* the new voice speaks as the one made in-process from the same recording */
+        char *j = speech_json(texts[0], "pcm", 0, NULL);
+        char *j2 = strdup(j);
+        char *at = strstr(j2, "\"fox\"");
+        memmove(at + 5, at + 4, strlen(at + 4) + 1);
+        memcpy(at, "\"fox2", 5);
+        CHECK(post("/v1/audio/speech", j2, &r) == 0 && r.status == 200 && r.n_body == n_solo[0] && !memcmp(r.body, solo[0], n_solo[0]));
+        http_reply_free(&r);
+        free(j);
+        free(j2);
+        /* refusals: no transcript, a bad name, not a form */
+        n = (size_t)sprintf(form, "--%s\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nfox3\r\n--%s\r\n"
+                                  "Content-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\nRIFF\r\n--%s--\r\n", b, b, b);
+        CHECK(http_request(port, "POST", "/v1/voices", headers, form, n, 0, &r) == 0 && r.status == 400 && strstr(r.body, "transcript"));
+        http_reply_free(&r);
+        n = (size_t)sprintf(form, "--%s\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n../evil\r\n--%s\r\n"
+                                  "Content-Disposition: form-data; name=\"transcript\"\r\n\r\nhi\r\n--%s\r\n"
+                                  "Content-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\nRIFF\r\n--%s--\r\n", b, b, b, b);
+        CHECK(http_request(port, "POST", "/v1/voices", headers, form, n, 0, &r) == 0 && r.status == 400 && strstr(r.body, "'name'"));
+        http_reply_free(&r);
+        n = (size_t)sprintf(form, "--%s\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nfox4\r\n--%s\r\n"
+                                  "Content-Disposition: form-data; name=\"transcript\"\r\n\r\nhi\r\n--%s\r\n"
+                                  "Content-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\nnot audio at all\r\n--%s--\r\n", b, b, b, b);
+        CHECK(http_request(port, "POST", "/v1/voices", headers, form, n, 0, &r) == 0 && r.status == 400);
+        http_reply_free(&r);
+        CHECK(post("/v1/voices", "{\"name\":\"x\"}", &r) == 0 && r.status == 415);
+        http_reply_free(&r);
+        free(form);
+    }
+
     /* a client that hangs up mid-stream: its session is cancelled, the slot comes back */
     {
         double before = 0, after = 0;

@@ -138,7 +138,7 @@ typedef struct {
     char *transcript, *name;
     size_t n_transcript, n_name;
     int too_big;
-    const char *unknown;
+    char field;      /* the field being received: 'f'ile, 'n'ame, 't'ranscript */
 } voice_form;
 
 static int form_found(const char *key, const char *filename, char *path, size_t pathlen, void *user)
@@ -170,8 +170,10 @@ static int append(char **buf, size_t *n, const char *data, size_t len, size_t li
 static int form_get(const char *key, const char *value, size_t len, void *user)
 {
     voice_form *f = user;
-    if (!strcmp(key, "file") || !strcmp(key, "audio")) return append(&f->audio, &f->n_audio, value, len, f->limit, &f->too_big);
-    if (!strcmp(key, "name")) return append(&f->name, &f->n_name, value, len, 256, &f->too_big);
+    /* civetweb passes a long field in pieces, the later ones with an empty key */
+    if (key && key[0]) f->field = !strcmp(key, "file") || !strcmp(key, "audio") ? 'f' : !strcmp(key, "name") ? 'n' : 't';
+    if (f->field == 'f') return append(&f->audio, &f->n_audio, value, len, f->limit, &f->too_big);
+    if (f->field == 'n') return append(&f->name, &f->n_name, value, len, 256, &f->too_big);
     return append(&f->transcript, &f->n_transcript, value, len, 64 * 1024, &f->too_big);
 }
 
