@@ -10,15 +10,17 @@
  *
  * Definitions (the README's "Load testing" paragraph repeats them):
  *   - every request opens a fresh connection; its clock starts before connect();
- *   - a "chunk" is one network read (recv) that carried audio bytes, or for --ws one binary audio
- *     message. TCP may split one HTTP chunk of the server over two reads or merge two into one, so
- *     first-chunk latency is exactly the time to the first audio byte, and second-chunk latency the
- *     time to the second read with audio;
+ *   - a "chunk" is one HTTP chunk of the response (the server sends one per audio chunk it makes),
+ *     timed by the network read that brings its first byte (TCP splits a chunk over several reads or
+ *     merges two into one; counting reads would make the "second chunk" the rest of the first one);
+ *     without chunked transfer, a read with body bytes; for --ws, one binary audio message. So
+ *     first-chunk latency is exactly the time to the first audio byte;
  *   - audio seconds are measured for pcm (s16le, 24 kHz mono: bytes / 2) and wav (less its 44-byte
  *     header); for mp3, opus and flac they are unknown, and so are RTF, throughput and underruns;
- *   - playback model: playing starts when the first chunk arrives; a chunk that arrives after the
- *     audio before it has finished playing is an underrun, the player stalls until it arrives and
- *     the playback clock moves on from there (total stall time = the sum of those waits);
+ *   - playback model: playing starts when the first audio arrives; audio (counted per read, so
+ *     byte-exact) that arrives after the audio before it has finished playing is an underrun, the
+ *     player stalls until it arrives and the playback clock moves on from there (stall time = the
+ *     sum of those waits; one late arrival is one event, not one per chunk after it);
  *   - RTF = the requests' wall times summed / their audio seconds summed; throughput = audio seconds
  *     produced per second of the measured run's wall time.
  *

@@ -4,7 +4,8 @@
  *
  * Each target is one function in the table below, called with argv[0] = the target name; add a
  * line to measure something new. Timings on a shared machine are noisy, so every target repeats
- * its measurement (--runs) and reports the best run.
+ * its measurement (--runs) and reports the best run. `cosy bench serve` instead loads a running
+ * `cosy serve` over the network (tools/bench_serve.c).
  */
 #include "cli.h"
 #include "core/clock.h"
