@@ -4,7 +4,8 @@
  *
  * Each target is one function in the table below, called with argv[0] = the target name; add a
  * line to measure something new. Timings on a shared machine are noisy, so every target repeats
- * its measurement (--runs) and reports the best run.
+ * its measurement (--runs) and reports the best run. `cosy bench serve` instead loads a running
+ * `cosy serve` over the network (tools/bench_serve.c).
  */
 #include "cli.h"
 #include "core/clock.h"
@@ -26,6 +27,7 @@ int bench_text(int argc, char **argv);        /* tools/bench_text.c */
 int bench_t2w(int argc, char **argv);         /* tools/bench_t2w.c */
 int bench_synth(int argc, char **argv);       /* tools/bench_synth.c */
 int bench_voice(int argc, char **argv);       /* tools/bench_voice.c */
+int bench_serve(int argc, char **argv);       /* tools/bench_serve.c */
 static int bench_lm(int argc, char **argv);
 
 typedef struct {
@@ -42,6 +44,7 @@ static const bench_target targets[] = {
     {"flowstream", bench_flow_stream, "the cached streaming flow over a long utterance: ms per chunk as it grows"},
     {"token2wav", bench_t2w, "streaming token2wav calls (flow + HiFT) over S seconds: ms per 25-token chunk"},
     {"hift", bench_hift, "the HiFT vocoder on F mel frames, ms and RTF"},
+    {"serve", bench_serve, "a closed-loop load test of a running `cosy serve`: first/second-chunk and total latency percentiles, RTF, underruns"},
     {"text", bench_text, "text normalization + BPE tokenizer throughput, MB/s"},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
