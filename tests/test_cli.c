@@ -244,6 +244,10 @@ static void test_option_tables(void)
          "--context 3601"},
         {"bench hift", "-m --model --frames --hift-dtype --threads --runs", "--frames 0"},
         {"bench text", "-m --model --tokenizer --file --merges --runs", "--runs 1001"},
+        {"bench serve",
+         "--url -c --concurrency -n --requests --warmup --ws --ws-interval --voice --text --texts --format --strategy --chunk "
+         "--first-chunk --seed --api-key --timeout --json",
+         "--concurrency 257"},
         {"serve",
          "-m --model --voices --host --port --api-key --max-sessions --max-queue --max-input-chars --threads --lm-dtype "
          "--flow-dtype --hift-dtype --quiet",

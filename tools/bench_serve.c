@@ -1183,36 +1183,22 @@ static int check_server(config *c, char **voice_owned)
     return 0;
 }
 
-static void help(void)
-{
-    printf("usage: cosy bench serve [--url URL] [--concurrency N] [--requests M] [--warmup W] [--ws] [--ws-interval MS]\n"
-           "                        [--voice ID] [--text TEXT | --texts FILE] [--format pcm|wav|mp3|opus|flac]\n"
-           "                        [--strategy default|equal|exponential] [--chunk N] [--first-chunk N] [--seed N]\n"
-           "                        [--api-key KEY] [--timeout S] [--json]\n\n"
-           "A closed-loop load test of a running `cosy serve`: N clients each send a request, read its streamed\n"
-           "audio to the end and send the next, until M requests are done. Prints first-chunk, second-chunk and\n"
-           "total latency (avg, p50, p90, p95, p99, max), inter-chunk gaps, RTF, throughput, playback underruns\n"
-           "and errors by kind. Exits 1 when the server cannot be reached or no request succeeded.\n\n"
-           "  --url URL          http://HOST:PORT/ (default http://127.0.0.1:8080/; no https)\n"
-           "  --concurrency N    clients at once, 1..256 (default 1)\n"
-           "  --requests M       measured requests, 1..100000 (default 10)\n"
-           "  --warmup W         requests first, not counted (default 0)\n"
-           "  --ws               the WebSocket stream-input route, the text sent word by word ({\"text\":\" \"}\n"
-           "                     first, {\"text\":\"\"} last), audio as binary messages\n"
-           "  --ws-interval MS   pause between the words (default 0)\n"
-           "  --voice ID         default: the first of GET /v1/voices\n"
-           "  --text TEXT        what to say (default: two English sentences)\n"
-           "  --texts FILE       one text per line, used round robin\n"
-           "  --format F         response format (default pcm); audio seconds, RTF and underruns need pcm or wav\n"
-           "  --strategy S, --chunk N (chunk_tokens), --first-chunk N, --seed N: passed to the server\n"
-           "  --api-key KEY      Authorization: Bearer KEY (default: the COSY_API_KEY environment variable)\n"
-           "  --timeout S        per request, seconds (default 120)\n"
-           "  --json             one JSON object on stdout instead of the table\n\n"
-           "A chunk is one network read that carried audio (--ws: one audio message): first-chunk latency is\n"
-           "the time from the start of the request (a fresh connection each) to the first audio byte. A chunk\n"
-           "is an underrun when it arrives after the audio before it has finished playing (playback starts\n"
-           "with the first chunk and waits for late ones). RTF = request times summed / audio seconds summed.\n");
-}
+static const cli_usage bench_serve_usage = {
+    .cmd = "bench serve",
+    .synopsis = "[--url URL] [--concurrency N] [--requests M] [--warmup W] [--ws] [--ws-interval MS]\n"
+                " [--voice ID] [--text TEXT | --texts FILE] [--format F] [--strategy S] [--chunk N] [--first-chunk N]\n"
+                " [--seed N] [--api-key KEY] [--timeout S] [--json]",
+    .description =
+        "A closed-loop load test of a running `cosy serve`: N clients each send a request, read its streamed\n"
+        "audio to the end and send the next, until M requests are done. Prints first-chunk, second-chunk and\n"
+        "total latency (avg, p50, p90, p95, p99, max), inter-chunk gaps, RTF, throughput, playback underruns\n"
+        "and errors by kind. Exits 1 when the server cannot be reached or no request succeeded.\n\n"
+        "A chunk is one HTTP chunk of the response (the server sends one per audio chunk it makes; --ws: one\n"
+        "audio message), timed by the read that brings its first byte: first-chunk latency is the time from the\n"
+        "start of the request (a fresh connection each) to the first audio byte. A chunk is an underrun when it\n"
+        "arrives after the audio before it has finished playing (playback starts with the first chunk and waits\n"
+        "for late ones). RTF = request times summed / audio seconds summed (pcm and wav only).",
+};
 
 int bench_serve(int argc, char **argv)
 {
@@ -1220,33 +1206,45 @@ int bench_serve(int argc, char **argv)
     long long concurrency = 1, requests = 10, warmup = 0, chunk = -1, first_chunk = -1, seed = -1, timeout_s = 120, ws_interval = 0;
     int ws = 0, json = 0, format = FMT_PCM, strategy = -1;
     const cli_option opts[] = {
-        {"--url", NULL, CLI_OPT_STRING, &url, 0, 0, NULL},
-        {"--concurrency", "-c", CLI_OPT_INT, &concurrency, 1, 256, NULL},
-        {"--requests", "-n", CLI_OPT_INT, &requests, 1, 100000, NULL},
-        {"--warmup", NULL, CLI_OPT_INT, &warmup, 0, 10000, NULL},
-        {"--ws", NULL, CLI_OPT_FLAG, &ws, 0, 0, NULL},
-        {"--ws-interval", NULL, CLI_OPT_INT, &ws_interval, 0, 60000, NULL},
-        {"--voice", NULL, CLI_OPT_STRING, &voice, 0, 0, NULL},
-        {"--text", NULL, CLI_OPT_STRING, &text, 0, 0, NULL},
-        {"--texts", NULL, CLI_OPT_STRING, &texts_path, 0, 0, NULL},
-        {"--format", NULL, CLI_OPT_CHOICE, &format, 0, 0, "pcm,wav,mp3,opus,flac"},
-        {"--strategy", NULL, CLI_OPT_CHOICE, &strategy, 0, 0, "default,equal,exponential"},
-        {"--chunk", NULL, CLI_OPT_INT, &chunk, 1, 10000, NULL},
-        {"--first-chunk", NULL, CLI_OPT_INT, &first_chunk, 0, 10000, NULL},
-        {"--seed", NULL, CLI_OPT_INT, &seed, 0, 9007199254740991LL, NULL},
-        {"--api-key", NULL, CLI_OPT_STRING, &api_key, 0, 0, NULL},
-        {"--timeout", NULL, CLI_OPT_INT, &timeout_s, 1, 86400, NULL},
-        {"--json", NULL, CLI_OPT_FLAG, &json, 0, 0, NULL},
+        {.name = "--url", .kind = CLI_OPT_STRING, .dest = &url, .hint = "URL", .default_text = "http://127.0.0.1:8080/",
+         .help = "the server, http://HOST:PORT/ (no https)"},
+        {.name = "--concurrency", .alias = "-c", .kind = CLI_OPT_INT, .dest = &concurrency, .hint = "N", .min = 1, .max = 256,
+         .default_text = "1", .help = "clients at once"},
+        {.name = "--requests", .alias = "-n", .kind = CLI_OPT_INT, .dest = &requests, .hint = "M", .min = 1, .max = 100000,
+         .default_text = "10", .help = "measured requests"},
+        {.name = "--warmup", .kind = CLI_OPT_INT, .dest = &warmup, .hint = "W", .min = 0, .max = 10000, .default_text = "0",
+         .help = "requests first, not counted"},
+        {.name = "--ws", .kind = CLI_OPT_FLAG, .dest = &ws,
+         .help = "the WebSocket stream-input route: the text sent word by word ({\"text\":\" \"} first, {\"text\":\"\"}\n"
+                 "last), audio as binary messages"},
+        {.name = "--ws-interval", .kind = CLI_OPT_INT, .dest = &ws_interval, .hint = "MS", .min = 0, .max = 60000, .unit = "ms",
+         .default_text = "0", .help = "pause between the words with --ws"},
+        {.name = "--voice", .kind = CLI_OPT_STRING, .dest = &voice, .hint = "ID", .default_text = "the first of GET /v1/voices",
+         .help = "the voice"},
+        {.name = "--text", .kind = CLI_OPT_STRING, .dest = &text, .hint = "TEXT", .default_text = "two English sentences",
+         .help = "what to say"},
+        {.name = "--texts", .kind = CLI_OPT_STRING, .dest = &texts_path, .hint = "FILE", .help = "one text per line, used round robin"},
+        {.name = "--format", .kind = CLI_OPT_CHOICE, .dest = &format, .hint = "F", .choices = "pcm,wav,mp3,opus,flac",
+         .default_text = "pcm", .help = "the response format; audio seconds, RTF and underruns need pcm or wav"},
+        CLI_OPTION_STRATEGY(&strategy),
+        CLI_OPTION_CHUNK(&chunk),
+        CLI_OPTION_FIRST_CHUNK(&first_chunk),
+        CLI_OPTION_SEED(&seed, "the server's"),
+        {.name = "--api-key", .kind = CLI_OPT_STRING, .dest = &api_key, .hint = "KEY", .default_text = "$COSY_API_KEY",
+         .help = "sent as Authorization: Bearer KEY"},
+        {.name = "--timeout", .kind = CLI_OPT_INT, .dest = &timeout_s, .hint = "S", .min = 1, .max = 86400, .unit = "seconds",
+         .default_text = "120", .help = "per request"},
+        CLI_OPTION_JSON(&json, "one JSON object on stdout instead of the table"),
         CLI_OPTION_END,
     };
-    int rc = cli_parse_options("bench", argc, argv, opts, NULL, help);
+    int rc = cli_parse_options(&bench_serve_usage, opts, argc, argv, NULL);
     if (rc != CLI_GO_ON) return rc;
     if (!api_key) api_key = getenv("COSY_API_KEY");
     if (api_key && !api_key[0]) api_key = NULL;
-    if (api_key && (strpbrk(api_key, "\r\n") || strlen(api_key) > 400)) return cli_usage_error("bench", "--api-key: not a usable key");
-    if (voice && (!voice[0] || strlen(voice) > 128)) return cli_usage_error("bench", "--voice needs a voice id (GET /v1/voices lists them)");
-    if (!texts_path && !text[0]) return cli_usage_error("bench", "--text is empty");
-    if (texts_path && text != default_text) return cli_usage_error("bench", "--text and --texts do not go together");
+    if (api_key && (strpbrk(api_key, "\r\n") || strlen(api_key) > 400)) return cli_usage_error("bench serve", "--api-key: not a usable key");
+    if (voice && (!voice[0] || strlen(voice) > 128)) return cli_usage_error("bench serve", "--voice needs a voice id (GET /v1/voices lists them)");
+    if (!texts_path && !text[0]) return cli_usage_error("bench serve", "--text is empty");
+    if (texts_path && text != default_text) return cli_usage_error("bench serve", "--text and --texts do not go together");
 
     config c = {.ws = ws, .format = format, .strategy = strategy, .json = json, .chunk = chunk, .first_chunk = first_chunk,
                 .seed = seed, .ws_interval_ms = ws_interval, .timeout_ms = (double)timeout_s * 1e3, .voice = voice, .api_key = api_key};
@@ -1254,7 +1252,7 @@ int bench_serve(int argc, char **argv)
     if (parse_url(url, &c.t, msg, sizeof msg)) {
         /* a malformed URL is a usage error; a host that does not resolve is not */
         int usage = !strstr(msg, "cannot resolve");
-        if (usage) return cli_usage_error("bench", "%s", msg);
+        if (usage) return cli_usage_error("bench serve", "%s", msg);
         fprintf(stderr, "cosy bench: %s\n", msg);
         return 1;
     }
