@@ -35,7 +35,8 @@ typedef struct {
     cosy_server *srv;
     struct mg_connection *conn;
     const server_voice *voice;
-    int authed, configured, binary, closing;
+    int authed, configured, binary;
+    int closing;      /* a close frame was sent (either thread): __atomic access */
     cosy_audio_format format;
     char *instructions;
     cosy_session_params sp;
@@ -70,7 +71,7 @@ static void ws_close(ws_conn *c, int code, const char *reason)
     if (n > sizeof frame - 2) n = sizeof frame - 2;
     frame[0] = (char)(code >> 8), frame[1] = (char)(code & 255);
     memcpy(frame + 2, reason, n);
-    c->closing = 1;
+    __atomic_store_n(&c->closing, 1, __ATOMIC_SEQ_CST);
     ws_send(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, frame, n + 2);
 }
 
@@ -403,15 +404,14 @@ static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len,
     switch (opcode) {
     case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE:
         /* civetweb 1.15 does not answer a close frame itself: echo it so that the client sees a clean close */
-        if (!c->closing) ws_send(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data, len < 125 ? len : 0);
-        c->closing = 1;
+        if (!__atomic_exchange_n(&c->closing, 1, __ATOMIC_SEQ_CST)) ws_send(c, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data, len < 125 ? len : 0);
         return 0;
     case MG_WEBSOCKET_OPCODE_PING: ws_send(c, MG_WEBSOCKET_OPCODE_PONG, data, len); return 1;
     case MG_WEBSOCKET_OPCODE_PONG: return 1;
     case MG_WEBSOCKET_OPCODE_TEXT:
         if (!(bits & 0x80)) return ws_fail(c, 1003, "fragmented messages are not supported");
         if (len > (size_t)c->srv->p.max_body_bytes) return ws_fail(c, 1009, "a message is larger than the limit of %d bytes", c->srv->p.max_body_bytes);
-        if (c->closing) return 1;
+        if (__atomic_load_n(&c->closing, __ATOMIC_SEQ_CST)) return 1;
         {
             ws_message msg = {c, data, len, 0};
             if (server_call_big_stack(handle_message_call, &msg)) return ws_fail(c, 1011, "cannot start a thread");

@@ -95,5 +95,26 @@ for (const [query, binary] of [['', false], ['?binary=true', true]]) {
   });
   check(r.code === 1008 && r.messages.some(m => /unknown voice 'nobody'/.test(m)), `ws unknown voice: close ${r.code} ${r.messages}`);
 }
+// a WebSocket client that vanishes after its first audio: the server cancels its session
+{
+  await new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/text-to-speech/fox/stream-input`, { headers: { 'xi-api-key': key } });
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ text: ' ', max_speech_tokens: 1000 }));
+      ws.send(JSON.stringify({ text: 'A long answer that the client will not wait for, so the server must notice and stop. ' }));
+      ws.send(JSON.stringify({ text: '' }));
+    });
+    ws.on('message', () => { ws.terminate(); resolve(); });
+    ws.on('error', () => resolve());
+    ws.on('close', () => resolve());
+  });
+  let idle = false;
+  for (let i = 0; i < 600 && !idle; i++) {
+    const r = await (await fetch(`${base}/readyz`)).json();
+    idle = r.active_sessions === 0;
+    if (!idle) await new Promise(r => setTimeout(r, 50));
+  }
+  check(idle, 'a vanished WebSocket client frees its session');
+}
 console.log(`clients.mjs: ${checks - failures} of ${checks} checks passed`);
 process.exit(failures ? 1 : 0);
