@@ -2,8 +2,9 @@
  * test_lm_batch.c — batched decode across sequences (lm.h, src/model/lm_batch.c) on the official
  * cv2-tiny fixture model, in every LM weight type:
  *   (a) N = 2..8 sequences with different prompts and positions, fed one position each as one forward
- *       (cosy_lm_feed_batch) for a few steps, give log-probabilities bit-identical (memcmp) to each
- *       sequence fed alone, on every CPU path this machine has (the best, AVX-512 without VNNI, AVX2,
+ *       for a few steps (cosy_lm_feed_batch; then staggered, newcomers joining a forward under way and
+ *       catching up layer by layer), give log-probabilities bit-identical (memcmp) to each sequence fed
+ *       alone, on every CPU path this machine has (the best, AVX-512 without VNNI, AVX2,
  *       portable; a path the CPU lacks is reported as skipped);
  *   (b) threads decoding their own sequences at once through plain cosy_lm_feed (the rendezvous)
  *       produce exactly the log-probabilities of the same sequences run one after another, and their
@@ -15,6 +16,7 @@
 #include "core/cpu.h"
 #include "core/gemv.h"
 #include "model/lm.h"
+#include "model/lm_batch.h"
 #include "model/model.h"
 #include "model/voice.h"
 
@@ -92,7 +94,18 @@ static int check_batches(cosy_lm *lm, const float *ref, const char *label)
         }
         for (int s = 0; s < STEPS; s++) {
             for (int i = 0; i < N; i++) bk[i] = COSY_LM_SPEECH, bi[i] = step_token(lm, i, s);
-            CHECK_OK(cosy_lm_feed_batch(st, bk, bi, N, logp));
+            if (s == 0) CHECK_OK(cosy_lm_feed_batch(st, bk, bi, N, logp));
+            else { /* staggered: each newcomer joins a forward already under way and catches up */
+                lm_request r[MAX_SEQ];
+                lm_batch b = {.n = 0};
+                for (int i = 0; i < N; i++) {
+                    r[i] = (lm_request){.st = st[i], .kinds = &bk[i], .ids = &bi[i], .n = 1, .logp = logp[i]};
+                    CHECK_OK(cosy_lm_state_reserve(st[i], cosy_lm_state_position(st[i]) + 1));
+                    if (i > 0 && (i + s) % 2 && b.layer[0] + 1 < lm_layers(lm)) CHECK(!lm_batch_step(&b));
+                    lm_batch_admit(&b, &r[i]);
+                }
+                while (!lm_batch_step(&b)) {}
+            }
             for (int i = 0; i < N; i++)
                 if (memcmp(logp[i], ref + ((size_t)i * STEPS + s) * V, sizeof(float) * V)) {
                     if (identical)

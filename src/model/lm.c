@@ -164,7 +164,7 @@ static cosy_status lm_create(cosy_model *model, void **out)
         lm->tiles = !(env && env[0] == '0');
     }
     atomic_init(&lm->n_states, 0);
-    lm_batcher_init(&lm->batcher);
+    lm_batcher_init(&lm->batcher, lm->L);
     cosy_status st = COSY_OK;
     if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0 && lm->dtype != COSY_DTYPE_Q4_0)
         st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0, q4_0)", cosy_dtype_name(lm->dtype));
@@ -528,15 +528,15 @@ static void matmul(cosy_lm_state *st, const float *x, int T, const mm_job *jobs,
 /* ------------------------------------------------------------------ passes */
 
 /*
- * A pass is the rows of one forward through the layers, stacked in the buffers of one state (`work`):
- * segments of consecutive positions, each of one sequence at its own position against its own cache. A
- * feed is a pass of one segment; a batch (lm_batch.c) stacks one segment per sequence, in one of its
- * states' buffers, so every matrix is read once for all of them. Every row goes through the same
- * operations as it would alone: the projections and the MLP are multi-row gemv products whose rows
- * are computed independently (each row's activations quantised on their own, the same accumulation
- * order whatever the number of rows), norms and element-wise steps are per row, and attention is per
- * (row, kv head) against that row's own cache — so a row's log-probabilities are bit-identical batched
- * or alone (tests/test_lm_batch.c).
+ * A pass is rows of one forward going through a layer together, stacked in the buffers of one state
+ * (`work`): segments of consecutive positions, each of one sequence at its own position against its
+ * own cache. A feed alone is a pass of one segment; a batch (lm_batch below, lm_batch.c) stacks one
+ * segment per sequence in the buffers of its first, so each matrix is read once for all of them.
+ * Every row goes through the same operations as it would alone: the projections and the MLP are
+ * multi-row gemv products whose rows are computed independently (each row's activations quantised on
+ * their own, the same accumulation order whatever the number of rows), norms and element-wise steps
+ * are per row, and attention is per (row, kv head) against that row's own cache — so a row's
+ * log-probabilities are bit-identical batched or alone (tests/test_lm_batch.c).
  */
 typedef struct {
     cosy_lm_state *st;
@@ -544,10 +544,21 @@ typedef struct {
 } lm_segment;
 
 typedef struct {
-    cosy_lm_state *work;  /* whose x, xn, q, ... and scratch hold the rows */
+    cosy_lm_state *work;  /* scratch of the products (act_scratch, tile_a) and the head (logits) */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope_cos, *rope_sin; /* the pass's first row in work's buffers */
     const lm_segment *seg;
     int n_seg, T;         /* T rows in all */
 } lm_pass;
+
+/* The pass over rows [first, first + T) of w's buffers. */
+static lm_pass pass_view(cosy_lm_state *w, int first, const lm_segment *seg, int n_seg, int T)
+{
+    const cosy_lm *lm = w->lm;
+    const size_t f = (size_t)first, h2 = (size_t)lm->hd / 2 + 1;
+    lm_pass p = {w, w->x + f * lm->H, w->xn + f * lm->H, w->q + f * lm->Qd, w->k + f * lm->KVd, w->v + f * lm->KVd, w->att + f * lm->Qd,
+                 w->gate + f * lm->F, w->up + f * lm->F, w->rope_cos + f * h2, w->rope_sin + f * h2, seg, n_seg, T};
+    return p;
+}
 
 /* ------------------------------------------------------------------ attention */
 
@@ -576,14 +587,14 @@ static void att_task(void *vctx, int task)
         size_t slot = ((size_t)c->layer * lm->n_kv + g) * st->cap * hd;
         cosy_matrix K = {COSY_DTYPE_F32, ctx, hd, st->kc + slot};
         cosy_gemv_input in;
-        cosy_gemv_prepare(&in, COSY_DTYPE_F32, ps->work->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
+        cosy_gemv_prepare(&in, COSY_DTYPE_F32, ps->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
         cosy_gemv(&K, &in, NULL, scores, ctx, 0, ctx);
         for (int i = 0; i < G; i++) {
             float *s = scores + (size_t)i * ctx;
             for (int j = 0; j < ctx; j++) s[j] *= lm->scale; /* eager attention: (q·kᵀ) * scaling, then softmax */
             cosy_softmax(s, ctx);
         }
-        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, ps->work->att + (size_t)t * lm->Qd + (size_t)g * G * hd, hd);
+        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, ps->att + (size_t)t * lm->Qd + (size_t)g * G * hd, hd);
     }
 }
 
@@ -606,75 +617,81 @@ static void rope(float *x, int T, int heads, int hd, const float *cosv, const fl
         }
 }
 
-/* Runs the pass's rows (at most LM_CHUNK), already embedded in work->x, through every layer and
- * appends their keys/values to their sequences' caches. */
-static void forward_pass(const lm_pass *ps)
+/* The rotary angles of every row's position. */
+static void pass_rope(const lm_pass *ps)
 {
-    cosy_lm_state *w = ps->work;
-    cosy_lm *lm = w->lm;
-    const int H = lm->H, hd = lm->hd, h2 = hd / 2, T = ps->T;
-    const float eps = lm->hp->lm_rms_eps;
+    const cosy_lm *lm = ps->work->lm;
+    const int h2 = lm->hd / 2;
     for (int s = 0; s < ps->n_seg; s++)
         for (int t = 0; t < ps->seg[s].T; t++) {
             const size_t row = (size_t)(ps->seg[s].row0 + t) * (h2 + 1);
             for (int j = 0; j < h2; j++) {
                 float a = (float)(ps->seg[s].st->pos + t) * lm->inv_freq[j];
-                w->rope_cos[row + j] = cosf(a);
-                w->rope_sin[row + j] = sinf(a);
+                ps->rope_cos[row + j] = cosf(a);
+                ps->rope_sin[row + j] = sinf(a);
             }
         }
-    for (int l = 0; l < lm->L; l++) {
-        const lm_layer *y = &lm->layers[l];
-        cosy_rms_norm(w->xn, w->x, T, H, y->attn_norm, eps);
-        mm_job qkv[3] = {{&y->q, y->bq, w->q}, {&y->k, y->bk, w->k}, {&y->v, y->bv, w->v}};
-        matmul(w, w->xn, T, qkv, 3);
-        rope(w->q, T, lm->n_heads, hd, w->rope_cos, w->rope_sin);
-        rope(w->k, T, lm->n_kv, hd, w->rope_cos, w->rope_sin);
-        for (int s = 0; s < ps->n_seg; s++) {
-            cosy_lm_state *st = ps->seg[s].st;
-            for (int g = 0; g < lm->n_kv; g++) {
-                size_t slot = ((size_t)l * lm->n_kv + g) * st->cap * hd;
-                for (int t = 0; t < ps->seg[s].T; t++) {
-                    size_t from = (size_t)(ps->seg[s].row0 + t) * lm->KVd + (size_t)g * hd, to = slot + (size_t)(st->pos + t) * hd;
-                    memcpy(st->kc + to, w->k + from, sizeof(float) * hd);
-                    memcpy(st->vc + to, w->v + from, sizeof(float) * hd);
-                }
+}
+
+/* Layer l for the pass's rows (their residual stream in ps->x); their keys/values go to their caches. */
+static void pass_layer(const lm_pass *ps, int l)
+{
+    cosy_lm_state *w = ps->work;
+    cosy_lm *lm = w->lm;
+    const lm_layer *y = &lm->layers[l];
+    const int H = lm->H, hd = lm->hd, T = ps->T;
+    const float eps = lm->hp->lm_rms_eps;
+    cosy_rms_norm(ps->xn, ps->x, T, H, y->attn_norm, eps);
+    mm_job qkv[3] = {{&y->q, y->bq, ps->q}, {&y->k, y->bk, ps->k}, {&y->v, y->bv, ps->v}};
+    matmul(w, ps->xn, T, qkv, 3);
+    rope(ps->q, T, lm->n_heads, hd, ps->rope_cos, ps->rope_sin);
+    rope(ps->k, T, lm->n_kv, hd, ps->rope_cos, ps->rope_sin);
+    for (int s = 0; s < ps->n_seg; s++) {
+        cosy_lm_state *st = ps->seg[s].st;
+        for (int g = 0; g < lm->n_kv; g++) {
+            size_t slot = ((size_t)l * lm->n_kv + g) * st->cap * hd;
+            for (int t = 0; t < ps->seg[s].T; t++) {
+                size_t from = (size_t)(ps->seg[s].row0 + t) * lm->KVd + (size_t)g * hd, to = slot + (size_t)(st->pos + t) * hd;
+                memcpy(st->kc + to, ps->k + from, sizeof(float) * hd);
+                memcpy(st->vc + to, ps->v + from, sizeof(float) * hd);
             }
         }
-        att_ctx ac = {ps, l, T * lm->n_kv, 0};
-        ac.n_tasks = ac.pairs < LM_ATT_TASKS ? ac.pairs : LM_ATT_TASKS;
-        if (ac.n_tasks == 1) att_task(&ac, 0);
-        else cosy_pool_run(lm->pool, ac.n_tasks, att_task, &ac);
-        mm_job o[1] = {{&y->o, NULL, w->xn}};
-        matmul(w, w->att, T, o, 1);
-        cosy_add(w->x, w->xn, (size_t)T * H);
-        cosy_rms_norm(w->xn, w->x, T, H, y->ffn_norm, eps);
-        mm_job gu[2] = {{&y->gate, NULL, w->gate}, {&y->up, NULL, w->up}};
-        matmul(w, w->xn, T, gu, 2);
-        size_t n = (size_t)T * lm->F;
-        cosy_silu(w->gate, n);
-        for (size_t i = 0; i < n; i++) w->gate[i] *= w->up[i];
-        mm_job down[1] = {{&y->down, NULL, w->xn}};
-        matmul(w, w->gate, T, down, 1);
-        cosy_add(w->x, w->xn, (size_t)T * H);
     }
-    for (int s = 0; s < ps->n_seg; s++) ps->seg[s].st->pos += ps->seg[s].T;
+    att_ctx ac = {ps, l, T * lm->n_kv, 0};
+    ac.n_tasks = ac.pairs < LM_ATT_TASKS ? ac.pairs : LM_ATT_TASKS;
+    if (ac.n_tasks == 1) att_task(&ac, 0);
+    else cosy_pool_run(lm->pool, ac.n_tasks, att_task, &ac);
+    mm_job o[1] = {{&y->o, NULL, ps->xn}};
+    matmul(w, ps->att, T, o, 1);
+    cosy_add(ps->x, ps->xn, (size_t)T * H);
+    cosy_rms_norm(ps->xn, ps->x, T, H, y->ffn_norm, eps);
+    mm_job gu[2] = {{&y->gate, NULL, ps->gate}, {&y->up, NULL, ps->up}};
+    matmul(w, ps->xn, T, gu, 2);
+    size_t n = (size_t)T * lm->F;
+    cosy_silu(ps->gate, n);
+    for (size_t i = 0; i < n; i++) ps->gate[i] *= ps->up[i];
+    mm_job down[1] = {{&y->down, NULL, ps->xn}};
+    matmul(w, ps->gate, T, down, 1);
+    cosy_add(ps->x, ps->xn, (size_t)T * H);
 }
 
 /* log_softmax(llm_decoder(norm(h))) of each segment's last row, for the segments with a logp: the
- * normed rows stacked in work->xn (free after the last layer), one head product for all of them. */
-static void head(const lm_pass *ps, float *const *logp)
+ * normed rows stacked in ps->xn (free after the last layer), one head product for all of them. Then
+ * the positions count as fed. */
+static void pass_finish(const lm_pass *ps, float *const *logp)
 {
     cosy_lm_state *w = ps->work;
     cosy_lm *lm = w->lm;
     int rows = 0;
-    for (int s = 0; s < ps->n_seg; s++)
+    for (int s = 0; s < ps->n_seg; s++) {
+        ps->seg[s].st->pos += ps->seg[s].T;
         if (logp[s])
-            cosy_rms_norm(w->xn + (size_t)rows++ * lm->H, w->x + (size_t)(ps->seg[s].row0 + ps->seg[s].T - 1) * lm->H, 1, lm->H,
+            cosy_rms_norm(ps->xn + (size_t)rows++ * lm->H, ps->x + (size_t)(ps->seg[s].row0 + ps->seg[s].T - 1) * lm->H, 1, lm->H,
                           lm->out_norm, lm->hp->lm_rms_eps);
+    }
     if (rows == 0) return;
     mm_job h[1] = {{&lm->head, lm->head_bias, w->logits}};
-    matmul(w, w->xn, rows, h, 1);
+    matmul(w, ps->xn, rows, h, 1);
     rows = 0;
     for (int s = 0; s < ps->n_seg; s++)
         if (logp[s]) {
@@ -693,33 +710,60 @@ static void embed_rows(const cosy_lm *lm, const lm_request *r, int i0, int T, fl
     for (int t = 0; t < T; t++) cosy_lm_embed(lm, r->kinds[i0 + t], r->ids[i0 + t], rows + (size_t)t * lm->H);
 }
 
-void lm_forward_requests(lm_request *const *reqs, int n)
+void lm_forward_alone(lm_request *r)
 {
-    cosy_lm_state *w = reqs[0]->st;
-    cosy_lm *lm = w->lm;
-    if (n == 1) { /* one sequence: LM_CHUNK positions per pass */
-        const lm_request *r = reqs[0];
-        for (int i0 = 0; i0 < r->n; i0 += LM_CHUNK) {
-            const lm_segment seg = {w, 0, r->n - i0 < LM_CHUNK ? r->n - i0 : LM_CHUNK};
-            const lm_pass ps = {w, &seg, 1, seg.T};
-            embed_rows(lm, r, i0, seg.T, w->x);
-            forward_pass(&ps);
-            if (i0 + seg.T == r->n && r->logp) head(&ps, &r->logp);
-        }
-        return;
+    cosy_lm_state *st = r->st;
+    for (int i0 = 0; i0 < r->n; i0 += LM_CHUNK) { /* LM_CHUNK positions per pass */
+        const lm_segment seg = {st, 0, r->n - i0 < LM_CHUNK ? r->n - i0 : LM_CHUNK};
+        const lm_pass ps = pass_view(st, 0, &seg, 1, seg.T);
+        float *none = NULL;
+        embed_rows(st->lm, r, i0, seg.T, ps.x);
+        pass_rope(&ps);
+        for (int l = 0; l < st->lm->L; l++) pass_layer(&ps, l);
+        pass_finish(&ps, i0 + seg.T == r->n ? &r->logp : &none);
     }
+}
+
+/* ------------------------------------------------------------------ batches */
+
+int lm_layers(const cosy_lm *lm) { return lm->L; }
+
+void lm_batch_admit(lm_batch *b, lm_request *r)
+{
+    if (b->n == 0) b->rows = 0;
+    b->req[b->n] = r;
+    b->layer[b->n] = 0;
+    b->row0[b->n] = b->rows;
+    cosy_lm_state *w = b->req[0]->st;
+    const lm_segment seg = {r->st, 0, r->n};
+    const lm_pass ps = pass_view(w, b->rows, &seg, 1, r->n);
+    embed_rows(w->lm, r, 0, r->n, ps.x);
+    pass_rope(&ps);
+    b->n++;
+    b->rows += r->n;
+}
+
+/* The requests are in admission order, their layers non-increasing: the ones at the lowest layer (a
+ * suffix, contiguous rows) go through it; once they reach the layer of the ones before them, they
+ * are one suffix with them — merged — and go on together. */
+int lm_batch_step(lm_batch *b)
+{
+    cosy_lm_state *w = b->req[0]->st;
+    const int low = b->layer[b->n - 1];
+    int k = b->n - 1;
+    while (k > 0 && b->layer[k - 1] == low) k--;
     lm_segment seg[LM_BATCH_ROWS];
     float *logp[LM_BATCH_ROWS];
-    int rows = 0;
-    for (int i = 0; i < n; i++) {
-        seg[i] = (lm_segment){reqs[i]->st, rows, reqs[i]->n};
-        logp[i] = reqs[i]->logp;
-        embed_rows(lm, reqs[i], 0, reqs[i]->n, w->x + (size_t)rows * lm->H);
-        rows += reqs[i]->n;
+    for (int i = k; i < b->n; i++) {
+        seg[i - k] = (lm_segment){b->req[i]->st, b->row0[i] - b->row0[k], b->req[i]->n};
+        logp[i - k] = b->req[i]->logp;
+        b->layer[i]++;
     }
-    const lm_pass ps = {w, seg, n, rows};
-    forward_pass(&ps);
-    head(&ps, logp);
+    const lm_pass ps = pass_view(w, b->row0[k], seg, b->n - k, b->rows - b->row0[k]);
+    pass_layer(&ps, low);
+    if (k > 0 || low + 1 < w->lm->L) return 0;
+    pass_finish(&ps, logp);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ feeds */
@@ -740,7 +784,7 @@ static void feed(cosy_lm_state *st, lm_request *r)
 {
     cosy_lm *lm = st->lm;
     if (r->n > LM_BATCH_ROWS || atomic_load_explicit(&lm->n_states, memory_order_relaxed) < 2) {
-        lm_forward_requests(&r, 1);
+        lm_forward_alone(r);
         return;
     }
     r->done_cv = &st->done_cv;
@@ -774,12 +818,13 @@ cosy_status cosy_lm_feed_batch(cosy_lm_state *const *states, const cosy_lm_kind 
         COSY_TRY(check_id(states[i]->lm, kinds[i], ids[i]));
     }
     for (int i = 0; i < n; i++) COSY_TRY(feed_room(states[i], 1));
-    lm_request r[COSY_LM_BATCH_MAX], *p[COSY_LM_BATCH_MAX];
+    lm_request r[COSY_LM_BATCH_MAX];
+    lm_batch b = {.n = 0};
     for (int i = 0; i < n; i++) {
         r[i] = (lm_request){.st = states[i], .kinds = kinds + i, .ids = ids + i, .n = 1, .logp = logp ? logp[i] : NULL};
-        p[i] = &r[i];
+        lm_batch_admit(&b, &r[i]);
     }
-    lm_forward_requests(p, n);
+    while (!lm_batch_step(&b)) {}
     return COSY_OK;
 }
 

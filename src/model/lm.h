@@ -125,6 +125,7 @@ cosy_status cosy_lm_feed_batch(cosy_lm_state *const *states, const cosy_lm_kind 
 /* What the batch thread has done since the LM was built (tests, benches). */
 typedef struct {
     long forwards;  /* forwards it ran */
+    long passes;    /* layer passes they took (lm_layers per forward, more where feeds caught up) */
     long requests;  /* feeds they carried */
     long shared;    /* forwards that carried more than one feed */
     int largest;    /* most feeds in one forward */

@@ -19,9 +19,10 @@
 
 #include <string.h>
 
-void lm_batcher_init(lm_batcher *b)
+void lm_batcher_init(lm_batcher *b, int layers)
 {
     memset(b, 0, sizeof *b);
+    b->join_layers = (layers + 3) / 4;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->wake, NULL);
 }
@@ -40,33 +41,40 @@ void lm_batcher_destroy(lm_batcher *b)
 
 static void *batch_main(void *arg)
 {
-    lm_batcher *b = arg;
+    lm_batcher *bt = arg;
+    lm_batch b = {.n = 0};
     lm_request *take[LM_BATCH_ROWS];
-    pthread_mutex_lock(&b->mu);
+    pthread_mutex_lock(&bt->mu);
     for (;;) {
-        while (!b->head && !b->stop) pthread_cond_wait(&b->wake, &b->mu);
-        if (!b->head) break;
-        /* first come, first served: take requests in order while their rows fit in one pass */
-        int n = 0, rows = 0;
-        while (b->head && rows + b->head->n <= LM_BATCH_ROWS) {
-            rows += b->head->n;
-            take[n++] = b->head;
-            b->head = b->head->next;
+        while (b.n == 0 && !bt->head && !bt->stop) pthread_cond_wait(&bt->wake, &bt->mu);
+        if (b.n == 0 && !bt->head) break;
+        /* first come, first served, while the rows fit and the forward is early enough for a newcomer
+         * to catch up (it delays the others by the layers it has to do alone) */
+        int k = 0, rows = b.n ? b.rows : 0;
+        if (b.n == 0 || b.layer[0] < bt->join_layers)
+            while (bt->head && rows + bt->head->n <= LM_BATCH_ROWS) {
+                rows += bt->head->n;
+                take[k++] = bt->head;
+                bt->head = bt->head->next;
+            }
+        if (!bt->head) bt->tail = NULL;
+        pthread_mutex_unlock(&bt->mu);
+        for (int i = 0; i < k; i++) lm_batch_admit(&b, take[i]);
+        int done = lm_batch_step(&b);
+        pthread_mutex_lock(&bt->mu);
+        bt->counts.passes++;
+        if (!done) continue;
+        bt->counts.forwards++;
+        bt->counts.requests += b.n;
+        if (b.n > 1) bt->counts.shared++;
+        if (b.n > bt->counts.largest) bt->counts.largest = b.n;
+        for (int i = 0; i < b.n; i++) {
+            b.req[i]->done = 1;
+            pthread_cond_signal(b.req[i]->done_cv);
         }
-        if (!b->head) b->tail = NULL;
-        pthread_mutex_unlock(&b->mu);
-        lm_forward_requests(take, n);
-        pthread_mutex_lock(&b->mu);
-        b->counts.forwards++;
-        b->counts.requests += n;
-        if (n > 1) b->counts.shared++;
-        if (n > b->counts.largest) b->counts.largest = n;
-        for (int i = 0; i < n; i++) {
-            take[i]->done = 1;
-            pthread_cond_signal(take[i]->done_cv);
-        }
+        b.n = 0;
     }
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&bt->mu);
     return NULL;
 }
 
@@ -76,7 +84,7 @@ void lm_batcher_submit(lm_batcher *b, lm_request *req)
     if (b->thread_state == 0) b->thread_state = pthread_create(&b->thread, NULL, batch_main, b) == 0 ? 1 : -1;
     if (b->thread_state < 0) {
         pthread_mutex_unlock(&b->mu);
-        lm_forward_requests(&req, 1);
+        lm_forward_alone(req);
         return;
     }
     req->done = 0;
