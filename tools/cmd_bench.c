@@ -209,8 +209,10 @@ static int bench_lm(int argc, char **argv)
                best_sample / tokens, peak_rss_mib());
         if (S > 1) {
             long fw = c1.forwards - c0.forwards, rq = c1.requests - c0.requests, sh = c1.shared - c0.shared;
-            printf("batches: %d sequences: %ld decode forwards carried %ld feeds (%.2f per forward), %ld shared, at most %d at once\n", S,
-                   fw, rq, fw ? (double)rq / fw : 0.0, sh, c1.largest);
+            long passes = c1.passes - c0.passes;
+            printf("batches: %d sequences: %ld decode forwards carried %ld feeds (%.2f per forward), %ld shared, at most %d at once; "
+                   "%.2f layer passes per forward (%d: none caught up)\n",
+                   S, fw, rq, fw ? (double)rq / fw : 0.0, sh, c1.largest, fw ? (double)passes / fw : 0.0, hp->lm_layers);
         }
     }
     for (int i = 0; seq && i < S; i++) {

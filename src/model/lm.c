@@ -1,6 +1,7 @@
 /*
  * lm.c — the Qwen2 speech-token LM: weights in their run-time type, the key/value cache, and the
- * forward pass of a feed (see lm.h).
+ * forward pass of a feed, or of the feeds of several sequences stacked as one (see lm.h; the queue
+ * that stacks them is lm_batch.c).
  *
  * The forward pass is HF transformers' Qwen2 (modeling_qwen2.py at 4.51, the version CosyVoice
  * pins) as CosyVoice calls it through Qwen2Encoder.forward_one_step: inputs_embeds instead of
@@ -779,7 +780,8 @@ static cosy_status feed_room(cosy_lm_state *st, int n)
 
 /* A short feed while another sequence exists goes through the batcher, to share a forward with the
  * feeds other threads make at the same time; a lone sequence or a long feed (a prefill: more rows than
- * one pass of the gemv kernels takes) runs here, on the caller's thread, exactly as before batching. */
+ * one pass of the gemv kernels takes) runs alone, exactly as before batching. Both on the caller's
+ * thread (a batch runs on its leader's). */
 static void feed(cosy_lm_state *st, lm_request *r)
 {
     cosy_lm *lm = st->lm;

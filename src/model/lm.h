@@ -101,17 +101,18 @@ cosy_status cosy_lm_feed_embeddings(cosy_lm_state *st, const float *embeds, int 
  * Batched decode across sequences. Each decoded token reads every weight once, so the steps of
  * several sequences (sessions) cost little more than one when they share that read. Feeds of at most
  * COSY_LM_BATCH_MAX positions made at the same time on different states of one LM — one LM producer
- * thread per session, each calling cosy_lm_feed — meet in a queue (lm_batch.c) and run as one forward
- * pass: per layer, the projections and the MLP as one multi-row gemv over the stacked rows, attention
- * per sequence against its own cache at its own position, then the final norm and head for each. Each
+ * thread per session, each calling cosy_lm_feed — meet in a queue (lm_batch.c) and run as one forward:
+ * per layer, the projections and the MLP as one multi-row gemv over the stacked rows, attention per
+ * sequence against its own cache at its own position, then the final norm and head for each. Each
  * row's log-probabilities are bit-identical to the same feed run alone, for every lm_dtype and CPU
  * path (the gemv kernels compute each row independently of the others), so batching never changes
  * what a session samples.
- *   - Nobody waits for anybody: the batch thread runs as soon as a feed is queued, and takes every feed
- *     queued by then (first come, first served, up to COSY_LM_BATCH_MAX rows).
- *   - A lone sequence (one state alive on the LM) feeds on its own thread as before: no queue, no
- *     hand-off. With two or more alive, each short feed costs a hand-off to the batch thread and back
- *     (tens of µs, against ~10 ms for a full-size step).
+ *   - Nobody waits for anybody: the first caller to find no forward running leads one on its own
+ *     thread, at once, with whatever is queued; a caller that comes while it runs joins it at the next
+ *     layer boundary (its rows catch up through the layers already done, then go on with the others)
+ *     while the forward is in its first half, else waits for the next forward, which it then leads.
+ *   - A lone sequence (one state alive on the LM) feeds on its own thread as before: no queue, no lock.
+ *     With two or more alive, a feed takes the queue's mutex once per layer (~1 µs a step).
  *   - A feed of more than COSY_LM_BATCH_MAX positions (a prefill) never queues: it runs alone on its
  *     caller's thread, its kernels interleaving with other forwards in the thread pool as before.
  * A state must be fed by one thread at a time (as always); different states from any threads.
