@@ -68,6 +68,7 @@ struct cosy_lm {
     int n_threads;
     int tiles;        /* long feeds may go through bf16 tiles (see matmul_tiles) */
     atomic_int n_states;  /* sequences alive: with one, feeds never queue (see cosy_lm_feed) */
+    int batching;         /* short feeds of concurrent sequences may share a forward (COSY_LM_BATCH=0: never) */
     lm_batcher batcher;   /* short feeds of concurrent sequences, run as one forward (lm_batch.c) */
 };
 
@@ -163,6 +164,10 @@ static cosy_status lm_create(cosy_model *model, void **out)
     {
         const char *env = getenv("COSY_LM_TILES"); /* 0: keep long feeds on the gemv kernels (to measure them) */
         lm->tiles = !(env && env[0] == '0');
+    }
+    {
+        const char *env = getenv("COSY_LM_BATCH"); /* 0: every feed runs alone (to measure batching) */
+        lm->batching = !(env && env[0] == '0');
     }
     atomic_init(&lm->n_states, 0);
     lm_batcher_init(&lm->batcher, lm->L);
@@ -780,12 +785,11 @@ static cosy_status feed_room(cosy_lm_state *st, int n)
 
 /* A short feed while another sequence exists goes through the batcher, to share a forward with the
  * feeds other threads make at the same time; a lone sequence or a long feed (a prefill: more rows than
- * one pass of the gemv kernels takes) runs alone, exactly as before batching. Both on the caller's
- * thread (a batch runs on its leader's). */
+ * one pass of the gemv kernels takes) runs alone on the caller's thread, exactly as before batching. */
 static void feed(cosy_lm_state *st, lm_request *r)
 {
     cosy_lm *lm = st->lm;
-    if (r->n > LM_BATCH_ROWS || atomic_load_explicit(&lm->n_states, memory_order_relaxed) < 2) {
+    if (r->n > LM_BATCH_ROWS || !lm->batching || atomic_load_explicit(&lm->n_states, memory_order_relaxed) < 2) {
         lm_forward_alone(r);
         return;
     }

@@ -107,12 +107,12 @@ cosy_status cosy_lm_feed_embeddings(cosy_lm_state *st, const float *embeds, int 
  * row's log-probabilities are bit-identical to the same feed run alone, for every lm_dtype and CPU
  * path (the gemv kernels compute each row independently of the others), so batching never changes
  * what a session samples.
- *   - Nobody waits for anybody: the first caller to find no forward running leads one on its own
- *     thread, at once, with whatever is queued; a caller that comes while it runs joins it at the next
- *     layer boundary (its rows catch up through the layers already done, then go on with the others)
- *     while the forward is in its first half, else waits for the next forward, which it then leads.
- *   - A lone sequence (one state alive on the LM) feeds on its own thread as before: no queue, no lock.
- *     With two or more alive, a feed takes the queue's mutex once per layer (~1 µs a step).
+ *   - Nobody waits for anybody: a batch thread (one per LM, started on first use) sleeps until a feed
+ *     is queued and runs at once whatever is queued; a feed queued while a forward runs joins it at the
+ *     next layer boundary while it is in its first half (its rows catch up through the layers already
+ *     done, then go on with the others), else waits for the next forward.
+ *   - A lone sequence (one state alive on the LM) feeds on its own thread as before: no queue, no
+ *     hand-off. With two or more alive, a feed costs a hand-off to the batch thread and back.
  *   - A feed of more than COSY_LM_BATCH_MAX positions (a prefill) never queues: it runs alone on its
  *     caller's thread, its kernels interleaving with other forwards in the thread pool as before.
  * A state must be fed by one thread at a time (as always); different states from any threads.

@@ -1,22 +1,31 @@
 /*
  * lm_batch.c — batched decode across sequences: the queue where concurrent short feeds of different
- * sequences meet, and the leader that runs them as one forward (lm_batch.h).
+ * sequences meet, and the thread that runs them as one forward (lm_batch.h).
  *
- * A feed queues itself under the mutex. If no forward is being led, its caller becomes the leader: it
- * runs a forward of everything queued (lm.c's lm_batch, one layer at a time) on its own thread, then
- * wakes the members and hands the lead to the first request still waiting, if any. Callers that come
- * while a forward runs either join it at the next layer boundary — their rows go through the layers
- * already done first (alone or with other newcomers), then on with the others — or, when the forward
- * is too far along (the others would wait for the catch-up) or full, wait for the next one.
+ * A caller queues its feed and sleeps on its state's condition variable. The batch thread sleeps
+ * until something is queued, then runs a forward (lm.c's lm_batch, one layer at a time) of every feed
+ * queued by then; between layers it lets newcomers join — their rows go through the layers already
+ * done (alone, or with other newcomers), then on with the others — while the forward is in its first
+ * half (later, the others would wait too long for the catch-up) and the rows fit; the rest wait for
+ * the next forward. When a forward ends, all its callers are woken. Nobody waits for anybody: a
+ * forward starts as soon as one feed is queued, no timer, no spinning.
  *
- * Joining mid-forward is what makes batches form at all. Two sessions decoding come back from a shared
- * forward a few tens of µs apart (each samples its token on its own thread, and one of them must be
- * woken first); if the first to come back started a forward only the requests queued at that moment
- * could use, it would run alone, the other would queue behind it, and the two would alternate between
- * one-row forwards forever — measured: 1.03 feeds per forward over 1,200 two-sequence steps. Joining
- * at a layer boundary costs the late one a layer or two alone and leaves the other 22 of 24 layers
- * shared (1.98 feeds per forward). Nobody ever waits for anybody: a forward starts as soon as one
- * feed is queued, no timer, no spinning.
+ * Why a thread of its own, and why joining mid-forward (measured with `cosy bench lm --sequences 2`,
+ * q4_0, full size, 2 cores; a lone sequence decodes 97 tokens/s):
+ *   - "the first caller leads, taking what is queued when it starts": the leader gets its answer
+ *     first, samples its next token (~40 µs) and is back before the other member has even been
+ *     woken; it leads again, alone, the other queues behind it, and the two alternate one-row
+ *     forwards for ever: 1.03 feeds per forward, nothing shared.
+ *   - the same with joining at layer boundaries: the late one catches up a few layers alone; 1.86
+ *     feeds per forward, 30.6 layer passes per forward (24 when nothing catches up): 126-130 tokens/s.
+ *   - this thread, with joining: every member is woken alike and the thread, woken by the first to
+ *     queue, finds the others queued or about to be: 2.00 feeds per forward, 153-155 tokens/s (four
+ *     sequences: 3.90, 204 tokens/s against 175 led).
+ * The price is a hand-off to this thread and back per feed while two or more sequences exist (a
+ * lone sequence never queues).
+ *
+ * The batch thread starts on the first queued feed and lives until the LM is freed. lm.c only queues
+ * feeds of at most LM_BATCH_ROWS positions (a prefill runs alone, on its caller's thread).
  */
 #include "model/lm_batch.h"
 
@@ -27,70 +36,77 @@ void lm_batcher_init(lm_batcher *b, int layers)
     memset(b, 0, sizeof *b);
     b->join_layers = (layers + 1) / 2;
     pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->wake, NULL);
 }
 
-void lm_batcher_destroy(lm_batcher *b) { pthread_mutex_destroy(&b->mu); }
-
-/* Takes the queued requests that may join `f` now, in order: while their rows fit, and while the
- * forward is early enough that catching up delays the others little. Called with the mutex held. */
-static int take_joiners(lm_batcher *bt, const lm_batch *f, lm_request **take)
+void lm_batcher_destroy(lm_batcher *b)
 {
-    int k = 0, rows = f->n ? f->rows : 0;
-    if (f->n && f->layer[0] >= bt->join_layers) return 0;
-    while (bt->head && rows + bt->head->n <= LM_BATCH_ROWS) {
-        rows += bt->head->n;
-        take[k++] = bt->head;
-        bt->head = bt->head->next;
-    }
-    if (!bt->head) bt->tail = NULL;
-    return k;
+    pthread_mutex_lock(&b->mu);
+    b->stop = 1;
+    pthread_cond_signal(&b->wake);
+    int running = b->thread_state == 1;
+    pthread_mutex_unlock(&b->mu);
+    if (running) pthread_join(b->thread, NULL);
+    pthread_cond_destroy(&b->wake);
+    pthread_mutex_destroy(&b->mu);
 }
 
-/* The leader's work: one forward, from the requests queued now (its own first) to the last layer.
- * Called and returns with the mutex held. */
-static void lead(lm_batcher *bt)
+static void *batch_main(void *arg)
 {
-    lm_batch f = {.n = 0};
+    lm_batcher *bt = arg;
+    lm_batch b = {.n = 0};
     lm_request *take[LM_BATCH_ROWS];
-    int done = 0;
-    while (!done) {
-        int k = take_joiners(bt, &f, take);
+    pthread_mutex_lock(&bt->mu);
+    for (;;) {
+        while (b.n == 0 && !bt->head && !bt->stop) pthread_cond_wait(&bt->wake, &bt->mu);
+        if (b.n == 0 && !bt->head) break;
+        /* first come, first served, while the rows fit and the forward is early enough for a newcomer
+         * to catch up (it delays the others by the layers it has to do alone) */
+        int k = 0, rows = b.n ? b.rows : 0;
+        if (b.n == 0 || b.layer[0] < bt->join_layers)
+            while (bt->head && rows + bt->head->n <= LM_BATCH_ROWS) {
+                rows += bt->head->n;
+                take[k++] = bt->head;
+                bt->head = bt->head->next;
+            }
+        if (!bt->head) bt->tail = NULL;
         pthread_mutex_unlock(&bt->mu);
-        for (int i = 0; i < k; i++) lm_batch_admit(&f, take[i]);
-        done = lm_batch_step(&f);
+        for (int i = 0; i < k; i++) lm_batch_admit(&b, take[i]);
+        int done = lm_batch_step(&b);
         pthread_mutex_lock(&bt->mu);
         bt->counts.passes++;
+        if (!done) continue;
+        bt->counts.forwards++;
+        bt->counts.requests += b.n;
+        if (b.n > 1) bt->counts.shared++;
+        if (b.n > bt->counts.largest) bt->counts.largest = b.n;
+        for (int i = 0; i < b.n; i++) {
+            b.req[i]->done = 1;
+            pthread_cond_signal(b.req[i]->done_cv);
+        }
+        b.n = 0;
     }
-    bt->counts.forwards++;
-    bt->counts.requests += f.n;
-    if (f.n > 1) bt->counts.shared++;
-    if (f.n > bt->counts.largest) bt->counts.largest = f.n;
-    for (int i = 0; i < f.n; i++) {
-        f.req[i]->done = 1;
-        pthread_cond_signal(f.req[i]->done_cv);
-    }
-    /* the next forward is led by the first request that could not join this one */
-    bt->leading = bt->head != NULL;
-    if (bt->head) {
-        bt->head->lead = 1;
-        pthread_cond_signal(bt->head->done_cv);
-    }
+    pthread_mutex_unlock(&bt->mu);
+    return NULL;
 }
 
-void lm_batcher_submit(lm_batcher *bt, lm_request *req)
+void lm_batcher_submit(lm_batcher *b, lm_request *req)
 {
-    pthread_mutex_lock(&bt->mu);
+    pthread_mutex_lock(&b->mu);
+    if (b->thread_state == 0) b->thread_state = pthread_create(&b->thread, NULL, batch_main, b) == 0 ? 1 : -1;
+    if (b->thread_state < 0) {
+        pthread_mutex_unlock(&b->mu);
+        lm_forward_alone(req);
+        return;
+    }
     req->done = 0;
     req->next = NULL;
-    /* nobody leading means nothing is queued: this request will head the queue and lead */
-    req->lead = !bt->leading;
-    bt->leading = 1;
-    if (bt->tail) bt->tail->next = req;
-    else bt->head = req;
-    bt->tail = req;
-    while (!req->done && !req->lead) pthread_cond_wait(req->done_cv, &bt->mu);
-    if (!req->done) lead(bt); /* req heads the queue: its forward is the first one */
-    pthread_mutex_unlock(&bt->mu);
+    if (b->tail) b->tail->next = req;
+    else b->head = req;
+    b->tail = req;
+    pthread_cond_signal(&b->wake);
+    while (!req->done) pthread_cond_wait(req->done_cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
 }
 
 void lm_batcher_counts(lm_batcher *b, cosy_lm_batch_counts *out)

@@ -4,8 +4,8 @@
  * into one forward pass, so that each weight matrix is read once for all of them (see lm.h,
  * "Batched decode across sequences").
  *
- * lm.c owns the forward pass (lm_forward_alone, lm_batch_*); lm_batch.c owns the queue and who
- * leads the next forward. A caller's request lives on its stack until lm_batcher_submit returns.
+ * lm.c owns the forward pass (lm_forward_alone, lm_batch_*); lm_batch.c owns the queue and the
+ * batch thread that runs it. A caller's request lives on its stack until lm_batcher_submit returns.
  */
 #ifndef COSY_LM_BATCH_H
 #define COSY_LM_BATCH_H
@@ -25,9 +25,8 @@ typedef struct lm_request {
     const float *embeds;        /* ... or caller-made embeddings [n][lm_hidden] (kinds == NULL) */
     int n;                      /* positions, already validated, the cache already grown */
     float *logp;                /* NULL: no head */
-    pthread_cond_t *done_cv;    /* signalled (under the batcher's mutex) when `done` or `lead` is set */
-    int done;                   /* it has run */
-    int lead;                   /* its caller leads the next forward */
+    pthread_cond_t *done_cv;    /* signalled (under the batcher's mutex) when `done` is set */
+    int done;
     struct lm_request *next;
 } lm_request;
 
@@ -56,16 +55,21 @@ void lm_batch_admit(lm_batch *b, lm_request *r);
 int lm_batch_step(lm_batch *b);
 
 typedef struct {
-    pthread_mutex_t mu;         /* guards everything here and every queued request's done / lead */
-    lm_request *head, *tail;    /* FIFO of requests not yet in a forward */
-    int leading;                /* a caller is leading a forward, or the lead was handed to `head` */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;        /* the batch thread: a request was queued, or stop */
+    lm_request *head, *tail;    /* FIFO of waiting requests */
+    int thread_state;           /* 0 not started, 1 running, -1 could not start (requests run inline) */
+    int stop;
     int join_layers;            /* a newcomer joins a forward whose first requests are before this layer */
+    pthread_t thread;
     cosy_lm_batch_counts counts;
 } lm_batcher;
 
 void lm_batcher_init(lm_batcher *b, int layers);
+/* Stops and joins the batch thread (no request may be pending). */
 void lm_batcher_destroy(lm_batcher *b);
-/* Queues `req` and returns when it has run: in a forward led by another caller, or led here. */
+/* Queues `req` for the batch thread and returns when it has run; runs it on the caller's thread
+ * when the batch thread cannot be started. */
 void lm_batcher_submit(lm_batcher *b, lm_request *req);
 void lm_batcher_counts(lm_batcher *b, cosy_lm_batch_counts *out);
 
