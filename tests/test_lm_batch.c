@@ -1,6 +1,7 @@
 /*
  * test_lm_batch.c — batched decode across sequences (lm.h, src/model/lm_batch.c) on the official
  * cv2-tiny fixture model, in every LM weight type:
+ *   (0) the gemv kernels give each activation row of a multi-row product the bits it gets alone;
  *   (a) N = 2..8 sequences with different prompts and positions, fed one position each as one forward
  *       for a few steps (cosy_lm_feed_batch; then staggered, newcomers joining a forward under way and
  *       catching up layer by layer), give log-probabilities bit-identical (memcmp) to each sequence fed
@@ -15,6 +16,7 @@
 #include "test.h"
 #include "core/cpu.h"
 #include "core/gemv.h"
+#include "core/tensor.h"
 #include "model/lm.h"
 #include "model/lm_batch.h"
 #include "model/model.h"
@@ -121,6 +123,35 @@ static int check_batches(cosy_lm *lm, const float *ref, const char *label)
     return identical;
 }
 
+/* The property batching rests on, at the kernel level: cosy_gemv over T activation rows gives each row
+ * the bits it gets alone (T = 1), for every type, on the current path; 37 weight rows so the tiles'
+ * leftover rows are covered, 96 columns (3 blocks of 32: the quantised kernels' odd last block). */
+static int check_gemv_rows(cosy_dtype dtype)
+{
+    enum { R = 37, K = 96 };
+    static float w[R * K], x[COSY_GEMV_MAX_T * K], bias[R], y[COSY_GEMV_MAX_T * R], y1[R];
+    static _Alignas(64) unsigned char wq[R * K * 4], scratch[1 << 16], scratch1[1 << 16];
+    uint32_t seed = 12345u;
+    for (int i = 0; i < R * K; i++) w[i] = (float)((seed = seed * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < COSY_GEMV_MAX_T * K; i++) x[i] = (float)((seed = seed * 1664525u + 1013904223u) >> 8) / 8388608.0f - 1.0f;
+    for (int i = 0; i < R; i++) bias[i] = 0.01f * (float)i;
+    cosy_convert_from_f32(wq, dtype, w, (int64_t)R * K);
+    const cosy_matrix W = {dtype, R, K, wq};
+    int same = 1;
+    for (int T = 2; T <= COSY_GEMV_MAX_T; T++) {
+        cosy_gemv_input in, in1;
+        cosy_gemv_prepare(&in, dtype, x, T, K, scratch);
+        cosy_gemv(&W, &in, bias, y, R, 0, R);
+        for (int t = 0; t < T; t++) {
+            cosy_gemv_prepare(&in1, dtype, x + (size_t)t * K, 1, K, scratch1);
+            cosy_gemv(&W, &in1, bias, y1, R, 0, R);
+            same = same && !memcmp(y1, y + (size_t)t * R, sizeof y1);
+        }
+    }
+    CHECK(same);
+    return same;
+}
+
 static void test_batches(const char *gguf)
 {
     const cosy_dtype types[] = {COSY_DTYPE_F32, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0, COSY_DTYPE_Q4_0};
@@ -147,6 +178,7 @@ static void test_batches(const char *gguf)
                 (!paths[p].vnni && !cosy_cpu_get_features()->avx512vnni)) {
                 printf("  %s: skipped (this CPU lacks the path)\n", label);
             } else {
+                if (check_gemv_rows(types[d])) printf("  %s: gemv over 2..8 rows bit-identical to each row alone\n", label);
                 for (int i = 0; i < MAX_SEQ; i++) run_alone(lm, i, ref + (size_t)i * STEPS * V);
                 if (check_batches(lm, ref, label)) printf("  %s: batches of 2..%d bit-identical to alone\n", label, MAX_SEQ);
             }
@@ -330,7 +362,7 @@ int main(void)
     char gguf[1024];
     snprintf(gguf, sizeof gguf, "%s", test_tmp("lm-batch-cv2-tiny.gguf"));
     CHECK_OK(cosy_convert(test_data("cv2-tiny/model"), gguf, NULL));
-    printf("(a) one forward for N sequences vs each alone:\n");
+    printf("(0, a) multi-row gemv, and one forward for N sequences, vs each row alone:\n");
     test_batches(gguf);
     printf("(b) threads decoding at once vs one after another:\n");
     test_threads(gguf, COSY_DTYPE_F32);

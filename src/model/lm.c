@@ -44,9 +44,10 @@
 #define LM_ROW_BLOCK 64   /* weight rows per kernel call, so they stay in L2 while 8-row groups pass */
 #define LM_ROW_UNIT 16    /* thread ranges start at multiples of this (whole kernel tiles) */
 #define LM_TILE_MIN_T 16  /* a feed of at least this many positions multiplies through bf16 tiles */
-#define LM_ATT_TASKS 16
+#define LM_ATT_TASKS 16   /* attention scratch slots: (position, kv head) pairs are split into this many tasks */
+/* a batch goes through the gemv kernels in one group of rows, as each of its feeds does alone */
 _Static_assert(LM_BATCH_ROWS <= COSY_GEMV_MAX_T && LM_BATCH_ROWS < LM_TILE_MIN_T && LM_BATCH_ROWS <= LM_CHUNK,
-               "a batch must go through the gemv kernels in one group of rows, as its feeds do alone");   /* attention scratch slots: (position, kv head) pairs are split into this many tasks */
+               "a batch must take the kernels of a solo feed");
 
 typedef struct {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
