@@ -10,17 +10,19 @@
  * the next forward. When a forward ends, all its callers are woken. Nobody waits for anybody: a
  * forward starts as soon as one feed is queued, no timer, no spinning.
  *
- * Why a thread of its own, and why joining mid-forward (measured with `cosy bench lm --sequences 2`,
+ * Why joining mid-forward, and why a thread of its own (measured with `cosy bench lm --sequences 2`,
  * q4_0, full size, 2 cores; a lone sequence decodes 97 tokens/s):
- *   - "the first caller leads, taking what is queued when it starts": the leader gets its answer
- *     first, samples its next token (~40 µs) and is back before the other member has even been
- *     woken; it leads again, alone, the other queues behind it, and the two alternate one-row
- *     forwards for ever: 1.03 feeds per forward, nothing shared.
- *   - the same with joining at layer boundaries: the late one catches up a few layers alone; 1.86
- *     feeds per forward, 30.6 layer passes per forward (24 when nothing catches up): 126-130 tokens/s.
+ *   - a forward of only what is queued when it starts: of the members of a forward, one is back with
+ *     its next token first, finds nothing running and starts a forward alone; the other queues behind
+ *     it, and the two alternate one-row forwards for ever (1.03 feeds per forward, this thread without
+ *     joining). Whoever runs forwards, a late member has to be able to join one under way.
+ *   - the first caller leading on its own thread, with joining: the leader gets its answer first and
+ *     is back (its sampling takes ~40 µs) before the other member has even been woken, so that one
+ *     joins a few layers late and catches up alone: 1.86 feeds and 30.6 layer passes per forward (24
+ *     when nothing catches up), 126-130 tokens/s.
  *   - this thread, with joining: every member is woken alike and the thread, woken by the first to
- *     queue, finds the others queued or about to be: 2.00 feeds per forward, 153-155 tokens/s (four
- *     sequences: 3.90, 204 tokens/s against 175 led).
+ *     queue, finds the others queued or about to be: 2.00 feeds and 24.5-24.8 layer passes per
+ *     forward, 147-159 tokens/s (four sequences: 3.90 feeds, 204 tokens/s against 175 led).
  * The price is a hand-off to this thread and back per feed while two or more sequences exist (a
  * lone sequence never queues).
  *
