@@ -157,7 +157,10 @@ static void test_batches(const char *gguf)
     const cosy_dtype types[] = {COSY_DTYPE_F32, COSY_DTYPE_BF16, COSY_DTYPE_Q8_0, COSY_DTYPE_Q4_0};
     /* the paths: COSY_CPU caps, and the AVX-512 quantised kernels with VNNI and without */
     const struct { const char *name; cosy_cpu_level_t level; int vnni; } paths[] = {
-        {"best", COSY_CPU_AMX, 1}, {"avx512 without vnni", COSY_CPU_AVX512, 0}, {"avx2", COSY_CPU_AVX2, 1}, {"portable", COSY_CPU_PORTABLE, 1},
+        {"best", COSY_CPU_AMX, 1},
+        {"avx512 without vnni", COSY_CPU_AVX512, 0},
+        {"avx2", COSY_CPU_AVX2, 1},
+        {"portable", COSY_CPU_PORTABLE, 1},
     };
     for (size_t d = 0; d < sizeof types / sizeof types[0]; d++) {
         cosy_model *m = load(gguf, types[d]);
@@ -173,7 +176,8 @@ static void test_batches(const char *gguf)
             cosy_cpu_level_t got = cosy_cpu_cap(paths[p].level);
             int old_vnni = cosy_gemv_set_vnni(paths[p].vnni);
             char label[96];
-            snprintf(label, sizeof label, "%s on %s (level %s, kernels %s)", cosy_dtype_name(types[d]), paths[p].name, cosy_cpu_level_name(got), cosy_gemv_variant(types[d]));
+            snprintf(label, sizeof label, "%s on %s (level %s, kernels %s)", cosy_dtype_name(types[d]), paths[p].name,
+                     cosy_cpu_level_name(got), cosy_gemv_variant(types[d]));
             if ((paths[p].level != COSY_CPU_AMX && got != paths[p].level) ||
                 (!paths[p].vnni && !cosy_cpu_get_features()->avx512vnni)) {
                 printf("  %s: skipped (this CPU lacks the path)\n", label);

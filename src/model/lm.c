@@ -345,7 +345,8 @@ cosy_status cosy_lm_state_create(cosy_lm *lm, int capacity, cosy_lm_state **out)
     if (!st) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
     st->lm = lm;
     const size_t C = LM_CHUNK;
-    float **bufs[] = {&st->x, &st->xn, &st->q, &st->k, &st->v, &st->att, &st->gate, &st->up, &st->rope_cos, &st->rope_sin, &st->logits};
+    float **bufs[] = {&st->x, &st->xn, &st->q, &st->k, &st->v, &st->att, &st->gate, &st->up, &st->rope_cos, &st->rope_sin,
+                      &st->logits};
     const size_t sizes[] = {C * lm->H, C * lm->H, C * lm->Qd, C * lm->KVd, C * lm->KVd, C * lm->Qd, C * lm->F, C * lm->F,
                             C * (lm->hd / 2 + 1), C * (lm->hd / 2 + 1), (size_t)LM_BATCH_ROWS * lm->V};
     int ok = 1;
@@ -562,8 +563,10 @@ static lm_pass pass_view(cosy_lm_state *w, int first, const lm_segment *seg, int
 {
     const cosy_lm *lm = w->lm;
     const size_t f = (size_t)first, h2 = (size_t)lm->hd / 2 + 1;
-    lm_pass p = {w, w->x + f * lm->H, w->xn + f * lm->H, w->q + f * lm->Qd, w->k + f * lm->KVd, w->v + f * lm->KVd, w->att + f * lm->Qd,
-                 w->gate + f * lm->F, w->up + f * lm->F, w->rope_cos + f * h2, w->rope_sin + f * h2, seg, n_seg, T};
+    lm_pass p = {w,
+                 w->x + f * lm->H, w->xn + f * lm->H, w->q + f * lm->Qd, w->k + f * lm->KVd, w->v + f * lm->KVd,
+                 w->att + f * lm->Qd, w->gate + f * lm->F, w->up + f * lm->F, w->rope_cos + f * h2, w->rope_sin + f * h2,
+                 seg, n_seg, T};
     return p;
 }
 
@@ -817,9 +820,11 @@ cosy_status cosy_lm_feed_embeddings(cosy_lm_state *st, const float *embeds, int 
 
 cosy_status cosy_lm_feed_batch(cosy_lm_state *const *states, const cosy_lm_kind *kinds, const int32_t *ids, int n, float *const *logp)
 {
-    if (n < 1 || n > COSY_LM_BATCH_MAX) return cosy_error(COSY_ERR_INVALID_ARG, "lm: a batch takes 1..%d sequences, not %d", COSY_LM_BATCH_MAX, n);
+    if (n < 1 || n > COSY_LM_BATCH_MAX)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: a batch takes 1..%d sequences, not %d", COSY_LM_BATCH_MAX, n);
     for (int i = 0; i < n; i++) {
-        if (states[i]->lm != states[0]->lm) return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequences of a batch belong to different models");
+        if (states[i]->lm != states[0]->lm)
+            return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequences of a batch belong to different models");
         for (int j = 0; j < i; j++)
             if (states[j] == states[i]) return cosy_error(COSY_ERR_INVALID_ARG, "lm: sequence %d appears twice in a batch", i);
         COSY_TRY(check_id(states[i]->lm, kinds[i], ids[i]));
