@@ -230,7 +230,7 @@ static void test_option_tables(void)
          "-m --model --tokenizer --tokens --normalize --reference-split --no-split --decode --skip-special --escapes "
          "--replace-invalid --merges",
          "--merges -1"},
-        {"bench lm", "-m --model --lm-dtype --threads --prefill --decode --runs", "--prefill 2"},
+        {"bench lm", "-m --model --lm-dtype --threads --prefill --decode --sequences --runs", "--sequences 65"},
         {"bench synth",
          "-m --model --voice --seconds --first-chunk --lm-dtype --flow-dtype --hift-dtype --model-cache --random --random-lm "
          "--seed --json --threads --runs",

@@ -14,6 +14,7 @@
 #include "model/lm.h"
 #include "model/model.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,17 +61,53 @@ static double peak_rss_mib(void)
 
 static const cli_usage bench_lm_usage = {
     .cmd = "bench lm",
-    .synopsis = "-m MODEL.gguf [--lm-dtype TYPE] [--threads N] [--prefill N] [--decode N] [--runs N]",
+    .synopsis = "-m MODEL.gguf [--lm-dtype TYPE] [--threads N] [--prefill N] [--decode N] [--sequences S] [--runs N]",
     .description = "Loads the LM with its matrices in --lm-dtype, then --runs times: prefills --prefill positions\n"
                    "(sos, text, task_id, prompt speech) in one feed, and decodes --decode tokens one at a time, each\n"
-                   "a forward plus ras_sampling. Prints the best run's prefill and decode tokens/s.\n",
+                   "a forward plus ras_sampling. Prints the best run's prefill and decode tokens/s. With --sequences S,\n"
+                   "S sequences are prefilled one after the other, then decoded by S threads at once (as S sessions\n"
+                   "would: their steps share forwards, lm.h \"batched decode\"); decode tokens/s is then all S\n"
+                   "sequences' tokens per second of wall time.\n",
 };
+
+typedef struct {
+    cosy_lm_state *state;
+    cosy_ras_sampler ras;
+    int ras_ok;
+    float *logp;
+    int32_t *decoded;
+    const cosy_hparams *hp;
+    int V;
+    long long decode;
+    double sample_ms;
+    cosy_status st;
+} bench_lm_sequence;
+
+/* decode q->decode tokens after a prefill (the logp it left) */
+static void *bench_lm_decode(void *arg)
+{
+    bench_lm_sequence *q = arg;
+    const cosy_hparams *hp = q->hp;
+    q->sample_ms = 0;
+    for (long long k = 0; q->st == COSY_OK && k < q->decode; k++) {
+        double s0 = cosy_now_ms();
+        int32_t tok;
+        q->logp[hp->speech_token_size] = -1e30f; /* keep decoding: no eos */
+        q->st = cosy_ras_sample(&q->ras, q->logp, q->V, q->decoded, (int)k, &tok);
+        if (q->st == COSY_OK && tok >= hp->speech_token_size) tok = (int32_t)(k % hp->speech_token_size);
+        q->sample_ms += cosy_now_ms() - s0;
+        q->decoded[k] = tok;
+        cosy_lm_kind kind = COSY_LM_SPEECH;
+        if (q->st == COSY_OK) q->st = cosy_lm_feed(q->state, &kind, &tok, 1, q->logp);
+    }
+    return NULL;
+}
 
 static int bench_lm(int argc, char **argv)
 {
     const char *path = NULL;
     cosy_dtype dtype = COSY_DTYPE_Q8_0;
-    long long threads = 0, prefill = 200, decode = 100, runs = 3;
+    long long threads = 0, prefill = 200, decode = 100, runs = 3, sequences = 1;
     const cli_option opts[] = {
         CLI_OPTION_MODEL(&path),
         CLI_OPTION_LM_DTYPE(&dtype, "q8_0"),
@@ -80,6 +117,8 @@ static int bench_lm(int argc, char **argv)
         {.name = "--decode", .kind = CLI_OPT_INT, .dest = &decode, .hint = "N", .min = 1, .max = 8192, .unit = "tokens",
          .help = "tokens decoded one at a time", .default_text = "100"},
         CLI_OPTION_RUNS(&runs, "3"),
+        {.name = "--sequences", .kind = CLI_OPT_INT, .dest = &sequences, .hint = "S", .min = 1, .max = 64,
+         .help = "sequences decoding at once, one thread each (batched decode)", .default_text = "1"},
         CLI_OPTION_END,
     };
     int rc = cli_parse_options(&bench_lm_usage, opts, argc, argv, &path);
@@ -108,18 +147,24 @@ static int bench_lm(int argc, char **argv)
            hp->lm_heads, hp->lm_kv_heads, hp->lm_ffn, hp->lm_speech_vocab);
     printf("weights: %s (prepared in %.0f ms)\n", cosy_dtype_name(dtype), load_ms);
 
-    int n = (int)prefill, V = cosy_lm_vocab(lm);
+    const int n = (int)prefill, V = cosy_lm_vocab(lm), S = (int)sequences;
     cosy_lm_kind *kinds = malloc(sizeof *kinds * (size_t)n);
     int32_t *ids = malloc(sizeof *ids * (size_t)n);
-    float *logp = malloc(sizeof(float) * (size_t)V);
-    int32_t *decoded = malloc(sizeof(int32_t) * (size_t)decode);
-    cosy_lm_state *state = NULL;
-    cosy_ras_sampler ras;
-    int ras_ok = 0;
-    if (!kinds || !ids || !logp || !decoded) st = COSY_ERR_NOMEM;
-    if (st == COSY_OK) st = cosy_lm_state_create(lm, (int)(prefill + decode + 1), &state);
-    if (st == COSY_OK) st = cosy_ras_init(&ras, V, hp->top_p, hp->top_k, hp->win_size, hp->tau_r, 1);
-    ras_ok = st == COSY_OK;
+    bench_lm_sequence *seq = calloc((size_t)S, sizeof *seq);
+    pthread_t *thr = calloc((size_t)S, sizeof *thr);
+    if (!kinds || !ids || !seq || !thr) st = COSY_ERR_NOMEM;
+    for (int i = 0; st == COSY_OK && i < S; i++) {
+        bench_lm_sequence *q = &seq[i];
+        q->hp = hp;
+        q->V = V;
+        q->decode = decode;
+        q->logp = malloc(sizeof(float) * (size_t)V);
+        q->decoded = malloc(sizeof(int32_t) * (size_t)decode);
+        if (!q->logp || !q->decoded) st = COSY_ERR_NOMEM;
+        if (st == COSY_OK) st = cosy_lm_state_create(lm, (int)(prefill + decode + 1), &q->state);
+        if (st == COSY_OK) st = cosy_ras_init(&q->ras, V, hp->top_p, hp->top_k, hp->win_size, hp->tau_r, (uint64_t)i + 1);
+        q->ras_ok = st == COSY_OK;
+    }
     /* [sos, n_text text tokens, task_id, prompt speech]: about a third text, as a prompt + sentence */
     int n_text = n / 3;
     for (int i = 0; st == COSY_OK && i < n; i++) {
@@ -128,45 +173,66 @@ static int bench_lm(int argc, char **argv)
         else if (i == n_text + 1) kinds[i] = COSY_LM_TASK, ids[i] = -1;
         else kinds[i] = COSY_LM_SPEECH, ids[i] = (int32_t)((i * 104729) % hp->speech_token_size);
     }
+    cosy_lm_batch_counts c0, c1;
+    cosy_lm_batch_counts_get(lm, &c0);
     double best_prefill = 1e30, best_decode = 1e30, best_sample = 0;
     for (long long r = 0; st == COSY_OK && r < runs; r++) {
-        cosy_lm_state_reset(state);
+        double pre = 0, sample_ms = 0;
+        for (int i = 0; st == COSY_OK && i < S; i++) {
+            cosy_lm_state_reset(seq[i].state);
+            double a = cosy_now_ms();
+            st = cosy_lm_feed(seq[i].state, kinds, ids, n, seq[i].logp);
+            if (i == 0) pre = cosy_now_ms() - a;
+            seq[i].st = st;
+        }
         double a = cosy_now_ms();
-        st = cosy_lm_feed(state, kinds, ids, n, logp);
-        double pre = cosy_now_ms() - a, sample_ms = 0;
-        a = cosy_now_ms();
-        for (long long k = 0; st == COSY_OK && k < decode; k++) {
-            double s0 = cosy_now_ms();
-            int32_t tok;
-            logp[hp->speech_token_size] = -1e30f; /* keep decoding: no eos */
-            st = cosy_ras_sample(&ras, logp, V, decoded, (int)k, &tok);
-            if (st == COSY_OK && tok >= hp->speech_token_size) tok = (int32_t)(k % hp->speech_token_size);
-            sample_ms += cosy_now_ms() - s0;
-            decoded[k] = tok;
-            cosy_lm_kind kind = COSY_LM_SPEECH;
-            if (st == COSY_OK) st = cosy_lm_feed(state, &kind, &tok, 1, logp);
+        if (S == 1) bench_lm_decode(&seq[0]);
+        else {
+            int started = 0;
+            for (; st == COSY_OK && started < S; started++)
+                if (pthread_create(&thr[started], NULL, bench_lm_decode, &seq[started])) st = COSY_ERR_NOMEM;
+            for (int i = 0; i < started; i++) pthread_join(thr[i], NULL);
         }
         double dec = cosy_now_ms() - a;
-        printf("run %lld: prefill %d positions %.1f ms (%.1f tokens/s); decode %lld tokens %.1f ms (%.1f tokens/s, %.2f ms/token, "
+        for (int i = 0; i < S; i++) {
+            if (st == COSY_OK) st = seq[i].st;
+            sample_ms += seq[i].sample_ms;
+        }
+        double tokens = (double)decode * S;
+        printf("run %lld: prefill %d positions %.1f ms (%.1f tokens/s); decode %d x %lld tokens %.1f ms (%.1f tokens/s, %.2f ms/token, "
                "sampling %.2f ms/token)\n",
-               r + 1, n, pre, n / pre * 1e3, decode, dec, decode / dec * 1e3, dec / decode, sample_ms / decode);
+               r + 1, n, pre, n / pre * 1e3, S, decode, dec, tokens / dec * 1e3, dec / tokens, sample_ms / tokens);
         if (pre < best_prefill) best_prefill = pre;
         if (dec < best_decode) {
             best_decode = dec;
             best_sample = sample_ms;
         }
     }
-    if (st == COSY_OK)
+    cosy_lm_batch_counts_get(lm, &c1);
+    if (st == COSY_OK) {
+        double tokens = (double)decode * S;
         printf("best:    %s prefill %.1f tokens/s (%d in %.1f ms), decode %.1f tokens/s (%.2f ms/token, of which sampling %.2f); "
                "peak RSS %.0f MiB\n",
-               cosy_dtype_name(dtype), n / best_prefill * 1e3, n, best_prefill, decode / best_decode * 1e3, best_decode / decode,
-               best_sample / decode, peak_rss_mib());
-    if (ras_ok) cosy_ras_free(&ras);
-    cosy_lm_state_free(state);
+               cosy_dtype_name(dtype), n / best_prefill * 1e3, n, best_prefill, tokens / best_decode * 1e3, best_decode / tokens,
+               best_sample / tokens, peak_rss_mib());
+        if (S > 1) {
+            long fw = c1.forwards - c0.forwards, rq = c1.requests - c0.requests, sh = c1.shared - c0.shared;
+            long passes = c1.passes - c0.passes;
+            printf("batches: %d sequences: %ld decode forwards carried %ld feeds (%.2f per forward), %ld shared, at most %d at once; "
+                   "%.2f layer passes per forward (%d: none caught up)\n",
+                   S, fw, rq, fw ? (double)rq / fw : 0.0, sh, c1.largest, fw ? (double)passes / fw : 0.0, hp->lm_layers);
+        }
+    }
+    for (int i = 0; seq && i < S; i++) {
+        if (seq[i].ras_ok) cosy_ras_free(&seq[i].ras);
+        cosy_lm_state_free(seq[i].state);
+        free(seq[i].logp);
+        free(seq[i].decoded);
+    }
+    free(seq);
+    free(thr);
     free(kinds);
     free(ids);
-    free(logp);
-    free(decoded);
     cosy_model_free(model);
     if (st != COSY_OK) return cli_fail("bench", st);
     return 0;

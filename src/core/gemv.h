@@ -68,7 +68,9 @@ void cosy_q8_quantize_rows(int8_t *q, float *d, const float *x, int T, int cols)
 /*
  * y[t * ldy + r] = dot(W[r, :], x[t, :]) (+ bias[r]) for rows r in [r0, r1) and every row t of x.
  * W->dtype must equal x->dtype and W->cols == x->cols. Single-threaded: callers split [0, rows)
- * over their threads.
+ * over their threads. Each row of x gets exactly the bits it would get alone (T = 1): the same
+ * operations in the same order whatever T and whichever weight rows share a tile — batched decode
+ * (model/lm_batch.c) relies on it, tests/test_lm_batch.c checks it on every path.
  */
 void cosy_gemv(const cosy_matrix *W, const cosy_gemv_input *x, const float *bias, float *y, int ldy, int r0, int r1);
 

@@ -1,6 +1,7 @@
 /*
  * lm.c — the Qwen2 speech-token LM: weights in their run-time type, the key/value cache, and the
- * forward pass of a feed (see lm.h).
+ * forward pass of a feed, or of the feeds of several sequences stacked as one (see lm.h; the queue
+ * that stacks them is lm_batch.c).
  *
  * The forward pass is HF transformers' Qwen2 (modeling_qwen2.py at 4.51, the version CosyVoice
  * pins) as CosyVoice calls it through Qwen2Encoder.forward_one_step: inputs_embeds instead of
@@ -21,6 +22,7 @@
  * is converted once at load. The head runs in cosy_lm_head_dtype (q8_0 for a q4_0 body).
  */
 #include "model/lm.h"
+#include "model/lm_batch.h"
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -43,6 +45,9 @@
 #define LM_ROW_UNIT 16    /* thread ranges start at multiples of this (whole kernel tiles) */
 #define LM_TILE_MIN_T 16  /* a feed of at least this many positions multiplies through bf16 tiles */
 #define LM_ATT_TASKS 16   /* attention scratch slots: (position, kv head) pairs are split into this many tasks */
+/* a batch goes through the gemv kernels in one group of rows, as each of its feeds does alone */
+_Static_assert(LM_BATCH_ROWS <= COSY_GEMV_MAX_T && LM_BATCH_ROWS < LM_TILE_MIN_T && LM_BATCH_ROWS <= LM_CHUNK,
+               "a batch must take the kernels of a solo feed");
 
 typedef struct {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
@@ -63,6 +68,9 @@ struct cosy_lm {
     cosy_pool *pool;
     int n_threads;
     int tiles;        /* long feeds may go through bf16 tiles (see matmul_tiles) */
+    atomic_int n_states;  /* sequences alive: with one, feeds never queue (see cosy_lm_feed) */
+    int batching;         /* short feeds of concurrent sequences may share a forward (COSY_LM_BATCH=0: never) */
+    lm_batcher batcher;   /* short feeds of concurrent sequences, run as one forward (lm_batch.c) */
 };
 
 struct cosy_lm_state {
@@ -74,7 +82,9 @@ struct cosy_lm_state {
     float *scores;                  /* [LM_ATT_TASKS][group][cap] */
     void *act_scratch;              /* quantised activations for q8_0 matrices */
     uint16_t *tile_a;               /* a long feed's activations in bf16 [LM_CHUNK][widest] (lazily) */
-    float *last, *logits;           /* [H], [V] */
+    float *logits;                  /* [LM_BATCH_ROWS][V]: one row per sequence of a batch */
+    pthread_cond_t done_cv;         /* a queued feed of this sequence has run (lm_batch.c) */
+    int counted;                    /* created in full: counted in lm->n_states, done_cv initialised */
 };
 
 /* ------------------------------------------------------------------ loading */
@@ -156,6 +166,12 @@ static cosy_status lm_create(cosy_model *model, void **out)
         const char *env = getenv("COSY_LM_TILES"); /* 0: keep long feeds on the gemv kernels (to measure them) */
         lm->tiles = !(env && env[0] == '0');
     }
+    {
+        const char *env = getenv("COSY_LM_BATCH"); /* 0: every feed runs alone (to measure batching) */
+        lm->batching = !(env && env[0] == '0');
+    }
+    atomic_init(&lm->n_states, 0);
+    lm_batcher_init(&lm->batcher, lm->L);
     cosy_status st = COSY_OK;
     if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0 && lm->dtype != COSY_DTYPE_Q4_0)
         st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0, q4_0)", cosy_dtype_name(lm->dtype));
@@ -195,6 +211,7 @@ static cosy_status lm_create(cosy_model *model, void **out)
             lm->inv_freq[j] = 1.0f / powf(hp->lm_rope_theta, (float)(2 * j) / (float)lm->hd);
     }
     if (st != COSY_OK) {
+        lm_batcher_destroy(&lm->batcher);
         free(lm->layers);
         free(lm->inv_freq);
         free(lm);
@@ -208,6 +225,7 @@ static void lm_destroy(void *state)
 {
     cosy_lm *lm = state;
     if (!lm) return;
+    lm_batcher_destroy(&lm->batcher);
     free(lm->layers);
     free(lm->inv_freq);
     free(lm);
@@ -327,10 +345,10 @@ cosy_status cosy_lm_state_create(cosy_lm *lm, int capacity, cosy_lm_state **out)
     if (!st) return cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
     st->lm = lm;
     const size_t C = LM_CHUNK;
-    float **bufs[] = {&st->x, &st->xn, &st->q, &st->k, &st->v, &st->att, &st->gate, &st->up, &st->rope_cos, &st->rope_sin, &st->last,
+    float **bufs[] = {&st->x, &st->xn, &st->q, &st->k, &st->v, &st->att, &st->gate, &st->up, &st->rope_cos, &st->rope_sin,
                       &st->logits};
     const size_t sizes[] = {C * lm->H, C * lm->H, C * lm->Qd, C * lm->KVd, C * lm->KVd, C * lm->Qd, C * lm->F, C * lm->F,
-                            C * (lm->hd / 2 + 1), C * (lm->hd / 2 + 1), (size_t)lm->H, (size_t)lm->V};
+                            C * (lm->hd / 2 + 1), C * (lm->hd / 2 + 1), (size_t)LM_BATCH_ROWS * lm->V};
     int ok = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *bufs[i] = cosy_aligned_alloc(sizeof(float) * sizes[i]);
@@ -343,6 +361,9 @@ cosy_status cosy_lm_state_create(cosy_lm *lm, int capacity, cosy_lm_state **out)
         cosy_lm_state_free(st);
         return s;
     }
+    pthread_cond_init(&st->done_cv, NULL);
+    st->counted = 1;
+    atomic_fetch_add(&lm->n_states, 1);
     *out = st;
     return COSY_OK;
 }
@@ -350,7 +371,11 @@ cosy_status cosy_lm_state_create(cosy_lm *lm, int capacity, cosy_lm_state **out)
 void cosy_lm_state_free(cosy_lm_state *st)
 {
     if (!st) return;
-    float *bufs[] = {st->x, st->xn, st->q, st->k, st->v, st->att, st->gate, st->up, st->rope_cos, st->rope_sin, st->last, st->logits,
+    if (st->counted) {
+        atomic_fetch_sub(&st->lm->n_states, 1);
+        pthread_cond_destroy(&st->done_cv);
+    }
+    float *bufs[] = {st->x, st->xn, st->q, st->k, st->v, st->att, st->gate, st->up, st->rope_cos, st->rope_sin, st->logits,
                      st->kc, st->vc, st->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cosy_aligned_free(bufs[i]);
     cosy_aligned_free(st->act_scratch);
@@ -508,37 +533,78 @@ static void matmul(cosy_lm_state *st, const float *x, int T, const mm_job *jobs,
     else cosy_pool_run(lm->pool, c.n_tasks, mm_task, &c);
 }
 
+/* ------------------------------------------------------------------ passes */
+
+/*
+ * A pass is rows of one forward going through a layer together, stacked in the buffers of one state
+ * (`work`): segments of consecutive positions, each of one sequence at its own position against its
+ * own cache. A feed alone is a pass of one segment; a batch (lm_batch below, lm_batch.c) stacks one
+ * segment per sequence in the buffers of its first, so each matrix is read once for all of them.
+ * Every row goes through the same operations as it would alone: the projections and the MLP are
+ * multi-row gemv products whose rows are computed independently (each row's activations quantised on
+ * their own, the same accumulation order whatever the number of rows), norms and element-wise steps
+ * are per row, and attention is per (row, kv head) against that row's own cache — so a row's
+ * log-probabilities are bit-identical batched or alone (tests/test_lm_batch.c).
+ */
+typedef struct {
+    cosy_lm_state *st;
+    int row0, T;      /* rows [row0, row0 + T) of the pass are positions st->pos .. st->pos + T - 1 */
+} lm_segment;
+
+typedef struct {
+    cosy_lm_state *work;  /* scratch of the products (act_scratch, tile_a) and the head (logits) */
+    float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope_cos, *rope_sin; /* the pass's first row in work's buffers */
+    const lm_segment *seg;
+    int n_seg, T;         /* T rows in all */
+} lm_pass;
+
+/* The pass over rows [first, first + T) of w's buffers. */
+static lm_pass pass_view(cosy_lm_state *w, int first, const lm_segment *seg, int n_seg, int T)
+{
+    const cosy_lm *lm = w->lm;
+    const size_t f = (size_t)first, h2 = (size_t)lm->hd / 2 + 1;
+    lm_pass p = {w,
+                 w->x + f * lm->H, w->xn + f * lm->H, w->q + f * lm->Qd, w->k + f * lm->KVd, w->v + f * lm->KVd,
+                 w->att + f * lm->Qd, w->gate + f * lm->F, w->up + f * lm->F, w->rope_cos + f * h2, w->rope_sin + f * h2,
+                 seg, n_seg, T};
+    return p;
+}
+
 /* ------------------------------------------------------------------ attention */
 
 typedef struct {
-    cosy_lm_state *st;
-    int layer, T, pairs, n_tasks;
+    const lm_pass *pass;
+    int layer, pairs, n_tasks;
 } att_ctx;
 
-/* (position t, kv head g) pairs: the group of query heads that share kv head g attend over
- * positions 0..pos+t, as one gemv (scores) and one transposed gemv (weighted values). */
+/* (row t, kv head g) pairs: the group of query heads that share kv head g attend over the positions
+ * of t's sequence up to t's own, as one gemv (scores) and one transposed gemv (weighted values). */
 static void att_task(void *vctx, int task)
 {
     att_ctx *c = vctx;
-    cosy_lm_state *st = c->st;
-    const cosy_lm *lm = st->lm;
+    const lm_pass *ps = c->pass;
+    const cosy_lm *lm = ps->work->lm;
     const int hd = lm->hd, G = lm->group;
-    float *scores = st->scores + (size_t)task * G * st->cap;
+    const lm_segment *sg = ps->seg;
     int p0, p1;
     cosy_split_range(c->pairs, c->n_tasks, task, &p0, &p1);
     for (int p = p0; p < p1; p++) {
-        int t = p / lm->n_kv, g = p % lm->n_kv, ctx = st->pos + t + 1;
+        int t = p / lm->n_kv, g = p % lm->n_kv;
+        while (t >= sg->row0 + sg->T) sg++;
+        cosy_lm_state *st = sg->st;
+        int ctx = st->pos + (t - sg->row0) + 1;
+        float *scores = st->scores + (size_t)task * G * st->cap; /* task slots of the row's own sequence */
         size_t slot = ((size_t)c->layer * lm->n_kv + g) * st->cap * hd;
         cosy_matrix K = {COSY_DTYPE_F32, ctx, hd, st->kc + slot};
         cosy_gemv_input in;
-        cosy_gemv_prepare(&in, COSY_DTYPE_F32, st->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
+        cosy_gemv_prepare(&in, COSY_DTYPE_F32, ps->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
         cosy_gemv(&K, &in, NULL, scores, ctx, 0, ctx);
         for (int i = 0; i < G; i++) {
             float *s = scores + (size_t)i * ctx;
             for (int j = 0; j < ctx; j++) s[j] *= lm->scale; /* eager attention: (q·kᵀ) * scaling, then softmax */
             cosy_softmax(s, ctx);
         }
-        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, st->att + (size_t)t * lm->Qd + (size_t)g * G * hd, hd);
+        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, ps->att + (size_t)t * lm->Qd + (size_t)g * G * hd, hd);
     }
 }
 
@@ -561,93 +627,217 @@ static void rope(float *x, int T, int heads, int hd, const float *cosv, const fl
         }
 }
 
-/* Runs T <= LM_CHUNK positions already embedded in st->x through every layer and appends their
- * keys/values to the cache. */
-static void forward_chunk(cosy_lm_state *st, int T)
+/* The rotary angles of every row's position. */
+static void pass_rope(const lm_pass *ps)
 {
-    cosy_lm *lm = st->lm;
-    const int H = lm->H, hd = lm->hd, h2 = hd / 2;
-    const float eps = lm->hp->lm_rms_eps;
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < h2; j++) {
-            float a = (float)(st->pos + t) * lm->inv_freq[j];
-            st->rope_cos[(size_t)t * (h2 + 1) + j] = cosf(a);
-            st->rope_sin[(size_t)t * (h2 + 1) + j] = sinf(a);
-        }
-    for (int l = 0; l < lm->L; l++) {
-        const lm_layer *y = &lm->layers[l];
-        cosy_rms_norm(st->xn, st->x, T, H, y->attn_norm, eps);
-        mm_job qkv[3] = {{&y->q, y->bq, st->q}, {&y->k, y->bk, st->k}, {&y->v, y->bv, st->v}};
-        matmul(st, st->xn, T, qkv, 3);
-        rope(st->q, T, lm->n_heads, hd, st->rope_cos, st->rope_sin);
-        rope(st->k, T, lm->n_kv, hd, st->rope_cos, st->rope_sin);
-        for (int g = 0; g < lm->n_kv; g++) {
-            size_t slot = ((size_t)l * lm->n_kv + g) * st->cap * hd;
-            for (int t = 0; t < T; t++) {
-                memcpy(st->kc + slot + (size_t)(st->pos + t) * hd, st->k + (size_t)t * lm->KVd + (size_t)g * hd, sizeof(float) * hd);
-                memcpy(st->vc + slot + (size_t)(st->pos + t) * hd, st->v + (size_t)t * lm->KVd + (size_t)g * hd, sizeof(float) * hd);
+    const cosy_lm *lm = ps->work->lm;
+    const int h2 = lm->hd / 2;
+    for (int s = 0; s < ps->n_seg; s++)
+        for (int t = 0; t < ps->seg[s].T; t++) {
+            const size_t row = (size_t)(ps->seg[s].row0 + t) * (h2 + 1);
+            for (int j = 0; j < h2; j++) {
+                float a = (float)(ps->seg[s].st->pos + t) * lm->inv_freq[j];
+                ps->rope_cos[row + j] = cosf(a);
+                ps->rope_sin[row + j] = sinf(a);
             }
         }
-        att_ctx ac = {st, l, T, T * lm->n_kv, 0};
-        ac.n_tasks = ac.pairs < LM_ATT_TASKS ? ac.pairs : LM_ATT_TASKS;
-        if (ac.n_tasks == 1) att_task(&ac, 0);
-        else cosy_pool_run(lm->pool, ac.n_tasks, att_task, &ac);
-        mm_job o[1] = {{&y->o, NULL, st->xn}};
-        matmul(st, st->att, T, o, 1);
-        cosy_add(st->x, st->xn, (size_t)T * H);
-        cosy_rms_norm(st->xn, st->x, T, H, y->ffn_norm, eps);
-        mm_job gu[2] = {{&y->gate, NULL, st->gate}, {&y->up, NULL, st->up}};
-        matmul(st, st->xn, T, gu, 2);
-        size_t n = (size_t)T * lm->F;
-        cosy_silu(st->gate, n);
-        for (size_t i = 0; i < n; i++) st->gate[i] *= st->up[i];
-        mm_job down[1] = {{&y->down, NULL, st->xn}};
-        matmul(st, st->gate, T, down, 1);
-        cosy_add(st->x, st->xn, (size_t)T * H);
-    }
-    st->pos += T;
 }
 
-/* log_softmax(llm_decoder(norm(h))) of the chunk's last position */
-static void head(cosy_lm_state *st, int T, float *logp)
+/* Layer l for the pass's rows (their residual stream in ps->x); their keys/values go to their caches. */
+static void pass_layer(const lm_pass *ps, int l)
+{
+    cosy_lm_state *w = ps->work;
+    cosy_lm *lm = w->lm;
+    const lm_layer *y = &lm->layers[l];
+    const int H = lm->H, hd = lm->hd, T = ps->T;
+    const float eps = lm->hp->lm_rms_eps;
+    cosy_rms_norm(ps->xn, ps->x, T, H, y->attn_norm, eps);
+    mm_job qkv[3] = {{&y->q, y->bq, ps->q}, {&y->k, y->bk, ps->k}, {&y->v, y->bv, ps->v}};
+    matmul(w, ps->xn, T, qkv, 3);
+    rope(ps->q, T, lm->n_heads, hd, ps->rope_cos, ps->rope_sin);
+    rope(ps->k, T, lm->n_kv, hd, ps->rope_cos, ps->rope_sin);
+    for (int s = 0; s < ps->n_seg; s++) {
+        cosy_lm_state *st = ps->seg[s].st;
+        for (int g = 0; g < lm->n_kv; g++) {
+            size_t slot = ((size_t)l * lm->n_kv + g) * st->cap * hd;
+            for (int t = 0; t < ps->seg[s].T; t++) {
+                size_t from = (size_t)(ps->seg[s].row0 + t) * lm->KVd + (size_t)g * hd, to = slot + (size_t)(st->pos + t) * hd;
+                memcpy(st->kc + to, ps->k + from, sizeof(float) * hd);
+                memcpy(st->vc + to, ps->v + from, sizeof(float) * hd);
+            }
+        }
+    }
+    att_ctx ac = {ps, l, T * lm->n_kv, 0};
+    ac.n_tasks = ac.pairs < LM_ATT_TASKS ? ac.pairs : LM_ATT_TASKS;
+    if (ac.n_tasks == 1) att_task(&ac, 0);
+    else cosy_pool_run(lm->pool, ac.n_tasks, att_task, &ac);
+    mm_job o[1] = {{&y->o, NULL, ps->xn}};
+    matmul(w, ps->att, T, o, 1);
+    cosy_add(ps->x, ps->xn, (size_t)T * H);
+    cosy_rms_norm(ps->xn, ps->x, T, H, y->ffn_norm, eps);
+    mm_job gu[2] = {{&y->gate, NULL, ps->gate}, {&y->up, NULL, ps->up}};
+    matmul(w, ps->xn, T, gu, 2);
+    size_t n = (size_t)T * lm->F;
+    cosy_silu(ps->gate, n);
+    for (size_t i = 0; i < n; i++) ps->gate[i] *= ps->up[i];
+    mm_job down[1] = {{&y->down, NULL, ps->xn}};
+    matmul(w, ps->gate, T, down, 1);
+    cosy_add(ps->x, ps->xn, (size_t)T * H);
+}
+
+/* log_softmax(llm_decoder(norm(h))) of each segment's last row, for the segments with a logp: the
+ * normed rows stacked in ps->xn (free after the last layer), one head product for all of them. Then
+ * the positions count as fed. */
+static void pass_finish(const lm_pass *ps, float *const *logp)
+{
+    cosy_lm_state *w = ps->work;
+    cosy_lm *lm = w->lm;
+    int rows = 0;
+    for (int s = 0; s < ps->n_seg; s++) {
+        ps->seg[s].st->pos += ps->seg[s].T;
+        if (logp[s])
+            cosy_rms_norm(ps->xn + (size_t)rows++ * lm->H, ps->x + (size_t)(ps->seg[s].row0 + ps->seg[s].T - 1) * lm->H, 1, lm->H,
+                          lm->out_norm, lm->hp->lm_rms_eps);
+    }
+    if (rows == 0) return;
+    mm_job h[1] = {{&lm->head, lm->head_bias, w->logits}};
+    matmul(w, ps->xn, rows, h, 1);
+    rows = 0;
+    for (int s = 0; s < ps->n_seg; s++)
+        if (logp[s]) {
+            memcpy(logp[s], w->logits + (size_t)rows++ * lm->V, sizeof(float) * lm->V);
+            cosy_log_softmax(logp[s], lm->V);
+        }
+}
+
+/* Writes positions [i0, i0 + T) of a request into rows[T][H]. */
+static void embed_rows(const cosy_lm *lm, const lm_request *r, int i0, int T, float *rows)
+{
+    if (!r->kinds) {
+        memcpy(rows, r->embeds + (size_t)i0 * lm->H, sizeof(float) * T * lm->H);
+        return;
+    }
+    for (int t = 0; t < T; t++) cosy_lm_embed(lm, r->kinds[i0 + t], r->ids[i0 + t], rows + (size_t)t * lm->H);
+}
+
+void lm_forward_alone(lm_request *r)
+{
+    cosy_lm_state *st = r->st;
+    for (int i0 = 0; i0 < r->n; i0 += LM_CHUNK) { /* LM_CHUNK positions per pass */
+        const lm_segment seg = {st, 0, r->n - i0 < LM_CHUNK ? r->n - i0 : LM_CHUNK};
+        const lm_pass ps = pass_view(st, 0, &seg, 1, seg.T);
+        float *none = NULL;
+        embed_rows(st->lm, r, i0, seg.T, ps.x);
+        pass_rope(&ps);
+        for (int l = 0; l < st->lm->L; l++) pass_layer(&ps, l);
+        pass_finish(&ps, i0 + seg.T == r->n ? &r->logp : &none);
+    }
+}
+
+/* ------------------------------------------------------------------ batches */
+
+int lm_layers(const cosy_lm *lm) { return lm->L; }
+
+void lm_batch_admit(lm_batch *b, lm_request *r)
+{
+    if (b->n == 0) b->rows = 0;
+    b->req[b->n] = r;
+    b->layer[b->n] = 0;
+    b->row0[b->n] = b->rows;
+    cosy_lm_state *w = b->req[0]->st;
+    const lm_segment seg = {r->st, 0, r->n};
+    const lm_pass ps = pass_view(w, b->rows, &seg, 1, r->n);
+    embed_rows(w->lm, r, 0, r->n, ps.x);
+    pass_rope(&ps);
+    b->n++;
+    b->rows += r->n;
+}
+
+/* The requests are in admission order, their layers non-increasing: the ones at the lowest layer (a
+ * suffix, contiguous rows) go through it; once they reach the layer of the ones before them, they
+ * are one suffix with them — merged — and go on together. */
+int lm_batch_step(lm_batch *b)
+{
+    cosy_lm_state *w = b->req[0]->st;
+    const int low = b->layer[b->n - 1];
+    int k = b->n - 1;
+    while (k > 0 && b->layer[k - 1] == low) k--;
+    lm_segment seg[LM_BATCH_ROWS];
+    float *logp[LM_BATCH_ROWS];
+    for (int i = k; i < b->n; i++) {
+        seg[i - k] = (lm_segment){b->req[i]->st, b->row0[i] - b->row0[k], b->req[i]->n};
+        logp[i - k] = b->req[i]->logp;
+        b->layer[i]++;
+    }
+    const lm_pass ps = pass_view(w, b->row0[k], seg, b->n - k, b->rows - b->row0[k]);
+    pass_layer(&ps, low);
+    if (k > 0 || low + 1 < w->lm->L) return 0;
+    pass_finish(&ps, logp);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ feeds */
+
+/* Checks that n positions fit and grows the cache for them (nothing is fed on error). */
+static cosy_status feed_room(cosy_lm_state *st, int n)
+{
+    if (n < 1) return cosy_error(COSY_ERR_INVALID_ARG, "lm: a feed needs at least one position");
+    if (n > COSY_LM_MAX_POSITIONS - st->pos)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequence would reach %d positions (at most %d)", st->pos + n, COSY_LM_MAX_POSITIONS);
+    return state_grow(st, st->pos + n);
+}
+
+/* A short feed while another sequence exists goes through the batcher, to share a forward with the
+ * feeds other threads make at the same time; a lone sequence or a long feed (a prefill: more rows than
+ * one pass of the gemv kernels takes) runs alone on the caller's thread, exactly as before batching. */
+static void feed(cosy_lm_state *st, lm_request *r)
 {
     cosy_lm *lm = st->lm;
-    cosy_rms_norm(st->last, st->x + (size_t)(T - 1) * lm->H, 1, lm->H, lm->out_norm, lm->hp->lm_rms_eps);
-    mm_job h[1] = {{&lm->head, lm->head_bias, st->logits}};
-    matmul(st, st->last, 1, h, 1);
-    memcpy(logp, st->logits, sizeof(float) * lm->V);
-    cosy_log_softmax(logp, lm->V);
+    if (r->n > LM_BATCH_ROWS || !lm->batching || atomic_load_explicit(&lm->n_states, memory_order_relaxed) < 2) {
+        lm_forward_alone(r);
+        return;
+    }
+    r->done_cv = &st->done_cv;
+    lm_batcher_submit(&lm->batcher, r);
 }
 
 cosy_status cosy_lm_feed(cosy_lm_state *st, const cosy_lm_kind *kinds, const int32_t *ids, int n, float *logp)
 {
-    cosy_lm *lm = st->lm;
-    if (n < 1) return cosy_error(COSY_ERR_INVALID_ARG, "lm: a feed needs at least one position");
-    for (int i = 0; i < n; i++) COSY_TRY(check_id(lm, kinds[i], ids[i]));
-    if (n > COSY_LM_MAX_POSITIONS - st->pos)
-        return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequence would reach %d positions (at most %d)", st->pos + n, COSY_LM_MAX_POSITIONS);
-    COSY_TRY(state_grow(st, st->pos + n));
-    for (int i0 = 0; i0 < n; i0 += LM_CHUNK) {
-        int T = n - i0 < LM_CHUNK ? n - i0 : LM_CHUNK;
-        for (int t = 0; t < T; t++) cosy_lm_embed(lm, kinds[i0 + t], ids[i0 + t], st->x + (size_t)t * lm->H);
-        forward_chunk(st, T);
-        if (i0 + T == n && logp) head(st, T, logp);
-    }
+    for (int i = 0; i < n; i++) COSY_TRY(check_id(st->lm, kinds[i], ids[i]));
+    COSY_TRY(feed_room(st, n));
+    lm_request r = {.st = st, .kinds = kinds, .ids = ids, .n = n, .logp = logp};
+    feed(st, &r);
     return COSY_OK;
 }
 
 cosy_status cosy_lm_feed_embeddings(cosy_lm_state *st, const float *embeds, int n, float *logp)
 {
-    cosy_lm *lm = st->lm;
-    if (n < 1) return cosy_error(COSY_ERR_INVALID_ARG, "lm: a feed needs at least one position");
-    if (n > COSY_LM_MAX_POSITIONS - st->pos)
-        return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequence would reach %d positions (at most %d)", st->pos + n, COSY_LM_MAX_POSITIONS);
-    COSY_TRY(state_grow(st, st->pos + n));
-    for (int i0 = 0; i0 < n; i0 += LM_CHUNK) {
-        int T = n - i0 < LM_CHUNK ? n - i0 : LM_CHUNK;
-        memcpy(st->x, embeds + (size_t)i0 * lm->H, sizeof(float) * T * lm->H);
-        forward_chunk(st, T);
-        if (i0 + T == n && logp) head(st, T, logp);
-    }
+    COSY_TRY(feed_room(st, n));
+    lm_request r = {.st = st, .embeds = embeds, .n = n, .logp = logp};
+    feed(st, &r);
     return COSY_OK;
 }
+
+cosy_status cosy_lm_feed_batch(cosy_lm_state *const *states, const cosy_lm_kind *kinds, const int32_t *ids, int n, float *const *logp)
+{
+    if (n < 1 || n > COSY_LM_BATCH_MAX)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm: a batch takes 1..%d sequences, not %d", COSY_LM_BATCH_MAX, n);
+    for (int i = 0; i < n; i++) {
+        if (states[i]->lm != states[0]->lm)
+            return cosy_error(COSY_ERR_INVALID_ARG, "lm: the sequences of a batch belong to different models");
+        for (int j = 0; j < i; j++)
+            if (states[j] == states[i]) return cosy_error(COSY_ERR_INVALID_ARG, "lm: sequence %d appears twice in a batch", i);
+        COSY_TRY(check_id(states[i]->lm, kinds[i], ids[i]));
+    }
+    for (int i = 0; i < n; i++) COSY_TRY(feed_room(states[i], 1));
+    lm_request r[COSY_LM_BATCH_MAX];
+    lm_batch b = {.n = 0};
+    for (int i = 0; i < n; i++) {
+        r[i] = (lm_request){.st = states[i], .kinds = kinds + i, .ids = ids + i, .n = 1, .logp = logp ? logp[i] : NULL};
+        lm_batch_admit(&b, &r[i]);
+    }
+    while (!lm_batch_step(&b)) {}
+    return COSY_OK;
+}
+
+void cosy_lm_batch_counts_get(cosy_lm *lm, cosy_lm_batch_counts *out) { lm_batcher_counts(&lm->batcher, out); }

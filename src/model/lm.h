@@ -16,7 +16,8 @@
  * themselves, attending to everything fed before) and return the log-probabilities after the last
  * one. Prefill, one-token decode steps and the bistream's mid-stream chunks are all feeds; N > 8
  * goes through matrix-matrix products, N <= 8 through the gemv kernels (src/core/gemv.h) in one
- * pass over the weights.
+ * pass over the weights. Short feeds of different sequences made at the same time share one pass
+ * (batched decode, see cosy_lm_feed_batch below).
  *
  * Input layout (Qwen2LM.inference): [sos, embed_text(prompt_text ++ text), task_id,
  * embed_speech(prompt_speech)], then each generated token's speech embedding. The inference modes
@@ -95,6 +96,42 @@ cosy_lm *cosy_lm_state_lm(const cosy_lm_state *st);
 cosy_status cosy_lm_feed(cosy_lm_state *st, const cosy_lm_kind *kinds, const int32_t *ids, int n, float *logp);
 /* The same with caller-made embeddings [n][lm_hidden]. */
 cosy_status cosy_lm_feed_embeddings(cosy_lm_state *st, const float *embeds, int n, float *logp);
+
+/*
+ * Batched decode across sequences. Each decoded token reads every weight once, so the steps of
+ * several sequences (sessions) cost little more than one when they share that read. Feeds of at most
+ * COSY_LM_BATCH_MAX positions made at the same time on different states of one LM — one LM producer
+ * thread per session, each calling cosy_lm_feed — meet in a queue (lm_batch.c) and run as one forward:
+ * per layer, the projections and the MLP as one multi-row gemv over the stacked rows, attention per
+ * sequence against its own cache at its own position, then the final norm and head for each. Each
+ * row's log-probabilities are bit-identical to the same feed run alone, for every lm_dtype and CPU
+ * path (the gemv kernels compute each row independently of the others), so batching never changes
+ * what a session samples.
+ *   - Nobody waits for anybody: a batch thread (one per LM, started on first use) sleeps until a feed
+ *     is queued and runs at once whatever is queued; a feed queued while a forward runs joins it at the
+ *     next layer boundary while it is in its first half (its rows catch up through the layers already
+ *     done, then go on with the others), else waits for the next forward.
+ *   - A lone sequence (one state alive on the LM) feeds on its own thread as before: no queue, no
+ *     hand-off. With two or more alive, a feed costs a hand-off to the batch thread and back.
+ *   - A feed of more than COSY_LM_BATCH_MAX positions (a prefill) never queues: it runs alone on its
+ *     caller's thread, its kernels interleaving with other forwards in the thread pool as before.
+ * A state must be fed by one thread at a time (as always); different states from any threads.
+ */
+#define COSY_LM_BATCH_MAX 8
+/* One position for each of n distinct states (1..COSY_LM_BATCH_MAX) as one forward pass on the
+ * calling thread, no queue: states[i] gets (kinds[i], ids[i]) and, if logp and logp[i] are not NULL,
+ * its log-probabilities in logp[i]. The same results as n cosy_lm_feed calls. Nothing is fed on error. */
+cosy_status cosy_lm_feed_batch(cosy_lm_state *const *states, const cosy_lm_kind *kinds, const int32_t *ids, int n, float *const *logp);
+
+/* What the batch thread has done since the LM was built (tests, benches). */
+typedef struct {
+    long forwards;  /* forwards it ran */
+    long passes;    /* layer passes they took (lm_layers per forward, more where feeds caught up) */
+    long requests;  /* feeds they carried */
+    long shared;    /* forwards that carried more than one feed */
+    int largest;    /* most feeds in one forward */
+} cosy_lm_batch_counts;
+void cosy_lm_batch_counts_get(cosy_lm *lm, cosy_lm_batch_counts *out);
 
 /* ==================================================================================== */
 /*
