@@ -386,8 +386,45 @@ int main(void)
     }
     http_reply_free(&r);
 
-    for (int i = 0; i < 5; i++) free(solo[i]);
     cosy_server_stop(srv);
+
+    /* a full server: one session, no queue; a second request meanwhile gets 503 with Retry-After */
+    {
+        cosy_server_params busy = sp;
+        busy.max_sessions = 1;
+        busy.max_queue = 0;
+        busy.api_key = NULL;
+        cosy_server *one = NULL;
+        CHECK_OK(cosy_server_start(model, &busy, &one));
+        port = cosy_server_port(one);
+        load_job slow;
+        memset(&slow, 0, sizeof slow);
+        pthread_t t;
+        slow.index = 1;
+        pthread_create(&t, NULL, load_main, &slow);
+        for (int tries = 0; tries < 1200; tries++) { /* until it holds the one session */
+            CHECK(http_request(port, "GET", "/readyz", NULL, NULL, 0, 0, &r) == 0);
+            int held = r.body && strstr(r.body, "\"active_sessions\":1");
+            http_reply_free(&r);
+            if (held) break;
+            usleep(5000);
+        }
+        int saw_busy = 0;
+        for (int tries = 0; tries < 200 && !saw_busy; tries++) {
+            char *j = speech_json(texts[0], "pcm", 0, NULL);
+            CHECK(post("/v1/audio/speech", j, &r) == 0);
+            saw_busy = r.status == 503 && strstr(r.headers, "Retry-After: 1") && strstr(r.body, "busy");
+            http_reply_free(&r);
+            free(j);
+        }
+        CHECK(saw_busy);
+        pthread_join(t, NULL);
+        CHECK(slow.rc == 0 && slow.reply.status == 200 && slow.reply.n_body == n_solo[1] && !memcmp(slow.reply.body, solo[1], n_solo[1]));
+        http_reply_free(&slow.reply);
+        cosy_server_stop(one);
+    }
+
+    for (int i = 0; i < 5; i++) free(solo[i]);
     cosy_voice_free(voice);
     cosy_model_free(model);
     return test_finish("test_server");
