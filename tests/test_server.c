@@ -116,6 +116,7 @@ int main(void)
     sp.max_input_chars = 500;
     sp.max_body_bytes = 8192;
     sp.quiet = 1;
+    sp.t2w_ttl_seconds = 5; /* short, to see it expire; longer than any gap between one utterance's calls here */
     cosy_server *srv = NULL;
     CHECK_FAILS(cosy_server_start(model, &(cosy_server_params){.port = 70000, .max_sessions = 1}, &srv), COSY_ERR_INVALID_ARG, "port");
     CHECK_OK(cosy_server_start(model, &sp, &srv));
@@ -258,6 +259,17 @@ int main(void)
             free(want);
         }
         cosy_token2wav_free(t2w);
+        /* an utterance left open is dropped once idle for the TTL (5 s here) */
+        double open = -1;
+        CHECK(post("/v1/token2wav", "{\"request_id\":\"left-open\",\"voice\":\"fox\",\"token_offset\":0,\"tokens\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28]}", &r) == 0 &&
+              r.status == 200);
+        http_reply_free(&r);
+        CHECK(metric_value("cosy_token2wav_open", &open) == 0 && open == 1);
+        for (int tries = 0; tries < 200 && open != 0; tries++) {
+            usleep(100000);
+            CHECK(metric_value("cosy_token2wav_open", &open) == 0);
+        }
+        CHECK(open == 0);
         /* refusals: token out of range, offset beyond the tokens, a finished request id starts afresh */
         CHECK(post("/v1/token2wav", "{\"request_id\":\"x\",\"voice\":\"fox\",\"token_offset\":0,\"tokens\":[1,2,7000]}", &r) == 0 &&
               r.status == 400 && strstr(r.body, "tokens[2]"));

@@ -127,6 +127,9 @@ int route_metrics(http_req *r)
     pthread_mutex_lock(&srv->mu);
     int active = srv->active, waiting = srv->waiting;
     pthread_mutex_unlock(&srv->mu);
+    pthread_mutex_lock(&srv->t2w.mu);
+    int t2w_open = srv->t2w.count;
+    pthread_mutex_unlock(&srv->t2w.mu);
     pthread_mutex_lock(&m->mu);
     put(&b, "# HELP cosy_requests_total HTTP requests and WebSocket connections answered, by route and status.\n"
             "# TYPE cosy_requests_total counter\n");
@@ -147,6 +150,8 @@ int route_metrics(http_req *r)
         (double)m->audio_samples / cosy_model_sample_rate(srv->model));
     put(&b, "# HELP cosy_active_sessions Syntheses running now.\n# TYPE cosy_active_sessions gauge\ncosy_active_sessions %d\n", active);
     put(&b, "# HELP cosy_queued_requests Requests waiting for a session.\n# TYPE cosy_queued_requests gauge\ncosy_queued_requests %d\n", waiting);
+    put(&b, "# HELP cosy_token2wav_open Token2wav utterances whose state the server keeps between calls.\n"
+            "# TYPE cosy_token2wav_open gauge\ncosy_token2wav_open %d\n", t2w_open);
     put(&b, "# HELP cosy_max_sessions The session cap (--max-sessions).\n# TYPE cosy_max_sessions gauge\ncosy_max_sessions %d\n", srv->p.max_sessions);
     for (int h = 0; h < HIST_COUNT; h++) {
         const metric_histogram *x = &m->hist[h];
