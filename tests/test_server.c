@@ -312,7 +312,8 @@ int main(void)
         unlink(saved);
         /* the new voice speaks as the one made in-process from the same recording */
         char *j = speech_json(texts[0], "pcm", 0, NULL);
-        char *j2 = strdup(j);
+        char *j2 = malloc(strlen(j) + 2); /* room for the one character "fox2" adds */
+        strcpy(j2, j);
         char *at = strstr(j2, "\"fox\"");
         memmove(at + 5, at + 4, strlen(at + 4) + 1);
         memcpy(at, "\"fox2", 5);
