@@ -465,11 +465,14 @@ cosy_status cosy_server_start(cosy_model *model, const cosy_server_params *param
     char ports[300], threads[16], timeout[16];
     if (strchr(srv->host, ':')) snprintf(ports, sizeof ports, "[%s]:%d", srv->host, p.port);
     else snprintf(ports, sizeof ports, "%s:%d", srv->host, p.port);
-    /* every synthesis and waiting request holds a worker; a few more serve health, metrics and voices */
-    snprintf(threads, sizeof threads, "%d", p.max_sessions + p.max_queue + 8);
+    /* civetweb gives each open connection a worker thread for as long as it stays open (an idle
+     * keep-alive connection too, up to keep_alive_timeout_ms, and a WebSocket for its whole life):
+     * every synthesis and waiting request holds one, and 32 more serve health, metrics, voices and
+     * idle keep-alive clients; further connections wait in the listen queue */
+    snprintf(threads, sizeof threads, "%d", p.max_sessions + p.max_queue + 32);
     snprintf(timeout, sizeof timeout, "%d", 60000);
     const char *options[] = {"listening_ports", ports, "num_threads", threads, "request_timeout_ms", timeout,
-                             "enable_keep_alive", "yes", "keep_alive_timeout_ms", "30000", "websocket_timeout_ms", "600000",
+                             "enable_keep_alive", "yes", "keep_alive_timeout_ms", "5000", "websocket_timeout_ms", "600000",
                              "enable_auth_domain_check", "no", NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
