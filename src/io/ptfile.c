@@ -39,12 +39,21 @@ typedef struct {
     size_t n_marks, marks_cap;
     value **memo;
     size_t memo_cap;
+    size_t memo_len;  /* filled slots: the index MEMOIZE uses next (pickle's len(memo)) */
     value **all;      /* every value allocated, freed at the end */
     size_t n_all, all_cap;
     const zip_archive *zip;
     const char *prefix;
     size_t prefix_len;
+    /* flattening (collect): bounds against self-referencing, deep or shared dicts */
+    size_t visits, tensors_cap;
 } machine;
+
+/* Nesting depth of dicts, items visited while flattening, and the length of a dotted key: real
+ * checkpoints nest a few levels and hold well under a million tensors. */
+#define PT_MAX_DEPTH 256
+#define PT_MAX_VISITS 1000000u
+#define PT_MAX_KEY 65536u
 
 static value *new_value(machine *m, vkind kind)
 {
@@ -128,7 +137,8 @@ static uint64_t le(const unsigned char *p, int n)
 
 static cosy_status memo_put(machine *m, uint64_t idx, value *v, size_t at)
 {
-    if (idx > (1u << 24)) return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: memo index %llu too large at byte %zu", m->path, (unsigned long long)idx, at);
+    /* every PUT/MEMOIZE costs at least one byte of pickle, so a slot far beyond its size is hostile */
+    if (idx > (1u << 24) || idx > m->size + 4096) return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: memo index %llu too large at byte %zu", m->path, (unsigned long long)idx, at);
     if (idx >= m->memo_cap) {
         size_t cap = m->memo_cap ? m->memo_cap : 256;
         while (cap <= idx) cap *= 2;
@@ -138,6 +148,7 @@ static cosy_status memo_put(machine *m, uint64_t idx, value *v, size_t at)
         m->memo = nm;
         m->memo_cap = cap;
     }
+    if (!m->memo[idx]) m->memo_len++;
     m->memo[idx] = v;
     return COSY_OK;
 }
@@ -192,6 +203,8 @@ static cosy_status persistent_load(machine *m, value *pid, size_t at, value **ou
     v->s = strdup(pid->items[2]->s);
     if (!v->s) return oom(m);
     v->numel = pid->items[4]->i;
+    if (v->numel < 0)
+        return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: storage %s claims %lld elements at byte %zu", m->path, v->s, (long long)v->numel, at);
     *out = v;
     return COSY_OK;
 }
@@ -212,22 +225,38 @@ static cosy_status rebuild_tensor(machine *m, value *args, size_t at, value **ou
     t->offset = args->items[1]->i;
     t->storage_numel = st->numel;
     t->storage_key = st->s; /* owned by the storage value; copied when the tensor is kept */
+    /* Overflow-checked (divide, don't multiply): numel = prod(shape) and the view's last element
+     * offset + sum((shape-1)*stride) must lie inside the storage. */
     int64_t extent = 0, numel = 1;
+    int empty = 0;
     for (size_t d = 0; d < size->n; d++) {
         if (!as_int(size->items[d], &t->shape[d]) || !as_int(stride->items[d], &t->stride[d]) || t->shape[d] < 0 || t->stride[d] < 0)
             return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: bad tensor size/stride at byte %zu", m->path, at);
-        numel *= t->shape[d];
-        if (t->shape[d] > 0) extent += (t->shape[d] - 1) * t->stride[d];
+        if (t->shape[d] == 0) empty = 1;
     }
-    if (numel > 0 && (t->offset < 0 || t->offset + extent >= st->numel))
-        return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: tensor view (offset %lld, extent %lld) exceeds its storage %s of %lld elements",
-                          m->path, (long long)t->offset, (long long)extent, st->s, (long long)st->numel);
+    for (size_t d = 0; d < size->n && !empty; d++) {
+        int64_t s = t->shape[d], span;
+        if (numel > INT64_MAX / 8 / s)
+            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: tensor shape overflows at byte %zu", m->path, at);
+        numel *= s;
+        if (s > 1 && t->stride[d] > INT64_MAX / (s - 1))
+            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: tensor stride %lld overflows at byte %zu", m->path, (long long)t->stride[d], at);
+        span = (s - 1) * t->stride[d];
+        if (extent > INT64_MAX - span)
+            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: tensor strides overflow at byte %zu", m->path, at);
+        extent += span;
+    }
+    if (empty) numel = 0;
+    if (t->offset < 0 || t->offset > st->numel ||
+        (numel > 0 && (extent >= st->numel || t->offset > st->numel - 1 - extent)))
+        return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: tensor view (offset %lld, extent %lld) exceeds its storage %s of %lld elements at byte %zu",
+                          m->path, (long long)t->offset, (long long)extent, st->s, (long long)st->numel, at);
     /* locate the storage blob */
     char name[512];
     snprintf(name, sizeof name, "%.*sdata/%s", (int)m->prefix_len, m->prefix, st->s);
     const zip_entry *e = zip_find(m->zip, name);
     if (!e) return cosy_error(COSY_ERR_MISSING, "%s: storage entry %s is missing from the archive", m->path, name);
-    if (e->size < (uint64_t)st->numel * pt_dtype_size(st->dtype))
+    if ((uint64_t)st->numel > e->size / pt_dtype_size(st->dtype))
         return cosy_error(COSY_ERR_FORMAT, "%s: storage %s has %llu bytes, %lld x %zu needed: truncated?", m->path, name,
                           (unsigned long long)e->size, (long long)st->numel, pt_dtype_size(st->dtype));
     t->storage = e->data;
@@ -443,9 +472,7 @@ static cosy_status run(machine *m, value **result)
         }
         case 0x94: { /* MEMOIZE */
             if (m->sp == 0) return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: MEMOIZE on an empty stack at byte %zu", m->path, at);
-            size_t idx = 0;
-            while (idx < m->memo_cap && m->memo[idx]) idx++;
-            COSY_TRY(memo_put(m, idx, m->stack[m->sp - 1], at));
+            COSY_TRY(memo_put(m, m->memo_len, m->stack[m->sp - 1], at));
             break;
         }
         case 'h': case 'j': { /* BINGET, LONG_BINGET */
@@ -467,28 +494,39 @@ static cosy_status run(machine *m, value **result)
 
 /* ------------------------------------------------------------------ flattening */
 
-static cosy_status collect(machine *m, pt_file *f, const value *dict, const char *parent)
+static cosy_status collect(machine *m, pt_file *f, const value *dict, const char *parent, int depth)
 {
+    if (depth > PT_MAX_DEPTH)
+        return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: dicts nested more than %d deep at key %.64s (a dict containing itself?)",
+                          m->path, PT_MAX_DEPTH, parent);
     for (size_t i = 0; i + 1 < dict->n; i += 2) {
         const value *k = dict->items[i], *v = dict->items[i + 1];
+        if (++m->visits > PT_MAX_VISITS)
+            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: more than %u dict items to flatten (shared sub-dicts?)", m->path, PT_MAX_VISITS);
         char keybuf[64];
         const char *key;
         if (k->kind == V_STR) key = k->s;
         else if (k->kind == V_INT) { snprintf(keybuf, sizeof keybuf, "%lld", (long long)k->i); key = keybuf; }
         else continue;
         size_t plen = strlen(parent), klen = strlen(key);
+        if (plen + klen + 2 > PT_MAX_KEY)
+            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: key path longer than %u bytes under %.64s", m->path, PT_MAX_KEY, parent);
         char *full = malloc(plen + klen + 2);
         if (!full) return oom(m);
         if (plen) { memcpy(full, parent, plen); full[plen] = '.'; memcpy(full + plen + 1, key, klen + 1); }
         else memcpy(full, key, klen + 1);
         if (v->kind == V_DICT) {
-            cosy_status st = collect(m, f, v, full);
+            cosy_status st = collect(m, f, v, full, depth + 1);
             free(full);
             COSY_TRY(st);
         } else if (v->kind == V_TENSOR) {
-            pt_tensor *nt = realloc(f->tensors, sizeof *nt * (size_t)(f->n_tensors + 1));
-            if (!nt) { free(full); return oom(m); }
-            f->tensors = nt;
+            if ((size_t)f->n_tensors == m->tensors_cap) {
+                size_t cap = m->tensors_cap ? m->tensors_cap * 2 : 64;
+                pt_tensor *nt = realloc(f->tensors, sizeof *nt * cap);
+                if (!nt) { free(full); return oom(m); }
+                f->tensors = nt;
+                m->tensors_cap = cap;
+            }
             pt_tensor *t = &f->tensors[f->n_tensors++];
             *t = v->tensor;
             t->name = full;
@@ -537,7 +575,7 @@ cosy_status pt_open(const char *path, pt_file *out)
     cosy_status st = run(&m, &root);
     if (st == COSY_OK && root->kind != V_DICT)
         st = cosy_error(COSY_ERR_UNSUPPORTED, "%s: data.pkl does not hold a dict of tensors", path);
-    if (st == COSY_OK) st = collect(&m, out, root, "");
+    if (st == COSY_OK) st = collect(&m, out, root, "", 0);
     free_machine(&m);
     if (st != COSY_OK) pt_close(out);
     return st;

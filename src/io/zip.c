@@ -18,7 +18,10 @@ static uint64_t u64at(const unsigned char *p) { return (uint64_t)u32at(p) | (uin
 
 static cosy_status inflate_entry(const char *path, zip_entry *e, const unsigned char *src, uint64_t comp, uint64_t size)
 {
-    if (size > (1ull << 34)) return cosy_error(COSY_ERR_FORMAT, "%s: entry %s claims %llu bytes", path, e->name, (unsigned long long)size);
+    /* deflate expands at most ~1032:1, so a claim beyond that (plus slack) is a lie, not a reason to malloc */
+    if (size > (1ull << 34) || size > comp * 1032 + 4096 || size > (uint64_t)(uInt)-1)
+        return cosy_error(COSY_ERR_FORMAT, "%s: entry %s claims %llu bytes from %llu compressed bytes", path, e->name,
+                          (unsigned long long)size, (unsigned long long)comp);
     e->owned = malloc(size ? (size_t)size : 1);
     if (!e->owned) return cosy_error(COSY_ERR_NOMEM, "%s: cannot inflate %s (%llu bytes)", path, e->name, (unsigned long long)size);
     z_stream zs;
@@ -55,7 +58,7 @@ static cosy_status parse(zip_archive *z)
     uint64_t n = u16at(p + eocd + 10), cd_size = u32at(p + eocd + 12), cd_off = u32at(p + eocd + 16);
     if ((n == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) && eocd >= 20 && u32at(p + eocd - 20) == SIG_EOCD64_LOCATOR) {
         uint64_t rec = u64at(p + eocd - 20 + 8);
-        if (rec > size - 56 || u32at(p + rec) != SIG_EOCD64)
+        if (size < 56 || rec > size - 56 || u32at(p + rec) != SIG_EOCD64)
             return cosy_error(COSY_ERR_FORMAT, "%s: bad zip64 end-of-central-directory record at byte %llu", path, (unsigned long long)rec);
         n = u64at(p + rec + 32);
         cd_size = u64at(p + rec + 40);
@@ -97,7 +100,7 @@ static cosy_status parse(zip_archive *z)
             }
             x = f + len;
         }
-        if (local > size - 30 || u32at(p + local) != SIG_LOCAL)
+        if (size < 30 || local > size - 30 || u32at(p + local) != SIG_LOCAL)
             return cosy_error(COSY_ERR_FORMAT, "%s: entry %s: bad local header at byte %llu", path, e->name, (unsigned long long)local);
         uint64_t data = local + 30 + u16at(p + local + 26) + u16at(p + local + 28);
         if (data > size || comp > size - data)
