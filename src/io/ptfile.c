@@ -46,11 +46,13 @@ typedef struct {
     const char *prefix;
     size_t prefix_len;
     /* flattening (collect): bounds against self-referencing, deep or shared dicts */
-    size_t visits, tensors_cap;
+    size_t visits, max_visits, tensors_cap;
 } machine;
 
 /* Nesting depth of dicts, items visited while flattening, and the length of a dotted key: real
- * checkpoints nest a few levels and hold well under a million tensors. */
+ * checkpoints nest a few levels and hold well under a million tensors, each costing tens of bytes
+ * of pickle; only shared sub-dicts (a DAG) can make the walk exceed the input, so visits are
+ * capped at 64Ki + 16 per pickle byte, and never more than PT_MAX_VISITS. */
 #define PT_MAX_DEPTH 256
 #define PT_MAX_VISITS 1000000u
 #define PT_MAX_KEY 65536u
@@ -501,8 +503,8 @@ static cosy_status collect(machine *m, pt_file *f, const value *dict, const char
                           m->path, PT_MAX_DEPTH, parent);
     for (size_t i = 0; i + 1 < dict->n; i += 2) {
         const value *k = dict->items[i], *v = dict->items[i + 1];
-        if (++m->visits > PT_MAX_VISITS)
-            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: more than %u dict items to flatten (shared sub-dicts?)", m->path, PT_MAX_VISITS);
+        if (++m->visits > m->max_visits)
+            return cosy_error(COSY_ERR_FORMAT, "%s: data.pkl: more than %zu dict items to flatten (shared sub-dicts?)", m->path, m->max_visits);
         char keybuf[64];
         const char *key;
         if (k->kind == V_STR) key = k->s;
@@ -575,6 +577,7 @@ cosy_status pt_open(const char *path, pt_file *out)
     cosy_status st = run(&m, &root);
     if (st == COSY_OK && root->kind != V_DICT)
         st = cosy_error(COSY_ERR_UNSUPPORTED, "%s: data.pkl does not hold a dict of tensors", path);
+    m.max_visits = m.size < (PT_MAX_VISITS - 65536) / 16 ? 65536 + 16 * m.size : PT_MAX_VISITS;
     if (st == COSY_OK) st = collect(&m, out, root, "", 0);
     free_machine(&m);
     if (st != COSY_OK) pt_close(out);
