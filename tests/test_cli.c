@@ -303,8 +303,45 @@ static void test_option_tables(void)
     CHECK(run(out, sizeof out, "%s bench --help", COSY_BIN) == 0 && strstr(out, "token2wav") && strstr(out, "flowstream"));
 }
 
+/* `cosy golden` on a crafted fixture set whose stream_schedule asks for 400 of speech_token's 200
+ * tokens: each t2w case fails cleanly (non-zero exit, a message naming the case and the field), no
+ * over-read of the token list nor write past the audio buffer (the ASan build runs this too). */
+static void test_golden_bad_schedule(void)
+{
+    static char out[1 << 16];
+    char dir[1024];
+    static char cmd[8192];
+    snprintf(dir, sizeof dir, "%s", test_tmp("golden-bad-schedule"));
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && mkdir -p '%s/golden' && ln -s '%s' '%s/model' && ln -s '%s'/* '%s/golden/' && rm '%s/golden/stream_schedule.npy'",
+             dir, dir, test_data("cv2-tiny/model"), dir, test_data("cv2-tiny/golden"), dir, dir);
+    CHECK(system(cmd) == 0);
+    float sched[4][4] = {{0, 400, 0, 1}, {25, 400, 0, 1}, {50, 400, 0, 1}, {75, 400, 1, 0}};
+    int64_t shape[2] = {4, 4};
+    char path[1200];
+    snprintf(path, sizeof path, "%s/golden/stream_schedule.npy", dir);
+    CHECK_OK(npy_save_f32(path, &sched[0][0], shape, 2));
+    const char *cases[2] = {"t2w_0", "token2wav_stream"};
+    for (int i = 0; i < 2; i++) {
+        int rc = run(out, sizeof out, "%s golden '%s' --case %s", COSY_BIN, dir, cases[i]);
+        CHECK(rc == 1);
+        char want[128];
+        snprintf(want, sizeof want, "%s: stream_schedule call 0 asks for 400 of 200 tokens (field n_tokens)", cases[i]);
+        CHECK(strstr(out, want) != NULL);
+        if (rc != 1 || !strstr(out, want)) fprintf(stderr, "cosy golden --case %s (exit %d) said:\n%s\n", cases[i], rc, out);
+    }
+    /* a token_offset beyond the tokens given */
+    float sched2[1][4] = {{300, 100, 0, 1}};
+    shape[0] = 1;
+    unlink(path);
+    CHECK_OK(npy_save_f32(path, &sched2[0][0], shape, 2));
+    CHECK(run(out, sizeof out, "%s golden '%s' --case t2w_0", COSY_BIN, dir) == 1);
+    CHECK(strstr(out, "t2w_0: stream_schedule call 0 has token_offset 300 outside 0..100 (field token_offset)") != NULL);
+}
+
 int main(void)
 {
+    test_golden_bad_schedule();
     static char out[1 << 16];
     const char *model = test_tmp("cli.gguf");
     unlink(model);

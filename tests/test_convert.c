@@ -12,7 +12,9 @@
 #include "model/arch.h"
 #include "model/hparams.h"
 #include "model/model.h"
+#include "model/voice.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *fixture_dir(void) { return test_data("cv2-tiny/model"); }
@@ -365,6 +367,95 @@ static void test_speakers(void)
     cosy_model_free(m);
 }
 
+/* A speaker whose llm_embedding (64 values) is shorter than its flow_embedding (192): `cosy voice
+ * import --speaker` must refuse naming the speaker and the field (it read 192 values past the
+ * 64 before), and leave nothing in the output directory (no voice, no .tmp-<pid>). */
+static void test_speaker_short_llm_embedding(void)
+{
+    const char *dir = make_variant("speakers_short");
+    static float feat[4 * 80], emb[192];
+    static int64_t tokens[2] = {6000, 6001};
+    for (int i = 0; i < 4 * 80; i++) feat[i] = -1.0f - (float)(i % 80) * 0.01f;
+    for (int i = 0; i < 192; i++) emb[i] = (float)i / 192.0f;
+    ptw_tensor t[4];
+    const char *parents[4] = {"spkShort", "spkShort", "spkShort", "spkShort"};
+    const char *keys[4] = {"0", "1", "2", "3"};
+    const void *blobs[4] = {tokens, feat, emb, emb};
+    size_t sizes[4] = {sizeof tokens, sizeof feat, 64 * sizeof(float), sizeof emb};
+    const char *fields[4] = {"llm_prompt_speech_token", "prompt_speech_feat", "llm_embedding", "flow_embedding"};
+    for (int k = 0; k < 4; k++) {
+        memset(&t[k], 0, sizeof t[k]);
+        t[k].name = fields[k];
+        t[k].storage_key = keys[k];
+        t[k].storage_type = k == 0 ? "LongStorage" : "FloatStorage";
+        t[k].ndim = k == 1 ? 3 : 2;
+        t[k].shape[0] = 1;
+        t[k].shape[1] = k == 0 ? 2 : k == 1 ? 4 : k == 2 ? 64 : 192;
+        if (k == 1) t[k].shape[2] = 80;
+        t[k].numel_storage = k == 0 ? 2 : k == 1 ? 4 * 80 : k == 2 ? 64 : 192;
+        long stride = 1;
+        for (int d = t[k].ndim - 1; d >= 0; d--) { t[k].stride[d] = stride; stride *= t[k].shape[d]; }
+    }
+    ptw_buf pkl = {0};
+    ptw_pickle_grouped(&pkl, t, 4, parents);
+    CHECK(ptw_write_checkpoint(path_in(dir, "spk2info.pt"), "spk2info", &pkl, keys, blobs, sizes, 4, 0) == 0);
+    free(pkl.p);
+    char model[1024];
+    snprintf(model, sizeof model, "%s", test_tmp("spk-short.gguf"));
+    CHECK_OK(cosy_convert(dir, model, NULL));
+    cosy_model *m = NULL;
+    CHECK_OK(cosy_model_load(model, NULL, &m));
+    if (!m) return;
+    cosy_voice *v = NULL;
+    CHECK_FAILS(cosy_voice_from_speaker(m, "spkShort", &v), COSY_ERR_FORMAT, "speaker 'spkShort': llm_embedding has 64 values");
+    CHECK(v == NULL);
+    /* a voice in memory with a short LM embedding: refused by validation, and save reads no further than it holds */
+    v = cosy_voice_alloc("short");
+    if (v) {
+        v->embed_dim = 192;
+        v->flow_embedding = malloc(sizeof(float) * 192);
+        v->n_llm_embedding = 64;
+        v->llm_embedding = malloc(sizeof(float) * 64);
+        for (int i = 0; v->flow_embedding && v->llm_embedding && i < 192; i++) {
+            v->flow_embedding[i] = emb[i];
+            if (i < 64) v->llm_embedding[i] = emb[i];
+        }
+        CHECK_FAILS(cosy_voice_validate(v, m), COSY_ERR_INVALID_ARG, "short: the LM speaker embedding (llm_embedding) has 64 values");
+        /* save writes each embedding with its own length (it read 192 of the 64 before) */
+        CHECK_OK(cosy_voice_save(v, test_tmp("short.voice")));
+        cosy_voice *back = NULL;
+        CHECK_OK(cosy_voice_load(test_tmp("short.voice"), &back));
+        CHECK(back && back->n_llm_embedding == 64 && back->embed_dim == 192 && back->llm_embedding[63] == emb[63]);
+        /* a length the arrays do not back: refused before anything is read or written */
+        v->n_prompt_text = 5;
+        unlink(test_tmp("short-bad.voice"));
+        CHECK_FAILS(cosy_voice_save(v, test_tmp("short-bad.voice")), COSY_ERR_INVALID_ARG, "voice.prompt_text needs 5 values");
+        CHECK(!exists(test_tmp("short-bad.voice")));
+        v->n_prompt_text = 0;
+        cosy_voice_free(back);
+        cosy_voice_free(v);
+    }
+    cosy_model_free(m);
+
+    /* the command: exit 1, one line naming speaker and field, an empty output directory */
+    char outdir[1024], cmd[4096], out[4096];
+    snprintf(outdir, sizeof outdir, "%s", test_tmp("spk-short-out"));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", outdir, outdir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s voice import -m '%s' --speaker spkShort -o '%s/x.voice' 2>&1", COSY_BIN, model, outdir);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (!p) return;
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int status = pclose(p);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK(strstr(out, "spkShort") && strstr(out, "llm_embedding"));
+    if (!(strstr(out, "spkShort") && strstr(out, "llm_embedding"))) fprintf(stderr, "voice import said: %s\n", out);
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", outdir);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_random_presets(void)
 {
     CHECK_OK(cosy_convert_random("cv2-tiny", 7, test_tmp("rand-tiny.gguf"), NULL));
@@ -678,6 +769,7 @@ int main(void)
     test_dtypes();
     test_hift_layouts();
     test_speakers();
+    test_speaker_short_llm_embedding();
     test_random_presets();
     test_refusals();
     test_other_sizes();

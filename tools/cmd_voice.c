@@ -144,7 +144,7 @@ static int cmd_import(int argc, char **argv)
             v->n_prompt_frames = last ? (int)(numel / last) : 0;
         }
         if (st == COSY_OK && (st = load_floats(f_emb, &v->flow_embedding, &numel, NULL)) == COSY_OK) {
-            v->embed_dim = (int)numel;
+            v->embed_dim = v->n_llm_embedding = (int)numel;
             v->llm_embedding = malloc(sizeof(float) * (size_t)numel);
             if (!v->llm_embedding) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
             else memcpy(v->llm_embedding, v->flow_embedding, sizeof(float) * (size_t)numel);

@@ -13,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *case_name(const golden_ctx *ctx)
+{
+    const cJSON *name = ctx->current ? cJSON_GetObjectItemCaseSensitive(ctx->current, "name") : NULL;
+    return cJSON_IsString(name) ? name->valuestring : "?";
+}
+
 typedef struct {
     npy_array draws[3];
     cosy_hift_replay replay;
@@ -52,6 +58,8 @@ static cosy_status fixture_voice(golden_ctx *ctx, cosy_voice **out)
     if (st == COSY_OK) st = golden_load(ctx, "embedding", &emb);
     cosy_voice *v = st == COSY_OK ? cosy_voice_alloc("fixture") : NULL;
     if (st == COSY_OK && !v) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
+    if (st == COSY_OK && (feat.ndim < 1 || feat.shape[feat.ndim - 1] < 1 || feat.numel % feat.shape[feat.ndim - 1] != 0))
+        st = cosy_error(COSY_ERR_FORMAT, "%s: prompt_feat has %lld values, not whole mel rows", case_name(ctx), (long long)feat.numel);
     if (st == COSY_OK) {
         v->n_flow_prompt_tokens = (int)tok.numel;
         v->flow_prompt_tokens = malloc(sizeof(int32_t) * (size_t)(tok.numel + 1));
@@ -76,12 +84,41 @@ static cosy_status fixture_voice(golden_ctx *ctx, cosy_voice **out)
     return COSY_OK;
 }
 
+#define MAX_CALLS 64 /* the session test records at most this many chunk ends */
+
+/* stream_schedule is [calls, 4] rows (token_offset, n_tokens, finalize, streaming) over speech_token's
+ * n_tokens tokens: every index the handlers use is checked here, before any is used. */
+static cosy_status check_schedule(const golden_ctx *ctx, const npy_array *sched, const npy_array *tokens)
+{
+    const char *c = case_name(ctx);
+    if (tokens->numel < 1 || tokens->numel > 100000)
+        return cosy_error(COSY_ERR_FORMAT, "%s: speech_token has %lld tokens (1..100000)", c, (long long)tokens->numel);
+    if (sched->ndim != 2 || sched->shape[1] != 4 || sched->shape[0] < 1 || sched->shape[0] > MAX_CALLS)
+        return cosy_error(COSY_ERR_FORMAT, "%s: stream_schedule should be [calls, 4] with 1..%d calls, not %dD [%lld, %lld]", c, MAX_CALLS,
+                          sched->ndim, (long long)sched->shape[0], (long long)(sched->ndim > 1 ? sched->shape[1] : 0));
+    for (int64_t k = 0; k < sched->shape[0]; k++) {
+        int64_t offset = sched->i64[k * 4 + 0], n = sched->i64[k * 4 + 1], finalize = sched->i64[k * 4 + 2];
+        if (n < 1 || n > tokens->numel)
+            return cosy_error(COSY_ERR_FORMAT, "%s: stream_schedule call %lld asks for %lld of %lld tokens (field n_tokens)", c, (long long)k,
+                              (long long)n, (long long)tokens->numel);
+        if (offset < 0 || offset > n)
+            return cosy_error(COSY_ERR_FORMAT, "%s: stream_schedule call %lld has token_offset %lld outside 0..%lld (field token_offset)", c,
+                              (long long)k, (long long)offset, (long long)n);
+        if (finalize != 0 && finalize != 1)
+            return cosy_error(COSY_ERR_FORMAT, "%s: stream_schedule call %lld has finalize %lld (field finalize: 0 or 1)", c, (long long)k,
+                              (long long)finalize);
+    }
+    return COSY_OK;
+}
+
 /* Runs the official schedule's calls 0..last; checks call `check` (or all when check < 0). */
 static cosy_status run_calls(golden_ctx *ctx, int last, int check)
 {
     npy_array sched, tokens;
     COSY_TRY(golden_load(ctx, "stream_schedule", &sched));
     cosy_status st = golden_load(ctx, "speech_token", &tokens);
+    if (st != COSY_OK) memset(&tokens, 0, sizeof tokens);
+    if (st == COSY_OK) st = check_schedule(ctx, &sched, &tokens);
     cosy_voice *voice = NULL;
     if (st == COSY_OK) st = fixture_voice(ctx, &voice);
     cosy_token2wav *t2w = NULL;
@@ -91,14 +128,14 @@ static cosy_status run_calls(golden_ctx *ctx, int last, int check)
     if (st == COSY_OK) st = cosy_token2wav_create(ctx->model, voice, &p, &t2w);
     int32_t *ids = NULL;
     float *stream = NULL;
-    int64_t n_stream = 0;
+    int64_t n_stream = 0, stream_cap = tokens.numel * 2 * 480 + 1;
     if (st == COSY_OK) {
         ids = malloc(sizeof(int32_t) * (size_t)tokens.numel);
-        stream = malloc(sizeof(float) * (size_t)(tokens.numel * 2 * 480 + 1));
+        stream = malloc(sizeof(float) * (size_t)stream_cap);
         if (!ids || !stream) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; ids && i < tokens.numel; i++) ids[i] = (int32_t)tokens.i64[i];
     }
-    int n_calls = (int)sched.shape[0];
+    int n_calls = st == COSY_OK ? (int)sched.shape[0] : 0;
     if (last >= n_calls) last = n_calls - 1;
     for (int k = 0; st == COSY_OK && k <= last; k++) {
         int offset = (int)sched.i64[k * 4 + 0], n = (int)sched.i64[k * 4 + 1], finalize = (int)sched.i64[k * 4 + 2];
@@ -110,6 +147,9 @@ static cosy_status run_calls(golden_ctx *ctx, int last, int check)
         int n_audio;
         st = cosy_token2wav_call(t2w, ids, n, offset, finalize, &audio, &n_audio);
         if (st == COSY_OK && d.replay.status != COSY_OK) st = d.replay.status;
+        if (st == COSY_OK && (n_audio < 0 || n_audio > stream_cap - n_stream))
+            st = cosy_error(COSY_ERR_FORMAT, "%s: stream_schedule call %d makes more audio than %lld tokens give", case_name(ctx), k,
+                            (long long)tokens.numel);
         if (st == COSY_OK) {
             memcpy(stream + n_stream, audio, sizeof(float) * (size_t)n_audio);
             n_stream += n_audio;
@@ -157,17 +197,22 @@ cosy_status golden_t2w_call(golden_ctx *ctx)
  * each with its recorded draws. */
 typedef struct {
     float *audio;
-    int64_t n;
-    int64_t chunk_end[64];
+    int64_t n, cap;
+    int64_t chunk_end[MAX_CALLS];
     int chunks;
+    int overflow; /* more audio than cap, or more chunks than MAX_CALLS: the rest was dropped */
 } collected;
 
 static void collect(void *user, const float *samples, int n)
 {
     collected *c = user;
+    if (n < 0 || n > c->cap - c->n || c->chunks == MAX_CALLS) {
+        c->overflow = 1;
+        return;
+    }
     memcpy(c->audio + c->n, samples, sizeof(float) * (size_t)n);
     c->n += n;
-    if (c->chunks < 64) c->chunk_end[c->chunks++] = c->n;
+    c->chunk_end[c->chunks++] = c->n;
 }
 
 /* Our default token2wav (incremental flow, chunk-causal final call) on the official schedule: each
@@ -194,7 +239,14 @@ static cosy_status check_incremental_mels(golden_ctx *ctx, const npy_array *sche
         npy_array ref;
         st = golden_load(ctx, key, &ref);
         if (st != COSY_OK) break;
-        int frames = (int)ref.shape[ref.ndim - 1], C = (int)(ref.numel / frames), first = frames - kept;
+        int frames = ref.ndim > 0 ? (int)ref.shape[ref.ndim - 1] : 0;
+        if (frames < 1 || ref.numel % frames != 0 || kept < 0 || 2 * offset > frames) {
+            st = cosy_error(COSY_ERR_FORMAT, "%s: %s has %d frames, call %d needs at least %d (stream_schedule token_offset %d)",
+                            case_name(ctx), key, frames, k, 2 * offset, offset);
+            npy_free(&ref);
+            break;
+        }
+        int C = (int)(ref.numel / frames), first = frames - kept;
         if (first != 2 * offset) {
             fprintf(stderr, "golden: %s: call %d kept %d frames, the reference has %d from frame %d\n", key, k, kept, frames - 2 * offset,
                     2 * offset);
@@ -223,15 +275,18 @@ cosy_status golden_t2w_stream(golden_ctx *ctx)
     npy_array sched, tokens;
     COSY_TRY(golden_load(ctx, "stream_schedule", &sched));
     cosy_status st = golden_load(ctx, "speech_token", &tokens);
+    if (st != COSY_OK) memset(&tokens, 0, sizeof tokens);
+    if (st == COSY_OK) st = check_schedule(ctx, &sched, &tokens);
     cosy_voice *voice = NULL;
     if (st == COSY_OK) st = fixture_voice(ctx, &voice);
-    int n_calls = (int)sched.shape[0];
-    call_draws *draws = calloc((size_t)n_calls, sizeof *draws);
-    cosy_rng_source **sources = calloc((size_t)n_calls, sizeof *sources);
+    int n_calls = st == COSY_OK ? (int)sched.shape[0] : 0;
+    call_draws *draws = calloc((size_t)n_calls + 1, sizeof *draws);
+    cosy_rng_source **sources = calloc((size_t)n_calls + 1, sizeof *sources);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(tokens.numel + 1));
     collected c;
     memset(&c, 0, sizeof c);
-    c.audio = malloc(sizeof(float) * (size_t)(tokens.numel * 2 * 480 + 1));
+    c.cap = tokens.numel * 2 * 480 + 1;
+    c.audio = malloc(sizeof(float) * (size_t)c.cap);
     if (st == COSY_OK && (!draws || !sources || !ids || !c.audio)) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
     for (int k = 0; st == COSY_OK && k < n_calls; k++) {
         st = load_draws(ctx, k, &draws[k]);
@@ -250,6 +305,9 @@ cosy_status golden_t2w_stream(golden_ctx *ctx)
     if (st == COSY_OK) st = cosy_session_wait(s);
     for (int k = 0; st == COSY_OK && k < n_calls; k++)
         if (draws[k].replay.status != COSY_OK) st = draws[k].replay.status;
+    if (st == COSY_OK && c.overflow)
+        st = cosy_error(COSY_ERR_INTERNAL, "%s: the session made more audio or chunks than %lld tokens give", case_name(ctx),
+                        (long long)tokens.numel);
     if (st == COSY_OK && c.chunks != n_calls)
         st = cosy_error(COSY_ERR_INTERNAL, "the session made %d chunks, the official loop %d calls", c.chunks, n_calls);
     for (int k = 0; st == COSY_OK && k < n_calls; k++) {

@@ -459,7 +459,7 @@ static cosy_status run_end_to_end(golden_ctx *ctx, const cJSON *c, const char *w
         else if (ends_with(key, "_embedding")) {
             golden_check(ctx, key, emb, dim);
             if (voice) golden_check(ctx, key, voice->flow_embedding, voice->embed_dim);
-            if (voice) golden_check(ctx, key, voice->llm_embedding, voice->embed_dim);
+            if (voice) golden_check(ctx, key, voice->llm_embedding, voice->n_llm_embedding);
         } else if (ends_with(key, "_tokens_raw")) {
             margin_key_of(key, mk, sizeof mk);
             check_tokens(ctx, key, mk, tokens, n_tok);

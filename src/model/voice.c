@@ -64,6 +64,9 @@ cosy_status cosy_voice_validate(const cosy_voice *v, const cosy_model *m)
     if (!v->flow_embedding || v->embed_dim != hp->spk_embed_dim)
         return cosy_error(COSY_ERR_INVALID_ARG, "%s: the speaker embedding has %d values, the model needs %d", name, v->embed_dim,
                           hp->spk_embed_dim);
+    if (v->llm_embedding && v->n_llm_embedding != hp->spk_embed_dim)
+        return cosy_error(COSY_ERR_INVALID_ARG, "%s: the LM speaker embedding (llm_embedding) has %d values, the model needs %d", name,
+                          v->n_llm_embedding, hp->spk_embed_dim);
     for (int i = 0; i < v->embed_dim; i++)
         if (!(v->flow_embedding[i] == v->flow_embedding[i]) || v->flow_embedding[i] > 1e30f || v->flow_embedding[i] < -1e30f)
             return cosy_error(COSY_ERR_INVALID_ARG, "%s: the speaker embedding holds a non-finite value", name);
@@ -103,7 +106,7 @@ cosy_status cosy_voice_synthetic(const cosy_model *m, uint64_t seed, int prompt_
     v->n_llm_prompt_tokens = v->n_flow_prompt_tokens = P;
     v->n_prompt_frames = T;
     v->n_mels = C;
-    v->embed_dim = D;
+    v->embed_dim = v->n_llm_embedding = D;
     v->prompt_text = malloc(sizeof(int32_t) * (size_t)(prompt_text_tokens + 1));
     v->llm_prompt_tokens = malloc(sizeof(int32_t) * (size_t)(P + 1));
     v->flow_prompt_tokens = malloc(sizeof(int32_t) * (size_t)(P + 1));
@@ -154,8 +157,19 @@ static cosy_status fill_blob(void *vctx, void *dst, size_t nbytes)
     return COSY_OK;
 }
 
-static cosy_status add_blob(gguf_writer *w, const char *name, cosy_dtype dtype, int ndim, const int64_t *shape, const void *data)
+/* `have` is how many values `data` holds: the shape must not ask for more (no over-read). */
+static cosy_status add_blob(gguf_writer *w, const char *name, cosy_dtype dtype, int ndim, const int64_t *shape, const void *data,
+                            int64_t have)
 {
+    int64_t need = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0 || (shape[d] > 0 && need > INT64_MAX / shape[d]))
+            return cosy_error(COSY_ERR_INVALID_ARG, "voice save: %s has a bad shape", name);
+        need *= shape[d];
+    }
+    if (!data || need > have)
+        return cosy_error(COSY_ERR_INVALID_ARG, "voice save: %s needs %lld values, the voice holds %lld", name, (long long)need,
+                          (long long)(data ? have : 0));
     blob_ctx *c = malloc(sizeof *c);
     if (!c) return cosy_error(COSY_ERR_NOMEM, "out of memory");
     c->data = data;
@@ -174,7 +188,7 @@ cosy_status cosy_voice_save(const cosy_voice *v, const char *path)
 #define ADD_TOKENS(field, count, tname)                                                  \
     if (st == COSY_OK && v->count > 0) {                                                 \
         shape[0] = v->count;                                                             \
-        st = add_blob(w, "voice." tname, COSY_DTYPE_I32, 1, shape, v->field);            \
+        st = add_blob(w, "voice." tname, COSY_DTYPE_I32, 1, shape, v->field, v->count);  \
     }
     ADD_TOKENS(prompt_text, n_prompt_text, "prompt_text")
     ADD_TOKENS(llm_prompt_tokens, n_llm_prompt_tokens, "llm_prompt_speech_token")
@@ -183,11 +197,16 @@ cosy_status cosy_voice_save(const cosy_voice *v, const char *path)
     if (st == COSY_OK && v->n_prompt_frames > 0) {
         shape[0] = v->n_prompt_frames;
         shape[1] = v->n_mels;
-        st = add_blob(w, "voice.prompt_speech_feat", COSY_DTYPE_F32, 2, shape, v->prompt_feat);
+        st = add_blob(w, "voice.prompt_speech_feat", COSY_DTYPE_F32, 2, shape, v->prompt_feat,
+                      (int64_t)v->n_prompt_frames * (v->n_mels > 0 ? v->n_mels : 0));
     }
+    /* each embedding with its own length: an LM embedding shorter than the flow's is not read past */
+    shape[0] = v->n_llm_embedding;
+    if (st == COSY_OK && v->llm_embedding)
+        st = add_blob(w, "voice.llm_embedding", COSY_DTYPE_F32, 1, shape, v->llm_embedding, v->n_llm_embedding);
     shape[0] = v->embed_dim;
-    if (st == COSY_OK && v->llm_embedding) st = add_blob(w, "voice.llm_embedding", COSY_DTYPE_F32, 1, shape, v->llm_embedding);
-    if (st == COSY_OK && v->flow_embedding) st = add_blob(w, "voice.flow_embedding", COSY_DTYPE_F32, 1, shape, v->flow_embedding);
+    if (st == COSY_OK && v->flow_embedding)
+        st = add_blob(w, "voice.flow_embedding", COSY_DTYPE_F32, 1, shape, v->flow_embedding, v->embed_dim);
     if (st == COSY_OK) st = gguf_writer_write(w, path);
     gguf_writer_free(w);
     return st;
@@ -252,7 +271,8 @@ cosy_status cosy_voice_load(const char *path, cosy_voice **out)
     }
     if (st == COSY_OK && (st = copy_tensor(&g, "voice.flow_embedding", COSY_DTYPE_F32, 1, (void **)&v->flow_embedding, d)) == COSY_OK)
         v->embed_dim = v->flow_embedding ? (int)d[0] : 0;
-    if (st == COSY_OK) st = copy_tensor(&g, "voice.llm_embedding", COSY_DTYPE_F32, 1, (void **)&v->llm_embedding, d);
+    if (st == COSY_OK && (st = copy_tensor(&g, "voice.llm_embedding", COSY_DTYPE_F32, 1, (void **)&v->llm_embedding, d)) == COSY_OK)
+        v->n_llm_embedding = v->llm_embedding ? (int)d[0] : 0;
     if (st == COSY_OK && !v->flow_embedding) st = cosy_error(COSY_ERR_FORMAT, "%s: the voice has no voice.flow_embedding", path);
     gguf_close(&g);
     if (st != COSY_OK) {
@@ -265,7 +285,7 @@ cosy_status cosy_voice_load(const char *path, cosy_voice **out)
 
 /* ---- built-in speakers (spk2info.pt, stored as spk.I.<field> by cosy convert) ---- */
 
-static cosy_status speaker_tokens(const cosy_model *m, int idx, const char *field, int32_t **out, int *n)
+static cosy_status speaker_tokens(const cosy_model *m, int idx, const char *speaker, const char *field, int32_t **out, int *n)
 {
     char name[96];
     snprintf(name, sizeof name, "spk.%d.%s", idx, field);
@@ -273,9 +293,12 @@ static cosy_status speaker_tokens(const cosy_model *m, int idx, const char *fiel
     *out = NULL;
     *n = 0;
     if (!t) return COSY_OK;
-    if (t->dtype != COSY_DTYPE_I32) return cosy_error(COSY_ERR_FORMAT, "%s: %s is not int32", m->file.file.path, name);
+    if (t->dtype != COSY_DTYPE_I32)
+        return cosy_error(COSY_ERR_FORMAT, "%s: speaker '%s': %s (%s) is not int32", m->file.file.path, speaker, field, name);
     int64_t k = cosy_tensor_numel(t);
-    if (k > MAX_PROMPT) return cosy_error(COSY_ERR_FORMAT, "%s: %s is too long", m->file.file.path, name);
+    if (k < 0 || k > MAX_PROMPT || t->nbytes < sizeof(int32_t) * (size_t)k)
+        return cosy_error(COSY_ERR_FORMAT, "%s: speaker '%s': %s (%s) has %lld values (0..%d)", m->file.file.path, speaker, field, name,
+                          (long long)k, MAX_PROMPT);
     *out = malloc(sizeof(int32_t) * (size_t)(k ? k : 1));
     if (!*out) return cosy_error(COSY_ERR_NOMEM, "out of memory");
     memcpy(*out, t->data, sizeof(int32_t) * (size_t)k);
@@ -283,7 +306,9 @@ static cosy_status speaker_tokens(const cosy_model *m, int idx, const char *fiel
     return COSY_OK;
 }
 
-static cosy_status speaker_floats(const cosy_model *m, int idx, const char *field, float **out, int64_t *numel, const cosy_tensor **tp)
+/* Copies spk.<idx>.<field> (f32). want > 0: it must hold exactly `want` values. */
+static cosy_status speaker_floats(const cosy_model *m, int idx, const char *speaker, const char *field, int64_t want, float **out,
+                                  int64_t *numel, const cosy_tensor **tp)
 {
     char name[96];
     snprintf(name, sizeof name, "spk.%d.%s", idx, field);
@@ -292,11 +317,18 @@ static cosy_status speaker_floats(const cosy_model *m, int idx, const char *fiel
     *numel = 0;
     if (tp) *tp = t;
     if (!t) return COSY_OK;
-    if (t->dtype != COSY_DTYPE_F32) return cosy_error(COSY_ERR_FORMAT, "%s: %s is not f32", m->file.file.path, name);
-    *numel = cosy_tensor_numel(t);
-    *out = malloc(t->nbytes ? t->nbytes : 1);
+    if (t->dtype != COSY_DTYPE_F32)
+        return cosy_error(COSY_ERR_FORMAT, "%s: speaker '%s': %s (%s) is not f32", m->file.file.path, speaker, field, name);
+    int64_t k = cosy_tensor_numel(t);
+    if (k < 0 || k > (int64_t)MAX_PROMPT * 80 || t->nbytes < sizeof(float) * (size_t)k)
+        return cosy_error(COSY_ERR_FORMAT, "%s: speaker '%s': %s (%s) has %lld values", m->file.file.path, speaker, field, name, (long long)k);
+    if (want > 0 && k != want)
+        return cosy_error(COSY_ERR_FORMAT, "%s: speaker '%s': %s has %lld values, the model needs %lld", m->file.file.path, speaker, field,
+                          (long long)k, (long long)want);
+    *out = malloc(sizeof(float) * (size_t)(k ? k : 1));
     if (!*out) return cosy_error(COSY_ERR_NOMEM, "out of memory");
-    memcpy(*out, t->data, t->nbytes);
+    memcpy(*out, t->data, sizeof(float) * (size_t)k);
+    *numel = k;
     return COSY_OK;
 }
 
@@ -309,22 +341,28 @@ cosy_status cosy_voice_from_speaker(const cosy_model *m, const char *speaker, co
     if (idx < 0) return cosy_error(COSY_ERR_MISSING, "speaker '%s' is not in %s (it has %d speakers)", speaker, m->file.file.path, m->n_speakers);
     cosy_voice *v = cosy_voice_alloc(speaker);
     if (!v) return cosy_error(COSY_ERR_NOMEM, "out of memory");
+    const int64_t D = m->hp.spk_embed_dim;
     int64_t n;
     const cosy_tensor *feat = NULL;
-    float *emb = NULL;
-    cosy_status st = speaker_tokens(m, idx, "prompt_text", &v->prompt_text, &v->n_prompt_text);
-    if (st == COSY_OK) st = speaker_tokens(m, idx, "llm_prompt_speech_token", &v->llm_prompt_tokens, &v->n_llm_prompt_tokens);
-    if (st == COSY_OK) st = speaker_tokens(m, idx, "flow_prompt_speech_token", &v->flow_prompt_tokens, &v->n_flow_prompt_tokens);
-    if (st == COSY_OK) st = speaker_floats(m, idx, "prompt_speech_feat", &v->prompt_feat, &n, &feat);
+    cosy_status st = speaker_tokens(m, idx, speaker, "prompt_text", &v->prompt_text, &v->n_prompt_text);
+    if (st == COSY_OK) st = speaker_tokens(m, idx, speaker, "llm_prompt_speech_token", &v->llm_prompt_tokens, &v->n_llm_prompt_tokens);
+    if (st == COSY_OK) st = speaker_tokens(m, idx, speaker, "flow_prompt_speech_token", &v->flow_prompt_tokens, &v->n_flow_prompt_tokens);
+    if (st == COSY_OK) st = speaker_floats(m, idx, speaker, "prompt_speech_feat", 0, &v->prompt_feat, &n, &feat);
     if (st == COSY_OK && feat) {
-        v->n_mels = (int)feat->shape[feat->ndim - 1];
-        v->n_prompt_frames = (int)(n / v->n_mels);
+        int64_t mels = feat->ndim > 0 ? feat->shape[feat->ndim - 1] : 0;
+        if (mels <= 0 || mels > 4096 || n % mels != 0)
+            st = cosy_error(COSY_ERR_FORMAT, "%s: speaker '%s': prompt_speech_feat has %lld values, not whole rows of %lld mel bins",
+                            m->file.file.path, speaker, (long long)n, (long long)mels);
+        else {
+            v->n_mels = (int)mels;
+            v->n_prompt_frames = (int)(n / mels);
+        }
     }
-    if (st == COSY_OK) st = speaker_floats(m, idx, "flow_embedding", &v->flow_embedding, &n, NULL);
-    if (st == COSY_OK && !v->flow_embedding) st = speaker_floats(m, idx, "embedding", &v->flow_embedding, &n, NULL);
+    if (st == COSY_OK) st = speaker_floats(m, idx, speaker, "flow_embedding", D, &v->flow_embedding, &n, NULL);
+    if (st == COSY_OK && !v->flow_embedding) st = speaker_floats(m, idx, speaker, "embedding", D, &v->flow_embedding, &n, NULL);
     if (st == COSY_OK) v->embed_dim = (int)n;
-    if (st == COSY_OK) st = speaker_floats(m, idx, "llm_embedding", &emb, &n, NULL);
-    v->llm_embedding = emb;
+    if (st == COSY_OK) st = speaker_floats(m, idx, speaker, "llm_embedding", D, &v->llm_embedding, &n, NULL);
+    if (st == COSY_OK) v->n_llm_embedding = v->llm_embedding ? (int)n : 0;
     /* spk2info from add_zero_shot_spk stores the same tokens for both; old files may carry only one */
     if (st == COSY_OK && !v->flow_prompt_tokens && v->llm_prompt_tokens) {
         v->flow_prompt_tokens = malloc(sizeof(int32_t) * (size_t)v->n_llm_prompt_tokens);

@@ -28,7 +28,8 @@ struct cosy_voice {
     int n_flow_prompt_tokens;
     float *prompt_feat;          /* [n_prompt_frames, n_mels] time-major */
     int n_prompt_frames, n_mels;
-    float *llm_embedding;        /* [embed_dim] */
+    float *llm_embedding;        /* [n_llm_embedding] (optional; embed_dim when valid) */
+    int n_llm_embedding;
     float *flow_embedding;       /* [embed_dim] */
     int embed_dim;
 };
@@ -44,7 +45,7 @@ cosy_voice *cosy_voice_alloc(const char *name);
  * gives the same voice. */
 cosy_status cosy_voice_synthetic(const cosy_model *m, uint64_t seed, int prompt_tokens, int prompt_text_tokens, cosy_voice **out);
 /* Checks the voice against a model's hyperparameters: token ranges, 2:1 mel/token ratio, mel
- * width, embedding size, text ids within the vocabulary. */
+ * width, embedding sizes (flow and, when present, LM), text ids within the vocabulary. */
 cosy_status cosy_voice_validate(const cosy_voice *v, const cosy_model *m);
 
 #endif

@@ -96,7 +96,7 @@ static cosy_status from_features(cosy_model *model, const char *name, const char
     if (st == COSY_OK) st = cosy_s3tokenizer_forward(s3, model->pool, f.whisper_mel, f.n_whisper, f.n_whisper, tokens, NULL, NULL);
     const int emb = st == COSY_OK ? cosy_campplus_hp((cosy_campplus *)cam)->embedding_size : 0;
     if (st == COSY_OK) {
-        v->embed_dim = emb;
+        v->embed_dim = v->n_llm_embedding = emb;
         v->flow_embedding = malloc(sizeof(float) * (size_t)emb);
         v->llm_embedding = malloc(sizeof(float) * (size_t)emb);
         if (!v->flow_embedding || !v->llm_embedding) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
