@@ -758,6 +758,30 @@ static void test_load_refusals(void)
     snprintf(cmd, sizeof cmd, "head -c 30000000 '%s' > '%s'", test_tmp("tiny.gguf"), test_tmp("cut.gguf"));
     CHECK(system(cmd) == 0);
     CHECK_FAILS(cosy_model_load(test_tmp("cut.gguf"), NULL, &m), COSY_ERR_FORMAT, "truncated?");
+    /* crafted hyperparameters: each out-of-range value is refused naming its key and range
+     * (token_frame_rate = 2^30 once overflowed int products into a division by zero) */
+    for (int bad = 0; bad < 6; bad++) {
+        cosy_hparams hp;
+        CHECK_OK(cosy_hparams_preset("cv2-tiny", &hp));
+        const char *needle = NULL;
+        switch (bad) {
+        case 0: hp.token_frame_rate = 1 << 30; needle = "cosyvoice2.token_frame_rate = 1073741824 is outside the range 1..1000"; break;
+        case 1: hp.sample_rate = 0; needle = "cosyvoice2.sample_rate = 0 is outside the range 8000..192000"; break;
+        case 2: hp.lm_layers = 1 << 20; needle = "cosyvoice2.lm_layers = 1048576 is outside the range 1..1024"; break;
+        case 3: hp.lm_hidden = -896; needle = "cosyvoice2.lm_hidden = -896 is outside the range 1..65536"; break;
+        case 4: hp.upsample_rates[1] = 1 << 28; needle = "cosyvoice2.upsample_rates[1] = 268435456 is outside the range 1..64"; break;
+        default: hp.top_p = NAN; needle = "cosyvoice2.top_p = nan is outside the range 0..1"; break;
+        }
+        w = gguf_writer_create();
+        gguf_writer_set_str(w, "general.architecture", "cosyvoice2");
+        cosy_hparams_write(&hp, w);
+        CHECK_OK(gguf_writer_write(w, test_tmp("bad-hparams.gguf")));
+        gguf_writer_free(w);
+        CHECK_FAILS(cosy_model_load(test_tmp("bad-hparams.gguf"), NULL, &m), COSY_ERR_FORMAT, needle);
+        CHECK(m == NULL);
+        /* the same values are refused however the hyperparameters came (yaml, presets) */
+        CHECK(cosy_hparams_validate(&hp) == COSY_ERR_FORMAT && strstr(cosy_last_error(), "is outside the range"));
+    }
     cosy_model_params p = cosy_model_default_params();
     p.lm_dtype = COSY_DTYPE_F16;
     CHECK_FAILS(cosy_model_load(test_tmp("tiny.gguf"), &p, &m), COSY_ERR_INVALID_ARG, "LM type f16");

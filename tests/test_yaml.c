@@ -31,8 +31,64 @@ static const char doc[] =
     "cycle_a: !ref <cycle_b>\n"
     "cycle_b: !ref <cycle_a>\n";
 
+/* Crafted inputs: a value nesting 300k '(' (once a stack overflow), one of 300k unary
+ * minus, and references fanning out 4 ways over 15 levels (4^15 evaluations: a hang). */
+static void test_hostile(void)
+{
+    cosy_yaml *y = NULL;
+    int64_t v;
+    const size_t deep = 300000;
+    char *text = malloc(2 * deep + 64);
+    CHECK(text != NULL);
+    if (!text) return;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = (size_t)sprintf(text, "deep: !ref ");
+        for (size_t i = 0; i < deep; i++) text[k++] = pass ? '-' : '(';
+        text[k++] = '1';
+        if (!pass) for (size_t i = 0; i < deep; i++) text[k++] = ')';
+        text[k++] = '\n';
+        text[k] = 0;
+        CHECK_OK(cosy_yaml_parse(text, k, "deep.yaml", &y));
+        if (y) CHECK_FAILS(cosy_yaml_get_int(y, "deep", &v), COSY_ERR_FORMAT, "key deep: deep.yaml: expression nests more than");
+        cosy_yaml_free(y);
+        y = NULL;
+    }
+    /* a nesting within the limit still evaluates */
+    size_t k = (size_t)sprintf(text, "ok: !ref ");
+    for (int i = 0; i < 50; i++) text[k++] = '(';
+    text[k++] = '3';
+    for (int i = 0; i < 50; i++) text[k++] = ')';
+    k += (size_t)sprintf(text + k, " - -2\n");
+    CHECK_OK(cosy_yaml_parse(text, k, "ok.yaml", &y));
+    if (y) {
+        CHECK_OK(cosy_yaml_get_int(y, "ok", &v));
+        CHECK(v == 5);
+    }
+    cosy_yaml_free(y);
+    y = NULL;
+
+    k = (size_t)sprintf(text, "l0: 1\n");
+    for (int i = 1; i <= 15; i++)
+        k += (size_t)sprintf(text + k, "l%d: !ref <l%d> + <l%d> + <l%d> + <l%d>\n", i, i - 1, i - 1, i - 1, i - 1);
+    k += (size_t)sprintf(text + k, "fan: [!ref <l15>]\n");
+    CHECK_OK(cosy_yaml_parse(text, k, "fan.yaml", &y));
+    if (y) {
+        CHECK_OK(cosy_yaml_get_int(y, "l5", &v)); /* 4^5 evaluations: fine */
+        CHECK(v == 1024);
+        CHECK_FAILS(cosy_yaml_get_int(y, "l15", &v), COSY_ERR_FORMAT, "key l15: fan.yaml: expression expands to more than");
+        int64_t list[2];
+        int n;
+        CHECK_FAILS(cosy_yaml_get_int_list(y, "fan", list, 2, &n), COSY_ERR_FORMAT, "list fan: fan.yaml: expression expands to more than");
+    }
+    cosy_yaml_free(y);
+    y = NULL;
+
+    free(text);
+}
+
 int main(void)
 {
+    test_hostile();
     cosy_yaml *y = NULL;
     CHECK_OK(cosy_yaml_parse(doc, sizeof doc - 1, "test.yaml", &y));
     if (!y) return test_finish("test_yaml");

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static cosy_status parse_header(const char *path, const char *h, size_t hlen, char *descr, int *fortran, npy_array *a)
@@ -45,6 +46,16 @@ static cosy_status parse_header(const char *path, const char *h, size_t hlen, ch
         s = end;
     }
     return COSY_OK;
+}
+
+/* Truncates a float to int64 as numpy's astype does, but only where that is defined: NaN,
+ * infinities and values beyond int64 become 0 and the first such index is recorded, so that
+ * npy_load_int can refuse the file. */
+static int64_t float_to_i64(double v, int64_t i, npy_array *a)
+{
+    if (isfinite(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) return (int64_t)v;
+    if (a->first_bad_int < 0) a->first_bad_int = i;
+    return 0;
 }
 
 cosy_status npy_load(const char *path, npy_array *a)
@@ -90,14 +101,15 @@ cosy_status npy_load(const char *path, npy_array *a)
     a->f32 = malloc(sizeof(float) * (size_t)(a->numel ? a->numel : 1));
     a->i64 = malloc(sizeof(int64_t) * (size_t)(a->numel ? a->numel : 1));
     if (!a->f32 || !a->i64) { st = cosy_error(COSY_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    a->first_bad_int = -1;
     for (int64_t i = 0; i < a->numel; i++) {
         const unsigned char *q = p + data + (size_t)i * es;
         double v;
         int64_t iv;
         switch (kind) {
-        case 'f': { float x; memcpy(&x, q, 4); v = x; iv = (int64_t)x; break; }
-        case 'd': { double x; memcpy(&x, q, 8); v = x; iv = (int64_t)x; break; }
-        case 'h': { uint16_t x; memcpy(&x, q, 2); v = cosy_f16_to_f32(x); iv = (int64_t)v; break; }
+        case 'f': { float x; memcpy(&x, q, 4); v = x; iv = float_to_i64(v, i, a); break; }
+        case 'd': { double x; memcpy(&x, q, 8); v = x; iv = float_to_i64(v, i, a); break; }
+        case 'h': { uint16_t x; memcpy(&x, q, 2); v = cosy_f16_to_f32(x); iv = float_to_i64(v, i, a); break; }
         case 'i': { int32_t x; memcpy(&x, q, 4); v = x; iv = x; break; }
         case 'l': { int64_t x; memcpy(&x, q, 8); v = (double)x; iv = x; break; }
         case 's': { int16_t x; memcpy(&x, q, 2); v = x; iv = x; break; }
@@ -111,6 +123,18 @@ done:
     cosy_file_unmap(&f);
     if (st != COSY_OK) npy_free(a);
     return st;
+}
+
+cosy_status npy_load_int(const char *path, npy_array *a)
+{
+    COSY_TRY(npy_load(path, a));
+    if (a->first_bad_int >= 0) {
+        int64_t i = a->first_bad_int;
+        double v = a->f32[i];
+        npy_free(a);
+        return cosy_error(COSY_ERR_FORMAT, "%s: element %lld is %g, which is not an integer in the int64 range", path, (long long)i, v);
+    }
+    return COSY_OK;
 }
 
 void npy_free(npy_array *a)

@@ -17,10 +17,14 @@ typedef struct {
     int64_t numel;
     int is_float;     /* the file held floats (f4/f8) */
     float *f32;       /* dense copy (ints converted) */
-    int64_t *i64;     /* dense copy (floats truncated) */
+    int64_t *i64;     /* dense copy (floats truncated; NaN, inf and values beyond int64 give 0) */
+    int64_t first_bad_int; /* float files: index of the first value with no int64 (-1: none) */
 } npy_array;
 
 cosy_status npy_load(const char *path, npy_array *out);
+/* npy_load for arrays used as integers: refuses a float file holding NaN, an infinity or a
+ * value beyond int64, naming the file and the element's index. */
+cosy_status npy_load_int(const char *path, npy_array *out);
 void npy_free(npy_array *a);
 /* Writes float32 data with the given shape. */
 cosy_status npy_save_f32(const char *path, const float *data, const int64_t *shape, int ndim);

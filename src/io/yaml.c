@@ -11,6 +11,13 @@
 #include <yaml.h>
 
 #define MAX_REF_DEPTH 16
+/* Parentheses and unary minus nest the recursive-descent parser; bound them so a
+ * crafted value such as 300k '(' is refused instead of overflowing the stack. */
+#define MAX_EXPR_NEST 64
+/* Total atoms (numbers and references) evaluated for one key: references that fan
+ * out (<a> + <a> at every level) would otherwise take exponential time. Real
+ * CosyVoice configs need a few dozen. */
+#define MAX_EVAL_STEPS 100000
 
 struct cosy_yaml {
     yaml_document_t doc;
@@ -105,9 +112,11 @@ typedef struct {
     int depth;
     int is_int;
     cosy_status st;
+    int nest;      /* parentheses / unary minus open now */
+    long *budget;  /* atoms left for this key, shared through references */
 } expr;
 
-static double eval_node(cosy_yaml *y, yaml_node_t *n, int depth, int *is_int, cosy_status *st);
+static double eval_node(cosy_yaml *y, yaml_node_t *n, int depth, long *budget, int *is_int, cosy_status *st);
 
 static void skip_ws(expr *e) { while (e->pos < e->len && isspace((unsigned char)e->s[e->pos])) e->pos++; }
 
@@ -120,16 +129,33 @@ static double parse_atom(expr *e)
         if (e->st == COSY_OK) e->st = cosy_error(COSY_ERR_FORMAT, "%s: incomplete expression '%.*s'", e->y->name, (int)e->len, e->s);
         return 0;
     }
+    if (--*e->budget < 0) {
+        e->st = cosy_error(COSY_ERR_FORMAT, "%s: expression expands to more than %d evaluations (references fan out too much)",
+                           e->y->name, MAX_EVAL_STEPS);
+        return 0;
+    }
     char c = e->s[e->pos];
+    if ((c == '(' || c == '-') && e->nest >= MAX_EXPR_NEST) {
+        e->st = cosy_error(COSY_ERR_FORMAT, "%s: expression nests more than %d levels deep", e->y->name, MAX_EXPR_NEST);
+        return 0;
+    }
     if (c == '(') {
         e->pos++;
+        e->nest++;
         double v = parse_sum(e);
+        e->nest--;
         skip_ws(e);
         if (e->pos < e->len && e->s[e->pos] == ')') e->pos++;
         else if (e->st == COSY_OK) e->st = cosy_error(COSY_ERR_FORMAT, "%s: missing ')' in '%.*s'", e->y->name, (int)e->len, e->s);
         return v;
     }
-    if (c == '-') { e->pos++; return -parse_atom(e); }
+    if (c == '-') {
+        e->pos++;
+        e->nest++;
+        double v = -parse_atom(e);
+        e->nest--;
+        return v;
+    }
     if (c == '<') {
         const char *close = memchr(e->s + e->pos, '>', e->len - e->pos);
         if (!close) { e->st = cosy_error(COSY_ERR_FORMAT, "%s: unterminated reference in '%.*s'", e->y->name, (int)e->len, e->s); return 0; }
@@ -139,7 +165,7 @@ static double parse_atom(expr *e)
         yaml_node_t *n = lookup_ref_name(e->y, name, nlen);
         if (!n) { e->st = cosy_error(COSY_ERR_MISSING, "%s: reference <%.*s> names no key", e->y->name, (int)nlen, name); return 0; }
         int ii = 1;
-        double v = eval_node(e->y, n, e->depth + 1, &ii, &e->st);
+        double v = eval_node(e->y, n, e->depth + 1, e->budget, &ii, &e->st);
         if (!ii) e->is_int = 0;
         return v;
     }
@@ -191,11 +217,11 @@ static double parse_sum(expr *e)
     }
 }
 
-static double eval_node(cosy_yaml *y, yaml_node_t *n, int depth, int *is_int, cosy_status *st)
+static double eval_node(cosy_yaml *y, yaml_node_t *n, int depth, long *budget, int *is_int, cosy_status *st)
 {
     if (depth > MAX_REF_DEPTH) { *st = cosy_error(COSY_ERR_FORMAT, "%s: references nest too deeply (a cycle?)", y->name); return 0; }
     if (n->type != YAML_SCALAR_NODE) { *st = cosy_error(COSY_ERR_FORMAT, "%s: expected a number, found a %s", y->name, n->type == YAML_MAPPING_NODE ? "mapping" : "list"); return 0; }
-    expr e = {y, (const char *)n->data.scalar.value, 0, n->data.scalar.length, depth, 1, COSY_OK};
+    expr e = {y, (const char *)n->data.scalar.value, 0, n->data.scalar.length, depth, 1, COSY_OK, 0, budget};
     double v = parse_sum(&e);
     skip_ws(&e);
     if (e.st == COSY_OK && e.pos != e.len)
@@ -256,7 +282,8 @@ cosy_status cosy_yaml_get_float(const cosy_yaml *y, const char *path, double *ou
     COSY_TRY(find(y, path, &n));
     int is_int = 1;
     cosy_status st = COSY_OK;
-    double v = eval_node((cosy_yaml *)y, n, 0, &is_int, &st);
+    long budget = MAX_EVAL_STEPS;
+    double v = eval_node((cosy_yaml *)y, n, 0, &budget, &is_int, &st);
     if (st != COSY_OK) return cosy_error_prefix(st, "key %s", path);
     *out = v;
     return COSY_OK;
@@ -316,7 +343,8 @@ static cosy_status list_ints(cosy_yaml *y, yaml_node_t *n, const char *path, int
         if (!e) return cosy_error(COSY_ERR_FORMAT, "%s: bad entry in list %s", y->name, path);
         int is_int = 1;
         cosy_status st = COSY_OK;
-        double v = eval_node(y, e, 0, &is_int, &st);
+        long budget = MAX_EVAL_STEPS;
+        double v = eval_node(y, e, 0, &budget, &is_int, &st);
         if (st != COSY_OK) return cosy_error_prefix(st, "list %s", path);
         if (v != floor(v)) return cosy_error(COSY_ERR_FORMAT, "%s: list %s holds %g, integers were expected", y->name, path, v);
         out[k++] = (int64_t)v;

@@ -27,36 +27,52 @@ typedef struct {
     size_t offset;
     size_t count_offset;  /* HP_LIST: field holding the length; HP_MATRIX: rows */
     size_t cols_offset;   /* HP_MATRIX: columns */
+    double lo, hi;        /* accepted range (of each entry for lists); products of these must fit an int */
 } hp_field;
 
-#define INT(f) {#f, HP_INT, offsetof(cosy_hparams, f), 0, 0}
-#define FLT(f) {#f, HP_FLOAT, offsetof(cosy_hparams, f), 0, 0}
-#define LIST(f, n) {#f, HP_LIST, offsetof(cosy_hparams, f), offsetof(cosy_hparams, n), 0}
-#define MATRIX(f, r, c) {#f, HP_MATRIX, offsetof(cosy_hparams, f), offsetof(cosy_hparams, r), offsetof(cosy_hparams, c)}
+#define INT(f, lo, hi) {#f, HP_INT, offsetof(cosy_hparams, f), 0, 0, lo, hi}
+#define FLT(f, lo, hi) {#f, HP_FLOAT, offsetof(cosy_hparams, f), 0, 0, lo, hi}
+#define LIST(f, n, lo, hi) {#f, HP_LIST, offsetof(cosy_hparams, f), offsetof(cosy_hparams, n), 0, lo, hi}
+#define MATRIX(f, r, c, lo, hi) {#f, HP_MATRIX, offsetof(cosy_hparams, f), offsetof(cosy_hparams, r), offsetof(cosy_hparams, c), lo, hi}
 
+/* Ranges: generous around the real models (CosyVoice2-0.5B, cv2-tiny) but small enough that
+ * the products the code forms (rates x ratios, widths x heads, vocab x width in size_t) cannot
+ * overflow, so a crafted file is refused here, naming the key, instead of failing later. */
+#define DIM 65536     /* widths, channels, FFT sizes */
+#define LAYERS 1024   /* block and head counts */
+#define VOCAB (1 << 21)
+#define LMAX COSY_HP_MAX_LIST
 static const hp_field fields[] = {
-    INT(sample_rate), INT(token_frame_rate), INT(token_mel_ratio), INT(chunk_size), INT(num_decoding_left_chunks),
-    INT(lm_hidden), INT(lm_layers), INT(lm_heads), INT(lm_kv_heads), INT(lm_head_dim), INT(lm_ffn), INT(lm_text_vocab),
-    FLT(lm_rope_theta), FLT(lm_rms_eps), INT(speech_token_size), INT(lm_speech_vocab), INT(lm_has_head_bias),
-    INT(mix_text), INT(mix_speech), FLT(top_p), INT(top_k), INT(win_size), FLT(tau_r),
-    INT(min_token_text_ratio), INT(max_token_text_ratio),
-    INT(flow_input_size), INT(flow_output_size), INT(spk_embed_dim), INT(flow_vocab), INT(pre_lookahead_len),
-    INT(enc_input_size), INT(enc_output_size), INT(enc_heads), INT(enc_ffn), INT(enc_blocks), INT(enc_up_blocks),
-    INT(enc_static_chunk), INT(enc_up_stride),
-    INT(cfm_in_channels), INT(cfm_spk_emb_dim), INT(cfm_steps), FLT(cfm_sigma_min), FLT(cfm_cfg_rate),
-    INT(cfm_cosine_schedule),
-    INT(est_in_channels), INT(est_out_channels), INT(est_channels), INT(est_head_dim), INT(est_n_blocks),
-    INT(est_mid_blocks), INT(est_heads), INT(est_static_chunk), INT(est_act_gelu),
-    INT(hift_in_channels), INT(hift_base_channels), INT(hift_nb_harmonics),
-    FLT(nsf_alpha), FLT(nsf_sigma), FLT(nsf_voiced_threshold),
-    INT(n_upsample), LIST(upsample_rates, n_upsample), LIST(upsample_kernel_sizes, n_upsample),
-    INT(istft_n_fft), INT(istft_hop),
-    INT(n_resblock_kernels), LIST(resblock_kernel_sizes, n_resblock_kernels), INT(n_resblock_dilations),
-    MATRIX(resblock_dilations, n_resblock_kernels, n_resblock_dilations),
-    INT(n_source_resblocks), LIST(source_resblock_kernel_sizes, n_source_resblocks), INT(n_source_dilations),
-    MATRIX(source_resblock_dilations, n_source_resblocks, n_source_dilations),
-    FLT(lrelu_slope), FLT(audio_limit), INT(f0_cond_channels), INT(f0_num_class),
-    INT(feat_n_fft), INT(feat_num_mels), INT(feat_hop), INT(feat_win), FLT(feat_fmin), FLT(feat_fmax),
+    INT(sample_rate, 8000, 192000), INT(token_frame_rate, 1, 1000), INT(token_mel_ratio, 1, 64), INT(chunk_size, 1, 10000),
+    INT(num_decoding_left_chunks, -1, 10000),
+    INT(lm_hidden, 1, DIM), INT(lm_layers, 1, LAYERS), INT(lm_heads, 1, LAYERS), INT(lm_kv_heads, 1, LAYERS),
+    INT(lm_head_dim, 1, DIM), INT(lm_ffn, 1, 4 * DIM), INT(lm_text_vocab, 1, VOCAB),
+    FLT(lm_rope_theta, 1e-3, 1e12), FLT(lm_rms_eps, 1e-30, 1), INT(speech_token_size, 1, VOCAB), INT(lm_speech_vocab, 1, VOCAB + 16),
+    INT(lm_has_head_bias, 0, 1),
+    INT(mix_text, 1, 1000), INT(mix_speech, 1, 1000), FLT(top_p, 0, 1), INT(top_k, 1, VOCAB), INT(win_size, 1, 100000),
+    FLT(tau_r, 0, 1e6),
+    INT(min_token_text_ratio, 0, 1000), INT(max_token_text_ratio, 0, 1000),
+    INT(flow_input_size, 1, DIM), INT(flow_output_size, 1, DIM), INT(spk_embed_dim, 1, DIM), INT(flow_vocab, 1, VOCAB),
+    INT(pre_lookahead_len, 0, 1024),
+    INT(enc_input_size, 1, DIM), INT(enc_output_size, 1, DIM), INT(enc_heads, 1, LAYERS), INT(enc_ffn, 1, 4 * DIM),
+    INT(enc_blocks, 0, LAYERS), INT(enc_up_blocks, 0, LAYERS), INT(enc_static_chunk, 0, 100000), INT(enc_up_stride, 1, 64),
+    INT(cfm_in_channels, 1, 4 * DIM), INT(cfm_spk_emb_dim, 1, DIM), INT(cfm_steps, 1, 1000), FLT(cfm_sigma_min, 0, 1),
+    FLT(cfm_cfg_rate, 0, 1000), INT(cfm_cosine_schedule, 0, 1),
+    INT(est_in_channels, 1, 4 * DIM), INT(est_out_channels, 1, DIM), INT(est_channels, 1, DIM), INT(est_head_dim, 1, DIM),
+    INT(est_n_blocks, 0, LAYERS), INT(est_mid_blocks, 0, LAYERS), INT(est_heads, 1, LAYERS), INT(est_static_chunk, 0, 100000),
+    INT(est_act_gelu, 0, 1),
+    INT(hift_in_channels, 1, DIM), INT(hift_base_channels, 1, DIM), INT(hift_nb_harmonics, 0, LAYERS),
+    FLT(nsf_alpha, 0, 1e6), FLT(nsf_sigma, 0, 1e6), FLT(nsf_voiced_threshold, 0, 1e6),
+    INT(n_upsample, 1, LMAX), LIST(upsample_rates, n_upsample, 1, 64), LIST(upsample_kernel_sizes, n_upsample, 1, 1024),
+    INT(istft_n_fft, 2, DIM), INT(istft_hop, 1, DIM),
+    INT(n_resblock_kernels, 1, LMAX), LIST(resblock_kernel_sizes, n_resblock_kernels, 1, 1024), INT(n_resblock_dilations, 1, LMAX),
+    MATRIX(resblock_dilations, n_resblock_kernels, n_resblock_dilations, 1, 1024),
+    INT(n_source_resblocks, 0, LMAX), LIST(source_resblock_kernel_sizes, n_source_resblocks, 1, 1024),
+    INT(n_source_dilations, 0, LMAX),
+    MATRIX(source_resblock_dilations, n_source_resblocks, n_source_dilations, 1, 1024),
+    FLT(lrelu_slope, -1e6, 1e6), FLT(audio_limit, 1e-6, 1e6), INT(f0_cond_channels, 1, DIM), INT(f0_num_class, 1, LAYERS),
+    INT(feat_n_fft, 1, DIM), INT(feat_num_mels, 1, DIM), INT(feat_hop, 1, DIM), INT(feat_win, 1, DIM), FLT(feat_fmin, 0, 192000),
+    FLT(feat_fmax, 0, 192000),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -68,6 +84,36 @@ static int field_count(const cosy_hparams *hp, const hp_field *f)
     if (f->kind == HP_LIST) return *int_at(hp, f->count_offset);
     if (f->kind == HP_MATRIX) return *int_at(hp, f->count_offset) * *int_at(hp, f->cols_offset);
     return 1;
+}
+
+/* NaN compares false, so it is refused too. */
+static int in_range(const hp_field *f, double v) { return v >= f->lo && v <= f->hi; }
+
+/* Checks every field against its range; `where` and `prefix` name the source in the message
+ * (a GGUF path and its key prefix, or "hyperparameters" and ""). */
+static cosy_status check_ranges(const cosy_hparams *hp, const char *where, const char *prefix)
+{
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const hp_field *f = &fields[i];
+        if (f->kind == HP_INT) {
+            int v = *int_at(hp, f->offset);
+            if (!in_range(f, v))
+                return cosy_error(COSY_ERR_FORMAT, "%s: %s%s = %d is outside the range %.0f..%.0f", where, prefix, f->name, v, f->lo, f->hi);
+        } else if (f->kind == HP_FLOAT) {
+            float v = *float_at(hp, f->offset);
+            if (!in_range(f, v))
+                return cosy_error(COSY_ERR_FORMAT, "%s: %s%s = %g is outside the range %g..%g", where, prefix, f->name, (double)v, f->lo, f->hi);
+        } else {
+            int n = field_count(hp, f); /* the counts are scalars: checked before the lists (table order) */
+            for (int k = 0; k < n; k++) {
+                int v = int_at(hp, f->offset)[k];
+                if (!in_range(f, v))
+                    return cosy_error(COSY_ERR_FORMAT, "%s: %s%s[%d] = %d is outside the range %.0f..%.0f", where, prefix, f->name, k, v,
+                                      f->lo, f->hi);
+            }
+        }
+    }
+    return COSY_OK;
 }
 
 void cosy_hparams_write(const cosy_hparams *hp, gguf_writer *w)
@@ -99,11 +145,14 @@ cosy_status cosy_hparams_read(const gguf_file *g, cosy_hparams *hp)
             if (pass == 0 && f->kind == HP_INT) {
                 int64_t v;
                 COSY_TRY(gguf_get_int(g, key, &v));
-                if (v < -(1ll << 31) || v > (1ll << 31) - 1) return cosy_error(COSY_ERR_FORMAT, "%s: %s = %lld is out of range", g->file.path, key, (long long)v);
+                if (!in_range(f, (double)v))
+                    return cosy_error(COSY_ERR_FORMAT, "%s: %s = %lld is outside the range %.0f..%.0f", g->file.path, key, (long long)v, f->lo, f->hi);
                 *int_at(hp, f->offset) = (int)v;
             } else if (pass == 0 && f->kind == HP_FLOAT) {
                 double v;
                 COSY_TRY(gguf_get_float(g, key, &v));
+                if (!in_range(f, v))
+                    return cosy_error(COSY_ERR_FORMAT, "%s: %s = %g is outside the range %g..%g", g->file.path, key, v, f->lo, f->hi);
                 *float_at(hp, f->offset) = (float)v;
             } else if (pass == 1 && (f->kind == HP_LIST || f->kind == HP_MATRIX)) {
                 int64_t v[COSY_HP_MAX_LIST * COSY_HP_MAX_LIST];
@@ -112,7 +161,12 @@ cosy_status cosy_hparams_read(const gguf_file *g, cosy_hparams *hp)
                     return cosy_error(COSY_ERR_FORMAT, "%s: %s has an impossible length %d", g->file.path, key, want);
                 COSY_TRY(gguf_get_int_array(g, key, v, COSY_HP_MAX_LIST * COSY_HP_MAX_LIST, &n));
                 if (n != want) return cosy_error(COSY_ERR_FORMAT, "%s: %s has %d entries, %d expected", g->file.path, key, n, want);
-                for (int k = 0; k < n; k++) int_at(hp, f->offset)[k] = (int)v[k];
+                for (int k = 0; k < n; k++) {
+                    if (!in_range(f, (double)v[k]))
+                        return cosy_error(COSY_ERR_FORMAT, "%s: %s[%d] = %lld is outside the range %.0f..%.0f", g->file.path, key, k,
+                                          (long long)v[k], f->lo, f->hi);
+                    int_at(hp, f->offset)[k] = (int)v[k];
+                }
             }
         }
     }
@@ -148,6 +202,7 @@ void cosy_hparams_print(const cosy_hparams *hp, void *file)
 
 cosy_status cosy_hparams_validate(const cosy_hparams *hp)
 {
+    COSY_TRY(check_ranges(hp, "hyperparameters", ""));
     REQUIRE(hp->lm_hidden > 0 && hp->lm_layers > 0 && hp->lm_heads > 0 && hp->lm_kv_heads > 0 && hp->lm_ffn > 0 &&
             hp->lm_text_vocab > 0 && hp->lm_head_dim > 0, "hyperparameters: the LM sizes must be positive");
     REQUIRE(hp->lm_heads % hp->lm_kv_heads == 0, "hyperparameters: %d attention heads are not a multiple of %d key/value heads",
@@ -187,10 +242,10 @@ cosy_status cosy_hparams_validate(const cosy_hparams *hp)
             "hyperparameters: bad HiFT source resblocks");
     REQUIRE(hp->f0_cond_channels > 0 && hp->f0_num_class == 1, "hyperparameters: the F0 predictor must have one class");
     REQUIRE(hp->feat_n_fft > 0 && hp->feat_num_mels > 0 && hp->feat_hop > 0 && hp->feat_win > 0, "hyperparameters: bad mel parameters");
-    int prod = 1;
+    int64_t prod = 1; /* at most 64^8 x 65536: fits */
     for (int i = 0; i < hp->n_upsample; i++) prod *= hp->upsample_rates[i];
     REQUIRE(prod * hp->istft_hop == hp->sample_rate / (hp->token_frame_rate * hp->token_mel_ratio),
-            "hyperparameters: HiFT hop %d x %d does not give %d samples per mel frame", prod, hp->istft_hop,
+            "hyperparameters: HiFT hop %lld x %d does not give %d samples per mel frame", (long long)prod, hp->istft_hop,
             hp->sample_rate / (hp->token_frame_rate * hp->token_mel_ratio));
     return COSY_OK;
 }
