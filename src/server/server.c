@@ -216,6 +216,20 @@ void server_close_after(struct mg_connection *conn)
     }
 }
 
+int byte_buf_sink(void *user, const void *bytes, size_t n)
+{
+    byte_buf *b = user;
+    if (b->n + n > b->cap) {
+        size_t ncap = (b->n + n) * 2;
+        char *nd = realloc(b->data, ncap);
+        if (!nd) return -1;
+        b->data = nd, b->cap = ncap;
+    }
+    memcpy(b->data + b->n, bytes, n);
+    b->n += n;
+    return 0;
+}
+
 char *base64_encode(const void *data, size_t n, size_t *out_len)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -121,6 +121,16 @@ int server_authorized(const cosy_server *srv, const struct mg_connection *conn);
 int server_call_big_stack(void (*fn)(void *), void *arg);
 /* Makes civetweb close the connection once this request's handler returns (no keep-alive). */
 void server_close_after(struct mg_connection *conn);
+/* Encoded bytes collected during one encoder call, then sent as one chunk / event / message. */
+typedef struct {
+    char *data;
+    size_t n, cap;
+} byte_buf;
+/* A cosy_encoder_write_fn that appends to the byte_buf `user` (-1 when out of memory). */
+int byte_buf_sink(void *user, const void *bytes, size_t n);
+/* A finished synthesis: its timings as JSON (SSE done event, WebSocket final message), and its log line. */
+cJSON *timings_json(const cosy_timings *t);
+void log_timings(const cosy_server *srv, const char *route, const char *voice, const cosy_timings *t, cosy_status st);
 /* Base64 of `n` bytes into a new string. */
 char *base64_encode(const void *data, size_t n, size_t *out_len);
 /* Status code for a failed cosy call on a request's input. */

@@ -115,36 +115,21 @@ int speech_options_from_json(const cJSON *obj, const server_voice *voice, const 
 typedef struct {
     http_req *r;
     int sse;
-    char *buf;            /* encoded bytes of the current chunk */
-    size_t n, cap;
+    byte_buf bytes;       /* encoded bytes of the current chunk */
     int headers_sent, failed;
     int chunks;
     double first_byte_ms;
 } speech_out;
 
-static int sink_write(void *user, const void *bytes, size_t n)
-{
-    speech_out *o = user;
-    if (o->n + n > o->cap) {
-        size_t ncap = (o->n + n) * 2;
-        char *nb = realloc(o->buf, ncap);
-        if (!nb) return -1;
-        o->buf = nb, o->cap = ncap;
-    }
-    memcpy(o->buf + o->n, bytes, n);
-    o->n += n;
-    return 0;
-}
-
 /* Sends what the encoder produced as one HTTP chunk or one SSE event. 0 ok, -1 the client is gone. */
 static int flush_out(speech_out *o)
 {
     if (o->failed) return -1;
-    if (!o->n) return 0;
+    if (!o->bytes.n) return 0;
     int ok;
     if (o->sse) {
         size_t b64n;
-        char *b64 = base64_encode(o->buf, o->n, &b64n);
+        char *b64 = base64_encode(o->bytes.data, o->bytes.n, &b64n);
         if (!b64) return o->failed = 1, -1;
         size_t m = b64n + 80;
         char *ev = malloc(m);
@@ -156,8 +141,8 @@ static int flush_out(speech_out *o)
         ok = mg_send_chunk(o->r->conn, ev, (unsigned)len) > 0;
         free(ev);
         free(b64);
-    } else ok = mg_send_chunk(o->r->conn, o->buf, (unsigned)o->n) > 0;
-    o->n = 0;
+    } else ok = mg_send_chunk(o->r->conn, o->bytes.data, (unsigned)o->bytes.n) > 0;
+    o->bytes.n = 0;
     o->chunks++;
     if (!ok) o->failed = 1;
     return ok ? 0 : -1;
@@ -174,7 +159,7 @@ static void send_headers(speech_out *o, const char *mime, const char *voice, cos
     o->r->status = 200;
 }
 
-static cJSON *timings_json(const cosy_timings *t)
+cJSON *timings_json(const cosy_timings *t)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "frontend_ms", t->frontend_ms);
@@ -190,7 +175,7 @@ static cJSON *timings_json(const cosy_timings *t)
     return o;
 }
 
-static void log_timings(const cosy_server *srv, const char *route, const char *voice, const cosy_timings *t, cosy_status st)
+void log_timings(const cosy_server *srv, const char *route, const char *voice, const cosy_timings *t, cosy_status st)
 {
     if (srv->p.quiet) return;
     fprintf(stderr,
@@ -297,7 +282,7 @@ int route_speech(http_req *r)
         st = cosy_session_push_text(s, text, strlen(text));
     }
     if (st == COSY_OK) st = cosy_session_end_text(s);
-    if (st == COSY_OK) st = cosy_encoder_create(format, cosy_model_sample_rate(srv->model), sink_write, &out, &enc);
+    if (st == COSY_OK) st = cosy_encoder_create(format, cosy_model_sample_rate(srv->model), byte_buf_sink, &out.bytes, &enc);
     float *pcm = malloc(sizeof(float) * 48000);
     if (st == COSY_OK && !pcm) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
     int got = 0;
@@ -368,7 +353,7 @@ int route_speech(http_req *r)
     server_release(srv, slot);
     cosy_encoder_free(enc);
     free(pcm);
-    free(out.buf);
+    free(out.bytes.data);
     cJSON_Delete(req);
     return 1;
 }

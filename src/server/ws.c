@@ -48,8 +48,7 @@ typedef struct {
     /* writer → connection thread */
     pthread_mutex_t mu;
     int writer_failed;
-    char *enc_buf;
-    size_t enc_n, enc_cap;
+    byte_buf bytes;   /* encoded bytes of the current chunk (writer thread) */
     /* a refusal found at the handshake (unknown voice, bad query), sent once the socket is open:
      * WebSocket clients show a close code and a message, not a bare failed handshake */
     int refuse_code, refuse_status;
@@ -101,27 +100,13 @@ static int ws_fail(ws_conn *c, int close_code, const char *fmt, ...)
     return 0;
 }
 
-static int enc_sink(void *user, const void *bytes, size_t n)
-{
-    ws_conn *c = user;
-    if (c->enc_n + n > c->enc_cap) {
-        size_t ncap = (c->enc_n + n) * 2;
-        char *nb = realloc(c->enc_buf, ncap);
-        if (!nb) return -1;
-        c->enc_buf = nb, c->enc_cap = ncap;
-    }
-    memcpy(c->enc_buf + c->enc_n, bytes, n);
-    c->enc_n += n;
-    return 0;
-}
-
 static int send_audio(ws_conn *c)
 {
-    if (!c->enc_n) return 0;
+    if (!c->bytes.n) return 0;
     int rc;
-    if (c->binary) rc = ws_send(c, MG_WEBSOCKET_OPCODE_BINARY, c->enc_buf, c->enc_n);
+    if (c->binary) rc = ws_send(c, MG_WEBSOCKET_OPCODE_BINARY, c->bytes.data, c->bytes.n);
     else {
-        char *b64 = base64_encode(c->enc_buf, c->enc_n, NULL);
+        char *b64 = base64_encode(c->bytes.data, c->bytes.n, NULL);
         if (!b64) return -1;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "audio", b64);
@@ -134,7 +119,7 @@ static int send_audio(ws_conn *c)
         rc = text ? ws_send(c, MG_WEBSOCKET_OPCODE_TEXT, text, strlen(text)) : -1;
         free(text);
     }
-    c->enc_n = 0;
+    c->bytes.n = 0;
     return rc;
 }
 
@@ -144,7 +129,7 @@ static void *writer_main(void *arg)
     cosy_server *srv = c->srv;
     cosy_encoder *enc = NULL;
     float *pcm = malloc(sizeof(float) * 48000);
-    cosy_status st = pcm ? cosy_encoder_create(c->format, cosy_model_sample_rate(srv->model), enc_sink, c, &enc)
+    cosy_status st = pcm ? cosy_encoder_create(c->format, cosy_model_sample_rate(srv->model), byte_buf_sink, &c->bytes, &enc)
                          : cosy_error(COSY_ERR_NOMEM, "out of memory");
     int gone = 0, got;
     while (st == COSY_OK) {
@@ -165,10 +150,7 @@ static void *writer_main(void *arg)
     cosy_timings t;
     cosy_session_timings(c->s, &t);
     if (st == COSY_OK) metrics_timings(&srv->metrics, &t);
-    if (!srv->p.quiet)
-        fprintf(stderr, "cosy serve: stream-input voice=%s %s audio=%.2fs first_audio=%.0fms total=%.0fms | frontend %.0f prefill %.0f decode %.0f flow %.0f vocoder %.0f ms\n",
-                c->voice->id, st == COSY_OK ? "ok" : st == COSY_ERR_CANCELLED ? "cancelled" : "failed", t.audio_seconds, t.first_audio_ms,
-                t.total_ms, t.frontend_ms, t.lm_prefill_ms, t.lm_decode_ms, t.flow_ms, t.vocoder_ms);
+    log_timings(srv, "stream-input", c->voice->id, &t, st);
     if (!gone && st != COSY_OK && st != COSY_ERR_CANCELLED) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", cosy_last_error()[0] ? cosy_last_error() : cosy_strerror(st));
@@ -180,16 +162,7 @@ static void *writer_main(void *arg)
         cJSON *usage = cJSON_AddObjectToObject(o, "usage");
         cJSON_AddNumberToObject(usage, "input_tokens", t.text_tokens);
         cJSON_AddNumberToObject(usage, "output_tokens", t.speech_tokens);
-        cJSON *tj = cJSON_AddObjectToObject(o, "timings");
-        cJSON_AddNumberToObject(tj, "first_audio_ms", t.first_audio_ms);
-        cJSON_AddNumberToObject(tj, "total_ms", t.total_ms);
-        cJSON_AddNumberToObject(tj, "audio_seconds", t.audio_seconds);
-        cJSON_AddNumberToObject(tj, "rtf", t.rtf);
-        cJSON_AddNumberToObject(tj, "frontend_ms", t.frontend_ms);
-        cJSON_AddNumberToObject(tj, "lm_prefill_ms", t.lm_prefill_ms);
-        cJSON_AddNumberToObject(tj, "lm_decode_ms", t.lm_decode_ms);
-        cJSON_AddNumberToObject(tj, "flow_ms", t.flow_ms);
-        cJSON_AddNumberToObject(tj, "vocoder_ms", t.vocoder_ms);
+        cJSON_AddItemToObject(o, "timings", timings_json(&t));
         ws_send_json(c, o);
         ws_close(c, 1000, "done");
     }
@@ -431,7 +404,7 @@ static void ws_closed(const struct mg_connection *conn, void *cbdata)
     mg_set_user_connection_data(conn, NULL);
     pthread_mutex_destroy(&c->mu);
     free(c->instructions);
-    free(c->enc_buf);
+    free(c->bytes.data);
     free(c);
 }
 
