@@ -8,26 +8,46 @@
  *   - the same with our generator seeded like the reference (torch.manual_seed(1000 + k) per call);
  *   - a single final call is plain HiFT; bad arguments fail clearly.
  *
- * One comparison is reported but not asserted: the source of the longest chunk (call 2, 208 frames)
- * end to end, and what the stream carries of it into call 3 (its cache_source and the head of its
- * source). The source's sine phase is a running sum over the chunk, so the float rounding of the F0
- * predictor (a few ulps per frame; torch's MKL convolutions and ours sum in different orders, and an
- * exact double-precision F0 is no closer to the reference) drifts linearly along the chunk: ~3e-5 after
- * 48 frames, ~1.3e-4 after 208, against the manifest's 1e-4 for hift_source. Given the reference's F0
- * the source is exact to 6e-8 (test_hift.c, test_stages), and every waveform here (hift_wav, wav,
- * stream_wav) is asserted under its manifest tolerance; the generator is also asserted on each call's
- * reference source (stage by stage).
+ * Three source comparisons are asserted under a bound of our own (DRIFT_BOUND, 1.5e-4) instead of the
+ * manifest's 1e-4 for hift_source: the source of the longest chunk (call 2, 208 frames) end to end, and
+ * what the stream carries of it into call 3 (its cache_source and the head of its source). Why, measured
+ * on this fixture (issue 14):
+ *   - the source's sine phase is a running sum over the chunk of f0 * harmonic (SineGen2), so an f0 that
+ *     differs in its last bits moves the phase linearly along the chunk; harmonic 9 at ~160 Hz reaches
+ *     ~1.8e4 rad after 208 frames, where one f32 ulp of f0 (6e-8 relative) is ~1e-3 rad;
+ *   - given the reference's f0 our source is exact to 6e-8 (test_hift test_stages asserts 2e-7): the
+ *     phase path (nearest upsampling, % 1, linear interpolation taps, cumsum in double, x 2 pi x 480)
+ *     is torch's bit for bit, so nothing in the source itself is left to fix;
+ *   - the F0 predictor (5 k3 convolutions + ELU + linear, f32 in the reference, which CosyVoice2 does
+ *     not cast to double) is ours within 5e-7 relative of torch's oneDNN result; neither is closer to the
+ *     exact value (max 790 ulps ours, 1046 the reference's, on near-zero frames), and none of ten f32
+ *     summation orders tried (ci/k orders, blocks of 4..32, bias first/last, fma or not) reproduces
+ *     the reference's bits (at most 7 of 48 frames equal);
+ *   - the decisive measurement, asserted below (test_exact_f0): the source from an f0 computed in double
+ *     precision (then rounded to f32) is itself 1.33e-4 from the reference on call 2, and jittering our
+ *     f0 by +-1 ulp on random frames moves our source by 6e-5 to 9e-5. The 1e-4 tolerance is tighter than
+ *     the reference's own f32 rounding of f0 permits over 208 frames; ours measures 1.37e-4.
+ * Every other source comparison uses the manifest's 1e-4, and every waveform (hift_wav, wav, stream_wav)
+ * its manifest tolerance; the generator is also asserted on each call's reference source.
  */
 #include "hift_test_util.h"
 #include "model/model.h"
 #include "model/t2w_hift.h"
+#include "model/hift_internal.h"
 
 #define N_CALLS 4
 
 static cosy_model *model;
 static cosy_hift *hift;
 
-/* The end-to-end source comparisons beyond the manifest tolerance because of F0 phase drift (see above). */
+typedef struct {
+    npy_array schedule;                /* [k][offset, n_tokens, finalize, streaming] */
+    npy_array flow_mel[N_CALLS], hift_mel[N_CALLS], cache_source[N_CALLS];
+} t2w_fixture;
+
+/* The end-to-end source comparisons held to DRIFT_BOUND instead of the manifest's 1e-4 (see the header:
+ * the reference's own f32 rounding of f0 moves the source by more than 1e-4 over call 2's 208 frames). */
+#define DRIFT_BOUND 1.5e-4 /* measured 1.37e-4 (t2w_2_hift_source), 1.31e-4 (t2w_3 cache/head) */
 static const char *const drift_exceptions[] = {"t2w_2_hift_source", "t2w_3_cache_source@stream", "t2w_3_hift_source@stream", NULL};
 
 static void compare_source(const char *key, const char *tol_key, const float *data, int64_t n, int stream)
@@ -38,9 +58,11 @@ static void compare_source(const char *key, const char *tol_key, const float *da
         if (!strcmp(drift_exceptions[i], tag) || !strcmp(drift_exceptions[i], key)) {
             npy_array ref;
             if (hift_test_npy(key, &ref)) {
-                printf("  %-24s n %-7lld max_abs %.3e (not asserted: F0 phase drift over a long chunk, see the file header)\n", key,
-                       (long long)n, ref.numel == n ? test_max_abs_diff(data, ref.f32, (long)n) : INFINITY);
+                double e = ref.numel == n ? test_max_abs_diff(data, ref.f32, (long)n) : INFINITY;
+                printf("  %-24s n %-7lld max_abs %.3e (bound %.1e: f0 rounding drift over a long chunk, see the file header) %s\n", key,
+                       (long long)n, e, DRIFT_BOUND, e <= DRIFT_BOUND ? "ok" : "FAIL");
                 CHECK(ref.numel == n);
+                CHECK(e <= DRIFT_BOUND);
                 npy_free(&ref);
             }
             return;
@@ -48,10 +70,99 @@ static void compare_source(const char *key, const char *tol_key, const float *da
     hift_test_compare_as(key, tol_key, data, n);
 }
 
-typedef struct {
-    npy_array schedule;                /* [k][offset, n_tokens, finalize, streaming] */
-    npy_array flow_mel[N_CALLS], hift_mel[N_CALLS], cache_source[N_CALLS];
-} t2w_fixture;
+/* The evidence for DRIFT_BOUND, asserted: on call 2, the source from an f0 computed in double precision
+ * (the exact F0 predictor, rounded once to f32) is beyond the manifest's 1e-4 from the reference too, so
+ * the reference's f32 f0 is itself that far from exact; and one-ulp jitter of our f0 moves our source by
+ * a comparable amount. The double F0 predictor below is ConvRNNF0Predictor.forward written plainly. */
+static void f0_double(const float *mel, int F, float *f0)
+{
+    const int cond = hift->f0_conv[0].cout, c0 = hift->f0_conv[0].cin, rows = c0 > cond ? c0 : cond;
+    double *a = calloc((size_t)rows * F, sizeof(double)), *b = calloc((size_t)rows * F, sizeof(double));
+    for (long i = 0; i < (long)c0 * F; i++) a[i] = mel[i];
+    int cin = c0;
+    for (int l = 0; l < HIFT_F0_LAYERS; l++) {
+        const cosy_conv *c = &hift->f0_conv[l];
+        for (int o = 0; o < c->cout; o++)
+            for (int t = 0; t < F; t++) {
+                double s = c->b ? c->b[o] : 0.0;
+                for (int ci = 0; ci < cin; ci++)
+                    for (int k = 0; k < HIFT_F0_KERNEL; k++) {
+                        int tt = t + k - HIFT_F0_KERNEL / 2;
+                        if (tt >= 0 && tt < F) s += (double)c->w[((size_t)o * cin + ci) * HIFT_F0_KERNEL + k] * a[(size_t)ci * F + tt];
+                    }
+                b[(size_t)o * F + t] = s > 0 ? s : exp(s) - 1.0;
+            }
+        cin = c->cout;
+        double *swap = a;
+        a = b;
+        b = swap;
+    }
+    for (int t = 0; t < F; t++) {
+        double s = hift->f0_cls_b[0];
+        for (int c = 0; c < cond; c++) s += (double)hift->f0_cls_w[c] * a[(size_t)c * F + t];
+        f0[t] = (float)fabs(s);
+    }
+    free(a);
+    free(b);
+}
+
+static void source_from_f0(const char *prefix, const float *f0, int F, float *source)
+{
+    hift_test_draws d;
+    cosy_arena arena;
+    hift_draws draws;
+    CHECK_OK(cosy_arena_init(&arena, (size_t)64 << 20));
+    if (hift_test_draws_load(&d, prefix, cosy_hift_harmonics(hift))) {
+        CHECK_OK(hift_source_draws_alloc(hift, F, &draws, &arena));
+        hift_source_draw(hift, F, &d.source, &draws);
+        CHECK_OK(hift_source_forward(hift, f0, F, &draws, source, NULL, &arena));
+        CHECK_OK(d.replay.status);
+    }
+    hift_test_draws_free(&d);
+    cosy_arena_free(&arena);
+}
+
+static void test_exact_f0(const t2w_fixture *f)
+{
+    const int k = 2, F = (int)f->hift_mel[k].shape[2];
+    const int64_t T = (int64_t)F * 480, head = 3840; /* the reference's first 3840 samples are the cache */
+    npy_array ref;
+    if (!hift_test_npy("t2w_2_hift_source", &ref)) return;
+    float *f0 = malloc(sizeof(float) * (size_t)F), *f0_ours = malloc(sizeof(float) * (size_t)F);
+    float *exact = malloc(sizeof(float) * (size_t)T), *ours = malloc(sizeof(float) * (size_t)T), *jit = malloc(sizeof(float) * (size_t)T);
+    float *wav = malloc(sizeof(float) * (size_t)T);
+    f0_double(f->hift_mel[k].f32, F, f0);
+    source_from_f0("t2w_2", f0, F, exact);
+    hift_test_draws d;
+    cosy_hift_trace tr = {.f0 = f0_ours, .source_raw = ours};
+    if (hift_test_draws_load(&d, "t2w_2", cosy_hift_harmonics(hift)))
+        CHECK_OK(cosy_hift_inference_trace(hift, f->hift_mel[k].f32, F, NULL, 0, &d.source, wav, NULL, &tr));
+    hift_test_draws_free(&d);
+    uint64_t s = 12345;
+    double jitter = 0;
+    for (int trial = 0; trial < 5; trial++) {
+        for (int t = 0; t < F; t++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            int r = (int)(s >> 62);
+            f0[t] = r == 0 ? nextafterf(f0_ours[t], 0.0f) : r == 1 ? nextafterf(f0_ours[t], INFINITY) : f0_ours[t];
+        }
+        source_from_f0("t2w_2", f0, F, jit);
+        jitter = fmax(jitter, test_max_abs_diff(ours, jit, (long)T));
+    }
+    const double exact_vs_ref = ref.numel == T ? test_max_abs_diff(exact + head, ref.f32 + head, (long)(T - head)) : INFINITY;
+    printf("  call 2 (208 frames): source from a double-precision f0 vs the reference %.3e; +-1 ulp f0 jitter moves ours by %.3e\n",
+           exact_vs_ref, jitter);
+    CHECK(ref.numel == T);
+    CHECK(exact_vs_ref > 1e-4 && exact_vs_ref <= DRIFT_BOUND); /* measured 1.33e-4 */
+    CHECK(jitter > 3e-5);                                      /* measured 6.4e-5 */
+    free(f0);
+    free(f0_ours);
+    free(exact);
+    free(ours);
+    free(jit);
+    free(wav);
+    npy_free(&ref);
+}
 
 static int load_fixture(t2w_fixture *f)
 {
@@ -254,6 +365,8 @@ int main(void)
         test_stream(&f, 0);
         test_stream(&f, 1);
         test_single_final(&f);
+        printf("why call 2's source is held to %.1e (f0 rounding):\n", DRIFT_BOUND);
+        test_exact_f0(&f);
     }
     free_fixture(&f);
     cosy_model_free(model);
