@@ -26,8 +26,8 @@ static void write_npy(const char *path, const char *descr, const void *data, siz
 int main(void)
 {
     npy_array a;
-    /* good values: floats truncate like numpy's astype */
-    const float good[] = {1.0f, -2.5f, 6560.0f, 0.0f};
+    /* good values: floats holding integers */
+    const float good[] = {1.0f, -2.0f, 6560.0f, 0.0f};
     write_npy(test_tmp("npy-good.npy"), "<f4", good, 4, 4);
     CHECK_OK(npy_load_int(test_tmp("npy-good.npy"), &a));
     CHECK(a.numel == 4 && a.i64[0] == 1 && a.i64[1] == -2 && a.i64[2] == 6560 && a.first_bad_int == -1);
@@ -43,6 +43,8 @@ int main(void)
     write_npy(test_tmp("npy-big.npy"), "<f4", f_big, 4, 4);
     write_npy(test_tmp("npy-big8.npy"), "<f8", d_big, 8, 2);
     write_npy(test_tmp("npy-edge8.npy"), "<f8", d_edge, 8, 2);
+    const float f_frac[] = {1.0f, -2.5f};
+    write_npy(test_tmp("npy-frac.npy"), "<f4", f_frac, 4, 2);
     unsigned short h_nan[] = {0x3c00, 0x7e00}; /* f16 1.0, NaN */
     write_npy(test_tmp("npy-nan16.npy"), "<f2", h_nan, 2, 2);
 
@@ -52,6 +54,7 @@ int main(void)
     CHECK_FAILS(npy_load_int(test_tmp("npy-big.npy"), &a), COSY_ERR_FORMAT, "big.npy: element 3 is 1e+30");
     CHECK_FAILS(npy_load_int(test_tmp("npy-big8.npy"), &a), COSY_ERR_FORMAT, "big8.npy: element 0");
     CHECK_FAILS(npy_load_int(test_tmp("npy-nan16.npy"), &a), COSY_ERR_FORMAT, "nan16.npy: element 1");
+    CHECK_FAILS(npy_load_int(test_tmp("npy-frac.npy"), &a), COSY_ERR_FORMAT, "frac.npy: element 1 is -2.5");
     CHECK_OK(npy_load_int(test_tmp("npy-edge8.npy"), &a));
     CHECK(a.i64[0] == INT64_MIN && a.i64[1] == 9223372036854774784LL);
     npy_free(&a);

@@ -33,6 +33,9 @@ struct golden_ctx {
 
 /* Loads golden/<key>.npy (key as in manifest "files", e.g. "speech_token"). */
 cosy_status golden_load(golden_ctx *ctx, const char *key, npy_array *out);
+/* The same for arrays used as integers (token ids, schedules, flags): npy_load_int, which refuses a
+ * float file holding a fraction, NaN, an infinity or a value beyond int64. */
+cosy_status golden_load_int(golden_ctx *ctx, const char *key, npy_array *out);
 /* Compares float output `key` (n values, row-major as the reference's array) with the
  * reference under the case's tolerance for it. Returns 1 if it passed. */
 int golden_check(golden_ctx *ctx, const char *key, const float *data, int64_t n);

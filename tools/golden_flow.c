@@ -41,8 +41,8 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
     memset(&ptok, 0, sizeof ptok);
     memset(&pfeat, 0, sizeof pfeat);
     memset(&emb, 0, sizeof emb);
-    cosy_status st = golden_load(ctx, "speech_token", &tok);
-    if (st == COSY_OK) st = golden_load(ctx, "prompt_speech_token", &ptok);
+    cosy_status st = golden_load_int(ctx, "speech_token", &tok);
+    if (st == COSY_OK) st = golden_load_int(ctx, "prompt_speech_token", &ptok);
     if (st == COSY_OK) st = golden_load(ctx, "prompt_feat", &pfeat);
     if (st == COSY_OK) st = golden_load(ctx, "embedding", &emb);
     int32_t *tokens = NULL, *prompt = NULL;

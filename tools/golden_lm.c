@@ -136,11 +136,11 @@ cosy_status golden_lm_inference(golden_ctx *ctx)
     cosy_lm *lm;
     COSY_TRY(cosy_lm_get(ctx->model, &lm));
     npy_array text = {0}, ptext = {0}, pspeech = {0}, tokens = {0}, ignore = {0};
-    cosy_status st = golden_load(ctx, "lm_text", &text);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_prompt_text", &ptext);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_prompt_speech_token", &pspeech);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_tokens", &tokens);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_ignore_eos", &ignore);
+    cosy_status st = golden_load_int(ctx, "lm_text", &text);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_prompt_text", &ptext);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_prompt_speech_token", &pspeech);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_tokens", &tokens);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_ignore_eos", &ignore);
     int32_t *t_ids = NULL, *p_ids = NULL, *s_ids = NULL;
     forced_sampler fs = {0};
     trace_rec tr = {0};
@@ -209,7 +209,7 @@ cosy_status golden_ras_candidates(golden_ctx *ctx)
     const cosy_hparams *hp = cosy_lm_hparams(lm);
     npy_array logp = {0}, ignore = {0};
     cosy_status st = golden_load(ctx, "lm_logp", &logp);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_ignore_eos", &ignore);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_ignore_eos", &ignore);
     int V = cosy_lm_vocab(lm), K = hp->top_k;
     int64_t rows = logp.ndim == 2 ? logp.shape[0] : 0;
     if (st == COSY_OK && (logp.ndim != 2 || logp.shape[1] != V || ignore.numel != rows))
@@ -255,10 +255,10 @@ cosy_status golden_lm_bistream(golden_ctx *ctx)
     cosy_lm *lm;
     COSY_TRY(cosy_lm_get(ctx->model, &lm));
     npy_array ptext = {0}, pspeech = {0}, text = {0}, returns = {0};
-    cosy_status st = golden_load(ctx, "lm_prompt_text", &ptext);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_prompt_speech_token", &pspeech);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_bi_text", &text);
-    if (st == COSY_OK) st = golden_load(ctx, "lm_bi_sampler_returns", &returns);
+    cosy_status st = golden_load_int(ctx, "lm_prompt_text", &ptext);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_prompt_speech_token", &pspeech);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_bi_text", &text);
+    if (st == COSY_OK) st = golden_load_int(ctx, "lm_bi_sampler_returns", &returns);
     int32_t *t_ids = NULL, *p_ids = NULL, *s_ids = NULL;
     forced_sampler fs = {0};
     trace_rec tr = {0};

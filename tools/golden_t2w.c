@@ -53,7 +53,7 @@ static void free_draws(call_draws *d)
 static cosy_status fixture_voice(golden_ctx *ctx, cosy_voice **out)
 {
     npy_array tok, feat, emb;
-    COSY_TRY(golden_load(ctx, "prompt_speech_token", &tok));
+    COSY_TRY(golden_load_int(ctx, "prompt_speech_token", &tok));
     cosy_status st = golden_load(ctx, "prompt_feat", &feat);
     if (st == COSY_OK) st = golden_load(ctx, "embedding", &emb);
     cosy_voice *v = st == COSY_OK ? cosy_voice_alloc("fixture") : NULL;
@@ -115,8 +115,8 @@ static cosy_status check_schedule(const golden_ctx *ctx, const npy_array *sched,
 static cosy_status run_calls(golden_ctx *ctx, int last, int check)
 {
     npy_array sched, tokens;
-    COSY_TRY(golden_load(ctx, "stream_schedule", &sched));
-    cosy_status st = golden_load(ctx, "speech_token", &tokens);
+    COSY_TRY(golden_load_int(ctx, "stream_schedule", &sched));
+    cosy_status st = golden_load_int(ctx, "speech_token", &tokens);
     if (st != COSY_OK) memset(&tokens, 0, sizeof tokens);
     if (st == COSY_OK) st = check_schedule(ctx, &sched, &tokens);
     cosy_voice *voice = NULL;
@@ -273,8 +273,8 @@ cosy_status golden_t2w_stream(golden_ctx *ctx);
 cosy_status golden_t2w_stream(golden_ctx *ctx)
 {
     npy_array sched, tokens;
-    COSY_TRY(golden_load(ctx, "stream_schedule", &sched));
-    cosy_status st = golden_load(ctx, "speech_token", &tokens);
+    COSY_TRY(golden_load_int(ctx, "stream_schedule", &sched));
+    cosy_status st = golden_load_int(ctx, "speech_token", &tokens);
     if (st != COSY_OK) memset(&tokens, 0, sizeof tokens);
     if (st == COSY_OK) st = check_schedule(ctx, &sched, &tokens);
     cosy_voice *voice = NULL;

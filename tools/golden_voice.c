@@ -124,7 +124,7 @@ static int check_tokens(golden_ctx *ctx, const char *key, const char *margin_key
     const double bound = margin_bound(ctx, key);
     npy_array ref, margin;
     int flipped = 0;
-    if (bound > 0 && margin_key && golden_load(ctx, key, &ref) == COSY_OK) {
+    if (bound > 0 && margin_key && golden_load_int(ctx, key, &ref) == COSY_OK) {
         if (golden_load(ctx, margin_key, &margin) == COSY_OK) {
             if (ref.numel == n && margin.numel >= n)
                 for (int i = 0; i < n; i++)
@@ -394,7 +394,7 @@ static cosy_status run_stage(golden_ctx *ctx, const cJSON *stage)
     } else if (!strncmp(op, "align", 5)) {
         npy_array mel, tokens;
         COSY_TRY(golden_load(ctx, in0, &mel));
-        st = golden_load(ctx, item(inputs, 1), &tokens);
+        st = golden_load_int(ctx, item(inputs, 1), &tokens);
         if (st == COSY_OK) {
             if (mel.ndim == 3) {
                 const int mframes = (int)mel.shape[1], mels = (int)mel.shape[2];

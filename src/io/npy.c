@@ -53,7 +53,10 @@ static cosy_status parse_header(const char *path, const char *h, size_t hlen, ch
  * npy_load_int can refuse the file. */
 static int64_t float_to_i64(double v, int64_t i, npy_array *a)
 {
-    if (isfinite(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) return (int64_t)v;
+    if (isfinite(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) {
+        if (v != trunc(v) && a->first_bad_int < 0) a->first_bad_int = i; /* a fraction: truncated, but no integer */
+        return (int64_t)v;
+    }
     if (a->first_bad_int < 0) a->first_bad_int = i;
     return 0;
 }

@@ -18,12 +18,13 @@ typedef struct {
     int is_float;     /* the file held floats (f4/f8) */
     float *f32;       /* dense copy (ints converted) */
     int64_t *i64;     /* dense copy (floats truncated; NaN, inf and values beyond int64 give 0) */
-    int64_t first_bad_int; /* float files: index of the first value with no int64 (-1: none) */
+    int64_t first_bad_int; /* float files: index of the first value that is not an integer in the int64
+                              range: a fraction, NaN, an infinity or beyond (-1: none) */
 } npy_array;
 
 cosy_status npy_load(const char *path, npy_array *out);
-/* npy_load for arrays used as integers: refuses a float file holding NaN, an infinity or a
- * value beyond int64, naming the file and the element's index. */
+/* npy_load for arrays used as integers: refuses a float file holding a fraction, NaN, an infinity
+ * or a value beyond int64, naming the file and the element's index. */
 cosy_status npy_load_int(const char *path, npy_array *out);
 void npy_free(npy_array *a);
 /* Writes float32 data with the given shape. */
