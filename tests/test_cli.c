@@ -339,9 +339,56 @@ static void test_golden_bad_schedule(void)
     CHECK(strstr(out, "t2w_0: stream_schedule call 0 has token_offset 300 outside 0..100 (field token_offset)") != NULL);
 }
 
+/* `cosy golden` is honest about what it did not compare: a renamed case FAILs (it is not silently a
+ * SKIP), a case whose declared output the handler never compares FAILs, a knowingly skipped case alone
+ * exits 77 (ctest's SKIP), and a missing fixture set exits 77 (could not run). */
+static void test_golden_honesty(void)
+{
+    static char out[1 << 16];
+    static char cmd[8192];
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s", test_tmp("golden-honesty"));
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && mkdir -p '%s/golden' && ln -s '%s' '%s/model' && ln -s '%s'/*.npy '%s/golden/'", dir, dir,
+             test_data("cv2-tiny/model"), dir, test_data("cv2-tiny/golden"), dir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/golden/manifest.json", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    /* feat_resample as in the real manifest; the same case renamed; one declaring an output nobody computes */
+    fputs("{\"files\": {\"feat_resample_24k_to_16k\": {\"file\": \"feat_resample_24k_to_16k.npy\", \"tolerance\": {\"max_abs\": 1e-05}}},\n"
+          " \"cases\": [\n"
+          "  {\"name\": \"feat_resample\", \"inputs\": [\"feat_wav24k\"], \"outputs\": [\"feat_resample_24k_to_16k\"]},\n"
+          "  {\"name\": \"feat_resample_v2\", \"inputs\": [\"feat_wav24k\"], \"outputs\": [\"feat_resample_24k_to_16k\"]},\n"
+          "  {\"name\": \"feat_whisper128\", \"inputs\": [\"feat_wav16k\"], \"outputs\": [\"feat_whisper128\", \"feat_whisper128_delta\"],\n"
+          "   \"tolerance_per_output\": {\"feat_whisper128\": {\"max_abs\": 1e-4}}},\n"
+          "  {\"name\": \"feat_mel24k\", \"inputs\": [\"feat_wav24k\"], \"outputs\": [\"feat_mel24k\"]}]}\n",
+          f);
+    fclose(f);
+    CHECK(run(out, sizeof out, "%s golden '%s' --case feat_resample", COSY_BIN, dir) == 0);
+    CHECK(strstr(out, "feat_resample") && strstr(out, "PASS") && strstr(out, "1 passed, 0 failed, 0 skipped"));
+    int rc = run(out, sizeof out, "%s golden '%s' --case feat_resample_v2", COSY_BIN, dir);
+    CHECK(rc == 1 && strstr(out, "feat_resample_v2") && strstr(out, "FAIL (unknown case"));
+    if (rc != 1) fprintf(stderr, "renamed case (exit %d):\n%s\n", rc, out);
+    rc = run(out, sizeof out, "%s golden '%s' --case feat_whisper128", COSY_BIN, dir);
+    CHECK(rc == 1 && strstr(out, "FAIL (declared output feat_whisper128_delta was never compared)"));
+    if (rc != 1) fprintf(stderr, "uncompared output (exit %d):\n%s\n", rc, out);
+    CHECK(run(out, sizeof out, "%s golden '%s' --case feat_mel24k", COSY_BIN, dir) == 77);
+    CHECK(strstr(out, "SKIP (") && strstr(out, "0 passed, 0 failed, 1 skipped"));
+    /* the whole set: one failure is enough for exit 1, whatever passed or was skipped */
+    CHECK(run(out, sizeof out, "%s golden '%s'", COSY_BIN, dir) == 1);
+    CHECK(strstr(out, "1 passed, 2 failed, 1 skipped") != NULL);
+    CHECK(run(out, sizeof out, "%s golden '%s' --case no_such_case", COSY_BIN, dir) == 1);
+    snprintf(cmd, sizeof cmd, "%s/none", dir);
+    CHECK(run(out, sizeof out, "%s golden '%s'", COSY_BIN, cmd) == 77);
+    CHECK(lines(out) == 1 && strstr(out, "skipped"));
+}
+
 int main(void)
 {
     test_golden_bad_schedule();
+    test_golden_honesty();
     static char out[1 << 16];
     const char *model = test_tmp("cli.gguf");
     unlink(model);

@@ -28,22 +28,43 @@ int golden_resample_kernels(golden_ctx *ctx, const char *const *only, int n_only
 
 /* Handlers, in the order cases are matched. Modules add theirs here. */
 static const golden_handler handlers[] = {
-    {"flow_nonstream", golden_flow_nonstream},
-    {"flow_estimator_step", golden_flow_estimator_step},
-    {"flow_stream_nonfinal", golden_flow_stream_nonfinal},
-    {"lm_inference", golden_lm_inference},
-    {"ras_candidates", golden_ras_candidates},
-    {"lm_bistream", golden_lm_bistream},
-    {"hift_nonstream", golden_hift_nonstream},
-    {"t2w_*", golden_t2w_call},
-    {"token2wav_stream", golden_t2w_stream},
-    {"feat_resample", golden_feat_resample},
-    {"feat_whisper128", golden_feat_whisper128},
-    {"campplus_graph_*", golden_campplus_graph},
-    {"tokenizer_graph_*", golden_tokenizer_graph},
-    {"e2e_*", golden_voice_e2e},
-    {NULL, NULL},
+    {"flow_nonstream", golden_flow_nonstream, NULL},
+    {"flow_estimator_step", golden_flow_estimator_step, NULL},
+    {"flow_stream_nonfinal", golden_flow_stream_nonfinal, NULL},
+    {"lm_inference", golden_lm_inference, NULL},
+    {"ras_candidates", golden_ras_candidates, NULL},
+    {"lm_bistream", golden_lm_bistream, NULL},
+    {"hift_nonstream", golden_hift_nonstream, NULL},
+    {"t2w_*", golden_t2w_call, NULL},
+    {"token2wav_stream", golden_t2w_stream, NULL},
+    {"feat_resample", golden_feat_resample, NULL},
+    {"feat_whisper128", golden_feat_whisper128, NULL},
+    {"campplus_graph_*", golden_campplus_graph, NULL},
+    {"tokenizer_graph_*", golden_tokenizer_graph, NULL},
+    {"e2e_*", golden_voice_e2e, NULL},
+    /* known cases deliberately not run (SKIP, with the reason); any other case name fails: a renamed or
+     * new case must not pass as a skip */
+    {"feat_mel24k", NULL, "tolerance below the reference's own f32 FFT noise on this signal (golden_voice.c)"},
+    {"feat_fbank16k", NULL, "tolerance below the reference's own f32 FFT noise on this signal (golden_voice.c)"},
+    {"cv3_*", NULL, "CosyVoice3 is not implemented yet"},
+    {"lm_instruct", NULL, "CosyVoice3 is not implemented yet"},
+    {"llm_silent_filter", NULL, "CosyVoice3 is not implemented yet"},
+    {"official_cv3_*", NULL, "CosyVoice3 is not implemented yet"},
+    {NULL, NULL, NULL},
 };
+
+/* The first output the case declares ("outputs") that the handler never compared, or NULL. */
+static const char *uncompared_output(const golden_ctx *ctx, const cJSON *c)
+{
+    const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(c, "outputs"), *o;
+    cJSON_ArrayForEach(o, outputs) {
+        if (!cJSON_IsString(o)) return "(not a string)";
+        int seen = 0;
+        for (int i = 0; i < ctx->n_compared && !seen; i++) seen = !strcmp(ctx->compared[i], o->valuestring);
+        if (!seen) return o->valuestring;
+    }
+    return NULL;
+}
 
 static const golden_handler *find_handler(const char *name)
 {
@@ -102,6 +123,7 @@ void golden_record(golden_ctx *ctx, const char *key, int pass, double abs_err, d
 {
     ctx->outputs_checked++;
     if (!pass) ctx->outputs_failed++;
+    if (ctx->n_compared < GOLDEN_MAX_COMPARED) snprintf(ctx->compared[ctx->n_compared++], sizeof ctx->compared[0], "%s", key);
     if (ratio > ctx->worst_ratio || ctx->outputs_checked == 1 || (!pass && ctx->outputs_failed == 1)) {
         ctx->worst_ratio = ratio;
         ctx->worst_abs = abs_err;
@@ -208,8 +230,10 @@ static const cli_usage usage = {
     .synopsis = "DIR [--case NAME] [-v] [--dump OUTDIR] [--threads N]",
     .description = "Runs every case of DIR/golden/manifest.json that the engine implements against DIR/model\n"
                    "(converted on the fly, f32) and prints one line per case: name, max abs error, error relative\n"
-                   "to the reference's max magnitude, tolerance, PASS/FAIL. Cases the engine does not implement\n"
-                   "yet are listed as SKIP. Exits non-zero if any implemented case fails.\n",
+                   "to the reference's max magnitude, tolerance, PASS/FAIL. Cases the engine knowingly does not\n"
+                   "run are listed as SKIP with the reason; an unknown case, or a case whose declared output was\n"
+                   "never compared, FAILs. Exit status: 1 if any case failed, 77 (skipped) if the fixture set is\n"
+                   "absent or every selected case was skipped, else 0.\n",
 };
 
 #define MAX_CASES 64
@@ -254,6 +278,10 @@ int cmd_golden(int argc, char **argv)
     char path[1024];
     snprintf(path, sizeof path, "%s/golden/manifest.json", dir);
     char *text;
+    if (access(path, F_OK) != 0) { /* no fixture set here: the check could not run (ctest SKIP) */
+        fprintf(stderr, "cosy golden: %s: no such fixture manifest, skipped\n", path);
+        return 77;
+    }
     cosy_status st = cosy_file_read_all(path, &text, NULL);
     if (st != COSY_OK) return cli_fail("golden", st);
     ctx.manifest = cJSON_Parse(text);
@@ -300,18 +328,27 @@ int cmd_golden(int argc, char **argv)
         }
         const golden_handler *h = find_handler(name->valuestring);
         if (!h) {
-            printf("%-22s %12s %12s %12s  SKIP (not implemented)\n", name->valuestring, "-", "-", "-");
+            printf("%-22s %12s %12s %12s  FAIL (unknown case: no handler, and not listed as skipped)\n", name->valuestring, "-", "-", "-");
+            n_fail++;
+            continue;
+        }
+        if (!h->run) {
+            printf("%-22s %12s %12s %12s  SKIP (%s)\n", name->valuestring, "-", "-", "-", h->why);
             n_skip++;
             continue;
         }
         ctx.current = c;
+        ctx.n_compared = 0;
         ctx.outputs_checked = ctx.outputs_failed = 0;
         ctx.worst_ratio = 0;
         ctx.worst_name[0] = 0;
         cosy_error_clear();
         if (ctx.verbose) printf("%s:\n", name->valuestring);
         st = h->run(&ctx);
-        int pass = st == COSY_OK && ctx.outputs_failed == 0 && ctx.outputs_checked > 0;
+        const char *never = st == COSY_OK ? uncompared_output(&ctx, c) : NULL;
+        int pass = st == COSY_OK && ctx.outputs_failed == 0 && ctx.outputs_checked > 0 && !never;
+        if (never) printf("%-22s %12s %12s %12s  FAIL (declared output %s was never compared)\n", name->valuestring, "-", "-", "-", never);
+        else
         if (st != COSY_OK)
             printf("%-22s %12s %12s %12s  FAIL (%s)\n", name->valuestring, "-", "-", "-", cosy_last_error());
         else
@@ -325,5 +362,9 @@ int cmd_golden(int argc, char **argv)
     printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     cosy_model_free(ctx.model);
     cJSON_Delete(ctx.manifest);
-    return n_fail ? 1 : 0;
+    if (n_only && n_pass + n_fail + n_skip == 0) {
+        fprintf(stderr, "cosy golden: no case of %s is named by --case\n", dir);
+        return 1;
+    }
+    return n_fail ? 1 : n_pass == 0 && n_skip > 0 ? 77 : 0;
 }
