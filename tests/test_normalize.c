@@ -5,7 +5,8 @@
  * 2. tests/data/tokenizer/normalize_cases.jsonl.gz: the reference's own output (frontend_utils.py
  *    at @ace7c47 and inflect 7.3.1, run by tests/tokenizer/gen_normalize.py) for ~2.3k texts with
  *    split=True and split=False, and inflect's number_to_words for ~440 digit strings. Where the
- *    reference raises, our documented fallback is checked instead.
+ *    reference raises (9 texts), we must refuse too, naming the same exception; those are counted
+ *    as refusals, not as matches.
  */
 #include "test.h"
 #include "text_test_util.h"
@@ -117,18 +118,22 @@ static void test_rules(void)
     expect_nosplit("It costs $3.50.", "It costs $three.fifty.");
     expect_nosplit("\x1c\x1dtext\x1e\x1f", "text"); /* Python's strip() removes U+001C..U+001F */
 
-    /* where the reference raises */
-    NO_PIECES("   ");
-    expect_nosplit("\n\n", "");
-    PIECES("。”你好", "你好。");
-    char big[64] = "1", big_words[512] = "one";
-    for (int i = 0; i < 36; i++) {
-        strcat(big, "0");
-        strcat(big_words, " zero");
+    /* where the reference raises, we refuse (split or not) with one line saying why */
+    cosy_text_list r;
+    for (int split = 0; split < 2; split++) {
+        CHECK_FAILS(cosy_text_normalize(g_tok, "   ", 3, split, &r), COSY_ERR_INVALID_ARG, "only white space");
+        CHECK_FAILS(cosy_text_normalize(g_tok, "\n\n", 2, split, &r), COSY_ERR_INVALID_ARG, "IndexError");
+        CHECK_FAILS(cosy_text_normalize(g_tok, "。”你好", strlen("。”你好"), split, &r), COSY_ERR_INVALID_ARG,
+                    "closing quote right after a sentence end with no sentence before it (character 2");
+        CHECK_FAILS(cosy_text_normalize(g_tok, ".\"", 2, split, &r), COSY_ERR_INVALID_ARG, "IndexError");
+        char big[64] = "1"; /* 10^36: inflect raises NumOutOfRangeError */
+        for (int i = 0; i < 36; i++) strcat(big, "0");
+        CHECK_FAILS(cosy_text_normalize(g_tok, big, strlen(big), split, &r), COSY_ERR_INVALID_ARG, "(37 digits) is too large");
+        big[36] = 0; /* 10^35 still reads */
+        CHECK_OK(cosy_text_normalize(g_tok, big, strlen(big), split, &r));
+        cosy_text_list_free(&r);
     }
-    strcat(big_words, "."); /* 10^36: inflect raises NumOutOfRangeError; we read the digits */
-    const char *big_want[] = {big_words, NULL};
-    expect_pieces(big, big_want);
+    PIECES("\"Hi.\" 你好", "\"Hi。\"你好。"); /* a quote after a sentence joins it */
 
     /* merging: pieces over 80 characters are cut once the current chunk has more than 60 */
     char para[4096] = "";
@@ -173,7 +178,7 @@ static void test_reference_cases(void)
     if (!buf) return;
     char **lines;
     size_t n = text_test_lines(buf, len, &lines);
-    size_t n_text = 0, n_num = 0, n_raise = 0, bad = 0;
+    size_t n_text = 0, n_num = 0, n_raise = 0, n_refused = 0, bad = 0;
     for (size_t i = 0; i < n; i++) {
         if (!lines[i][0]) continue;
         cJSON *r = cJSON_Parse(lines[i]);
@@ -189,6 +194,21 @@ static void test_reference_cases(void)
             for (int split = 1; split >= 0; split--) {
                 cosy_text_list l;
                 cosy_status st = cosy_text_normalize(g_tok, t, strlen(t), split, &l);
+                if (raised) {
+                    /* the reference raised: we must refuse too, naming the same exception */
+                    const cJSON *err = cJSON_GetObjectItemCaseSensitive(r, "error");
+                    int same = st == COSY_OK ? 0 : cJSON_IsString(err) && strstr(cosy_last_error(), err->valuestring) != NULL;
+                    if (!same) {
+                        fprintf(stderr, "case %zu (split=%d) \"%.200s\": the reference raises %s, we %s%s\n", i + 1, split, t,
+                                cJSON_IsString(err) ? err->valuestring : "?", st == COSY_OK ? "accept it" : "refuse with: ",
+                                st == COSY_OK ? "" : cosy_last_error());
+                        bad++;
+                    } else {
+                        n_refused++;
+                    }
+                    if (st == COSY_OK) cosy_text_list_free(&l);
+                    continue;
+                }
                 if (st != COSY_OK) {
                     fprintf(stderr, "case %zu: %s\n", i + 1, cosy_last_error());
                     bad++;
@@ -196,9 +216,7 @@ static void test_reference_cases(void)
                 }
                 const cJSON *want = cJSON_GetObjectItemCaseSensitive(r, split ? "split" : "nosplit");
                 int same = 1;
-                if (raised) {
-                    same = 1; /* our fallbacks are checked in test_rules */
-                } else if (split) {
+                if (split) {
                     same = cJSON_IsArray(want) && cJSON_GetArraySize(want) == l.n;
                     for (int k = 0; same && k < l.n; k++) {
                         const cJSON *w = cJSON_GetArrayItem(want, k);
@@ -223,7 +241,8 @@ static void test_reference_cases(void)
             const cJSON *want = cJSON_GetObjectItemCaseSensitive(r, "words");
             cosy_strbuf b = {0};
             cosy_status st = cosy_text_number_to_words(number->valuestring, strlen(number->valuestring), &b);
-            int same = st == COSY_OK && (raised || (cJSON_IsString(want) && b.data && !strcmp(b.data, want->valuestring)));
+            int same = raised ? st != COSY_OK : st == COSY_OK && cJSON_IsString(want) && b.data && !strcmp(b.data, want->valuestring);
+            n_refused += raised && same;
             if (!same) {
                 if (bad < 5) fprintf(stderr, "number_to_words(\"%s\") = \"%s\", want \"%s\"\n", number->valuestring,
                                      b.data ? b.data : "", cJSON_IsString(want) ? want->valuestring : "(raises)");
@@ -233,9 +252,10 @@ static void test_reference_cases(void)
         }
         cJSON_Delete(r);
     }
-    printf("reference cases: %zu texts x 2, %zu numbers (%zu where the reference raises), %zu mismatches\n", n_text, n_num,
-           n_raise, bad);
+    printf("reference cases: %zu texts x 2, %zu numbers; %zu where the reference raises, refused here %zu times (split and "
+           "not); %zu mismatches\n", n_text, n_num, n_raise, n_refused, bad);
     CHECK(n_text > 2000 && n_num > 400);
+    CHECK(n_raise == 9 && n_refused == 2 * n_raise); /* every text case the reference raises on, both ways */
     CHECK(bad == 0);
     free(lines);
     free(buf);

@@ -222,6 +222,12 @@ static void test_reference_cases(void)
         const char *t = text->valuestring;
         int zh = cosy_text_contains_chinese(t, strlen(t));
         cosy_text_list ref, l;
+        if (cJSON_GetObjectItemCaseSensitive(r, "error")) { /* the reference raises: both refuse (test_normalize) */
+            CHECK(cosy_text_normalize(g_tok, t, strlen(t), 1, &ref) != COSY_OK);
+            CHECK(cosy_text_normalize_bounded(g_tok, t, strlen(t), &l) != COSY_OK);
+            cJSON_Delete(r);
+            continue;
+        }
         CHECK_OK(cosy_text_normalize(g_tok, t, strlen(t), 1, &ref));
         CHECK_OK(cosy_text_normalize_bounded(g_tok, t, strlen(t), &l));
         int eq = l.n == ref.n;

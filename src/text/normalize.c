@@ -298,17 +298,14 @@ cosy_status cosy_text_number_to_words(const char *digits, size_t n, cosy_strbuf 
         for (size_t i = 0; parts && i < n_groups + 2; i++) cosy_strbuf_free(&parts[i]);
         free(parts);
         if (ok == 0) {
-            /* inflect raises NumOutOfRangeError here; we read the digits one by one instead */
-            cosy_strbuf_free(&w);
-            for (size_t i = 0; i < nd; i++) {
-                if (i) cosy_strbuf_puts(&w, " ");
-                cosy_strbuf_puts(&w, d[i] ? unit_words[d[i]] : "zero");
-            }
-            cosy_strbuf_puts(out, w.data ? w.data : "");
+            /* inflect raises NumOutOfRangeError here, and so does the reference's text_normalize:
+             * refused the same way (no reading of our own) */
             cosy_strbuf_free(&w);
             free(d);
             free(ascii_zero);
-            return buf_status(out);
+            return cosy_error(COSY_ERR_INVALID_ARG,
+                              "text: the number \"%.*s%s\" (%zu digits) is too large to read out (10^36 or more; the reference "
+                              "raises NumOutOfRangeError)", n > 24 ? 24 : (int)n, digits, n > 24 ? "..." : "", nd);
         }
     }
     free(d);
@@ -375,6 +372,24 @@ static cosy_status utt_longer(const cosy_tokenizer *tok, int zh, const char *s, 
     return COSY_OK;
 }
 
+/* split_paragraph raises (IndexError) on a closing quote that follows a terminator before any sentence
+ * exists: text that opens with terminators and then '"' or '”'. The reference runs split_paragraph with
+ * split=False too, so the unsplit text is refused the same way. */
+static cosy_status quote_without_sentence(const char *text, size_t n, int zh)
+{
+    uint32_t *t;
+    size_t k, i = 0;
+    COSY_TRY(to_cps(text, n, &t, &k));
+    while (i < k && is_terminator(t[i], zh)) i++;
+    int bad = i > 0 && i < k && (t[i] == '"' || t[i] == 0x201D);
+    free(t);
+    if (bad)
+        return cosy_error(COSY_ERR_INVALID_ARG,
+                          "text: a closing quote right after a sentence end with no sentence before it (character %zu of the normalised text; the "
+                          "reference raises IndexError)", i + 1);
+    return COSY_OK;
+}
+
 /* split_paragraph's defaults, as text_normalize calls it */
 enum { TOKEN_MAX_N = 80, TOKEN_MIN_N = 60, MERGE_LEN = 20 };
 
@@ -402,7 +417,12 @@ static cosy_status split_paragraph(const cosy_tokenizer *tok, const char *text, 
             if (st == COSY_OK) st = cosy_text_list_push(&utts, b.data, b.len);
         }
         if (st == COSY_OK && i + 1 < k && (t[i + 1] == '"' || t[i + 1] == 0x201D)) {
-            if (utts.n > 0) { /* the reference pops from an empty list (raises) otherwise */
+            if (utts.n == 0) { /* the reference pops from an empty list: IndexError, refused the same way */
+                st = cosy_error(COSY_ERR_INVALID_ARG,
+                                "text: a closing quote right after a sentence end with no sentence before it (character %zu of the normalised text; the "
+                                "reference raises IndexError)", i + 2);
+                break;
+            } else {
                 b.len = 0;
                 cosy_strbuf_puts(&b, utts.items[utts.n - 1]);
                 cosy_strbuf_putcp(&b, t[i + 1]);
@@ -584,12 +604,15 @@ static cosy_status normalize(const cosy_tokenizer *tok, const char *text, size_t
     }
     const char *s = text + b;
     size_t n = e - b;
+    if (n == 0) /* the reference's text[-1] on the stripped text: IndexError, refused the same way */
+        return cosy_error(COSY_ERR_INVALID_ARG, "text: only white space, nothing to say (the reference raises IndexError)");
 
     int zh = cosy_text_contains_chinese(s, n);
     cosy_strbuf norm = {0};
     cosy_status st = zh ? normalize_zh(s, n, &norm) : cosy_text_spell_out_number(s, n, &norm);
     if (st == COSY_OK && !norm.data) cosy_strbuf_append(&norm, "", 0);
     if (st == COSY_OK) st = buf_status(&norm);
+    if (st == COSY_OK && !split) st = quote_without_sentence(norm.data, norm.len, zh);
     if (st == COSY_OK && !split) st = cosy_text_list_push(out, norm.data, norm.len);
     if (st == COSY_OK && split) {
         cosy_text_list pieces = {0};

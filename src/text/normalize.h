@@ -15,10 +15,11 @@
  *     characters); split_paragraph(en, lengths in Qwen tokens);
  *   - split: pieces made only of punctuation/symbols (or empty) are dropped.
  *
- * Deliberate differences, where the reference raises an exception instead of returning:
- *   - text that is empty after strip() (e.g. only spaces): no pieces (split) / "" (no split);
- *   - a '"' or '”' right after a terminator before any piece exists: the quote is dropped;
- *   - a number too large for inflect (a non-zero digit at 10^36 or above): read digit by digit.
+ * Where the reference raises an exception, so do we: COSY_ERR_INVALID_ARG with one line saying why, for
+ *   - text that is empty after strip() (e.g. only spaces; IndexError);
+ *   - a '"' or '”' right after a terminator before any piece exists (IndexError);
+ *   - a number too large for inflect (a non-zero digit at 10^36 or above; NumOutOfRangeError).
+ * (test_normalize compares all nine such cases of the reference's own run with these refusals.)
  *
  * cosy_text_normalize_bounded — what the session engine feeds the LM — differs where the reference
  * returns something unbounded: a sentence (text between terminators) longer than token_max_n (80
