@@ -1,6 +1,9 @@
 /* test_gguf.c — GGUF writer/reader round trip, and the reader's refusal of damaged files:
- * every truncation, bad magic/version, impossible dimensions, overlapping names, and the
- * writer's promise to leave no partial file behind. */
+ * every truncation, bad magic/version, impossible counts, damaged tensor records (too many
+ * dimensions, a zero or huge dimension, an unknown type, rows that are not whole blocks, a
+ * misaligned offset, data past the end of the file), duplicate tensor names, and the writer's
+ * promise to leave no partial file behind. */
+#define _GNU_SOURCE /* memmem */
 #include "test.h"
 
 #include "core/error.h"
@@ -204,9 +207,58 @@ static void test_damage(void)
     gguf_writer_free(w);
 }
 
+/* One tensor record damaged at a time: each refusal names the file, the tensor and what is wrong. The
+ * record of t.bias (1 dimension, f32) follows its name: u32 ndim, u64 dim, u32 type, u64 offset. */
+static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static void test_tensor_records(void)
+{
+    size_t n;
+    unsigned char *whole = slurp(write_sample(test_tmp("records.gguf")), &n);
+    CHECK(whole != NULL);
+    if (!whole) return;
+    unsigned char *name = memmem(whole, n, "t.bias", 6);
+    CHECK(name != NULL);
+    if (!name) { free(whole); return; }
+    const size_t at = (size_t)(name - whole) + 6; /* the record after the name */
+    uint64_t offset;
+    memcpy(&offset, whole + at + 16, 8);
+    CHECK(whole[at] == 1 && offset % 64 == 0);
+    unsigned char *bad = malloc(n);
+    const char *path = test_tmp("record.gguf");
+    gguf_file g;
+    struct { size_t pos; int width; uint64_t value; cosy_status status; const char *needle; } cases[] = {
+        {0, 4, 7, COSY_ERR_UNSUPPORTED, "record.gguf: tensor t.bias (byte "},        /* 7 dimensions */
+        {4, 8, 0, COSY_ERR_FORMAT, "record.gguf: tensor t.bias has an impossible dimension 0"},
+        {4, 8, 1ull << 41, COSY_ERR_FORMAT, "record.gguf: tensor t.bias has an impossible dimension 2199023255552"},
+        {12, 4, 99, COSY_ERR_UNSUPPORTED, "record.gguf: tensor t.bias has unsupported type 99"},
+        {12, 4, COSY_DTYPE_Q8_0, COSY_ERR_FORMAT, "record.gguf: tensor t.bias: rows are not a multiple of the q8_0 block size"},
+        {16, 8, 0, COSY_ERR_FORMAT, NULL}, /* filled below: offset + 4, misaligned */
+        {16, 8, 1ull << 40, COSY_ERR_FORMAT, "record.gguf: tensor t.bias data (16 bytes at byte "},
+    };
+    cases[5].value = offset + 4;
+    cases[5].needle = "record.gguf: tensor t.bias offset";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(bad, whole, n);
+        if (cases[i].width == 4) put_u32(bad + at + cases[i].pos, (uint32_t)cases[i].value);
+        else put_u64(bad + at + cases[i].pos, cases[i].value);
+        spit(path, bad, n);
+        CHECK_FAILS(gguf_open(path, &g), cases[i].status, cases[i].needle);
+    }
+    CHECK(strstr(cosy_last_error(), "runs past the end of the file") != NULL);
+    /* the intact file still opens: the records above were the only damage */
+    spit(path, whole, n);
+    CHECK_OK(gguf_open(path, &g));
+    gguf_close(&g);
+    free(bad);
+    free(whole);
+}
+
 int main(void)
 {
     test_round_trip();
     test_damage();
+    test_tensor_records();
     return test_finish("test_gguf");
 }
