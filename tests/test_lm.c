@@ -531,6 +531,7 @@ static type_error measure(const float *logp, const float *ref, int rows, int V, 
 static void test_dtypes(const char *gguf, const char *gguf_q4, const fixture *f, const float *f32_logp)
 {
     const cosy_dtype types[] = {COSY_DTYPE_BF16, COSY_DTYPE_Q8_0, COSY_DTYPE_Q4_0};
+    /* the bounds docs/lm-types.md states ("What the tests assert"): change both together */
     const double bound_abs[] = {0.2, 0.85, 9.5}, bound_tv[] = {0.02, 0.12, 0.72};
     const int min_same_inf[] = {31, 28, 16}, min_same_bi[] = {74, 70, 50};
     const double tie_gap[] = {0.01, 0.4, 4.0};

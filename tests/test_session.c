@@ -246,7 +246,8 @@ static void test_first_chunk_mel(void)
            "(tokens %d..%d, incomplete flow chunk), %.3g (tokens %d..%d); audio %.3g (first chunk), %.3g (later)\n",
            F, d_complete, full - 1, d_partial, 100 * d_partial / peak, full, F - 1, d_later, F, N - 1, w_first, w_later);
     CHECK(d_complete <= 1e-5 && d_later <= 1e-5);
-    CHECK(d_partial > 0 && d_partial < peak); /* less context changes the frames, but they stay mel-like */
+    CHECK(d_partial > 0);             /* less context changes those frames, */
+    CHECK(d_partial <= 0.06 * peak);  /* by at most what README claims (measured 5.7%) */
     free(ma);
     free(mb);
     free(a.audio);
