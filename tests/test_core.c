@@ -291,8 +291,30 @@ static void test_errors(void)
     CHECK(strlen(cosy_last_error()) < 1024);
 }
 
-int main(void)
+/* test_core --cpu-path NAME: ctest's entry for one CPU path (tests/CMakeLists.txt). The kernel tests run
+ * every path this CPU has and print SKIP for the others; this entry makes a missing path a ctest SKIP
+ * (exit 77) instead of a silent pass, so a run on a machine without e.g. AMX says so in its summary. */
+static int cpu_path(const char *name)
 {
+    const cosy_cpu_level_t best = cosy_cpu_level();
+    for (int l = COSY_CPU_PORTABLE; l <= COSY_CPU_AMX; l++) {
+        if (strcmp(name, cosy_cpu_level_name((cosy_cpu_level_t)l))) continue;
+        if (l > (int)best) {
+            printf("SKIP: this CPU (%s, best path %s) lacks %s: the %s kernels were not tested here\n", cosy_cpu_model_name(),
+                   cosy_cpu_level_name(best), name, name);
+            return 77;
+        }
+        printf("%s: this CPU has it; test_gemm, test_gemv, test_conv1d, test_flow, test_flow_stream, test_hift_bf16, test_lm "
+               "and test_lm_batch run its kernels\n", name);
+        return 0;
+    }
+    fprintf(stderr, "test_core: unknown CPU path %s\n", name);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--cpu-path")) return cpu_path(argv[2]);
     test_half();
     test_linear_norms();
     test_activations();

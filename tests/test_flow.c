@@ -4,6 +4,7 @@
  * call of the official streaming loop (stream_schedule), the chunk-mask and convolution kernels
  * at chunk boundaries (against naive versions), and argument validation. */
 #include "test.h"
+#include "core/cpu.h"
 #include <string.h>
 #include "core/arena.h"
 #include "core/threadpool.h"
@@ -588,6 +589,31 @@ int main(void)
         test_concurrent();
     }
     cosy_model_free(model);
+    model = NULL;
+    flow = NULL;
+    /* every lower CPU path this machine has (the f32 flow picks its kernels at load: AVX-512 or AVX2
+     * packed panels, else BLAS), against the same fixtures; the paths it lacks are reported SKIP */
+    const cosy_cpu_level_t best = cosy_cpu_level(), levels[] = {COSY_CPU_PORTABLE, COSY_CPU_AVX2, COSY_CPU_AVX512};
+    for (int l = 0; l < 3; l++) {
+        if (levels[l] >= best) {
+            if (levels[l] > best) printf("SKIP flow on %s: this CPU lacks it\n", cosy_cpu_level_name(levels[l]));
+            continue;
+        }
+        CHECK(cosy_cpu_cap(levels[l]) == levels[l]);
+        CHECK_OK(cosy_model_load(gguf, &exact, &model));
+        if (model) CHECK_OK(cosy_flow_get(model, &flow));
+        if (flow) {
+            printf("flow on %s (%s kernels):\n", cosy_cpu_level_name(levels[l]), flow->fast ? "packed" : "BLAS");
+            test_estimator("flow_ns", 0);
+            test_estimator("flow_sf", 1);
+            test_full_call("flow_ns", 60, 0, 1);
+            test_full_call("flow_sf", 63, 1, 0);
+        }
+        cosy_model_free(model);
+        model = NULL;
+        flow = NULL;
+        cosy_cpu_reset();
+    }
     remove(gguf);
     return test_finish("test_flow");
 }

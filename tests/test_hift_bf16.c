@@ -79,7 +79,10 @@ static void check_paths(const char *what, cosy_model *m16, const float *mel, int
     for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
         /* the portable loops take ~10 s at the real size: the fixture covers them */
         if (levels[l] == COSY_CPU_AVX512 && F * 480 > 24000 / 2 && !draws) continue;
-        if (cosy_cpu_cap(levels[l]) != levels[l]) continue;
+        if (cosy_cpu_cap(levels[l]) != levels[l]) {
+            printf("  %-8s SKIP bf16 on %s: this CPU lacks it\n", what, cosy_cpu_level_name(levels[l]));
+            continue;
+        }
         if (!vocode(m16, mel, F, draws, wav)) break;
         wav_error e = wav_compare(wav, ref, T);
         printf("  %-8s bf16 on %-10s (%-10s kernels): max_abs %.3e, %.3e of the largest sample (bound %g), SNR %.1f dB (bound %.0f)\n", what,
