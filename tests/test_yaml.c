@@ -53,6 +53,27 @@ static void test_hostile(void)
         cosy_yaml_free(y);
         y = NULL;
     }
+    /* 300k '[' (or '{'): libyaml's scanner is quadratic in open flow collections (minutes); refused at
+     * once, with the position, while quoted and commented brackets and a modest nesting are fine */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = (size_t)sprintf(text, "a: 1\nflow: ");
+        for (size_t i = 0; i < deep; i++) text[k++] = pass ? '{' : '[';
+        text[k++] = '\n';
+        text[k] = 0;
+        CHECK_FAILS(cosy_yaml_parse(text, k, "flow.yaml", &y), COSY_ERR_FORMAT, "flow.yaml: flow collections ([ ] { }) nested more than 64 deep at line 2 column 71");
+        CHECK(y == NULL);
+    }
+    {
+        size_t k = (size_t)sprintf(text, "s: '[[[[' # [[[[\nd: \"[[\\\"[[\"\nl: ");
+        for (int i = 0; i < 60; i++) text[k++] = '[';
+        text[k++] = '7';
+        for (int i = 0; i < 60; i++) text[k++] = ']';
+        for (int i = 0; i < 70; i++) k += (size_t)sprintf(text + k, "\n# [[[[[[[[[[");
+        text[k++] = '\n';
+        CHECK_OK(cosy_yaml_parse(text, k, "quoted.yaml", &y));
+        cosy_yaml_free(y);
+        y = NULL;
+    }
     /* a nesting within the limit still evaluates */
     size_t k = (size_t)sprintf(text, "ok: !ref ");
     for (int i = 0; i < 50; i++) text[k++] = '(';

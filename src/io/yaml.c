@@ -19,14 +19,52 @@
  * CosyVoice configs need a few dozen. */
 #define MAX_EVAL_STEPS 100000
 
+/* Flow collections ([ ] { }) nested deeper than this are refused before libyaml sees them: its scanner
+ * rescans every pending simple key per token, so 300k '[' take minutes (quadratic), not a parse error. */
+#define MAX_FLOW_NEST 64
+
 struct cosy_yaml {
     yaml_document_t doc;
     char *name; /* file name for messages */
 };
 
+/* The depth of flow collections, outside quoted scalars and comments; refuses past MAX_FLOW_NEST naming
+ * the line and column. (A '[' inside a plain scalar counts too: harmless below the limit.) */
+static cosy_status check_flow_nesting(const char *text, size_t len, const char *name)
+{
+    size_t line = 1, column = 0;
+    int depth = 0;
+    char quote = 0, prev = '\n';
+    for (size_t i = 0; i < len; i++) {
+        const char c = text[i];
+        column++;
+        if (c == '\n') {
+            line++;
+            column = 0;
+        }
+        if (quote) {
+            if (quote == '"' && c == '\\' && i + 1 < len) i++, column++;
+            else if (c == quote) quote = 0;
+        } else if (c == '#' && (prev == ' ' || prev == '\t' || prev == '\n')) {
+            while (i + 1 < len && text[i + 1] != '\n') i++;
+        } else if (c == '"' || c == '\'') {
+            if (prev == ' ' || prev == '\t' || prev == '\n' || prev == '[' || prev == '{' || prev == ',' || prev == ':') quote = c;
+        } else if (c == '[' || c == '{') {
+            if (++depth > MAX_FLOW_NEST)
+                return cosy_error(COSY_ERR_FORMAT, "%s: flow collections ([ ] { }) nested more than %d deep at line %zu column %zu", name,
+                                  MAX_FLOW_NEST, line, column);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+        prev = c;
+    }
+    return COSY_OK;
+}
+
 cosy_status cosy_yaml_parse(const char *text, size_t len, const char *name, cosy_yaml **out)
 {
     *out = NULL;
+    COSY_TRY(check_flow_nesting(text, len, name));
     cosy_yaml *y = calloc(1, sizeof *y);
     if (!y || !(y->name = strdup(name))) { free(y); return cosy_error(COSY_ERR_NOMEM, "%s: out of memory", name); }
     yaml_parser_t parser;
