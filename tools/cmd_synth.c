@@ -170,7 +170,8 @@ int cmd_synth(int argc, char **argv)
     cosy_status st = cosy_model_load(model_path, &mp, &m);
     /* a server prepares its model once; the request's timings start after that */
     if (st == COSY_OK) st = cosy_model_prepare(m);
-    if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: model loaded and prepared in %.0f ms\n", cosy_now_ms() - k.start_ms);
+    /* said once the voice is ready too: a refused voice or recording gets its one line alone */
+    const double loaded_ms = cosy_now_ms() - k.start_ms;
     char *prompt_buf = NULL;
     if (st == COSY_OK && prompt_text_file && (st = cosy_file_read_all(prompt_text_file, &prompt_buf, NULL)) == COSY_OK)
         prompt_text = prompt_buf;
@@ -182,9 +183,14 @@ int cmd_synth(int argc, char **argv)
         st = voice_path ? cosy_voice_load(voice_path, &voice) : cosy_voice_from_speaker(m, speaker, &voice);
     }
     free(prompt_buf);
+    if (st == COSY_OK && !quiet) fprintf(stderr, "cosy synth: model loaded and prepared in %.0f ms\n", loaded_ms);
+    /* the audio goes to OUT.tmp-<pid>, renamed to OUT only once all of it is written: a refusal or a
+     * failure part-way leaves no partial file, and never clobbers an existing OUT */
+    char tmp_out[4096];
+    snprintf(tmp_out, sizeof tmp_out, "%s.tmp-%ld", out, (long)getpid());
     if (st == COSY_OK) {
         if (!strcmp(out, "-")) k.pcm = stdout;
-        else if ((st = cosy_wav_writer_open(&wav, out, cosy_model_sample_rate(m), COSY_WAV_PCM16)) == COSY_OK) {
+        else if ((st = cosy_wav_writer_open(&wav, tmp_out, cosy_model_sample_rate(m), COSY_WAV_PCM16)) == COSY_OK) {
             wav_open = 1;
             k.wav = &wav;
         }
@@ -215,7 +221,8 @@ int cmd_synth(int argc, char **argv)
     if (wav_open) {
         cosy_status cs = cosy_wav_writer_close(&wav);
         if (st == COSY_OK) st = cs;
-        if (st != COSY_OK) unlink(out);
+        if (st == COSY_OK && rename(tmp_out, out) != 0) st = cosy_error(COSY_ERR_IO, "%s: cannot rename from %s: %s", out, tmp_out, strerror(errno));
+        if (st != COSY_OK) unlink(tmp_out);
     }
     if (st == COSY_OK && !quiet) {
         if (!k.pcm) fprintf(stderr, "cosy synth: wrote %s\n", out);
