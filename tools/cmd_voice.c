@@ -93,7 +93,7 @@ static int cmd_import(int argc, char **argv)
         CLI_OPTION_SPEAKER(&speaker),
         {.name = "--fixture", .kind = CLI_OPT_STRING, .dest = &fixture, .hint = "DIR",
          .help = "a fixture set's golden/ inputs (lm_prompt_text, lm_prompt_speech_token, prompt_speech_token,\n"
-                 "prompt_feat, embedding .npy)"},
+                 "prompt_feat, embedding .npy); an array option below replaces the fixture's"},
         {.name = "--prompt-text", .kind = CLI_OPT_STRING, .dest = &f_text, .hint = "F.npy", .help = "the prompt text's token ids"},
         {.name = "--llm-prompt-tokens", .kind = CLI_OPT_STRING, .dest = &f_llm, .hint = "F.npy", .help = "the LM's prompt speech tokens"},
         {.name = "--flow-prompt-tokens", .kind = CLI_OPT_STRING, .dest = &f_flow, .hint = "F.npy", .help = "the flow's prompt speech tokens"},
@@ -124,7 +124,12 @@ static int cmd_import(int argc, char **argv)
     if (fixture) {
         const char *names[5] = {"lm_prompt_text", "lm_prompt_speech_token", "prompt_speech_token", "prompt_feat", "embedding"};
         for (int k = 0; k < 5; k++) snprintf(paths[k], sizeof paths[k], "%s/%s.npy", fixture, names[k]);
-        f_text = paths[0]; f_llm = paths[1]; f_flow = paths[2]; f_feat = paths[3]; f_emb = paths[4];
+        /* an array named on the command line replaces the fixture's (it was silently ignored before) */
+        if (!f_text) f_text = paths[0];
+        if (!f_llm) f_llm = paths[1];
+        if (!f_flow) f_flow = paths[2];
+        if (!f_feat) f_feat = paths[3];
+        f_emb = paths[4];
     }
     if (st != COSY_OK) free(text_buf);
     if (st != COSY_OK) return cli_fail("voice", st);
