@@ -20,7 +20,7 @@
  */
 #include "hift_test_util.h"
 #include "model/model.h"
-#include "model/t2w_hift.h"
+#include "model/hift/t2w_hift.h"
 
 #define N_CALLS 4
 

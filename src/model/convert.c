@@ -18,10 +18,10 @@
 #include "io/gguf.h"
 #include "io/ptfile.h"
 #include "model/arch.h"
-#include "model/campplus.h"
-#include "model/s3tokenizer.h"
+#include "model/voice/campplus.h"
+#include "model/voice/s3tokenizer.h"
 #include "model/hparams.h"
-#include "model/lm.h"
+#include "model/lm/lm.h"
 #include "text/vocab.h"
 
 #include <math.h>

@@ -3,12 +3,12 @@
 #include "core/clock.h"
 #include "core/arena.h"
 #include "core/error.h"
-#include "model/flow.h"
-#include "model/flow_stream.h"
-#include "model/hift.h"
+#include "model/flow/flow.h"
+#include "model/flow/flow_stream.h"
+#include "model/hift/hift.h"
 #include "model/model.h"
-#include "model/t2w_hift.h"
-#include "model/voice.h"
+#include "model/hift/t2w_hift.h"
+#include "model/voice/voice.h"
 
 #include <stdlib.h>
 #include <string.h>

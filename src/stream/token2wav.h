@@ -18,8 +18,8 @@
 #define COSY_TOKEN2WAV_H
 
 #include "cosy.h"
-#include "model/hift.h"
-#include "model/t2w_hift.h"
+#include "model/hift/hift.h"
+#include "model/hift/t2w_hift.h"
 
 typedef struct {
     double flow_ms, vocoder_ms;    /* of the last call */
