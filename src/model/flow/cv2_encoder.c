@@ -1,5 +1,5 @@
 /*
- * flow_encoder.c — UpsampleConformerEncoder + encoder_proj (cosyvoice/transformer/
+ * cv2_encoder.c — UpsampleConformerEncoder + encoder_proj (cosyvoice/transformer/
  * upsample_encoder.py), the token side of CausalMaskedDiffWithXvec.inference:
  *
  *   embed (Linear, LayerNorm, x sqrt(width); espnet relative positions)
@@ -15,6 +15,7 @@
  * the others but only feed PreLookaheadLayer.conv1 (the reference's `context` argument).
  */
 #include "model/flow/flow_internal.h"
+#include "model/flow/flow_load.h"
 #include "core/error.h"
 #include "core/ops.h"
 

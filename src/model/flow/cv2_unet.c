@@ -1,5 +1,5 @@
 /*
- * flow_estimator.c — CausalConditionalDecoder (cosyvoice/flow/decoder.py), the U-Net that
+ * cv2_unet.c — CausalConditionalDecoder (cosyvoice/flow/decoder.py), the U-Net that
  * predicts the flow's velocity at each Euler step, with matcha's building blocks
  * (matcha/models/components/decoder.py, transformer.py):
  *
@@ -18,6 +18,7 @@
  * never occurs), so the `* mask` products are identities and are skipped.
  */
 #include "model/flow/flow_internal.h"
+#include "model/flow/flow_load.h"
 #include "core/error.h"
 #include "core/attention.h"
 #include "core/ops.h"

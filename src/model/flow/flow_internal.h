@@ -2,7 +2,7 @@
  * flow_internal.h — what the flow's files share: the weights of CausalMaskedDiffWithXvec laid
  * out for our kernels (core/gemm.h), the per-call context, the linear layers (flow_linear.c), the
  * layer helpers (flow_layers.c: im2col convolutions, masked attention), and the encoder
- * (flow_encoder.c) and estimator (flow_estimator.c) entry
+ * (cv2_encoder.c) and estimator (cv2_unet.c) entry
  * points that flow.c drives.
  *
  * Layout: every activation is time-major, [rows, channels] with rows = batch * frames (the
@@ -294,7 +294,7 @@ const float *flow_cache_conv(const flow_cache *fc, int id, const float *x, int i
 #define FLOW_ARENA_FLOATS(n) ((((size_t)(n)) + 15) / 16 * 16)
 
 
-/* ---- encoder (flow_encoder.c) ---- */
+/* ---- encoder (cv2_encoder.c) ---- */
 
 cosy_status flow_encoder_load(cosy_flow *f);
 /* Frames the encoder produces for `n_tokens` prompt+speech tokens when the last `n_context`
@@ -328,7 +328,7 @@ cosy_status flow_encoder_forward_cached(flow_ctx *c, const float *x, int n_rows,
  * sequence then holds `tokens` tokens (keys). */
 size_t flow_encoder_cached_scratch_bytes(const cosy_flow *f, int n_rows, int n_context, int tokens);
 
-/* ---- estimator (flow_estimator.c) ---- */
+/* ---- estimator (cv2_unet.c) ---- */
 
 cosy_status flow_estimator_load(cosy_flow *f);
 /* CausalConditionalDecoder.forward for B rows of T frames: in[B*T][in_channels] packed as
@@ -362,16 +362,5 @@ cosy_status flow_noise(cosy_flow *f, int frames, const float **out);
 void flow_speaker(flow_ctx *c, const float *embedding, float *spks);
 /* classifier-free guidance: v = w_cond v0 - w_uncond v1 */
 void flow_cfg_weights(const cosy_flow *f, float *w_cond, float *w_uncond);
-
-/* ---- loading helpers (flow.c) ---- */
-cosy_status flow_load_linear(cosy_flow *f, flow_linear *l, int bias, int out, int in, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-cosy_status flow_load_norm(cosy_flow *f, flow_norm *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Three [out][in] linears (with or without biases) stacked into one [3 out][in]: one product
- * computes q, k and v. */
-cosy_status flow_load_qkv(cosy_flow *f, flow_linear *l, int bias, int out, int in, const char *prefix, const char *q, const char *k,
-                          const char *v);
-cosy_status flow_load_conv(cosy_flow *f, flow_conv *cv, int out, int in, int k, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
 
 #endif
