@@ -431,19 +431,6 @@ static void *t2w_thread_main(void *arg)
 
 /* ------------------------------------------------------------------ API */
 
-cosy_status cosy_model_prepare(cosy_model *model)
-{
-    if (!model) return cosy_error(COSY_ERR_INVALID_ARG, "prepare: no model");
-    cosy_lm *lm;
-    const cosy_tokenizer *tok;
-    cosy_flow *flow;
-    cosy_hift *hift;
-    COSY_TRY(cosy_lm_get(model, &lm));
-    COSY_TRY(cosy_tokenizer_get(model, &tok));
-    COSY_TRY(cosy_flow_get(model, &flow));
-    return cosy_hift_get(model, &hift);
-}
-
 static cosy_status copy_ids(const int32_t *src, int n, int32_t **dst)
 {
     *dst = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));

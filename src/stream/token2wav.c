@@ -53,8 +53,6 @@ cosy_token2wav_params cosy_token2wav_default_params(void)
     return p;
 }
 
-int cosy_model_sample_rate(const cosy_model *model) { return model->hp.sample_rate; }
-
 void cosy_token2wav_free(cosy_token2wav *t)
 {
     if (!t) return;

@@ -142,12 +142,7 @@ static cosy_status flow_create(cosy_model *m, void **out)
 
 static const cosy_module_def flow_module = {"flow", flow_create, flow_destroy};
 
-cosy_dtype cosy_model_flow_dtype(cosy_model *model)
-{
-    cosy_flow *f = NULL;
-    if (!model || cosy_flow_get(model, &f) != COSY_OK || !f) return COSY_DTYPE_F32;
-    return f->bf16 ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
-}
+cosy_dtype cosy_flow_dtype(const cosy_flow *flow) { return flow->bf16 ? COSY_DTYPE_BF16 : COSY_DTYPE_F32; }
 
 cosy_status cosy_flow_get(cosy_model *model, cosy_flow **out)
 {

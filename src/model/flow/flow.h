@@ -2,10 +2,10 @@
  * flow.h — the flow-matching decoder of CosyVoice2 (cosyvoice/flow/flow.py,
  * CausalMaskedDiffWithXvec.inference): speech tokens -> 80-bin mel at 50 frames per second.
  *
- * Stages (each in its own file): the token encoder (flow_encoder.c: embedding, pre-lookahead
+ * Stages (each in its own file): the token encoder (cv2_encoder.c: embedding, pre-lookahead
  * convolution, chunk-causal conformer, x2 upsampling, up-conformer, projection to mu), the CFM
  * solver (flow.c: the fixed seed-0 noise buffer, 10 Euler steps on a cosine schedule with
- * classifier-free guidance), and its U-Net estimator (flow_estimator.c). streaming selects the
+ * classifier-free guidance), and its U-Net estimator (cv2_unet.c). streaming selects the
  * chunk masks of both networks; the results match the official code's under either setting.
  *
  * The flow state is built once per model (cosy_flow_get) and is read-only during inference, so
@@ -26,6 +26,10 @@ cosy_status cosy_flow_get(cosy_model *model, cosy_flow **out);
 /* Mel frames cosy_flow_inference writes for n tokens: token_mel_ratio * (n - look-ahead), where
  * the last pre_lookahead_len tokens are look-ahead context when !finalize. */
 int cosy_flow_output_frames(const cosy_flow *flow, int n, int finalize);
+
+/* The type the flow's matrix products run in: bf16 when the model's flow_dtype is bf16 (AUTO resolved
+ * at load) and the CPU has AMX or AVX512-BF16, else f32. */
+cosy_dtype cosy_flow_dtype(const cosy_flow *flow);
 
 /* CausalMaskedDiffWithXvec.inference: tokens[0..n) are the speech tokens so far (when !finalize the last
  * pre_lookahead_len of them are look-ahead context only); prompt tokens/feat (feat time-major [2P, 80]); the

@@ -197,12 +197,6 @@ cosy_status cosy_hift_get(cosy_model *model, cosy_hift **out)
 int cosy_hift_samples_per_frame(const cosy_hift *hift) { return hift->upsample_scale; }
 cosy_dtype cosy_hift_dtype(const cosy_hift *hift) { return hift->bf16 ? COSY_DTYPE_BF16 : COSY_DTYPE_F32; }
 
-cosy_dtype cosy_model_hift_dtype(cosy_model *model)
-{
-    cosy_hift *h = NULL;
-    if (!model || cosy_hift_get(model, &h) != COSY_OK) return COSY_DTYPE_F32;
-    return cosy_hift_dtype(h);
-}
 int cosy_hift_harmonics(const cosy_hift *hift) { return hift->harmonics; }
 
 /* ---- scratch -------------------------------------------------------------------------------- */
