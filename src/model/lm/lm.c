@@ -49,22 +49,42 @@
 _Static_assert(LM_BATCH_ROWS <= COSY_GEMV_MAX_T && LM_BATCH_ROWS < LM_TILE_MIN_T && LM_BATCH_ROWS <= LM_CHUNK,
                "a batch must take the kernels of a solo feed");
 
+/* One Qwen2 decoder layer (Qwen2DecoderLayer); matrices are [rows][cols] as nn.Linear stores them. */
 typedef struct {
-    const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
-    cosy_matrix q, k, v, o, gate, up, down;
+    const float *attn_norm;   /* (width) input_layernorm, RMSNorm */
+    const float *ffn_norm;    /* (width) post_attention_layernorm, RMSNorm */
+    const float *bq;          /* (q_width) q_proj bias */
+    const float *bk, *bv;     /* (kv_width) k_proj, v_proj biases */
+    cosy_matrix q;            /* (q_width, width) q_proj */
+    cosy_matrix k, v;         /* (kv_width, width) k_proj, v_proj */
+    cosy_matrix o;            /* (width, q_width) o_proj */
+    cosy_matrix gate, up;     /* (ffn_width, width) mlp.gate_proj, mlp.up_proj */
+    cosy_matrix down;         /* (width, ffn_width) mlp.down_proj */
 } lm_layer;
 
 struct cosy_lm {
     cosy_model *model;
     const cosy_hparams *hp;
-    cosy_dtype dtype;
-    int H, L, n_heads, n_kv, hd, F, Qd, KVd, V, group;
-    const cosy_tensor *embd_text, *embd_speech, *embd_special;
-    lm_layer *layers;
-    const float *out_norm, *head_bias;
-    cosy_matrix head;
-    float *inv_freq;  /* [hd / 2] */
-    float scale;      /* 1 / sqrt(head_dim) */
+    cosy_dtype dtype;         /* the run-time type of the matrices (model params lm_dtype) */
+    int width;                /* hidden size of the Qwen2 body (896 in CosyVoice2-0.5B) */
+    int n_layers;             /* decoder layers */
+    int n_heads;              /* query heads */
+    int n_kv_heads;           /* key/value heads (grouped-query attention) */
+    int head_dim;             /* per head */
+    int ffn_width;            /* the MLP's intermediate size */
+    int q_width;              /* n_heads * head_dim */
+    int kv_width;             /* n_kv_heads * head_dim */
+    int speech_vocab;         /* speech tokens the head scores: speech_token_size + 3 (6564) */
+    int heads_per_kv;         /* n_heads / n_kv_heads: query heads sharing one key/value head */
+    const cosy_tensor *embd_text;    /* (text vocab, width) the Qwen2 token embedding */
+    const cosy_tensor *embd_speech;  /* (speech_vocab, width) speech_embedding */
+    const cosy_tensor *embd_special; /* (2, width) llm_embedding: sos_eos (row 0), task_id (row 1) */
+    lm_layer *layers;         /* (n_layers) */
+    const float *out_norm;    /* (width) the body's final RMSNorm */
+    const float *head_bias;   /* (speech_vocab) llm_decoder bias, or NULL */
+    cosy_matrix head;         /* (speech_vocab, width) llm_decoder */
+    float *inv_freq;          /* (head_dim / 2) rotary frequencies */
+    float scale;              /* 1 / sqrt(head_dim) */
     cosy_pool *pool;
     int n_threads;
     int tiles;        /* long feeds may go through bf16 tiles (see matmul_tiles) */
@@ -76,13 +96,13 @@ struct cosy_lm {
 struct cosy_lm_state {
     cosy_lm *lm;
     int pos, cap;
-    float *kc, *vc;                 /* [L][n_kv][cap][hd] */
+    float *kc, *vc;                 /* [n_layers][n_kv_heads][cap][head_dim] */
     float *x, *xn, *q, *k, *v, *att, *gate, *up; /* [LM_CHUNK][width] */
-    float *rope_cos, *rope_sin;     /* [LM_CHUNK][hd / 2] */
-    float *scores;                  /* [LM_ATT_TASKS][group][cap] */
+    float *rope_cos, *rope_sin;     /* [LM_CHUNK][head_dim / 2] */
+    float *scores;                  /* [LM_ATT_TASKS][heads_per_kv][cap] */
     void *act_scratch;              /* quantised activations for q8_0 matrices */
     uint16_t *tile_a;               /* a long feed's activations in bf16 [LM_CHUNK][widest] (lazily) */
-    float *logits;                  /* [LM_BATCH_ROWS][V]: one row per sequence of a batch */
+    float *logits;                  /* [LM_BATCH_ROWS][speech_vocab]: one row per sequence of a batch */
     pthread_cond_t done_cv;         /* a queued feed of this sequence has run (lm_batch.c) */
     int counted;                    /* created in full: counted in lm->n_states, done_cv initialised */
 };
@@ -149,17 +169,17 @@ static cosy_status lm_create(cosy_model *model, void **out)
     lm->model = model;
     lm->hp = hp;
     lm->dtype = model->params.lm_dtype;
-    lm->H = hp->lm_hidden;
-    lm->L = hp->lm_layers;
+    lm->width = hp->lm_hidden;
+    lm->n_layers = hp->lm_layers;
     lm->n_heads = hp->lm_heads;
-    lm->n_kv = hp->lm_kv_heads;
-    lm->hd = hp->lm_head_dim;
-    lm->F = hp->lm_ffn;
-    lm->Qd = lm->n_heads * lm->hd;
-    lm->KVd = lm->n_kv * lm->hd;
-    lm->V = hp->lm_speech_vocab;
-    lm->group = lm->n_heads / lm->n_kv;
-    lm->scale = 1.0f / sqrtf((float)lm->hd);
+    lm->n_kv_heads = hp->lm_kv_heads;
+    lm->head_dim = hp->lm_head_dim;
+    lm->ffn_width = hp->lm_ffn;
+    lm->q_width = lm->n_heads * lm->head_dim;
+    lm->kv_width = lm->n_kv_heads * lm->head_dim;
+    lm->speech_vocab = hp->lm_speech_vocab;
+    lm->heads_per_kv = lm->n_heads / lm->n_kv_heads;
+    lm->scale = 1.0f / sqrtf((float)lm->head_dim);
     lm->pool = model->pool;
     lm->n_threads = cosy_pool_size(model->pool);
     {
@@ -171,18 +191,18 @@ static cosy_status lm_create(cosy_model *model, void **out)
         lm->batching = !(env && env[0] == '0');
     }
     atomic_init(&lm->n_states, 0);
-    lm_batcher_init(&lm->batcher, lm->L);
+    lm_batcher_init(&lm->batcher, lm->n_layers);
     cosy_status st = COSY_OK;
     if (lm->dtype != COSY_DTYPE_F32 && lm->dtype != COSY_DTYPE_BF16 && lm->dtype != COSY_DTYPE_Q8_0 && lm->dtype != COSY_DTYPE_Q4_0)
         st = cosy_error(COSY_ERR_INVALID_ARG, "lm: run-time type %s is not supported (f32, bf16, q8_0, q4_0)", cosy_dtype_name(lm->dtype));
-    lm->layers = calloc((size_t)lm->L, sizeof *lm->layers);
-    lm->inv_freq = calloc((size_t)lm->hd / 2 + 1, sizeof(float));
+    lm->layers = calloc((size_t)lm->n_layers, sizeof *lm->layers);
+    lm->inv_freq = calloc((size_t)lm->head_dim / 2 + 1, sizeof(float));
     if (st == COSY_OK && (!lm->layers || !lm->inv_freq)) st = cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
     if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_text.weight", &lm->embd_text);
     if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_speech.weight", &lm->embd_speech);
     if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_special.weight", &lm->embd_special);
     char name[128];
-    for (int l = 0; st == COSY_OK && l < lm->L; l++) {
+    for (int l = 0; st == COSY_OK && l < lm->n_layers; l++) {
         lm_layer *y = &lm->layers[l];
 #define MAT(field, suffix) \
     if (st == COSY_OK) { snprintf(name, sizeof name, "lm.blk.%d.%s", l, suffix); st = load_matrix(lm, &y->field, name, lm->dtype); }
@@ -203,12 +223,12 @@ static cosy_status lm_create(cosy_model *model, void **out)
     if (st == COSY_OK) st = cosy_model_f32(model, "lm.out_norm.weight", &lm->out_norm);
     if (st == COSY_OK) st = load_matrix(lm, &lm->head, "lm.head.weight", cosy_lm_head_dtype(lm->dtype));
     if (st == COSY_OK && hp->lm_has_head_bias) st = cosy_model_f32(model, "lm.head.bias", &lm->head_bias);
-    if (st == COSY_OK && (lm->embd_text->shape[1] != lm->H || lm->embd_speech->shape[0] != lm->V || lm->embd_special->shape[0] < 2))
+    if (st == COSY_OK && (lm->embd_text->shape[1] != lm->width || lm->embd_speech->shape[0] != lm->speech_vocab || lm->embd_special->shape[0] < 2))
         st = cosy_error(COSY_ERR_SHAPE, "lm: embedding tables disagree with the hyperparameters");
     if (st == COSY_OK) {
         /* HF's default rope: inv_freq = 1 / theta^(2j / d), computed in f32 as torch does */
-        for (int j = 0; j < lm->hd / 2; j++)
-            lm->inv_freq[j] = 1.0f / powf(hp->lm_rope_theta, (float)(2 * j) / (float)lm->hd);
+        for (int j = 0; j < lm->head_dim / 2; j++)
+            lm->inv_freq[j] = 1.0f / powf(hp->lm_rope_theta, (float)(2 * j) / (float)lm->head_dim);
     }
     if (st != COSY_OK) {
         lm_batcher_destroy(&lm->batcher);
@@ -251,8 +271,8 @@ int cosy_lm_set_feed_tiles(cosy_lm *lm, int on)
     lm->tiles = on != 0;
     return was;
 }
-int cosy_lm_vocab(const cosy_lm *lm) { return lm->V; }
-int cosy_lm_hidden(const cosy_lm *lm) { return lm->H; }
+int cosy_lm_vocab(const cosy_lm *lm) { return lm->speech_vocab; }
+int cosy_lm_hidden(const cosy_lm *lm) { return lm->width; }
 int cosy_lm_eos(const cosy_lm *lm) { return lm->hp->speech_token_size; }
 int cosy_lm_fill(const cosy_lm *lm) { return lm->hp->speech_token_size + 2; }
 
@@ -287,10 +307,10 @@ cosy_status cosy_lm_embed(const cosy_lm *lm, cosy_lm_kind kind, int32_t id, floa
 {
     COSY_TRY(check_id(lm, kind, id));
     switch (kind) {
-    case COSY_LM_SOS: table_row(lm->embd_special, 0, lm->H, out); break;
-    case COSY_LM_TASK: table_row(lm->embd_special, 1, lm->H, out); break;
-    case COSY_LM_TEXT: table_row(lm->embd_text, id, lm->H, out); break;
-    case COSY_LM_SPEECH: table_row(lm->embd_speech, id, lm->H, out); break;
+    case COSY_LM_SOS: table_row(lm->embd_special, 0, lm->width, out); break;
+    case COSY_LM_TASK: table_row(lm->embd_special, 1, lm->width, out); break;
+    case COSY_LM_TEXT: table_row(lm->embd_text, id, lm->width, out); break;
+    case COSY_LM_SPEECH: table_row(lm->embd_speech, id, lm->width, out); break;
     }
     return COSY_OK;
 }
@@ -299,8 +319,8 @@ cosy_status cosy_lm_embed(const cosy_lm *lm, cosy_lm_kind kind, int32_t id, floa
 
 static size_t act_scratch_bytes(const cosy_lm *lm)
 {
-    int widest = lm->H > lm->F ? lm->H : lm->F;
-    if (lm->Qd > widest) widest = lm->Qd;
+    int widest = lm->width > lm->ffn_width ? lm->width : lm->ffn_width;
+    if (lm->q_width > widest) widest = lm->q_width;
     return cosy_gemv_scratch_bytes(COSY_DTYPE_Q8_0, LM_CHUNK, widest) + 64;
 }
 
@@ -313,18 +333,18 @@ static cosy_status state_grow(cosy_lm_state *st, int need)
     int cap = st->cap ? st->cap : 64;
     while (cap < need) cap *= 2;
     if (cap > COSY_LM_MAX_POSITIONS) cap = COSY_LM_MAX_POSITIONS;
-    size_t per = (size_t)lm->L * lm->n_kv * lm->hd;
+    size_t per = (size_t)lm->n_layers * lm->n_kv_heads * lm->head_dim;
     float *kc = cosy_aligned_alloc(sizeof(float) * per * cap), *vc = cosy_aligned_alloc(sizeof(float) * per * cap);
-    float *sc = cosy_aligned_alloc(sizeof(float) * LM_ATT_TASKS * lm->group * (size_t)cap);
+    float *sc = cosy_aligned_alloc(sizeof(float) * LM_ATT_TASKS * lm->heads_per_kv * (size_t)cap);
     if (!kc || !vc || !sc) {
         cosy_aligned_free(kc);
         cosy_aligned_free(vc);
         cosy_aligned_free(sc);
         return cosy_error(COSY_ERR_NOMEM, "lm: out of memory for a key/value cache of %d positions", cap);
     }
-    for (int s = 0; s < lm->L * lm->n_kv && st->pos > 0; s++) {
-        memcpy(kc + (size_t)s * cap * lm->hd, st->kc + (size_t)s * st->cap * lm->hd, sizeof(float) * st->pos * lm->hd);
-        memcpy(vc + (size_t)s * cap * lm->hd, st->vc + (size_t)s * st->cap * lm->hd, sizeof(float) * st->pos * lm->hd);
+    for (int s = 0; s < lm->n_layers * lm->n_kv_heads && st->pos > 0; s++) {
+        memcpy(kc + (size_t)s * cap * lm->head_dim, st->kc + (size_t)s * st->cap * lm->head_dim, sizeof(float) * st->pos * lm->head_dim);
+        memcpy(vc + (size_t)s * cap * lm->head_dim, st->vc + (size_t)s * st->cap * lm->head_dim, sizeof(float) * st->pos * lm->head_dim);
     }
     cosy_aligned_free(st->kc);
     cosy_aligned_free(st->vc);
@@ -347,8 +367,8 @@ cosy_status cosy_lm_state_create(cosy_lm *lm, int capacity, cosy_lm_state **out)
     const size_t C = LM_CHUNK;
     float **bufs[] = {&st->x, &st->xn, &st->q, &st->k, &st->v, &st->att, &st->gate, &st->up, &st->rope_cos, &st->rope_sin,
                       &st->logits};
-    const size_t sizes[] = {C * lm->H, C * lm->H, C * lm->Qd, C * lm->KVd, C * lm->KVd, C * lm->Qd, C * lm->F, C * lm->F,
-                            C * (lm->hd / 2 + 1), C * (lm->hd / 2 + 1), (size_t)LM_BATCH_ROWS * lm->V};
+    const size_t sizes[] = {C * lm->width, C * lm->width, C * lm->q_width, C * lm->kv_width, C * lm->kv_width, C * lm->q_width, C * lm->ffn_width, C * lm->ffn_width,
+                            C * (lm->head_dim / 2 + 1), C * (lm->head_dim / 2 + 1), (size_t)LM_BATCH_ROWS * lm->speech_vocab};
     int ok = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *bufs[i] = cosy_aligned_alloc(sizeof(float) * sizes[i]);
@@ -485,7 +505,7 @@ static int matmul_tiles(cosy_lm_state *st, const float *x, int T, const mm_job *
     const int K = jobs[0].W->cols, Kp = (K + 31) / 32 * 32;
     if (K > 8192) return 0;
     if (!st->tile_a) {
-        const int widest = lm->F > lm->H ? (lm->F > lm->Qd ? lm->F : lm->Qd) : (lm->H > lm->Qd ? lm->H : lm->Qd);
+        const int widest = lm->ffn_width > lm->width ? (lm->ffn_width > lm->q_width ? lm->ffn_width : lm->q_width) : (lm->width > lm->q_width ? lm->width : lm->q_width);
         st->tile_a = cosy_aligned_alloc(sizeof(uint16_t) * (size_t)(LM_CHUNK + 31) / 32 * 32 * (size_t)((widest + 31) / 32 * 32));
         if (!st->tile_a) return 0;
     }
@@ -562,10 +582,10 @@ typedef struct {
 static lm_pass pass_view(cosy_lm_state *w, int first, const lm_segment *seg, int n_seg, int T)
 {
     const cosy_lm *lm = w->lm;
-    const size_t f = (size_t)first, h2 = (size_t)lm->hd / 2 + 1;
+    const size_t f = (size_t)first, h2 = (size_t)lm->head_dim / 2 + 1;
     lm_pass p = {w,
-                 w->x + f * lm->H, w->xn + f * lm->H, w->q + f * lm->Qd, w->k + f * lm->KVd, w->v + f * lm->KVd,
-                 w->att + f * lm->Qd, w->gate + f * lm->F, w->up + f * lm->F, w->rope_cos + f * h2, w->rope_sin + f * h2,
+                 w->x + f * lm->width, w->xn + f * lm->width, w->q + f * lm->q_width, w->k + f * lm->kv_width, w->v + f * lm->kv_width,
+                 w->att + f * lm->q_width, w->gate + f * lm->ffn_width, w->up + f * lm->ffn_width, w->rope_cos + f * h2, w->rope_sin + f * h2,
                  seg, n_seg, T};
     return p;
 }
@@ -584,27 +604,27 @@ static void att_task(void *vctx, int task)
     att_ctx *c = vctx;
     const lm_pass *ps = c->pass;
     const cosy_lm *lm = ps->work->lm;
-    const int hd = lm->hd, G = lm->group;
+    const int hd = lm->head_dim, G = lm->heads_per_kv;
     const lm_segment *sg = ps->seg;
     int p0, p1;
     cosy_split_range(c->pairs, c->n_tasks, task, &p0, &p1);
     for (int p = p0; p < p1; p++) {
-        int t = p / lm->n_kv, g = p % lm->n_kv;
+        int t = p / lm->n_kv_heads, g = p % lm->n_kv_heads;
         while (t >= sg->row0 + sg->T) sg++;
         cosy_lm_state *st = sg->st;
         int ctx = st->pos + (t - sg->row0) + 1;
         float *scores = st->scores + (size_t)task * G * st->cap; /* task slots of the row's own sequence */
-        size_t slot = ((size_t)c->layer * lm->n_kv + g) * st->cap * hd;
+        size_t slot = ((size_t)c->layer * lm->n_kv_heads + g) * st->cap * hd;
         cosy_matrix K = {COSY_DTYPE_F32, ctx, hd, st->kc + slot};
         cosy_gemv_input in;
-        cosy_gemv_prepare(&in, COSY_DTYPE_F32, ps->q + (size_t)t * lm->Qd + (size_t)g * G * hd, G, hd, NULL);
+        cosy_gemv_prepare(&in, COSY_DTYPE_F32, ps->q + (size_t)t * lm->q_width + (size_t)g * G * hd, G, hd, NULL);
         cosy_gemv(&K, &in, NULL, scores, ctx, 0, ctx);
         for (int i = 0; i < G; i++) {
             float *s = scores + (size_t)i * ctx;
             for (int j = 0; j < ctx; j++) s[j] *= lm->scale; /* eager attention: (q·kᵀ) * scaling, then softmax */
             cosy_softmax(s, ctx);
         }
-        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, ps->att + (size_t)t * lm->Qd + (size_t)g * G * hd, hd);
+        cosy_gemv_t_f32(st->vc + slot, ctx, hd, hd, scores, ctx, G, ps->att + (size_t)t * lm->q_width + (size_t)g * G * hd, hd);
     }
 }
 
@@ -631,7 +651,7 @@ static void rope(float *x, int T, int heads, int hd, const float *cosv, const fl
 static void pass_rope(const lm_pass *ps)
 {
     const cosy_lm *lm = ps->work->lm;
-    const int h2 = lm->hd / 2;
+    const int h2 = lm->head_dim / 2;
     for (int s = 0; s < ps->n_seg; s++)
         for (int t = 0; t < ps->seg[s].T; t++) {
             const size_t row = (size_t)(ps->seg[s].row0 + t) * (h2 + 1);
@@ -649,25 +669,25 @@ static void pass_layer(const lm_pass *ps, int l)
     cosy_lm_state *w = ps->work;
     cosy_lm *lm = w->lm;
     const lm_layer *y = &lm->layers[l];
-    const int H = lm->H, hd = lm->hd, T = ps->T;
+    const int H = lm->width, hd = lm->head_dim, T = ps->T;
     const float eps = lm->hp->lm_rms_eps;
     cosy_rms_norm(ps->xn, ps->x, T, H, y->attn_norm, eps);
     mm_job qkv[3] = {{&y->q, y->bq, ps->q}, {&y->k, y->bk, ps->k}, {&y->v, y->bv, ps->v}};
     matmul(w, ps->xn, T, qkv, 3);
     rope(ps->q, T, lm->n_heads, hd, ps->rope_cos, ps->rope_sin);
-    rope(ps->k, T, lm->n_kv, hd, ps->rope_cos, ps->rope_sin);
+    rope(ps->k, T, lm->n_kv_heads, hd, ps->rope_cos, ps->rope_sin);
     for (int s = 0; s < ps->n_seg; s++) {
         cosy_lm_state *st = ps->seg[s].st;
-        for (int g = 0; g < lm->n_kv; g++) {
-            size_t slot = ((size_t)l * lm->n_kv + g) * st->cap * hd;
+        for (int g = 0; g < lm->n_kv_heads; g++) {
+            size_t slot = ((size_t)l * lm->n_kv_heads + g) * st->cap * hd;
             for (int t = 0; t < ps->seg[s].T; t++) {
-                size_t from = (size_t)(ps->seg[s].row0 + t) * lm->KVd + (size_t)g * hd, to = slot + (size_t)(st->pos + t) * hd;
+                size_t from = (size_t)(ps->seg[s].row0 + t) * lm->kv_width + (size_t)g * hd, to = slot + (size_t)(st->pos + t) * hd;
                 memcpy(st->kc + to, ps->k + from, sizeof(float) * hd);
                 memcpy(st->vc + to, ps->v + from, sizeof(float) * hd);
             }
         }
     }
-    att_ctx ac = {ps, l, T * lm->n_kv, 0};
+    att_ctx ac = {ps, l, T * lm->n_kv_heads, 0};
     ac.n_tasks = ac.pairs < LM_ATT_TASKS ? ac.pairs : LM_ATT_TASKS;
     if (ac.n_tasks == 1) att_task(&ac, 0);
     else cosy_pool_run(lm->pool, ac.n_tasks, att_task, &ac);
@@ -677,7 +697,7 @@ static void pass_layer(const lm_pass *ps, int l)
     cosy_rms_norm(ps->xn, ps->x, T, H, y->ffn_norm, eps);
     mm_job gu[2] = {{&y->gate, NULL, ps->gate}, {&y->up, NULL, ps->up}};
     matmul(w, ps->xn, T, gu, 2);
-    size_t n = (size_t)T * lm->F;
+    size_t n = (size_t)T * lm->ffn_width;
     cosy_silu(ps->gate, n);
     for (size_t i = 0; i < n; i++) ps->gate[i] *= ps->up[i];
     mm_job down[1] = {{&y->down, NULL, ps->xn}};
@@ -696,7 +716,7 @@ static void pass_finish(const lm_pass *ps, float *const *logp)
     for (int s = 0; s < ps->n_seg; s++) {
         ps->seg[s].st->pos += ps->seg[s].T;
         if (logp[s])
-            cosy_rms_norm(ps->xn + (size_t)rows++ * lm->H, ps->x + (size_t)(ps->seg[s].row0 + ps->seg[s].T - 1) * lm->H, 1, lm->H,
+            cosy_rms_norm(ps->xn + (size_t)rows++ * lm->width, ps->x + (size_t)(ps->seg[s].row0 + ps->seg[s].T - 1) * lm->width, 1, lm->width,
                           lm->out_norm, lm->hp->lm_rms_eps);
     }
     if (rows == 0) return;
@@ -705,8 +725,8 @@ static void pass_finish(const lm_pass *ps, float *const *logp)
     rows = 0;
     for (int s = 0; s < ps->n_seg; s++)
         if (logp[s]) {
-            memcpy(logp[s], w->logits + (size_t)rows++ * lm->V, sizeof(float) * lm->V);
-            cosy_log_softmax(logp[s], lm->V);
+            memcpy(logp[s], w->logits + (size_t)rows++ * lm->speech_vocab, sizeof(float) * lm->speech_vocab);
+            cosy_log_softmax(logp[s], lm->speech_vocab);
         }
 }
 
@@ -714,10 +734,10 @@ static void pass_finish(const lm_pass *ps, float *const *logp)
 static void embed_rows(const cosy_lm *lm, const lm_request *r, int i0, int T, float *rows)
 {
     if (!r->kinds) {
-        memcpy(rows, r->embeds + (size_t)i0 * lm->H, sizeof(float) * T * lm->H);
+        memcpy(rows, r->embeds + (size_t)i0 * lm->width, sizeof(float) * T * lm->width);
         return;
     }
-    for (int t = 0; t < T; t++) cosy_lm_embed(lm, r->kinds[i0 + t], r->ids[i0 + t], rows + (size_t)t * lm->H);
+    for (int t = 0; t < T; t++) cosy_lm_embed(lm, r->kinds[i0 + t], r->ids[i0 + t], rows + (size_t)t * lm->width);
 }
 
 void lm_forward_alone(lm_request *r)
@@ -729,14 +749,14 @@ void lm_forward_alone(lm_request *r)
         float *none = NULL;
         embed_rows(st->lm, r, i0, seg.T, ps.x);
         pass_rope(&ps);
-        for (int l = 0; l < st->lm->L; l++) pass_layer(&ps, l);
+        for (int l = 0; l < st->lm->n_layers; l++) pass_layer(&ps, l);
         pass_finish(&ps, i0 + seg.T == r->n ? &r->logp : &none);
     }
 }
 
 /* ------------------------------------------------------------------ batches */
 
-int lm_layers(const cosy_lm *lm) { return lm->L; }
+int lm_layers(const cosy_lm *lm) { return lm->n_layers; }
 
 void lm_batch_admit(lm_batch *b, lm_request *r)
 {
@@ -771,7 +791,7 @@ int lm_batch_step(lm_batch *b)
     }
     const lm_pass ps = pass_view(w, b->row0[k], seg, b->n - k, b->rows - b->row0[k]);
     pass_layer(&ps, low);
-    if (k > 0 || low + 1 < w->lm->L) return 0;
+    if (k > 0 || low + 1 < w->lm->n_layers) return 0;
     pass_finish(&ps, logp);
     return 1;
 }
