@@ -45,10 +45,10 @@ static cosy_status load_conformer(cosy_flow *f, flow_conformer *L, const char *p
     return COSY_OK;
 }
 
-cosy_status flow_encoder_load(cosy_flow *f)
+cosy_status cv2_encoder_load(cosy_flow *f)
 {
     const cosy_hparams *hp = f->hp;
-    flow_encoder_weights *e = &f->enc;
+    cv2_encoder_weights *e = &f->enc;
     const int E = hp->enc_output_size;
     if (hp->enc_input_size != hp->flow_input_size || E != hp->flow_input_size)
         return cosy_error(COSY_ERR_UNSUPPORTED, "flow: encoder input %d / width %d must equal the token embedding width %d "
@@ -79,7 +79,7 @@ cosy_status flow_encoder_load(cosy_flow *f)
     return COSY_OK;
 }
 
-int flow_encoder_frames(const cosy_flow *f, int n_tokens, int n_context)
+int cv2_encoder_frames(const cosy_flow *f, int n_tokens, int n_context)
 {
     return (n_tokens - n_context) * f->hp->enc_up_stride;
 }
@@ -122,13 +122,13 @@ static size_t encoder_scratch_bytes(const cosy_flow *f, size_t T1, int n_context
     return (floats + peak) * sizeof(float) + 64;
 }
 
-size_t flow_encoder_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context)
+size_t cv2_encoder_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context)
 {
     const size_t T1 = (size_t)(n_tokens - n_context);
     return encoder_scratch_bytes(f, T1, n_context, T1, 1);
 }
 
-size_t flow_encoder_cached_scratch_bytes(const cosy_flow *f, int n_rows, int n_context, int tokens)
+size_t cv2_encoder_cached_scratch_bytes(const cosy_flow *f, int n_rows, int n_context, int tokens)
 {
     return encoder_scratch_bytes(f, (size_t)(n_rows - n_context), n_context, (size_t)tokens, 0);
 }
@@ -276,12 +276,12 @@ static void embed_forward(flow_ctx *c, const flow_linear *l, const flow_norm *n,
  * The encoder on tokens [t0, t0 + T1) (x: their embeddings, then n_context look-ahead ones):
  * stateless (ec NULL, t0 = 0) or with everything before t0 cached in ec.
  */
-static cosy_status encoder_run(flow_ctx *c, const float *x, int n_rows, int n_context, int streaming, const flow_encoder_cache *ec,
+static cosy_status encoder_run(flow_ctx *c, const float *x, int n_rows, int n_context, int streaming, const cv2_encoder_cache *ec,
                                float *h, float *mu)
 {
     const cosy_flow *f = c->flow;
     const cosy_hparams *hp = f->hp;
-    const flow_encoder_weights *e = &f->enc;
+    const cv2_encoder_weights *e = &f->enc;
     const int E = hp->enc_output_size, IN = hp->enc_input_size;
     const int T1 = n_rows - n_context, up = hp->enc_up_stride, T2 = T1 * up;
     if (T1 < 1) return cosy_error(COSY_ERR_INVALID_ARG, "flow encoder: no tokens besides the %d look-ahead ones", n_context);
@@ -336,13 +336,13 @@ static cosy_status encoder_run(flow_ctx *c, const float *x, int n_rows, int n_co
     return COSY_OK;
 }
 
-cosy_status flow_encoder_forward(flow_ctx *c, const float *x, int n_tokens, int n_context, int streaming, float *h, float *mu)
+cosy_status cv2_encoder_forward(flow_ctx *c, const float *x, int n_tokens, int n_context, int streaming, float *h, float *mu)
 {
     return encoder_run(c, x, n_tokens, n_context, streaming, NULL, h, mu);
 }
 
-cosy_status flow_encoder_forward_cached(flow_ctx *c, const float *x, int n_rows, int n_context, const flow_encoder_cache *ec, float *h,
-                                        float *mu)
+cosy_status cv2_encoder_forward_cached(flow_ctx *c, const float *x, int n_rows, int n_context, const cv2_encoder_cache *ec, float *h,
+                                       float *mu)
 {
     const cosy_hparams *hp = c->flow->hp;
     if (!ec || ec->tok.n != n_rows - n_context || ec->frame.n != ec->tok.n * hp->enc_up_stride ||

@@ -58,10 +58,10 @@ static cosy_status load_transformer(cosy_flow *f, flow_transformer *tf, const ch
     return COSY_OK;
 }
 
-cosy_status flow_estimator_load(cosy_flow *f)
+cosy_status cv2_unet_load(cosy_flow *f)
 {
     const cosy_hparams *hp = f->hp;
-    flow_estimator_weights *w = &f->est;
+    cv2_unet_weights *w = &f->est;
     const int C = hp->est_channels, IN = hp->est_in_channels, NB = hp->est_n_blocks, NM = hp->est_mid_blocks;
     if (hp->est_out_channels != hp->flow_output_size)
         return cosy_error(COSY_ERR_UNSUPPORTED, "flow: estimator output %d differs from the mel size %d", hp->est_out_channels,
@@ -100,9 +100,9 @@ cosy_status flow_estimator_load(cosy_flow *f)
     return COSY_OK;
 }
 
-int flow_estimator_layers(const cosy_flow *f) { return f->hp->est_n_blocks * (f->hp->est_mid_blocks + 2); }
-int flow_estimator_convs(const cosy_flow *f) { return 7 + 2 * f->hp->est_mid_blocks; }
-int flow_estimator_conv_width(const cosy_flow *f)
+int cv2_unet_layers(const cosy_flow *f) { return f->hp->est_n_blocks * (f->hp->est_mid_blocks + 2); }
+int cv2_unet_convs(const cosy_flow *f) { return 7 + 2 * f->hp->est_mid_blocks; }
+int cv2_unet_conv_width(const cosy_flow *f)
 {
     const int IN = f->hp->est_in_channels, C2 = 2 * f->hp->est_channels;
     return IN > C2 ? IN : C2;
@@ -156,9 +156,9 @@ static size_t estimator_scratch_bytes(const cosy_flow *f, int B, int T, int Tk, 
     return one > joint ? one : joint;
 }
 
-size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T) { return estimator_scratch_bytes(f, B, T, T, 0); }
+size_t cv2_unet_scratch_bytes(const cosy_flow *f, int B, int T) { return estimator_scratch_bytes(f, B, T, T, 0); }
 
-size_t flow_estimator_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames)
+size_t cv2_unet_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames)
 {
     return estimator_scratch_bytes(f, B, n, frames, 1);
 }
@@ -265,7 +265,7 @@ static cosy_status transformer_forward(flow_ctx *c, const flow_transformer *tf, 
 }
 
 /* SinusoidalPosEmb(dim)(t, scale=1000) then TimestepEmbedding (Linear, SiLU, Linear); all in float32 */
-static void time_embedding(flow_ctx *c, const flow_estimator_weights *w, int dim, const float *t, int B, float *sin_emb, float *hidden, float *out)
+static void time_embedding(flow_ctx *c, const cv2_unet_weights *w, int dim, const float *t, int B, float *sin_emb, float *hidden, float *out)
 {
     const int half = dim / 2;
     const float step = (float)(log(10000.0) / (half - 1));
@@ -287,7 +287,7 @@ static cosy_status estimator_run(flow_ctx *c, const float *in, const float *t, i
                                  const est_keys *keys, float *out)
 {
     const cosy_hparams *hp = c->flow->hp;
-    const flow_estimator_weights *w = &c->flow->est;
+    const cv2_unet_weights *w = &c->flow->est;
     const int C = hp->est_channels, IN = hp->est_in_channels, NB = hp->est_n_blocks, NM = hp->est_mid_blocks, TE = 4 * C, R = B * T;
     cosy_arena *a = c->arena;
     size_t mark = cosy_arena_mark(a);
@@ -405,24 +405,24 @@ static cosy_status estimator_dispatch(flow_ctx *c, const float *in, const float 
     return COSY_OK;
 }
 
-cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out)
+cosy_status cv2_unet_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out)
 {
     const est_keys keys = {NULL, 0, 0, 0, 0};
     return estimator_dispatch(c, in, t, B, T, streaming ? c->flow->hp->est_static_chunk : 0, NULL, &keys, out);
 }
 
-cosy_status flow_estimator_forward_windowed(flow_ctx *c, const float *in, const float *t, int B, int T, int pinned, int window, float *out)
+cosy_status cv2_unet_forward_windowed(flow_ctx *c, const float *in, const float *t, int B, int T, int pinned, int window, float *out)
 {
     const est_keys keys = {NULL, 0, 0, pinned, window};
     return estimator_dispatch(c, in, t, B, T, c->flow->hp->est_static_chunk, NULL, &keys, out);
 }
 
-cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, const flow_kv_view *kv,
-                                          size_t layer_stride, float *out)
+cosy_status cv2_unet_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, const flow_kv_view *kv,
+                                    size_t layer_stride, float *out)
 {
     const cosy_hparams *hp = c->flow->hp;
     if (!fc || !kv || fc->chunk != hp->est_static_chunk || fc->B < 1 || fc->n < 1 || fc->conv_rows < 2 ||
-        fc->conv_width < flow_estimator_conv_width(c->flow))
+        fc->conv_width < cv2_unet_conv_width(c->flow))
         return cosy_error(COSY_ERR_INTERNAL, "flow estimator: cache does not fit the estimator");
     const est_keys keys = {kv, layer_stride, fc->start, 0, 0};
     return estimator_dispatch(c, in, t, fc->B, fc->n, hp->est_static_chunk, fc, &keys, out);

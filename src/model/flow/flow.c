@@ -52,7 +52,7 @@ size_t flow_kv_block_bytes(const cosy_flow *f)
 {
     const cosy_hparams *hp = f->hp;
     const size_t slab = cosy_kv_slab_elems(hp->est_head_dim, f->bf16) * (f->bf16 ? sizeof(uint16_t) : sizeof(float));
-    return slab * (size_t)hp->cfm_steps * (size_t)flow_estimator_layers(f) * 2 * (size_t)hp->est_heads;
+    return slab * (size_t)hp->cfm_steps * (size_t)cv2_unet_layers(f) * 2 * (size_t)hp->est_heads;
 }
 
 void *flow_kv_block_get(cosy_flow *f)
@@ -125,8 +125,8 @@ static cosy_status flow_create(cosy_model *m, void **out)
                         hp->cfm_steps, hp->spk_embed_dim, FLOW_MAX_STEPS, FLOW_MAX_SPK_DIM);
     if (st == COSY_OK) st = cosy_model_f32(m, "flow.input_embedding.weight", &f->input_embedding);
     if (st == COSY_OK) st = flow_load_linear(f, &f->spk_affine, 1, hp->flow_output_size, hp->spk_embed_dim, "flow.spk_embed_affine_layer");
-    if (st == COSY_OK) st = flow_encoder_load(f);
-    if (st == COSY_OK) st = flow_estimator_load(f);
+    if (st == COSY_OK) st = cv2_encoder_load(f);
+    if (st == COSY_OK) st = cv2_unet_load(f);
     if (st == COSY_OK) {
         f->cap_kv_free = (int)(KV_POOL_BYTES / flow_kv_block_bytes(f)) + 1;
         f->kv_free = calloc((size_t)f->cap_kv_free, sizeof *f->kv_free);
@@ -250,8 +250,8 @@ void flow_cfg_weights(const cosy_flow *f, float *w_cond, float *w_uncond)
 
 static size_t call_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context, int T)
 {
-    size_t enc = flow_encoder_scratch_bytes(f, n_tokens, n_context);
-    size_t est = flow_estimator_scratch_bytes(f, 2, T);
+    size_t enc = cv2_encoder_scratch_bytes(f, n_tokens, n_context);
+    size_t est = cv2_unet_scratch_bytes(f, 2, T);
     return enc > est ? enc : est;
 }
 
@@ -306,7 +306,7 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
             return cosy_error(COSY_ERR_INVALID_ARG, "flow: prompt mel value %d (frame %d) is not finite", i, i / M);
 
     const int n_tokens = n_prompt + n;
-    const int T = flow_encoder_frames(flow, n_tokens, context);
+    const int T = cv2_encoder_frames(flow, n_tokens, context);
     const int P2 = n_prompt * hp->token_mel_ratio;
     const float *noise = NULL;
     COSY_TRY(flow_noise(flow, T, &noise));
@@ -335,7 +335,7 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
         memcpy(x_tok + (size_t)i * IN, flow->input_embedding + (size_t)tok * IN, sizeof(float) * (size_t)IN);
     }
     double t0 = cosy_now_ms();
-    st = flow_encoder_forward(&c, x_tok, n_tokens, context, streaming, h, mu);
+    st = cv2_encoder_forward(&c, x_tok, n_tokens, context, streaming, h, mu);
     double t1 = cosy_now_ms();
     if (st == COSY_OK && trace && trace->h) memcpy(trace->h, h, sizeof(float) * (size_t)T * E);
     if (st == COSY_OK && trace && trace->mu) memcpy(trace->mu, mu, sizeof(float) * (size_t)T * M);
@@ -363,9 +363,9 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
             if (window > 0) {
                 /* the chunks holding prompt frames stay visible (flow_stream.c) */
                 const int chunk2 = hp->est_static_chunk, pinned = (P2 + chunk2 - 1) / chunk2 * chunk2;
-                st = flow_estimator_forward_windowed(&c, packed, tt, 2, T, pinned, window, v);
+                st = cv2_unet_forward_windowed(&c, packed, tt, 2, T, pinned, window, v);
             } else {
-                st = flow_estimator_forward(&c, packed, tt, 2, T, streaming, v);
+                st = cv2_unet_forward(&c, packed, tt, 2, T, streaming, v);
             }
             if (st != COSY_OK) break;
             if (step == 0 && trace && trace->est0)
@@ -413,7 +413,7 @@ cosy_status cosy_flow_estimator(cosy_flow *flow, const float *x, const float *mu
     const int M = hp->flow_output_size, IC = hp->est_in_channels;
     cosy_arena arena;
     size_t extra = FLOW_ARENA_FLOATS((size_t)B * T * IC) + FLOW_ARENA_FLOATS((size_t)B * T * M) + FLOW_ARENA_FLOATS((size_t)T * M);
-    COSY_TRY(cosy_arena_init(&arena, flow_estimator_scratch_bytes(flow, B, T) + extra * sizeof(float) + 64));
+    COSY_TRY(cosy_arena_init(&arena, cv2_unet_scratch_bytes(flow, B, T) + extra * sizeof(float) + 64));
     flow_ctx c = {flow, flow->pool, &arena};
     float *packed = cosy_arena_floats(&arena, (size_t)B * T * IC), *v = cosy_arena_floats(&arena, (size_t)B * T * M);
     float *col = cosy_arena_floats(&arena, (size_t)T * M);
@@ -429,7 +429,7 @@ cosy_status cosy_flow_estimator(cosy_flow *flow, const float *x, const float *mu
         }
         for (int tt = 0; tt < T; tt++) memcpy(packed + ((size_t)b * T + tt) * IC + 2 * M, spks + (size_t)b * M, sizeof(float) * (size_t)M);
     }
-    if (st == COSY_OK) st = flow_estimator_forward(&c, packed, t, B, T, streaming, v);
+    if (st == COSY_OK) st = cv2_unet_forward(&c, packed, t, B, T, streaming, v);
     if (st == COSY_OK)
         for (int b = 0; b < B; b++) cosy_transpose(out + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
     cosy_arena_free(&arena);

@@ -70,7 +70,7 @@ typedef struct {
     int n_up_blocks;
     flow_norm after_norm;
     flow_linear proj;                /* encoder_proj: width -> 80 */
-} flow_encoder_weights;
+} cv2_encoder_weights;
 
 /* CausalResnetBlock1D (cosyvoice/flow/decoder.py over matcha's ResnetBlock1D) */
 typedef struct {
@@ -102,7 +102,7 @@ typedef struct {
     flow_conv final_conv;
     flow_norm final_norm;
     flow_linear final_proj;          /* 1x1 conv C -> 80 */
-} flow_estimator_weights;
+} cv2_unet_weights;
 
 #define FLOW_MAX_VOICES 64 /* voices the cache holds at most, whatever their size */
 
@@ -114,8 +114,8 @@ struct cosy_flow {
     int bf16;                        /* products in bf16 (model params flow_dtype = bf16 on a CPU with bf16 kernels) */
     const float *input_embedding;    /* [vocab][input_size] */
     flow_linear spk_affine;          /* spk_embed_affine_layer */
-    flow_encoder_weights enc;
-    flow_estimator_weights est;
+    cv2_encoder_weights enc;
+    cv2_unet_weights est;
     /* CausalConditionalCFM.rand_noise[0, c, :noise_cols] for every mel channel c, time-major
      * ([noise_cols][80]), drawn lazily and grown on demand; older buffers stay alive until the
      * flow is destroyed so a concurrent call never reads freed memory. */
@@ -296,14 +296,14 @@ const float *flow_cache_conv(const flow_cache *fc, int id, const float *x, int i
 
 /* ---- encoder (cv2_encoder.c) ---- */
 
-cosy_status flow_encoder_load(cosy_flow *f);
+cosy_status cv2_encoder_load(cosy_flow *f);
 /* Frames the encoder produces for `n_tokens` prompt+speech tokens when the last `n_context`
  * are look-ahead context only. */
-int flow_encoder_frames(const cosy_flow *f, int n_tokens, int n_context);
+int cv2_encoder_frames(const cosy_flow *f, int n_tokens, int n_context);
 /* Embedded tokens x[n][input_size] (n = n_tokens incl. context) -> h[T2][width] before
  * encoder_proj, and mu[T2][80] after it. */
-cosy_status flow_encoder_forward(flow_ctx *c, const float *x, int n_tokens, int n_context, int streaming, float *h, float *mu);
-size_t flow_encoder_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context);
+cosy_status cv2_encoder_forward(flow_ctx *c, const float *x, int n_tokens, int n_context, int streaming, float *h, float *mu);
+size_t cv2_encoder_scratch_bytes(const cosy_flow *f, int n_tokens, int n_context);
 
 /* EspnetRelPositionalEncoding rows for relative distances r_hi, r_hi - 1, ..., r_lo (row m holds
  * distance r_hi - m), [r_hi - r_lo + 1][d], float32 as the reference builds its table. */
@@ -318,41 +318,41 @@ typedef struct {
     flow_cache tok, frame;
     const float *const *pos_tok, *const *pos_frame; /* [enc_blocks], [enc_up_blocks] */
     int pos_zero_tok, pos_zero_frame;
-} flow_encoder_cache;
-/* flow_encoder_forward for tokens [tok.start, tok.start + n_rows - n_context) (x: their embeddings
+} cv2_encoder_cache;
+/* cv2_encoder_forward for tokens [tok.start, tok.start + n_rows - n_context) (x: their embeddings
  * followed by the n_context look-ahead ones) when everything before is cached: h and mu receive
  * frames [frame.start, frame.start + frame.n) (frame.start = 2 tok.start, frame.n = 2 tok.n). */
-cosy_status flow_encoder_forward_cached(flow_ctx *c, const float *x, int n_rows, int n_context, const flow_encoder_cache *ec, float *h,
-                                        float *mu);
-/* Scratch for flow_encoder_forward_cached of n_rows (incl. context) new tokens when the whole
+cosy_status cv2_encoder_forward_cached(flow_ctx *c, const float *x, int n_rows, int n_context, const cv2_encoder_cache *ec, float *h,
+                                       float *mu);
+/* Scratch for cv2_encoder_forward_cached of n_rows (incl. context) new tokens when the whole
  * sequence then holds `tokens` tokens (keys). */
-size_t flow_encoder_cached_scratch_bytes(const cosy_flow *f, int n_rows, int n_context, int tokens);
+size_t cv2_encoder_cached_scratch_bytes(const cosy_flow *f, int n_rows, int n_context, int tokens);
 
 /* ---- estimator (cv2_unet.c) ---- */
 
-cosy_status flow_estimator_load(cosy_flow *f);
+cosy_status cv2_unet_load(cosy_flow *f);
 /* CausalConditionalDecoder.forward for B rows of T frames: in[B*T][in_channels] packed as
  * [x | mu | spks | cond] per frame (time-major), t[B]; out[B*T][80]. */
-cosy_status flow_estimator_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out);
-size_t flow_estimator_scratch_bytes(const cosy_flow *f, int B, int T);
+cosy_status cv2_unet_forward(flow_ctx *c, const float *in, const float *t, int B, int T, int streaming, float *out);
+size_t cv2_unet_scratch_bytes(const cosy_flow *f, int B, int T);
 /* The same with chunk masks and the window rule of flow_kv_view (the stateless twin of a windowed
- * stream); flow_estimator_scratch_bytes applies. */
-cosy_status flow_estimator_forward_windowed(flow_ctx *c, const float *in, const float *t, int B, int T, int pinned, int window, float *out);
+ * stream); cv2_unet_scratch_bytes applies. */
+cosy_status cv2_unet_forward_windowed(flow_ctx *c, const float *in, const float *t, int B, int T, int pinned, int window, float *out);
 /* Attention layers (transformer blocks) and causal convolutions of the estimator, as numbered in
  * its flow_cache: layers in order down, mid, up; convolutions down (resnet conv1, conv2,
  * downsample), each mid resnet (conv1, conv2), up (conv1, conv2, upsample), final block. */
-int flow_estimator_layers(const cosy_flow *f);
-int flow_estimator_convs(const cosy_flow *f);
+int cv2_unet_layers(const cosy_flow *f);
+int cv2_unet_convs(const cosy_flow *f);
 /* The widest input of an estimator convolution (the up resnet's [x | skip]). */
-int flow_estimator_conv_width(const cosy_flow *f);
-/* flow_estimator_forward (chunk masks) on frames [fc->start, fc->start + fc->n) of B = fc->B rows
+int cv2_unet_conv_width(const cosy_flow *f);
+/* cv2_unet_forward (chunk masks) on frames [fc->start, fc->start + fc->n) of B = fc->B rows
  * (in and out [B][n] rows) with the convolution history in fc and the keys/values of every earlier
  * frame in kv (kv->offset: layer 0 of this Euler step; layer l's slabs are l * layer_stride further). */
-cosy_status flow_estimator_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, const flow_kv_view *kv,
-                                          size_t layer_stride, float *out);
-/* Scratch for flow_estimator_forward_cached of B rows x n new frames when the sequence then holds
+cosy_status cv2_unet_forward_cached(flow_ctx *c, const float *in, const float *t, const flow_cache *fc, const flow_kv_view *kv,
+                                    size_t layer_stride, float *out);
+/* Scratch for cv2_unet_forward_cached of B rows x n new frames when the sequence then holds
  * `frames` frames. */
-size_t flow_estimator_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);
+size_t cv2_unet_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);
 
 /* ---- the CFM pieces shared by cosy_flow_inference and the stream (flow.c) ---- */
 

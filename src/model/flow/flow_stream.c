@@ -67,14 +67,14 @@ static void layout_pages(const cosy_flow *f, page_layout *L)
     L->frame_conv = o;
     o += ROUND16((size_t)L->frame_conv_rows * E);
     L->est_conv = o;
-    L->est_conv_step = (size_t)flow_estimator_convs(f) * 2 * EST_CONV_ROWS * (size_t)flow_estimator_conv_width(f);
+    L->est_conv_step = (size_t)cv2_unet_convs(f) * 2 * EST_CONV_ROWS * (size_t)cv2_unet_conv_width(f);
     o += ROUND16(steps * L->est_conv_step);
     L->mel = o;
     o += ROUND16(chunk2 * (size_t)hp->flow_output_size);
     L->total = o;
     L->kv_slab = cosy_kv_slab_elems(hp->est_head_dim, f->bf16);
     L->kv_layer = 2 * (size_t)hp->est_heads * L->kv_slab;
-    L->kv_step = (size_t)flow_estimator_layers(f) * L->kv_layer;
+    L->kv_step = (size_t)cv2_unet_layers(f) * L->kv_layer;
 }
 
 /* ---------------------------------------------------------------- relative positions */
@@ -353,8 +353,8 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     COSY_TRY(flow_noise(flow, T2, &noise));
     COSY_TRY(ensure_pages(s, T1));
     COSY_TRY(ensure_blocks(s, T2));
-    size_t enc = flow_encoder_cached_scratch_bytes(flow, n_rows, n_context, T1);
-    size_t est = flow_estimator_cached_scratch_bytes(flow, 2, nq, T2);
+    size_t enc = cv2_encoder_cached_scratch_bytes(flow, n_rows, n_context, T1);
+    size_t est = cv2_unet_cached_scratch_bytes(flow, 2, nq, T2);
     size_t bufs = FLOW_ARENA_FLOATS((size_t)n_rows * IN) + FLOW_ARENA_FLOATS((size_t)nq * E) + 2 * FLOW_ARENA_FLOATS((size_t)nq * M) +
                   FLOW_ARENA_FLOATS((size_t)2 * nq * IC) + FLOW_ARENA_FLOATS((size_t)2 * nq * M);
     COSY_TRY(ensure_arena(s, bufs * sizeof(float) + (enc > est ? enc : est) + 128));
@@ -372,7 +372,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     /* the encoder on the new tokens (+ look-ahead) */
     for (int i = 0; i < n_rows; i++)
         memcpy(x_tok + (size_t)i * IN, flow->input_embedding + (size_t)s->tokens[S1 + i] * IN, sizeof(float) * (size_t)IN);
-    flow_encoder_cache ec;
+    cv2_encoder_cache ec;
     ec.tok = (flow_cache){.pages = s->pages, .chunk = chunk1, .start = S1, .n = T1 - S1, .B = 1, .kv_width = E,
                           .kv_heads = hp->enc_heads, .kv_base = L->tok_kv, .kv_layer = (size_t)chunk1 * 2 * E, .kv_batch = 0,
                           .conv_rows = L->tok_conv_rows, .conv_width = E, .conv_base = L->tok_conv,
@@ -385,7 +385,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     ec.pos_frame = s->pos_frame.rows;
     ec.pos_zero_tok = s->pos_tok.zero;
     ec.pos_zero_frame = s->pos_frame.zero;
-    COSY_TRY(flow_encoder_forward_cached(&c, x_tok, n_rows, n_context, &ec, h, mu));
+    COSY_TRY(cv2_encoder_forward_cached(&c, x_tok, n_rows, n_context, &ec, h, mu));
 
     /* the estimator's input [x | mu | spks | cond] per frame; row 1 (unconditional) keeps only x */
     memset(packed, 0, sizeof(float) * (size_t)2 * nq * IC);
@@ -399,7 +399,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
     float ts[64], dts[64], w_cond, w_uncond;
     cosy_flow_t_schedule(flow, ts, dts);
     flow_cfg_weights(flow, &w_cond, &w_uncond);
-    const int CW = flow_estimator_conv_width(flow);
+    const int CW = cv2_unet_conv_width(flow);
     for (int step = 0; step < hp->cfm_steps; step++) {
         for (int b = 0; b < 2; b++)
             for (int t = 0; t < nq; t++) memcpy(packed + ((size_t)b * nq + t) * IC, x + (size_t)t * M, sizeof(float) * (size_t)M);
@@ -408,7 +408,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
         const flow_kv_view kv = {s->blocks, s->n_blocks, (size_t)step * L->kv_step, (size_t)hp->est_heads * L->kv_slab, L->kv_slab,
                                  flow->bf16, s->pinned, s->window};
         float tt[2] = {ts[step], ts[step]};
-        COSY_TRY(flow_estimator_forward_cached(&c, packed, tt, &fc, &kv, L->kv_layer, v));
+        COSY_TRY(cv2_unet_forward_cached(&c, packed, tt, &fc, &kv, L->kv_layer, v));
         const float dt = dts[step];
         const float *v0 = v, *v1 = v + (size_t)nq * M;
         for (size_t i = 0; i < (size_t)nq * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
