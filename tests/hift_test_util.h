@@ -9,7 +9,7 @@
 #include "test.h"
 #include "core/error.h"
 #include "io/npy.h"
-#include "model/hift.h"
+#include "model/hift/hift.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -12,9 +12,9 @@
 #include "io/gguf.h"
 #include "io/npy.h"
 #include "io/onnx.h"
-#include "model/campplus.h"
+#include "model/voice/campplus.h"
 #include "model/model.h"
-#include "model/voice_prompt.h"
+#include "model/voice/voice_prompt.h"
 
 #include <cjson/cJSON.h>
 

@@ -3,7 +3,7 @@
 #include "test.h"
 #include "core/cpu.h"
 #include "io/npy.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

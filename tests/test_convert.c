@@ -12,7 +12,7 @@
 #include "model/arch.h"
 #include "model/hparams.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -9,8 +9,8 @@
 #include "core/arena.h"
 #include "core/threadpool.h"
 #include "io/npy.h"
-#include "model/flow.h"
-#include "model/flow_internal.h"
+#include "model/flow/flow.h"
+#include "model/flow/flow_internal.h"
 #include "model/model.h"
 
 #include <pthread.h>

@@ -24,9 +24,9 @@
 #include "test.h"
 #include "core/cpu.h"
 #include "io/npy.h"
-#include "model/flow.h"
-#include "model/flow_internal.h"
-#include "model/flow_stream.h"
+#include "model/flow/flow.h"
+#include "model/flow/flow_internal.h"
+#include "model/flow/flow_stream.h"
 #include "model/model.h"
 #include "stream/schedule.h"
 

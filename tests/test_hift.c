@@ -9,8 +9,8 @@
 #include "hift_test_util.h"
 #include "core/cpu.h"
 #include "model/model.h"
-#include "model/hift_internal.h"
-#include "model/stft.h"
+#include "model/hift/hift_internal.h"
+#include "model/hift/stft.h"
 
 #include <pthread.h>
 

@@ -16,7 +16,7 @@
 #include "test.h"
 #include "core/cpu.h"
 #include "io/npy.h"
-#include "model/lm.h"
+#include "model/lm/lm.h"
 #include "model/model.h"
 
 #include <stdint.h>

@@ -17,10 +17,10 @@
 #include "core/cpu.h"
 #include "core/gemv.h"
 #include "core/tensor.h"
-#include "model/lm.h"
-#include "model/lm_batch.h"
+#include "model/lm/lm.h"
+#include "model/lm/lm_batch.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -7,7 +7,7 @@
  */
 #include "test.h"
 #include "io/npy.h"
-#include "model/lm_sampling.h"
+#include "model/lm/lm_sampling.h"
 
 #include <stdint.h>
 

@@ -19,7 +19,7 @@
 #include "io/npy.h"
 #include "io/onnx.h"
 #include "model/model.h"
-#include "model/s3tokenizer.h"
+#include "model/voice/s3tokenizer.h"
 
 #include <cjson/cJSON.h>
 

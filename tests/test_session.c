@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "io/npy.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "stream/schedule.h"
 #include "stream/session_internal.h"
 #include "stream/token2wav.h"

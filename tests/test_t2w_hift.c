@@ -32,8 +32,8 @@
  */
 #include "hift_test_util.h"
 #include "model/model.h"
-#include "model/t2w_hift.h"
-#include "model/hift_internal.h"
+#include "model/hift/t2w_hift.h"
+#include "model/hift/hift_internal.h"
 
 #define N_CALLS 4
 

@@ -12,7 +12,7 @@
 #include "io/audio.h"
 #include "io/npy.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "text/tokenizer.h"
 
 #include <cjson/cJSON.h>

@@ -17,9 +17,9 @@
 #include "core/file.h"
 #include "io/audio.h"
 #include "io/npy.h"
-#include "model/resample.h"
-#include "model/voice_features.h"
-#include "model/voice_prompt.h"
+#include "model/voice/resample.h"
+#include "model/voice/voice_features.h"
+#include "model/voice/voice_prompt.h"
 
 #include <cjson/cJSON.h>
 #include <sndfile.h>

@@ -5,7 +5,7 @@
 #include "io/npy.h"
 #include "io/wav.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <unistd.h>
 

@@ -11,7 +11,7 @@
 #include "cli.h"
 #include "core/clock.h"
 #include "core/cpu.h"
-#include "model/flow.h"
+#include "model/flow/flow.h"
 #include "model/model.h"
 
 #include <math.h>

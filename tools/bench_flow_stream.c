@@ -17,8 +17,8 @@
 #include <math.h>
 #include "core/clock.h"
 #include "core/cpu.h"
-#include "model/flow.h"
-#include "model/flow_stream.h"
+#include "model/flow/flow.h"
+#include "model/flow/flow_stream.h"
 #include "model/model.h"
 
 #include <stdint.h>

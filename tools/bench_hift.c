@@ -15,7 +15,7 @@
 #include "core/conv1d.h"
 #include "core/cpu.h"
 #include "core/error.h"
-#include "model/hift.h"
+#include "model/hift/hift.h"
 #include "model/model.h"
 
 #include <math.h>

@@ -22,7 +22,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "text/tokenizer.h"
 
 #include <errno.h>

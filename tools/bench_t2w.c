@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "stream/schedule.h"
 #include "stream/token2wav.h"
 

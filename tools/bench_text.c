@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "core/clock.h"
 #include "text/normalize.h"
+#include "model/model.h"
 #include "text/tokenizer.h"
 
 #include <stdio.h>

@@ -13,11 +13,11 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threadpool.h"
-#include "model/campplus.h"
+#include "model/voice/campplus.h"
 #include "model/model.h"
-#include "model/s3tokenizer.h"
-#include "model/voice.h"
-#include "model/voice_prompt.h"
+#include "model/voice/s3tokenizer.h"
+#include "model/voice/voice.h"
+#include "model/voice/voice_prompt.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
 #include "core/clock.h"
 #include "core/cpu.h"
 #include "core/gemv.h"
-#include "model/lm.h"
+#include "model/lm/lm.h"
 #include "model/model.h"
 
 #include <pthread.h>

@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "core/error.h"
+#include "model/model.h"
 #include "text/normalize.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"

@@ -5,7 +5,7 @@
 #include "core/file.h"
 #include "io/npy.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <stdio.h>
 #include <stdlib.h>

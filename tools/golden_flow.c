@@ -7,7 +7,7 @@
  */
 #include "golden.h"
 #include "core/error.h"
-#include "model/flow.h"
+#include "model/flow/flow.h"
 #include "model/model.h"
 
 #include <stdio.h>

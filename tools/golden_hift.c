@@ -7,7 +7,7 @@
  */
 #include "golden.h"
 #include "core/error.h"
-#include "model/hift.h"
+#include "model/hift/hift.h"
 #include "model/model.h"
 
 #include <stdio.h>

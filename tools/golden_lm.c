@@ -12,7 +12,7 @@
  */
 #include "golden.h"
 #include "core/error.h"
-#include "model/lm.h"
+#include "model/lm/lm.h"
 #include "model/model.h"
 
 #include <math.h>

@@ -4,7 +4,7 @@
  * call (reference_final). */
 #include "golden.h"
 #include "core/error.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "stream/session_internal.h"
 #include "stream/token2wav.h"
 

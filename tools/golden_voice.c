@@ -11,9 +11,9 @@
  */
 #include "golden.h"
 #include "core/error.h"
-#include "model/resample.h"
-#include "model/voice_features.h"
-#include "model/voice_prompt.h"
+#include "model/voice/resample.h"
+#include "model/voice/voice_features.h"
+#include "model/voice/voice_prompt.h"
 
 #include <stdlib.h>
 
@@ -58,10 +58,10 @@ cosy_status golden_feat_whisper128(golden_ctx *ctx)
 
 #include "core/file.h"
 #include "io/audio.h"
-#include "model/campplus.h"
+#include "model/voice/campplus.h"
 #include "model/model.h"
-#include "model/s3tokenizer.h"
-#include "model/voice.h"
+#include "model/voice/s3tokenizer.h"
+#include "model/voice/voice.h"
 
 #include <math.h>
 #include <stdio.h>

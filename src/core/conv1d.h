@@ -2,7 +2,7 @@
  * conv1d.h — 1-D convolution kernels over channel-major activations, in f32 and in bf16: the
  * stride-1 "same" convolutions (odd kernels, any dilation), the transposed convolutions and the small
  * strided ones that HiFi-GAN-style vocoders are made of (in cosy: HiFT's resblocks, conv_pre,
- * conv_post, F0 predictor, upsampling stack and source_downs, src/model/hift.c).
+ * conv_post, F0 predictor, upsampling stack and source_downs, src/model/hift/hift.c).
  *
  * Layouts. An f32 activation (cosy_act) is C rows of T values with COSY_ACT_PAD zero columns on both
  * sides of every row and zeros from T to the end of the row, so a convolution reads its zero padding

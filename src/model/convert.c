@@ -18,10 +18,10 @@
 #include "io/gguf.h"
 #include "io/ptfile.h"
 #include "model/arch.h"
-#include "model/campplus.h"
-#include "model/s3tokenizer.h"
+#include "model/voice/campplus.h"
+#include "model/voice/s3tokenizer.h"
 #include "model/hparams.h"
-#include "model/lm.h"
+#include "model/lm/lm.h"
 #include "text/vocab.h"
 
 #include <math.h>
@@ -58,7 +58,7 @@ static cosy_status check_params(const cosy_convert_params *p)
 
 /* The storage type of a matrix: its module's type if one was given, else weight_dtype. The vocoder's
  * F0 predictor, source merge and source_downs always stay f32: they run in f32 whatever the vocoder's
- * type (model/hift.c), and a rounded F0 predictor would move the source's phase, which integrates f0
+ * type (model/hift/hift.c), and a rounded F0 predictor would move the source's phase, which integrates f0
  * over the whole call (hift_source.c). The LM's head and embedding tables take cosy_lm_head_dtype
  * (q8_0 when the body is q4_0), the type the LM runs its head in, so they too are used in place. */
 static cosy_dtype matrix_dtype(const cosy_convert_params *p, const char *name)

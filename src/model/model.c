@@ -1,10 +1,18 @@
-/* model.c — loading a model file and typed tensor access (see model.h). */
+/*
+ * model.c — a model file: loading, typed tensor access and the per-model modules (see model.h), and
+ * every cosy_model_* function of the public API (cosy.h), including those that ask a network (the
+ * flow's and HiFT's dtype) or build them all (cosy_model_prepare).
+ */
 #include "model/model.h"
 #include "core/arena.h"
 #include "core/conv1d.h"
 #include "core/gemm.h"
 #include "core/error.h"
 #include "model/arch.h"
+#include "model/flow/flow.h"
+#include "model/hift/hift.h"
+#include "model/lm/lm.h"
+#include "text/tokenizer.h"
 
 #include <cblas.h>
 #include <stdarg.h>
@@ -14,7 +22,6 @@
 
 /* OpenBLAS does not declare this in cblas.h on every distribution. */
 void openblas_set_num_threads(int num_threads);
-int cosy_gemm_f32_available(void); /* model/flow_gemm.c */
 
 cosy_model_params cosy_model_default_params(void)
 {
@@ -284,3 +291,57 @@ cosy_status cosy_model_module(cosy_model *m, const cosy_module_def *def, void **
     pthread_mutex_unlock(&m->module_lock);
     return st;
 }
+
+/* ---------------------------------------------------------------- the networks of a model */
+
+static cosy_status tokenizer_create(cosy_model *m, void **out)
+{
+    cosy_vocab v;
+    COSY_TRY(cosy_vocab_from_gguf(&m->file, &v));
+    cosy_tokenizer *t = NULL;
+    cosy_status st = cosy_tokenizer_create(&v, &t);
+    cosy_vocab_free(&v);
+    *out = t;
+    return st;
+}
+
+static void tokenizer_destroy(void *state) { cosy_tokenizer_free(state); }
+
+static const cosy_module_def tokenizer_module = {"tokenizer", tokenizer_create, tokenizer_destroy};
+
+cosy_status cosy_tokenizer_get(cosy_model *m, const cosy_tokenizer **out)
+{
+    void *state;
+    COSY_TRY(cosy_model_module(m, &tokenizer_module, &state));
+    *out = state;
+    return COSY_OK;
+}
+
+cosy_status cosy_model_prepare(cosy_model *model)
+{
+    if (!model) return cosy_error(COSY_ERR_INVALID_ARG, "prepare: no model");
+    cosy_lm *lm;
+    const cosy_tokenizer *tok;
+    cosy_flow *flow;
+    cosy_hift *hift;
+    COSY_TRY(cosy_lm_get(model, &lm));
+    COSY_TRY(cosy_tokenizer_get(model, &tok));
+    COSY_TRY(cosy_flow_get(model, &flow));
+    return cosy_hift_get(model, &hift);
+}
+
+cosy_dtype cosy_model_flow_dtype(cosy_model *model)
+{
+    cosy_flow *f = NULL;
+    if (!model || cosy_flow_get(model, &f) != COSY_OK || !f) return COSY_DTYPE_F32;
+    return cosy_flow_dtype(f);
+}
+
+cosy_dtype cosy_model_hift_dtype(cosy_model *model)
+{
+    cosy_hift *h = NULL;
+    if (!model || cosy_hift_get(model, &h) != COSY_OK) return COSY_DTYPE_F32;
+    return cosy_hift_dtype(h);
+}
+
+int cosy_model_sample_rate(const cosy_model *model) { return model->hp.sample_rate; }

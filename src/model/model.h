@@ -56,4 +56,10 @@ cosy_status cosy_model_f32f(cosy_model *m, const float **out, const char *fmt, .
 /* Memory owned by the model, freed with it. */
 void *cosy_model_alloc(cosy_model *m, size_t bytes);
 
+/* The model's Qwen2 BPE tokenizer (text/tokenizer.h), built from the vocabulary stored in the model
+ * file on first use (thread-safe), then kept with the model. Here rather than in text/, which knows
+ * nothing of model files. */
+typedef struct cosy_tokenizer cosy_tokenizer;
+cosy_status cosy_tokenizer_get(cosy_model *m, const cosy_tokenizer **out);
+
 #endif

@@ -16,7 +16,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "io/wav.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <dirent.h>
 #include <stdio.h>

@@ -17,11 +17,11 @@
 #include "cosy.h"
 #include "core/clock.h"
 #include "core/error.h"
-#include "model/flow.h"
-#include "model/hift.h"
-#include "model/lm.h"
+#include "model/flow/flow.h"
+#include "model/hift/hift.h"
+#include "model/lm/lm.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "stream/schedule.h"
 #include "stream/session_internal.h"
 #include "stream/token2wav.h"
@@ -430,19 +430,6 @@ static void *t2w_thread_main(void *arg)
 }
 
 /* ------------------------------------------------------------------ API */
-
-cosy_status cosy_model_prepare(cosy_model *model)
-{
-    if (!model) return cosy_error(COSY_ERR_INVALID_ARG, "prepare: no model");
-    cosy_lm *lm;
-    const cosy_tokenizer *tok;
-    cosy_flow *flow;
-    cosy_hift *hift;
-    COSY_TRY(cosy_lm_get(model, &lm));
-    COSY_TRY(cosy_tokenizer_get(model, &tok));
-    COSY_TRY(cosy_flow_get(model, &flow));
-    return cosy_hift_get(model, &hift);
-}
 
 static cosy_status copy_ids(const int32_t *src, int n, int32_t **dst)
 {

@@ -6,7 +6,7 @@
 #define COSY_SESSION_INTERNAL_H
 
 #include "cosy.h"
-#include "model/hift.h"
+#include "model/hift/hift.h"
 
 /* A session fed with speech tokens instead of text: one utterance of `n` tokens, all available at
  * once (as the reference's loop sees them when the LM is faster than token2wav). If call_rngs is

@@ -3,12 +3,12 @@
 #include "core/clock.h"
 #include "core/arena.h"
 #include "core/error.h"
-#include "model/flow.h"
-#include "model/flow_stream.h"
-#include "model/hift.h"
+#include "model/flow/flow.h"
+#include "model/flow/flow_stream.h"
+#include "model/hift/hift.h"
 #include "model/model.h"
-#include "model/t2w_hift.h"
-#include "model/voice.h"
+#include "model/hift/t2w_hift.h"
+#include "model/voice/voice.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +52,6 @@ cosy_token2wav_params cosy_token2wav_default_params(void)
     p.context_seconds = 10;
     return p;
 }
-
-int cosy_model_sample_rate(const cosy_model *model) { return model->hp.sample_rate; }
 
 void cosy_token2wav_free(cosy_token2wav *t)
 {

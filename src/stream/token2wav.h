@@ -1,7 +1,7 @@
 /*
  * token2wav.h — speech tokens of one utterance to audio, call by call, as CosyVoice2Model.token2wav
  * (cosyvoice/cli/model.py) does: flow on all tokens so far, keep the mel frames from 2·token_offset,
- * HiFT with the 8-frame mel cache, the source cache and the Hamming cross-fade (model/t2w_hift.h).
+ * HiFT with the 8-frame mel cache, the source cache and the Hamming cross-fade (model/hift/t2w_hift.h).
  *
  * Which flow runs for a call:
  *   - a final call at offset 0 (a non-streamed utterance): full attention, as the reference;
@@ -18,8 +18,8 @@
 #define COSY_TOKEN2WAV_H
 
 #include "cosy.h"
-#include "model/hift.h"
-#include "model/t2w_hift.h"
+#include "model/hift/hift.h"
+#include "model/hift/t2w_hift.h"
 
 typedef struct {
     double flow_ms, vocoder_ms;    /* of the last call */

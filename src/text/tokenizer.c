@@ -9,7 +9,6 @@
  */
 #include "text/tokenizer.h"
 #include "core/error.h"
-#include "model/model.h"
 #include "text/utf8.h"
 
 #include <stdlib.h>
@@ -315,29 +314,6 @@ cosy_status cosy_tokenizer_load_dir(const char *dir, cosy_tokenizer **out)
     cosy_vocab_free(&v);
     if (st != COSY_OK) cosy_error_prefix(st, "%s", dir);
     return st;
-}
-
-static cosy_status module_create(cosy_model *m, void **out)
-{
-    cosy_vocab v;
-    COSY_TRY(cosy_vocab_from_gguf(&m->file, &v));
-    cosy_tokenizer *t = NULL;
-    cosy_status st = cosy_tokenizer_create(&v, &t);
-    cosy_vocab_free(&v);
-    *out = t;
-    return st;
-}
-
-static void module_destroy(void *state) { cosy_tokenizer_free(state); }
-
-static const cosy_module_def tokenizer_module = {"tokenizer", module_create, module_destroy};
-
-cosy_status cosy_tokenizer_get(cosy_model *m, const cosy_tokenizer **out)
-{
-    void *state;
-    COSY_TRY(cosy_model_module(m, &tokenizer_module, &state));
-    *out = state;
-    return COSY_OK;
 }
 
 int32_t cosy_tokenizer_n_tokens(const cosy_tokenizer *t) { return t->n_tokens; }

@@ -42,9 +42,6 @@ cosy_status cosy_tokenizer_create_truncated(const cosy_vocab *v, int32_t n_merge
 cosy_status cosy_tokenizer_load_dir(const char *dir, cosy_tokenizer **out);
 void cosy_tokenizer_free(cosy_tokenizer *t);
 
-/* The model's tokenizer (built from the vocabulary in the model file on first use, then kept
- * with the model). */
-cosy_status cosy_tokenizer_get(cosy_model *m, const cosy_tokenizer **out);
 
 /* Appends the ids of text[0..len) to *out. The text must be valid UTF-8 (COSY_ERR_INVALID_ARG
  * naming the byte offset otherwise; see cosy_utf8_sanitize for Hugging Face-style U+FFFD
