@@ -266,8 +266,20 @@ static void test_full_size_counts(void)
     /* 20,779,887 as torch counts them (weight_g and weight_v), 20,765,597 once folded */
     CHECK(c.hift + c.hift_weight_norm_g == 20779887 && c.hift == 20765597);
     CHECK(!c.has_llm_embedding && !c.has_head_bias);
-    /* the tiny preset is the fixture's configuration */
+    /* without a tokenizer directory: the byte-level vocabulary, whose <|endofprompt|> id is stored */
     CHECK_OK(cosy_convert_random("cv3-tiny", 5, test_tmp("cv3-rand.gguf"), NULL));
+    cosy_model *b = NULL;
+    CHECK_OK(cosy_model_load(test_tmp("cv3-rand.gguf"), NULL, &b));
+    const cosy_tokenizer *tok = NULL;
+    if (b) CHECK_OK(cosy_tokenizer_get(b, &tok));
+    if (tok) CHECK(b->hp.lm_endofprompt == cosy_tokenizer_added_id(tok, "<|endofprompt|>") && b->hp.lm_endofprompt == 256 + 3);
+    cosy_model_free(b);
+    /* with the fixture's tokenizer the tiny preset is the fixture's configuration */
+    cosy_convert_params cp = cosy_convert_default_params();
+    char tok_dir[1024];
+    snprintf(tok_dir, sizeof tok_dir, "%s", path_in(fixture_dir(), "CosyVoice-BlankEN"));
+    cp.tokenizer_dir = tok_dir;
+    CHECK_OK(cosy_convert_random("cv3-tiny", 5, test_tmp("cv3-rand.gguf"), &cp));
     cosy_model *r = NULL, *m = NULL;
     CHECK_OK(cosy_model_load(test_tmp("cv3-rand.gguf"), NULL, &r));
     CHECK_OK(cosy_model_load(test_tmp("cv3.gguf"), NULL, &m));

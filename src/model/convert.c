@@ -97,9 +97,16 @@ static void write_common_metadata(gguf_writer *w, const cosy_hparams *hp, const 
 
 /* The tokenizer the family's frontend builds: CosyVoice2's specials, and for CosyVoice3 its 261 more
  * (CosyVoice3Tokenizer), so <|endofprompt|> = 151646 ... [ǜ] = 151923 with the real vocabulary. */
-static cosy_status add_family_specials(const cosy_hparams *hp, cosy_vocab *vocab)
+static cosy_status add_family_specials(cosy_hparams *hp, cosy_vocab *vocab)
 {
-    return hp->family == COSY_FAMILY_COSYVOICE3 ? cosy_vocab_add_cv3_specials(vocab) : COSY_OK;
+    if (hp->family != COSY_FAMILY_COSYVOICE3) return COSY_OK;
+    COSY_TRY(cosy_vocab_add_cv3_specials(vocab));
+    /* CosyVoice3LM hard-codes 151646, the id <|endofprompt|> has with the real vocabulary; the file
+     * stores the id this tokenizer gives it (the same there; a random model's byte-level one differs) */
+    int32_t id = cosy_vocab_add_special(vocab, "<|endofprompt|>");
+    if (id < 0) return cosy_error(COSY_ERR_NOMEM, "out of memory");
+    hp->lm_endofprompt = id;
+    return cosy_hparams_validate(hp);
 }
 
 /* ------------------------------------------------------------------ official checkpoints */
