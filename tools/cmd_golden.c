@@ -28,6 +28,7 @@ cosy_status golden_voice_e2e(golden_ctx *ctx);
 int golden_resample_kernels(golden_ctx *ctx, const char *const *only, int n_only, int *n_pass, int *n_fail);
 cosy_status golden_cv3_feat_mel24k(golden_ctx *ctx);
 cosy_status golden_cv3_silent_filter(golden_ctx *ctx);
+cosy_status golden_cv3_rng(golden_ctx *ctx);
 
 #define V2 COSY_FAMILY_COSYVOICE2
 #define V3 COSY_FAMILY_COSYVOICE3
@@ -52,6 +53,7 @@ static const golden_handler handlers[] = {
     {"feat_mel24k", golden_cv3_feat_mel24k, V3,
      "its 1e-4 bound is below the reference's float32 FFT noise in spectral valleys; test_cv3 checks it"},
     {"llm_silent_filter", golden_cv3_silent_filter, V3, NULL},
+    {"official_cv3_rng", golden_cv3_rng, V3, NULL},
     {NULL, NULL, 0, NULL},
 };
 #undef V2
