@@ -491,7 +491,7 @@ static void test_refusals(void)
 {
     const char *dir;
     char cmd[2048];
-    expect_refusal(test_tmp("no-such-model-dir"), COSY_ERR_MISSING, "no-such-model-dir/CosyVoice-BlankEN/config.json");
+    expect_refusal(test_tmp("no-such-model-dir"), COSY_ERR_MISSING, "no-such-model-dir: not a CosyVoice2 or CosyVoice3 model directory");
 
     dir = make_variant("no_flow");
     unlink(path_in(dir, "flow.pt"));

@@ -1,7 +1,8 @@
-/* arch.c — the tensor list of CosyVoice2 (see arch.h). Mirrors the module trees of Qwen2LM,
- * CausalMaskedDiffWithXvec (UpsampleConformerEncoder + CausalConditionalDecoder) and
- * HiFTGenerator in the reference (cosyvoice/llm/llm.py, cosyvoice/flow/{flow,flow_matching,decoder}.py,
- * cosyvoice/transformer/upsample_encoder.py, cosyvoice/hifigan/generator.py). */
+/* arch.c — the tensor lists of CosyVoice2 and CosyVoice3 (see arch.h). Mirrors the module trees of
+ * Qwen2LM / CosyVoice3LM, CausalMaskedDiffWithXvec (UpsampleConformerEncoder + CausalConditionalDecoder)
+ * / CausalMaskedDiffWithDiT (PreLookaheadLayer + DiT) and HiFTGenerator / CausalHiFTGenerator in the
+ * reference (cosyvoice/llm/llm.py, cosyvoice/flow/{flow,flow_matching,decoder}.py, cosyvoice/flow/DiT/,
+ * cosyvoice/transformer/upsample_encoder.py, cosyvoice/hifigan/{generator,f0_predictor}.py). */
 #include "model/arch.h"
 
 #include <stdarg.h>
@@ -43,7 +44,9 @@ static void lm_tensors(visitor *v, const cosy_hparams *hp)
     const int64_t F = hp->lm_ffn, SV = hp->lm_speech_vocab;
     char src[112];
     emit(v, ARCH_SRC_LLM, "llm.model.model.embed_tokens.weight", ARCH_INIT_EMBED, 2, hp->lm_text_vocab, H, 0, "lm.embd_text.weight");
-    emit(v, ARCH_SRC_LLM, "llm_embedding.weight", ARCH_INIT_EMBED, 2, 2, H, 0, "lm.embd_special.weight");
+    /* CosyVoice3LM has no llm_embedding: sos and task_id are rows of speech_embedding */
+    if (hp->family != COSY_FAMILY_COSYVOICE3)
+        emit(v, ARCH_SRC_LLM, "llm_embedding.weight", ARCH_INIT_EMBED, 2, 2, H, 0, "lm.embd_special.weight");
     emit(v, ARCH_SRC_LLM, "speech_embedding.weight", ARCH_INIT_EMBED, 2, SV, H, 0, "lm.embd_speech.weight");
     for (int i = 0; i < hp->lm_layers; i++) {
 #define L(suffix) (snprintf(src, sizeof src, "llm.model.model.layers.%d.%s", i, suffix), src)
@@ -219,6 +222,40 @@ static void flow_tensors(visitor *v, const cosy_hparams *hp)
     conv(v, hp->est_out_channels, C, 1, "decoder.estimator.final_proj");
 }
 
+/* CosyVoice3: CausalMaskedDiffWithDiT = token embedding, PreLookaheadLayer and the DiT estimator
+ * (cosyvoice/flow/DiT/{dit,modules}.py); no encoder. */
+static void flow_tensors_v3(visitor *v, const cosy_hparams *hp)
+{
+    const int64_t D = hp->dit_dim, inner = (int64_t)hp->dit_heads * hp->dit_dim_head, FF = D * hp->dit_ff_mult;
+    char p[128];
+    flow_emit(v, ARCH_INIT_EMBED, 2, hp->flow_vocab, hp->flow_input_size, 0, "input_embedding.weight");
+    linear(v, hp->flow_output_size, hp->spk_embed_dim, 1, "spk_embed_affine_layer");
+    conv(v, hp->pre_lookahead_channels, hp->flow_input_size, hp->pre_lookahead_len + 1, "pre_lookahead_layer.conv1");
+    conv(v, hp->flow_input_size, hp->pre_lookahead_channels, 3, "pre_lookahead_layer.conv2");
+    linear(v, D, hp->dit_time_freq_dim, 1, "decoder.estimator.time_embed.time_mlp.0");
+    linear(v, D, D, 1, "decoder.estimator.time_embed.time_mlp.2");
+    /* InputEmbedding: proj(cat[x, cond, mu, spks]) + ConvPositionEmbedding (two grouped convs) */
+    linear(v, D, 2 * (int64_t)hp->dit_mel_dim + hp->dit_mu_dim + hp->dit_spk_dim, 1, "decoder.estimator.input_embed.proj");
+    conv(v, D, D / hp->dit_conv_pos_groups, hp->dit_conv_pos_kernel, "decoder.estimator.input_embed.conv_pos_embed.conv1.0");
+    conv(v, D, D / hp->dit_conv_pos_groups, hp->dit_conv_pos_kernel, "decoder.estimator.input_embed.conv_pos_embed.conv2.0");
+    /* a persistent buffer of x-transformers' RotaryEmbedding, stored in flow.pt */
+    flow_emit(v, ARCH_INIT_ROPE, 1, hp->dit_rope_dim, 0, 0, "decoder.estimator.rotary_embed.inv_freq");
+    for (int i = 0; i < hp->dit_depth; i++) {
+        /* DiTBlock: AdaLayerNormZero (6 modulations), attention with biases, GELU(tanh) feed-forward */
+#define B(s) (snprintf(p, sizeof p, "decoder.estimator.transformer_blocks.%d.%s", i, s), p)
+        linear(v, 6 * D, D, 1, B("attn_norm.linear"));
+        linear(v, inner, D, 1, B("attn.to_q"));
+        linear(v, inner, D, 1, B("attn.to_k"));
+        linear(v, inner, D, 1, B("attn.to_v"));
+        linear(v, D, inner, 1, B("attn.to_out.0"));
+        linear(v, FF, D, 1, B("ff.ff.0.0"));
+        linear(v, D, FF, 1, B("ff.ff.2"));
+#undef B
+    }
+    linear(v, 2 * D, D, 1, "decoder.estimator.norm_out.linear"); /* AdaLayerNormZero_Final: scale, shift */
+    linear(v, hp->dit_out_channels, D, 1, "decoder.estimator.proj_out");
+}
+
 /* ---------------------------------------------------------------- HiFT */
 
 static void hift_emit(visitor *v, arch_init init, int ndim, int64_t d0, int64_t d1, int64_t d2, const char *key_fmt, ...)
@@ -259,11 +296,14 @@ static void hift_tensors(visitor *v, const cosy_hparams *hp)
     char p[128];
     hift_emit(v, ARCH_INIT_WEIGHT, 2, 1, hp->hift_nb_harmonics + 1, 0, "m_source.l_linear.weight");
     hift_emit(v, ARCH_INIT_SMALL, 1, 1, 0, 0, "m_source.l_linear.bias");
-    hift_conv(v, base, hp->hift_in_channels, 7, "conv_pre");
+    /* CausalHiFTGenerator: conv_pre looks conv_pre_look_right frames ahead (kernel look + 1), the
+     * upsamplers are nearest + Conv1d ([out, in, k]); HiFTGenerator: kernel 7, ConvTranspose1d ([in, out, k]) */
+    const int causal = hp->hift_causal;
+    hift_conv(v, base, hp->hift_in_channels, causal ? hp->conv_pre_look_right + 1 : 7, "conv_pre");
     for (int i = 0; i < hp->n_upsample; i++) {
         snprintf(p, sizeof p, "ups.%d", i);
-        /* ConvTranspose1d weight is [in, out, k] */
-        hift_emit(v, ARCH_INIT_WEIGHT, 3, base >> i, base >> (i + 1), hp->upsample_kernel_sizes[i], "%s.weight", p);
+        if (causal) hift_emit(v, ARCH_INIT_WEIGHT, 3, base >> (i + 1), base >> i, hp->upsample_kernel_sizes[i], "%s.weight", p);
+        else hift_emit(v, ARCH_INIT_WEIGHT, 3, base >> i, base >> (i + 1), hp->upsample_kernel_sizes[i], "%s.weight", p);
         hift_emit(v, ARCH_INIT_SMALL, 1, base >> (i + 1), 0, 0, "%s.bias", p);
     }
     /* source branch: cumulative downsampling rates, reversed */
@@ -285,7 +325,9 @@ static void hift_tensors(visitor *v, const cosy_hparams *hp)
     hift_conv(v, nfft2, base >> hp->n_upsample, 7, "conv_post");
     for (int i = 0; i < 5; i++) {
         snprintf(p, sizeof p, "f0_predictor.condnet.%d", 2 * i);
-        hift_conv(v, hp->f0_cond_channels, i == 0 ? hp->hift_in_channels : hp->f0_cond_channels, 3, p);
+        /* CausalConvRNNF0Predictor's first conv looks right (kernel f0_first_kernel); the rest are k3 */
+        int k = i == 0 && causal ? hp->f0_first_kernel : 3;
+        hift_conv(v, hp->f0_cond_channels, i == 0 ? hp->hift_in_channels : hp->f0_cond_channels, k, p);
     }
     hift_emit(v, ARCH_INIT_WEIGHT, 2, hp->f0_num_class, hp->f0_cond_channels, 0, "f0_predictor.classifier.weight");
     hift_emit(v, ARCH_INIT_SMALL, 1, hp->f0_num_class, 0, 0, "f0_predictor.classifier.bias");
@@ -295,7 +337,8 @@ void cosy_arch_tensors(const cosy_hparams *hp, arch_visit_fn fn, void *ctx)
 {
     visitor v = {fn, ctx, 0};
     lm_tensors(&v, hp);
-    flow_tensors(&v, hp);
+    if (hp->family == COSY_FAMILY_COSYVOICE3) flow_tensors_v3(&v, hp);
+    else flow_tensors(&v, hp);
     hift_tensors(&v, hp);
 }
 

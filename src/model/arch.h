@@ -1,5 +1,5 @@
 /*
- * arch.h — the tensors of a CosyVoice2 model: our name, where it comes from in the official
+ * arch.h — the tensors of a CosyVoice2 or CosyVoice3 model (hp->family): our name, where it comes from in the official
  * checkpoint, and its shape as the hyperparameters dictate. This one list drives the
  * converter (every tensor must be present with this shape), the random-weight generator and
  * the loader's validation of a model file. docs/model-format.md explains the naming.
@@ -19,6 +19,7 @@ typedef enum {
     ARCH_INIT_ONES,   /* norm scales, snake alphas */
     ARCH_INIT_ZEROS,  /* biases */
     ARCH_INIT_SMALL,  /* uniform(-0.02, 0.02) */
+    ARCH_INIT_ROPE,   /* rotary inv_freq of n entries: 1 / 10000^(i / n) (x-transformers' default theta) */
 } arch_init;
 
 typedef struct {

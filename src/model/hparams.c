@@ -2,8 +2,9 @@
  * hparams.c — hyperparameters: from the official yaml/json, to and from GGUF metadata, and
  * the named presets used for random benchmark models.
  *
- * One table (`fields`) lists every field with its GGUF key; writing, reading and printing all
- * walk it, so a new field is one line here plus its yaml source in read_yaml().
+ * One table (`fields`) lists every field with its GGUF key and the families that have it;
+ * writing, reading and printing all walk it, so a new field is one line here plus its yaml
+ * source in read_yaml_v2() / read_yaml_v3().
  */
 #include "model/hparams.h"
 #include "core/error.h"
@@ -17,9 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_PREFIX "cosyvoice2."
-
 typedef enum { HP_INT, HP_FLOAT, HP_LIST, HP_MATRIX } hp_kind;
+
+/* which families have a field */
+#define FAM_V2 1u
+#define FAM_V3 2u
+#define FAM_ALL (FAM_V2 | FAM_V3)
 
 typedef struct {
     const char *name;
@@ -28,12 +32,17 @@ typedef struct {
     size_t count_offset;  /* HP_LIST: field holding the length; HP_MATRIX: rows */
     size_t cols_offset;   /* HP_MATRIX: columns */
     double lo, hi;        /* accepted range (of each entry for lists); products of these must fit an int */
+    unsigned families;
 } hp_field;
 
-#define INT(f, lo, hi) {#f, HP_INT, offsetof(cosy_hparams, f), 0, 0, lo, hi}
-#define FLT(f, lo, hi) {#f, HP_FLOAT, offsetof(cosy_hparams, f), 0, 0, lo, hi}
-#define LIST(f, n, lo, hi) {#f, HP_LIST, offsetof(cosy_hparams, f), offsetof(cosy_hparams, n), 0, lo, hi}
-#define MATRIX(f, r, c, lo, hi) {#f, HP_MATRIX, offsetof(cosy_hparams, f), offsetof(cosy_hparams, r), offsetof(cosy_hparams, c), lo, hi}
+#define INT_F(fam, f, lo, hi) {#f, HP_INT, offsetof(cosy_hparams, f), 0, 0, lo, hi, fam}
+#define INT(f, lo, hi) INT_F(FAM_ALL, f, lo, hi)
+#define INT2(f, lo, hi) INT_F(FAM_V2, f, lo, hi)
+#define INT3(f, lo, hi) INT_F(FAM_V3, f, lo, hi)
+#define FLT(f, lo, hi) {#f, HP_FLOAT, offsetof(cosy_hparams, f), 0, 0, lo, hi, FAM_ALL}
+#define LIST_F(fam, f, n, lo, hi) {#f, HP_LIST, offsetof(cosy_hparams, f), offsetof(cosy_hparams, n), 0, lo, hi, fam}
+#define LIST(f, n, lo, hi) LIST_F(FAM_ALL, f, n, lo, hi)
+#define MATRIX(f, r, c, lo, hi) {#f, HP_MATRIX, offsetof(cosy_hparams, f), offsetof(cosy_hparams, r), offsetof(cosy_hparams, c), lo, hi, FAM_ALL}
 
 /* Ranges: generous around the real models (CosyVoice2-0.5B, cv2-tiny) but small enough that
  * the products the code forms (rates x ratios, widths x heads, vocab x width in size_t) cannot
@@ -52,15 +61,22 @@ static const hp_field fields[] = {
     INT(mix_text, 1, 1000), INT(mix_speech, 1, 1000), FLT(top_p, 0, 1), INT(top_k, 1, VOCAB), INT(win_size, 1, 100000),
     FLT(tau_r, 0, 1e6),
     INT(min_token_text_ratio, 0, 1000), INT(max_token_text_ratio, 0, 1000),
+    INT3(lm_sos, 0, VOCAB + 1024), INT3(lm_eos, 0, VOCAB + 1024), INT3(lm_task_id, 0, VOCAB + 1024), INT3(lm_fill, 0, VOCAB + 1024),
+    INT3(lm_stop_begin, 0, VOCAB + 1024), INT3(lm_stop_end, 0, VOCAB + 1024), INT3(lm_endofprompt, 0, VOCAB),
+    INT3(n_silent_tokens, 0, COSY_HP_MAX_SILENT), LIST_F(FAM_V3, silent_tokens, n_silent_tokens, 0, VOCAB), INT3(max_silent_run, 0, 100000),
     INT(flow_input_size, 1, DIM), INT(flow_output_size, 1, DIM), INT(spk_embed_dim, 1, DIM), INT(flow_vocab, 1, VOCAB),
     INT(pre_lookahead_len, 0, 1024),
-    INT(enc_input_size, 1, DIM), INT(enc_output_size, 1, DIM), INT(enc_heads, 1, LAYERS), INT(enc_ffn, 1, 4 * DIM),
-    INT(enc_blocks, 0, LAYERS), INT(enc_up_blocks, 0, LAYERS), INT(enc_static_chunk, 0, 100000), INT(enc_up_stride, 1, 64),
+    INT2(enc_input_size, 1, DIM), INT2(enc_output_size, 1, DIM), INT2(enc_heads, 1, LAYERS), INT2(enc_ffn, 1, 4 * DIM),
+    INT2(enc_blocks, 0, LAYERS), INT2(enc_up_blocks, 0, LAYERS), INT2(enc_static_chunk, 0, 100000), INT2(enc_up_stride, 1, 64),
     INT(cfm_in_channels, 1, 4 * DIM), INT(cfm_spk_emb_dim, 1, DIM), INT(cfm_steps, 1, 1000), FLT(cfm_sigma_min, 0, 1),
     FLT(cfm_cfg_rate, 0, 1000), INT(cfm_cosine_schedule, 0, 1),
-    INT(est_in_channels, 1, 4 * DIM), INT(est_out_channels, 1, DIM), INT(est_channels, 1, DIM), INT(est_head_dim, 1, DIM),
-    INT(est_n_blocks, 0, LAYERS), INT(est_mid_blocks, 0, LAYERS), INT(est_heads, 1, LAYERS), INT(est_static_chunk, 0, 100000),
-    INT(est_act_gelu, 0, 1),
+    INT2(est_in_channels, 1, 4 * DIM), INT2(est_out_channels, 1, DIM), INT2(est_channels, 1, DIM), INT2(est_head_dim, 1, DIM),
+    INT2(est_n_blocks, 0, LAYERS), INT2(est_mid_blocks, 0, LAYERS), INT2(est_heads, 1, LAYERS), INT(est_static_chunk, 0, 100000),
+    INT2(est_act_gelu, 0, 1),
+    INT3(pre_lookahead_channels, 1, DIM),
+    INT3(dit_dim, 1, DIM), INT3(dit_depth, 0, LAYERS), INT3(dit_heads, 1, LAYERS), INT3(dit_dim_head, 2, DIM), INT3(dit_ff_mult, 1, 64),
+    INT3(dit_mel_dim, 1, DIM), INT3(dit_mu_dim, 1, DIM), INT3(dit_spk_dim, 1, DIM), INT3(dit_out_channels, 1, DIM),
+    INT3(dit_time_freq_dim, 2, DIM), INT3(dit_conv_pos_kernel, 1, 1024), INT3(dit_conv_pos_groups, 1, DIM), INT3(dit_rope_dim, 1, DIM),
     INT(hift_in_channels, 1, DIM), INT(hift_base_channels, 1, DIM), INT(hift_nb_harmonics, 0, LAYERS),
     FLT(nsf_alpha, 0, 1e6), FLT(nsf_sigma, 0, 1e6), FLT(nsf_voiced_threshold, 0, 1e6),
     INT(n_upsample, 1, LMAX), LIST(upsample_rates, n_upsample, 1, 64), LIST(upsample_kernel_sizes, n_upsample, 1, 1024),
@@ -71,10 +87,24 @@ static const hp_field fields[] = {
     INT(n_source_dilations, 0, LMAX),
     MATRIX(source_resblock_dilations, n_source_resblocks, n_source_dilations, 1, 1024),
     FLT(lrelu_slope, -1e6, 1e6), FLT(audio_limit, 1e-6, 1e6), INT(f0_cond_channels, 1, DIM), INT(f0_num_class, 1, LAYERS),
+    INT3(hift_causal, 0, 1), INT3(conv_pre_look_right, 0, 1024), INT3(f0_first_kernel, 1, 1024),
     INT(feat_n_fft, 1, DIM), INT(feat_num_mels, 1, DIM), INT(feat_hop, 1, DIM), INT(feat_win, 1, DIM), FLT(feat_fmin, 0, 192000),
     FLT(feat_fmax, 0, 192000),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
+
+const char *cosy_family_arch(cosy_family f) { return f == COSY_FAMILY_COSYVOICE3 ? "cosyvoice3" : "cosyvoice2"; }
+
+cosy_family cosy_family_from_arch(const char *arch, size_t len)
+{
+    if (len == 10 && !memcmp(arch, "cosyvoice2", 10)) return COSY_FAMILY_COSYVOICE2;
+    if (len == 10 && !memcmp(arch, "cosyvoice3", 10)) return COSY_FAMILY_COSYVOICE3;
+    return (cosy_family)0;
+}
+
+static unsigned family_bit(const cosy_hparams *hp) { return hp->family == COSY_FAMILY_COSYVOICE3 ? FAM_V3 : FAM_V2; }
+/* the field is part of hp's family */
+static int has_field(const cosy_hparams *hp, const hp_field *f) { return (f->families & family_bit(hp)) != 0; }
 
 static int *int_at(const cosy_hparams *hp, size_t off) { return (int *)((char *)hp + off); }
 static float *float_at(const cosy_hparams *hp, size_t off) { return (float *)((char *)hp + off); }
@@ -93,8 +123,11 @@ static int in_range(const hp_field *f, double v) { return v >= f->lo && v <= f->
  * (a GGUF path and its key prefix, or "hyperparameters" and ""). */
 static cosy_status check_ranges(const cosy_hparams *hp, const char *where, const char *prefix)
 {
+    if (hp->family != COSY_FAMILY_COSYVOICE2 && hp->family != COSY_FAMILY_COSYVOICE3)
+        return cosy_error(COSY_ERR_FORMAT, "%s: model family %d is neither CosyVoice2 nor CosyVoice3", where, (int)hp->family);
     for (size_t i = 0; i < N_FIELDS; i++) {
         const hp_field *f = &fields[i];
+        if (!has_field(hp, f)) continue;
         if (f->kind == HP_INT) {
             int v = *int_at(hp, f->offset);
             if (!in_range(f, v))
@@ -121,7 +154,8 @@ void cosy_hparams_write(const cosy_hparams *hp, gguf_writer *w)
     char key[128];
     for (size_t i = 0; i < N_FIELDS; i++) {
         const hp_field *f = &fields[i];
-        snprintf(key, sizeof key, KEY_PREFIX "%s", f->name);
+        if (!has_field(hp, f)) continue;
+        snprintf(key, sizeof key, "%s.%s", cosy_family_arch(hp->family), f->name);
         if (f->kind == HP_INT) gguf_writer_set_i32(w, key, *int_at(hp, f->offset));
         else if (f->kind == HP_FLOAT) gguf_writer_set_f32(w, key, *float_at(hp, f->offset));
         else {
@@ -137,11 +171,17 @@ cosy_status cosy_hparams_read(const gguf_file *g, cosy_hparams *hp)
 {
     char key[128];
     memset(hp, 0, sizeof *hp);
+    const gguf_kv *arch = gguf_find_kv(g, "general.architecture");
+    if (arch && arch->type == GGUF_TYPE_STRING) hp->family = cosy_family_from_arch(arch->str.ptr, (size_t)arch->str.len);
+    if (!hp->family)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: general.architecture is not \"cosyvoice2\" or \"cosyvoice3\" (convert the model with `cosy convert`)",
+                          g->file.path);
     /* scalars first: list lengths are scalars */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < N_FIELDS; i++) {
             const hp_field *f = &fields[i];
-            snprintf(key, sizeof key, KEY_PREFIX "%s", f->name);
+            if (!has_field(hp, f)) continue;
+            snprintf(key, sizeof key, "%s.%s", cosy_family_arch(hp->family), f->name);
             if (pass == 0 && f->kind == HP_INT) {
                 int64_t v;
                 COSY_TRY(gguf_get_int(g, key, &v));
@@ -176,8 +216,10 @@ cosy_status cosy_hparams_read(const gguf_file *g, cosy_hparams *hp)
 void cosy_hparams_print(const cosy_hparams *hp, void *file)
 {
     FILE *fp = file;
+    fprintf(fp, "  %-28s %s\n", "family", hp->family == COSY_FAMILY_COSYVOICE3 ? "CosyVoice3" : "CosyVoice2");
     for (size_t i = 0; i < N_FIELDS; i++) {
         const hp_field *f = &fields[i];
+        if (!has_field(hp, f)) continue;
         fprintf(fp, "  %-28s ", f->name);
         if (f->kind == HP_INT) fprintf(fp, "%d\n", *int_at(hp, f->offset));
         else if (f->kind == HP_FLOAT) fprintf(fp, "%g\n", (double)*float_at(hp, f->offset));
@@ -200,6 +242,51 @@ void cosy_hparams_print(const cosy_hparams *hp, void *file)
 
 #define REQUIRE(cond, ...) do { if (!(cond)) return cosy_error(COSY_ERR_FORMAT, __VA_ARGS__); } while (0)
 
+/* CosyVoice2: conformer encoder + U-Net estimator */
+static cosy_status validate_v2(const cosy_hparams *hp)
+{
+    REQUIRE(hp->enc_heads > 0 && hp->enc_output_size % hp->enc_heads == 0,
+            "hyperparameters: encoder width %d is not a multiple of %d heads", hp->enc_output_size, hp->enc_heads);
+    REQUIRE(hp->enc_blocks >= 0 && hp->enc_up_blocks >= 0 && hp->enc_ffn > 0 && hp->enc_up_stride > 0, "hyperparameters: bad encoder sizes");
+    REQUIRE(hp->est_in_channels == 2 * hp->flow_output_size + hp->cfm_spk_emb_dim + hp->flow_output_size,
+            "hyperparameters: estimator in_channels %d != x + mu + spks + cond (%d)", hp->est_in_channels,
+            3 * hp->flow_output_size + hp->cfm_spk_emb_dim);
+    REQUIRE(hp->est_channels > 0 && hp->est_heads > 0 && hp->est_head_dim > 0 && hp->est_n_blocks >= 0 && hp->est_mid_blocks >= 0,
+            "hyperparameters: bad estimator sizes");
+    REQUIRE(hp->est_act_gelu, "hyperparameters: only the 'gelu' estimator activation is supported");
+    return COSY_OK;
+}
+
+/* CosyVoice3: speech-embedding specials, PreLookahead + DiT, CausalHiFT. Every value was range
+ * checked first, so the sums and products below fit an int. */
+static cosy_status validate_v3(const cosy_hparams *hp)
+{
+    const int S = hp->speech_token_size, V = hp->lm_speech_vocab;
+    REQUIRE(!hp->lm_has_head_bias, "hyperparameters: the CosyVoice3 speech head has no bias");
+    REQUIRE(hp->lm_sos >= S && hp->lm_sos < V && hp->lm_eos >= S && hp->lm_eos < V && hp->lm_task_id >= S && hp->lm_task_id < V &&
+            hp->lm_fill >= S && hp->lm_fill < V, "hyperparameters: the special speech ids sos %d, eos %d, task %d, fill %d must lie in %d..%d",
+            hp->lm_sos, hp->lm_eos, hp->lm_task_id, hp->lm_fill, S, V - 1);
+    REQUIRE(hp->lm_stop_begin >= S && hp->lm_stop_begin <= hp->lm_stop_end && hp->lm_stop_end < V && hp->lm_eos >= hp->lm_stop_begin &&
+            hp->lm_eos <= hp->lm_stop_end, "hyperparameters: stop ids %d..%d must hold eos %d and lie in %d..%d", hp->lm_stop_begin,
+            hp->lm_stop_end, hp->lm_eos, S, V - 1);
+    REQUIRE(hp->lm_endofprompt < hp->lm_text_vocab, "hyperparameters: <|endofprompt|> id %d is outside the text vocabulary %d",
+            hp->lm_endofprompt, hp->lm_text_vocab);
+    for (int i = 0; i < hp->n_silent_tokens; i++)
+        REQUIRE(hp->silent_tokens[i] < S, "hyperparameters: silent token %d is not a speech token (< %d)", hp->silent_tokens[i], S);
+    REQUIRE(hp->dit_dim % hp->dit_conv_pos_groups == 0, "hyperparameters: DiT width %d is not a multiple of %d conv groups",
+            hp->dit_dim, hp->dit_conv_pos_groups);
+    REQUIRE(hp->dit_dim_head % 2 == 0 && hp->dit_rope_dim == hp->dit_dim_head / 2,
+            "hyperparameters: DiT rotary inv_freq length %d must be dim_head %d / 2", hp->dit_rope_dim, hp->dit_dim_head);
+    REQUIRE(hp->dit_time_freq_dim % 2 == 0, "hyperparameters: DiT time embedding width %d must be even", hp->dit_time_freq_dim);
+    REQUIRE(hp->dit_mu_dim == hp->flow_input_size && hp->dit_spk_dim == hp->flow_output_size && hp->dit_mel_dim == hp->flow_output_size &&
+            hp->dit_out_channels == hp->flow_output_size,
+            "hyperparameters: DiT mel/mu/spk/out sizes %d/%d/%d/%d do not match the flow's %d-wide tokens and %d mels", hp->dit_mel_dim,
+            hp->dit_mu_dim, hp->dit_spk_dim, hp->dit_out_channels, hp->flow_input_size, hp->flow_output_size);
+    REQUIRE(hp->est_static_chunk > 0, "hyperparameters: the DiT needs a static chunk size");
+    REQUIRE(hp->hift_causal == 1, "hyperparameters: the CosyVoice3 vocoder is causal");
+    return COSY_OK;
+}
+
 cosy_status cosy_hparams_validate(const cosy_hparams *hp)
 {
     COSY_TRY(check_ranges(hp, "hyperparameters", ""));
@@ -211,23 +298,18 @@ cosy_status cosy_hparams_validate(const cosy_hparams *hp)
     REQUIRE(hp->lm_rope_theta > 0 && hp->lm_rms_eps > 0, "hyperparameters: rope_theta and rms_norm_eps must be positive");
     REQUIRE(hp->speech_token_size > 0 && hp->lm_speech_vocab >= hp->speech_token_size + 3,
             "hyperparameters: speech vocabulary %d must hold %d tokens + eos/unused/fill", hp->lm_speech_vocab, hp->speech_token_size);
+    REQUIRE((int64_t)hp->flow_vocab <= hp->lm_speech_vocab, "hyperparameters: flow vocabulary %d exceeds the LM's %d",
+            hp->flow_vocab, hp->lm_speech_vocab);
     REQUIRE(hp->mix_text > 0 && hp->mix_speech > 0, "hyperparameters: mix_ratio must be positive");
     REQUIRE(hp->top_k > 0 && hp->top_p > 0 && hp->win_size > 0, "hyperparameters: sampling parameters must be positive");
     REQUIRE(hp->token_mel_ratio > 0 && hp->chunk_size > 0 && hp->token_frame_rate > 0, "hyperparameters: token rates must be positive");
     REQUIRE(hp->flow_input_size > 0 && hp->flow_output_size > 0 && hp->spk_embed_dim > 0 && hp->flow_vocab > 0 &&
             hp->pre_lookahead_len >= 0, "hyperparameters: flow sizes must be positive");
-    REQUIRE(hp->enc_heads > 0 && hp->enc_output_size % hp->enc_heads == 0,
-            "hyperparameters: encoder width %d is not a multiple of %d heads", hp->enc_output_size, hp->enc_heads);
-    REQUIRE(hp->enc_blocks >= 0 && hp->enc_up_blocks >= 0 && hp->enc_ffn > 0 && hp->enc_up_stride > 0, "hyperparameters: bad encoder sizes");
-    REQUIRE(hp->est_in_channels == 2 * hp->flow_output_size + hp->cfm_spk_emb_dim + hp->flow_output_size,
-            "hyperparameters: estimator in_channels %d != x + mu + spks + cond (%d)", hp->est_in_channels,
-            3 * hp->flow_output_size + hp->cfm_spk_emb_dim);
     REQUIRE(hp->cfm_spk_emb_dim == hp->flow_output_size, "hyperparameters: spk_emb_dim %d must equal the mel size %d",
             hp->cfm_spk_emb_dim, hp->flow_output_size);
-    REQUIRE(hp->est_channels > 0 && hp->est_heads > 0 && hp->est_head_dim > 0 && hp->est_n_blocks >= 0 && hp->est_mid_blocks >= 0,
-            "hyperparameters: bad estimator sizes");
     REQUIRE(hp->cfm_steps > 0 && hp->cfm_steps <= 1000, "hyperparameters: bad CFM step count %d", hp->cfm_steps);
-    REQUIRE(hp->est_act_gelu, "hyperparameters: only the 'gelu' estimator activation is supported");
+    if (hp->family == COSY_FAMILY_COSYVOICE3) COSY_TRY(validate_v3(hp));
+    else COSY_TRY(validate_v2(hp));
     REQUIRE(hp->hift_base_channels > 0 && hp->hift_in_channels == hp->flow_output_size, "hyperparameters: bad HiFT channels");
     REQUIRE(hp->n_upsample > 0 && hp->n_upsample <= COSY_HP_MAX_LIST, "hyperparameters: bad HiFT upsample count");
     REQUIRE((hp->hift_base_channels >> hp->n_upsample) > 0 && hp->hift_base_channels % (1 << hp->n_upsample) == 0,
@@ -256,6 +338,7 @@ cosy_status cosy_hparams_validate(const cosy_hparams *hp)
  * reference). */
 static void set_common(cosy_hparams *hp)
 {
+    hp->family = COSY_FAMILY_COSYVOICE2;
     hp->sample_rate = 24000;
     hp->token_frame_rate = 25;
     hp->token_mel_ratio = 2;
@@ -329,11 +412,62 @@ static void set_common(cosy_hparams *hp)
     hp->feat_fmax = 8000.0f;
 }
 
+/* CosyVoice3's fixed values over the shared ones: cosyvoice3.yaml, CosyVoice3LM / CosyVoice3Model
+ * (cosyvoice/llm/llm.py, cosyvoice/cli/model.py) and the DiT / CausalHiFT constants. */
+static void set_common_v3(cosy_hparams *hp)
+{
+    set_common(hp);
+    hp->family = COSY_FAMILY_COSYVOICE3;
+    hp->lm_speech_vocab = hp->speech_token_size + 200;
+    hp->lm_has_head_bias = 0;
+    hp->lm_sos = hp->speech_token_size;
+    hp->lm_eos = hp->speech_token_size + 1;
+    hp->lm_task_id = hp->speech_token_size + 2;
+    hp->lm_fill = hp->speech_token_size + 3;
+    hp->lm_stop_begin = hp->speech_token_size;
+    hp->lm_stop_end = hp->speech_token_size + 199;
+    hp->lm_endofprompt = 151646;
+    static const int silent[] = {1, 2, 28, 29, 55, 248, 494, 2241, 2242, 2322, 2323};
+    hp->n_silent_tokens = (int)(sizeof silent / sizeof silent[0]);
+    memcpy(hp->silent_tokens, silent, sizeof silent);
+    hp->max_silent_run = 5;
+    hp->flow_input_size = 80;
+    /* the conformer encoder and U-Net fields stay 0: not part of this family */
+    hp->enc_input_size = hp->enc_output_size = hp->enc_up_blocks = hp->enc_static_chunk = hp->enc_up_stride = 0;
+    hp->est_in_channels = hp->est_out_channels = hp->est_act_gelu = 0;
+    hp->dit_mel_dim = hp->dit_mu_dim = hp->dit_spk_dim = hp->dit_out_channels = 80;
+    hp->dit_time_freq_dim = 256;
+    hp->dit_conv_pos_kernel = 31;
+    hp->dit_conv_pos_groups = 16;
+    hp->hift_causal = 1;
+    hp->conv_pre_look_right = 4;
+    hp->f0_first_kernel = 4;
+    hp->feat_fmax = 0.0f; /* yaml null: Nyquist */
+}
+
 cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp)
 {
     memset(hp, 0, sizeof *hp);
     set_common(hp);
-    if (!strcmp(name, "cosyvoice2-0.5b")) {
+    if (!strcmp(name, "cosyvoice3-0.5b") || !strcmp(name, "cv3-tiny")) {
+        set_common_v3(hp);
+        if (!strcmp(name, "cosyvoice3-0.5b")) {
+            /* Fun-CosyVoice3-0.5B: the same Qwen2.5-0.5B body + cosyvoice3.yaml */
+            hp->lm_hidden = 896; hp->lm_layers = 24; hp->lm_heads = 14; hp->lm_kv_heads = 2; hp->lm_head_dim = 64;
+            hp->lm_ffn = 4864; hp->lm_text_vocab = 151936;
+            hp->pre_lookahead_channels = 1024;
+            hp->dit_dim = 1024; hp->dit_depth = 22; hp->dit_heads = 16; hp->dit_dim_head = 64; hp->dit_ff_mult = 2;
+            hp->hift_base_channels = 512; hp->f0_cond_channels = 512;
+        } else {
+            /* the shapes of ../shared/golden/cv3-tiny */
+            hp->lm_hidden = 32; hp->lm_layers = 2; hp->lm_heads = 4; hp->lm_kv_heads = 2; hp->lm_head_dim = 8;
+            hp->lm_ffn = 64; hp->lm_text_vocab = 151936;
+            hp->pre_lookahead_channels = 64;
+            hp->dit_dim = 64; hp->dit_depth = 2; hp->dit_heads = 4; hp->dit_dim_head = 16; hp->dit_ff_mult = 2;
+            hp->hift_base_channels = 32; hp->f0_cond_channels = 32;
+        }
+        hp->dit_rope_dim = hp->dit_dim_head / 2;
+    } else if (!strcmp(name, "cosyvoice2-0.5b")) {
         /* CosyVoice2-0.5B: Qwen2.5-0.5B body (CosyVoice-BlankEN/config.json) + cosyvoice2.yaml */
         hp->lm_hidden = 896; hp->lm_layers = 24; hp->lm_heads = 14; hp->lm_kv_heads = 2; hp->lm_head_dim = 64;
         hp->lm_ffn = 4864; hp->lm_text_vocab = 151936;
@@ -350,18 +484,21 @@ cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp)
         /* cv2-tiny-hift: the same with CosyVoice2-0.5B's vocoder, to test HiFT at its real size quickly */
         if (!strcmp(name, "cv2-tiny-hift")) hp->hift_base_channels = hp->f0_cond_channels = 512;
     } else {
-        return cosy_error(COSY_ERR_INVALID_ARG, "unknown model configuration '%s' (known: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift)", name);
+        return cosy_error(COSY_ERR_INVALID_ARG, "unknown model configuration '%s' (known: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift, cosyvoice3-0.5b, cv3-tiny)", name);
     }
     return cosy_hparams_validate(hp);
 }
 
 /* ------------------------------------------------------------------ official files */
 
+/* the yaml being read, for messages ("cosyvoice2.yaml" / "cosyvoice3.yaml") */
+static _Thread_local const char *yaml_name = "cosyvoice2.yaml";
+
 static cosy_status yint(const cosy_yaml *y, const char *path, int *out)
 {
     int64_t v;
     COSY_TRY(cosy_yaml_get_int(y, path, &v));
-    if (v < -(1ll << 31) || v > (1ll << 31) - 1) return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: %s = %lld is out of range", path, (long long)v);
+    if (v < -(1ll << 31) || v > (1ll << 31) - 1) return cosy_error(COSY_ERR_FORMAT, "%s: %s = %lld is out of range", yaml_name, path, (long long)v);
     *out = (int)v;
     return COSY_OK;
 }
@@ -397,7 +534,7 @@ static cosy_status yexpect(const cosy_yaml *y, const char *path, const char *wan
     char buf[128];
     COSY_TRY(cosy_yaml_get_str(y, path, buf, sizeof buf, NULL));
     if (strcmp(buf, want) != 0)
-        return cosy_error(COSY_ERR_UNSUPPORTED, "cosyvoice2.yaml: %s is '%s'; only '%s' is supported", path, buf, want);
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: %s is '%s'; only '%s' is supported", yaml_name, path, buf, want);
     return COSY_OK;
 }
 
@@ -406,11 +543,93 @@ static cosy_status yexpect_tag(const cosy_yaml *y, const char *path, const char 
     char buf[256];
     COSY_TRY(cosy_yaml_get_tag(y, path, buf, sizeof buf));
     if (strcmp(buf, want) != 0)
-        return cosy_error(COSY_ERR_UNSUPPORTED, "cosyvoice2.yaml: %s is %s; this engine runs %s", path, buf[0] ? buf : "untagged", want);
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: %s is %s; this engine runs %s", yaml_name, path, buf[0] ? buf : "untagged", want);
     return COSY_OK;
 }
 
-static cosy_status read_yaml(const cosy_yaml *y, cosy_hparams *hp)
+/* llm: what Qwen2LM and CosyVoice3LM share */
+static cosy_status read_yaml_lm(const cosy_yaml *y, cosy_hparams *hp)
+{
+    COSY_TRY(yint(y, "llm.speech_token_size", &hp->speech_token_size));
+    int mix[COSY_HP_MAX_LIST], n;
+    COSY_TRY(ylist(y, "llm.mix_ratio", mix, &n));
+    if (n != 2) return cosy_error(COSY_ERR_FORMAT, "%s: llm.mix_ratio must have 2 entries", yaml_name);
+    hp->mix_text = mix[0];
+    hp->mix_speech = mix[1];
+    COSY_TRY(yexpect_tag(y, "llm.sampling", "!name:cosyvoice.utils.common.ras_sampling"));
+    COSY_TRY(yfloat(y, "llm.sampling.top_p", &hp->top_p));
+    COSY_TRY(yint(y, "llm.sampling.top_k", &hp->top_k));
+    COSY_TRY(yint(y, "llm.sampling.win_size", &hp->win_size));
+    COSY_TRY(yfloat(y, "llm.sampling.tau_r", &hp->tau_r));
+    int llm_in, llm_out;
+    COSY_TRY(yint(y, "llm.llm_input_size", &llm_in));
+    COSY_TRY(yint(y, "llm.llm_output_size", &llm_out));
+    if (llm_in != hp->lm_hidden || llm_out != hp->lm_hidden)
+        return cosy_error(COSY_ERR_SHAPE, "%s: llm_input_size/llm_output_size %d/%d disagree with hidden_size %d in config.json", yaml_name,
+                          llm_in, llm_out, hp->lm_hidden);
+
+    return COSY_OK;
+}
+
+/* hift: what HiFTGenerator and CausalHiFTGenerator share */
+static cosy_status read_yaml_hift(const cosy_yaml *y, cosy_hparams *hp)
+{
+    COSY_TRY(yint(y, "hift.in_channels", &hp->hift_in_channels));
+    COSY_TRY(yint(y, "hift.base_channels", &hp->hift_base_channels));
+    COSY_TRY(yint(y, "hift.nb_harmonics", &hp->hift_nb_harmonics));
+    int hift_sr;
+    COSY_TRY(yint(y, "hift.sampling_rate", &hift_sr));
+    if (hift_sr != hp->sample_rate)
+        return cosy_error(COSY_ERR_FORMAT, "%s: hift.sampling_rate %d differs from sample_rate %d", yaml_name, hift_sr, hp->sample_rate);
+    if (hift_sr == 22050)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: a 22050 Hz HiFT (SineGen v1, CosyVoice 1) is not supported", yaml_name);
+    COSY_TRY(yfloat(y, "hift.nsf_alpha", &hp->nsf_alpha));
+    COSY_TRY(yfloat(y, "hift.nsf_sigma", &hp->nsf_sigma));
+    COSY_TRY(yfloat(y, "hift.nsf_voiced_threshold", &hp->nsf_voiced_threshold));
+    int nk;
+    COSY_TRY(ylist(y, "hift.upsample_rates", hp->upsample_rates, &hp->n_upsample));
+    COSY_TRY(ylist(y, "hift.upsample_kernel_sizes", hp->upsample_kernel_sizes, &nk));
+    if (nk != hp->n_upsample) return cosy_error(COSY_ERR_FORMAT, "%s: hift upsample_rates and upsample_kernel_sizes differ in length", yaml_name);
+    COSY_TRY(yint(y, "hift.istft_params.n_fft", &hp->istft_n_fft));
+    COSY_TRY(yint(y, "hift.istft_params.hop_len", &hp->istft_hop));
+    int rows;
+    COSY_TRY(ylist(y, "hift.resblock_kernel_sizes", hp->resblock_kernel_sizes, &hp->n_resblock_kernels));
+    COSY_TRY(ymatrix(y, "hift.resblock_dilation_sizes", hp->resblock_dilations, &rows, &hp->n_resblock_dilations));
+    if (rows != hp->n_resblock_kernels) return cosy_error(COSY_ERR_FORMAT, "%s: hift resblock kernel and dilation lists differ in length", yaml_name);
+    int nsk;
+    COSY_TRY(ylist(y, "hift.source_resblock_kernel_sizes", hp->source_resblock_kernel_sizes, &nsk));
+    COSY_TRY(ymatrix(y, "hift.source_resblock_dilation_sizes", hp->source_resblock_dilations, &rows, &hp->n_source_dilations));
+    if (rows != nsk) return cosy_error(COSY_ERR_FORMAT, "%s: hift source resblock kernel and dilation lists differ in length", yaml_name);
+    /* HiFTGenerator zips the source branch lists with the upsample rates: the shortest wins */
+    hp->n_source_resblocks = nsk < hp->n_upsample ? nsk : hp->n_upsample;
+    COSY_TRY(yfloat(y, "hift.lrelu_slope", &hp->lrelu_slope));
+    COSY_TRY(yfloat(y, "hift.audio_limit", &hp->audio_limit));
+    COSY_TRY(yint(y, "hift.f0_predictor.cond_channels", &hp->f0_cond_channels));
+    COSY_TRY(yint(y, "hift.f0_predictor.num_class", &hp->f0_num_class));
+    int f0_in;
+    COSY_TRY(yint(y, "hift.f0_predictor.in_channels", &f0_in));
+    if (f0_in != hp->hift_in_channels) return cosy_error(COSY_ERR_FORMAT, "%s: f0_predictor.in_channels %d != hift.in_channels %d", yaml_name, f0_in, hp->hift_in_channels);
+
+    return COSY_OK;
+}
+
+/* feat_extractor: the prompt mel */
+static cosy_status read_yaml_feat(const cosy_yaml *y, cosy_hparams *hp)
+{
+    COSY_TRY(yint(y, "feat_extractor.n_fft", &hp->feat_n_fft));
+    COSY_TRY(yint(y, "feat_extractor.num_mels", &hp->feat_num_mels));
+    COSY_TRY(yint(y, "feat_extractor.hop_size", &hp->feat_hop));
+    COSY_TRY(yint(y, "feat_extractor.win_size", &hp->feat_win));
+    COSY_TRY(yfloat(y, "feat_extractor.fmin", &hp->feat_fmin));
+    char fmax[64];
+    int null;
+    COSY_TRY(cosy_yaml_get_str(y, "feat_extractor.fmax", fmax, sizeof fmax, &null));
+    if (null) hp->feat_fmax = 0.0f;
+    else COSY_TRY(yfloat(y, "feat_extractor.fmax", &hp->feat_fmax));
+    return COSY_OK;
+}
+
+static cosy_status read_yaml_v2(const cosy_yaml *y, cosy_hparams *hp)
 {
     COSY_TRY(yexpect_tag(y, "llm", "!new:cosyvoice.llm.llm.Qwen2LM"));
     COSY_TRY(yexpect_tag(y, "flow", "!new:cosyvoice.flow.flow.CausalMaskedDiffWithXvec"));
@@ -426,24 +645,7 @@ static cosy_status read_yaml(const cosy_yaml *y, cosy_hparams *hp)
     COSY_TRY(yint(y, "flow.encoder.static_chunk_size", &hp->chunk_size));
     COSY_TRY(yint(y, "flow.decoder.estimator.num_decoding_left_chunks", &hp->num_decoding_left_chunks));
 
-    COSY_TRY(yint(y, "llm.speech_token_size", &hp->speech_token_size));
-    int mix[COSY_HP_MAX_LIST], n;
-    COSY_TRY(ylist(y, "llm.mix_ratio", mix, &n));
-    if (n != 2) return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: llm.mix_ratio must have 2 entries");
-    hp->mix_text = mix[0];
-    hp->mix_speech = mix[1];
-    COSY_TRY(yexpect_tag(y, "llm.sampling", "!name:cosyvoice.utils.common.ras_sampling"));
-    COSY_TRY(yfloat(y, "llm.sampling.top_p", &hp->top_p));
-    COSY_TRY(yint(y, "llm.sampling.top_k", &hp->top_k));
-    COSY_TRY(yint(y, "llm.sampling.win_size", &hp->win_size));
-    COSY_TRY(yfloat(y, "llm.sampling.tau_r", &hp->tau_r));
-    int llm_in, llm_out;
-    COSY_TRY(yint(y, "llm.llm_input_size", &llm_in));
-    COSY_TRY(yint(y, "llm.llm_output_size", &llm_out));
-    if (llm_in != hp->lm_hidden || llm_out != hp->lm_hidden)
-        return cosy_error(COSY_ERR_SHAPE, "cosyvoice2.yaml: llm_input_size/llm_output_size %d/%d disagree with hidden_size %d in config.json",
-                          llm_in, llm_out, hp->lm_hidden);
-
+    COSY_TRY(read_yaml_lm(y, hp));
     COSY_TRY(yint(y, "flow.input_size", &hp->flow_input_size));
     COSY_TRY(yint(y, "flow.output_size", &hp->flow_output_size));
     COSY_TRY(yint(y, "flow.spk_embed_dim", &hp->spk_embed_dim));
@@ -464,7 +666,7 @@ static cosy_status read_yaml(const cosy_yaml *y, cosy_hparams *hp)
     hp->enc_up_blocks = 4;  /* UpsampleConformerEncoder hard-codes 4 up-blocks */
     hp->enc_up_stride = 2;  /* and Upsample1D(stride=2) */
     if (hp->enc_up_stride != hp->token_mel_ratio)
-        return cosy_error(COSY_ERR_UNSUPPORTED, "cosyvoice2.yaml: token_mel_ratio %d differs from the encoder's x2 upsampling", hp->token_mel_ratio);
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: token_mel_ratio %d differs from the encoder's x2 upsampling", yaml_name, hp->token_mel_ratio);
 
     COSY_TRY(yint(y, "flow.decoder.in_channels", &hp->cfm_in_channels));
     COSY_TRY(yint(y, "flow.decoder.spk_emb_dim", &hp->cfm_spk_emb_dim));
@@ -477,11 +679,11 @@ static cosy_status read_yaml(const cosy_yaml *y, cosy_hparams *hp)
     hp->cfm_steps = 10; /* CausalMaskedDiffWithXvec.inference calls the decoder with n_timesteps=10 */
     COSY_TRY(yint(y, "flow.decoder.estimator.in_channels", &hp->est_in_channels));
     COSY_TRY(yint(y, "flow.decoder.estimator.out_channels", &hp->est_out_channels));
-    int ch[COSY_HP_MAX_LIST];
+    int ch[COSY_HP_MAX_LIST], n;
     COSY_TRY(ylist(y, "flow.decoder.estimator.channels", ch, &n));
     if (n != 1)
-        return cosy_error(COSY_ERR_UNSUPPORTED, "cosyvoice2.yaml: flow.decoder.estimator.channels has %d entries; "
-                          "CosyVoice2 uses one (down/up-sampling U-Net levels are not supported)", n);
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: flow.decoder.estimator.channels has %d entries; "
+                          "CosyVoice2 uses one (down/up-sampling U-Net levels are not supported)", yaml_name, n);
     hp->est_channels = ch[0];
     COSY_TRY(yint(y, "flow.decoder.estimator.attention_head_dim", &hp->est_head_dim));
     COSY_TRY(yint(y, "flow.decoder.estimator.n_blocks", &hp->est_n_blocks));
@@ -492,55 +694,84 @@ static cosy_status read_yaml(const cosy_yaml *y, cosy_hparams *hp)
     COSY_TRY(cosy_yaml_get_str(y, "flow.decoder.estimator.act_fn", act, sizeof act, NULL));
     hp->est_act_gelu = !strcmp(act, "gelu");
     if (!hp->est_act_gelu)
-        return cosy_error(COSY_ERR_UNSUPPORTED, "cosyvoice2.yaml: flow.decoder.estimator.act_fn '%s' (only 'gelu' is supported)", act);
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: flow.decoder.estimator.act_fn '%s' (only 'gelu' is supported)", yaml_name, act);
 
-    COSY_TRY(yint(y, "hift.in_channels", &hp->hift_in_channels));
-    COSY_TRY(yint(y, "hift.base_channels", &hp->hift_base_channels));
-    COSY_TRY(yint(y, "hift.nb_harmonics", &hp->hift_nb_harmonics));
-    int hift_sr;
-    COSY_TRY(yint(y, "hift.sampling_rate", &hift_sr));
-    if (hift_sr != hp->sample_rate)
-        return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: hift.sampling_rate %d differs from sample_rate %d", hift_sr, hp->sample_rate);
-    if (hift_sr == 22050)
-        return cosy_error(COSY_ERR_UNSUPPORTED, "cosyvoice2.yaml: a 22050 Hz HiFT (SineGen v1, CosyVoice 1) is not supported");
-    COSY_TRY(yfloat(y, "hift.nsf_alpha", &hp->nsf_alpha));
-    COSY_TRY(yfloat(y, "hift.nsf_sigma", &hp->nsf_sigma));
-    COSY_TRY(yfloat(y, "hift.nsf_voiced_threshold", &hp->nsf_voiced_threshold));
-    int nk;
-    COSY_TRY(ylist(y, "hift.upsample_rates", hp->upsample_rates, &hp->n_upsample));
-    COSY_TRY(ylist(y, "hift.upsample_kernel_sizes", hp->upsample_kernel_sizes, &nk));
-    if (nk != hp->n_upsample) return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: hift upsample_rates and upsample_kernel_sizes differ in length");
-    COSY_TRY(yint(y, "hift.istft_params.n_fft", &hp->istft_n_fft));
-    COSY_TRY(yint(y, "hift.istft_params.hop_len", &hp->istft_hop));
-    int rows;
-    COSY_TRY(ylist(y, "hift.resblock_kernel_sizes", hp->resblock_kernel_sizes, &hp->n_resblock_kernels));
-    COSY_TRY(ymatrix(y, "hift.resblock_dilation_sizes", hp->resblock_dilations, &rows, &hp->n_resblock_dilations));
-    if (rows != hp->n_resblock_kernels) return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: hift resblock kernel and dilation lists differ in length");
-    int nsk;
-    COSY_TRY(ylist(y, "hift.source_resblock_kernel_sizes", hp->source_resblock_kernel_sizes, &nsk));
-    COSY_TRY(ymatrix(y, "hift.source_resblock_dilation_sizes", hp->source_resblock_dilations, &rows, &hp->n_source_dilations));
-    if (rows != nsk) return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: hift source resblock kernel and dilation lists differ in length");
-    /* HiFTGenerator zips the source branch lists with the upsample rates: the shortest wins */
-    hp->n_source_resblocks = nsk < hp->n_upsample ? nsk : hp->n_upsample;
-    COSY_TRY(yfloat(y, "hift.lrelu_slope", &hp->lrelu_slope));
-    COSY_TRY(yfloat(y, "hift.audio_limit", &hp->audio_limit));
-    COSY_TRY(yint(y, "hift.f0_predictor.cond_channels", &hp->f0_cond_channels));
-    COSY_TRY(yint(y, "hift.f0_predictor.num_class", &hp->f0_num_class));
-    int f0_in;
-    COSY_TRY(yint(y, "hift.f0_predictor.in_channels", &f0_in));
-    if (f0_in != hp->hift_in_channels) return cosy_error(COSY_ERR_FORMAT, "cosyvoice2.yaml: f0_predictor.in_channels %d != hift.in_channels %d", f0_in, hp->hift_in_channels);
-
-    COSY_TRY(yint(y, "feat_extractor.n_fft", &hp->feat_n_fft));
-    COSY_TRY(yint(y, "feat_extractor.num_mels", &hp->feat_num_mels));
-    COSY_TRY(yint(y, "feat_extractor.hop_size", &hp->feat_hop));
-    COSY_TRY(yint(y, "feat_extractor.win_size", &hp->feat_win));
-    COSY_TRY(yfloat(y, "feat_extractor.fmin", &hp->feat_fmin));
-    char fmax[64];
-    int null;
-    COSY_TRY(cosy_yaml_get_str(y, "feat_extractor.fmax", fmax, sizeof fmax, &null));
-    if (null) hp->feat_fmax = 0.0f;
-    else COSY_TRY(yfloat(y, "feat_extractor.fmax", &hp->feat_fmax));
+    COSY_TRY(read_yaml_hift(y, hp));
+    COSY_TRY(read_yaml_feat(y, hp));
     return COSY_OK;
+}
+
+/* cosyvoice3.yaml: CosyVoice3LM, CausalMaskedDiffWithDiT (PreLookaheadLayer + DiT), CausalHiFTGenerator.
+ * The LM's special ids, silent tokens and the DiT's fixed sub-module sizes are set by set_common_v3
+ * (the official code hard-codes them); everything the yaml names is read from it. */
+static cosy_status read_yaml_v3(const cosy_yaml *y, cosy_hparams *hp)
+{
+    COSY_TRY(yexpect_tag(y, "llm", "!new:cosyvoice.llm.llm.CosyVoice3LM"));
+    COSY_TRY(yexpect_tag(y, "flow", "!new:cosyvoice.flow.flow.CausalMaskedDiffWithDiT"));
+    COSY_TRY(yexpect_tag(y, "flow.pre_lookahead_layer", "!new:cosyvoice.transformer.upsample_encoder.PreLookaheadLayer"));
+    COSY_TRY(yexpect_tag(y, "flow.decoder", "!new:cosyvoice.flow.flow_matching.CausalConditionalCFM"));
+    COSY_TRY(yexpect_tag(y, "flow.decoder.estimator", "!new:cosyvoice.flow.DiT.dit.DiT"));
+    COSY_TRY(yexpect_tag(y, "hift", "!new:cosyvoice.hifigan.generator.CausalHiFTGenerator"));
+    COSY_TRY(yexpect_tag(y, "hift.f0_predictor", "!new:cosyvoice.hifigan.f0_predictor.CausalConvRNNF0Predictor"));
+
+    COSY_TRY(yint(y, "sample_rate", &hp->sample_rate));
+    COSY_TRY(yint(y, "flow.input_frame_rate", &hp->token_frame_rate));
+    COSY_TRY(yint(y, "flow.token_mel_ratio", &hp->token_mel_ratio));
+    COSY_TRY(yint(y, "chunk_size", &hp->chunk_size));
+    COSY_TRY(yint(y, "flow.decoder.estimator.num_decoding_left_chunks", &hp->num_decoding_left_chunks));
+    COSY_TRY(read_yaml_lm(y, hp));
+    /* CosyVoice3LM: 200 specials after the speech tokens (sos, eos, task, fill, reserved), all stop ids */
+    if (hp->speech_token_size > (1 << 21))
+        return cosy_error(COSY_ERR_FORMAT, "%s: llm.speech_token_size %d is out of range", yaml_name, hp->speech_token_size);
+    hp->lm_speech_vocab = hp->speech_token_size + 200;
+    hp->lm_sos = hp->speech_token_size;
+    hp->lm_eos = hp->speech_token_size + 1;
+    hp->lm_task_id = hp->speech_token_size + 2;
+    hp->lm_fill = hp->speech_token_size + 3;
+    hp->lm_stop_begin = hp->speech_token_size;
+    hp->lm_stop_end = hp->speech_token_size + 199;
+
+    COSY_TRY(yint(y, "flow.input_size", &hp->flow_input_size));
+    COSY_TRY(yint(y, "flow.output_size", &hp->flow_output_size));
+    COSY_TRY(yint(y, "flow.spk_embed_dim", &hp->spk_embed_dim));
+    COSY_TRY(yint(y, "flow.vocab_size", &hp->flow_vocab));
+    COSY_TRY(yint(y, "flow.pre_lookahead_len", &hp->pre_lookahead_len));
+    int in, look;
+    COSY_TRY(yint(y, "flow.pre_lookahead_layer.in_channels", &in));
+    COSY_TRY(yint(y, "flow.pre_lookahead_layer.channels", &hp->pre_lookahead_channels));
+    COSY_TRY(yint(y, "flow.pre_lookahead_layer.pre_lookahead_len", &look));
+    if (in != hp->flow_input_size || look != hp->pre_lookahead_len)
+        return cosy_error(COSY_ERR_FORMAT, "%s: pre_lookahead_layer in_channels/pre_lookahead_len %d/%d differ from flow.input_size/pre_lookahead_len %d/%d",
+                          yaml_name, in, look, hp->flow_input_size, hp->pre_lookahead_len);
+
+    COSY_TRY(yint(y, "flow.decoder.in_channels", &hp->cfm_in_channels));
+    COSY_TRY(yint(y, "flow.decoder.spk_emb_dim", &hp->cfm_spk_emb_dim));
+    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.sigma_min", &hp->cfm_sigma_min));
+    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.inference_cfg_rate", &hp->cfm_cfg_rate));
+    COSY_TRY(yexpect(y, "flow.decoder.cfm_params.content.solver", "euler"));
+    char sched[64];
+    COSY_TRY(cosy_yaml_get_str(y, "flow.decoder.cfm_params.content.t_scheduler", sched, sizeof sched, NULL));
+    hp->cfm_cosine_schedule = !strcmp(sched, "cosine");
+    hp->cfm_steps = 10; /* CausalMaskedDiffWithDiT.inference calls the decoder with n_timesteps=10 */
+    COSY_TRY(yint(y, "flow.decoder.estimator.dim", &hp->dit_dim));
+    COSY_TRY(yint(y, "flow.decoder.estimator.depth", &hp->dit_depth));
+    COSY_TRY(yint(y, "flow.decoder.estimator.heads", &hp->dit_heads));
+    COSY_TRY(yint(y, "flow.decoder.estimator.dim_head", &hp->dit_dim_head));
+    COSY_TRY(yint(y, "flow.decoder.estimator.ff_mult", &hp->dit_ff_mult));
+    COSY_TRY(yint(y, "flow.decoder.estimator.mel_dim", &hp->dit_mel_dim));
+    COSY_TRY(yint(y, "flow.decoder.estimator.mu_dim", &hp->dit_mu_dim));
+    COSY_TRY(yint(y, "flow.decoder.estimator.spk_dim", &hp->dit_spk_dim));
+    COSY_TRY(yint(y, "flow.decoder.estimator.out_channels", &hp->dit_out_channels));
+    COSY_TRY(yint(y, "flow.decoder.estimator.static_chunk_size", &hp->est_static_chunk));
+    /* x-transformers RotaryEmbedding(dim_head): inv_freq has dim_head / 2 entries (its values are
+     * the tensor flow.est.rotary_embed.inv_freq, so rope theta is whatever the checkpoint holds) */
+    hp->dit_rope_dim = hp->dit_dim_head / 2;
+
+    COSY_TRY(read_yaml_hift(y, hp));
+    int causal_look;
+    COSY_TRY(yint(y, "hift.conv_pre_look_right", &causal_look));
+    hp->conv_pre_look_right = causal_look;
+    return read_yaml_feat(y, hp);
 }
 
 static cosy_status json_int(const cJSON *root, const char *path, const char *key, int *out, int required)
@@ -605,19 +836,22 @@ cosy_status cosy_hparams_from_model_dir(const char *model_dir, cosy_hparams *hp)
     memset(hp, 0, sizeof *hp);
     set_common(hp);
     char *cfg = cosy_path_join(model_dir, "CosyVoice-BlankEN/config.json");
-    char *yml = cosy_path_join(model_dir, "cosyvoice2.yaml");
-    cosy_status st = (!cfg || !yml) ? cosy_error(COSY_ERR_NOMEM, "out of memory") : COSY_OK;
+    char *yml2 = cosy_path_join(model_dir, "cosyvoice2.yaml"), *yml3 = cosy_path_join(model_dir, "cosyvoice3.yaml");
+    cosy_status st = (!cfg || !yml2 || !yml3) ? cosy_error(COSY_ERR_NOMEM, "out of memory") : COSY_OK;
+    /* AutoModel picks the class by the yaml the directory has */
+    const char *yml = NULL;
+    if (st == COSY_OK) {
+        if (cosy_file_exists(yml2)) yml = yml2;
+        else if (cosy_file_exists(yml3)) { yml = yml3; set_common_v3(hp); }
+        else st = cosy_error(COSY_ERR_MISSING, "%s: not a CosyVoice2 or CosyVoice3 model directory (no cosyvoice2.yaml or cosyvoice3.yaml)", model_dir);
+    }
+    yaml_name = yml == yml3 ? "cosyvoice3.yaml" : "cosyvoice2.yaml";
     if (st == COSY_OK) st = read_qwen_config(cfg, hp);
     cosy_yaml *y = NULL;
-    if (st == COSY_OK && !cosy_file_exists(yml)) {
-        char *v3 = cosy_path_join(model_dir, "cosyvoice3.yaml");
-        if (v3 && cosy_file_exists(v3)) st = cosy_error(COSY_ERR_UNSUPPORTED, "%s: CosyVoice3 models are not supported yet", v3);
-        free(v3);
-    }
     if (st == COSY_OK) st = cosy_yaml_load(yml, &y);
     if (st == COSY_OK) {
-        st = read_yaml(y, hp);
-        if (st != COSY_OK && strncmp(cosy_last_error(), yml, strlen(yml)) != 0 && strncmp(cosy_last_error(), "cosyvoice2.yaml", 15) == 0)
+        st = hp->family == COSY_FAMILY_COSYVOICE3 ? read_yaml_v3(y, hp) : read_yaml_v2(y, hp);
+        if (st != COSY_OK && strncmp(cosy_last_error(), yml, strlen(yml)) != 0 && strncmp(cosy_last_error(), yaml_name, 15) == 0)
             cosy_error_prefix(st, "%s", model_dir);
     }
     cosy_yaml_free(y);
@@ -626,6 +860,7 @@ cosy_status cosy_hparams_from_model_dir(const char *model_dir, cosy_hparams *hp)
         if (st != COSY_OK) cosy_error_prefix(st, "%s", model_dir);
     }
     free(cfg);
-    free(yml);
+    free(yml2);
+    free(yml3);
     return st;
 }

@@ -63,10 +63,12 @@ static int check_tensor(void *vctx, const arch_tensor *spec)
 
 static cosy_status load_speakers(cosy_model *m)
 {
-    const gguf_kv *kv = gguf_find_kv(&m->file, "cosyvoice2.speakers");
+    char key[96];
+    snprintf(key, sizeof key, "%s.speakers", cosy_family_arch(m->hp.family));
+    const gguf_kv *kv = gguf_find_kv(&m->file, key);
     if (!kv) return COSY_OK;
     if (kv->type != GGUF_TYPE_ARRAY || kv->arr_type != GGUF_TYPE_STRING || kv->n > 100000)
-        return cosy_error(COSY_ERR_FORMAT, "%s: cosyvoice2.speakers is not a list of names", m->file.file.path);
+        return cosy_error(COSY_ERR_FORMAT, "%s: %s is not a list of names", m->file.file.path, key);
     m->speakers = calloc((size_t)kv->n + 1, sizeof(char *));
     if (!m->speakers) return cosy_error(COSY_ERR_NOMEM, "out of memory");
     for (uint64_t i = 0; i < kv->n; i++) {
@@ -107,11 +109,7 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
     m->params = params ? *params : cosy_model_default_params();
     pthread_mutex_init(&m->module_lock, NULL);
     cosy_status st = gguf_open(path, &m->file);
-    if (st == COSY_OK) {
-        const gguf_kv *arch = gguf_find_kv(&m->file, "general.architecture");
-        if (!arch || arch->type != GGUF_TYPE_STRING || arch->str.len != 10 || memcmp(arch->str.ptr, "cosyvoice2", 10) != 0)
-            st = cosy_error(COSY_ERR_UNSUPPORTED, "%s: general.architecture is not \"cosyvoice2\" (convert the model with `cosy convert`)", path);
-    }
+    /* general.architecture ("cosyvoice2" / "cosyvoice3") sets m->hp.family; anything else is refused there */
     if (st == COSY_OK) st = cosy_hparams_read(&m->file, &m->hp);
     if (st == COSY_OK) {
         check_ctx c = {m, COSY_OK};
@@ -215,22 +213,36 @@ void cosy_model_print_info(const cosy_model *m, void *file)
 {
     FILE *fp = file;
     const gguf_file *g = &m->file;
-    const gguf_kv *name = gguf_find_kv(g, "general.name"), *source = gguf_find_kv(g, "cosyvoice2.source");
+    const cosy_hparams *hp = &m->hp;
+    char source_key[64];
+    snprintf(source_key, sizeof source_key, "%s.source", cosy_family_arch(hp->family));
+    const gguf_kv *name = gguf_find_kv(g, "general.name"), *source = gguf_find_kv(g, source_key);
     fprintf(fp, "model: %s\n", g->file.path);
-    fprintf(fp, "  architecture               cosyvoice2\n");
+    fprintf(fp, "  architecture               %s (%s)\n", cosy_family_arch(hp->family),
+            hp->family == COSY_FAMILY_COSYVOICE3 ? "CosyVoice3" : "CosyVoice2");
     if (name && name->type == GGUF_TYPE_STRING) fprintf(fp, "  name                       %.*s\n", (int)name->str.len, name->str.ptr);
     if (source && source->type == GGUF_TYPE_STRING) fprintf(fp, "  weights                    %.*s\n", (int)source->str.len, source->str.ptr);
     fprintf(fp, "  file size                  %.1f MiB\n", (double)g->file.size / (1024.0 * 1024.0));
-    const cosy_hparams *hp = &m->hp;
     fprintf(fp, "summary:\n");
     fprintf(fp, "  LM      Qwen2 %d layers, hidden %d, heads %d/%d (q/kv), head_dim %d, MLP %d, text vocab %d, rope_theta %g\n",
             hp->lm_layers, hp->lm_hidden, hp->lm_heads, hp->lm_kv_heads, hp->lm_head_dim, hp->lm_ffn, hp->lm_text_vocab,
             (double)hp->lm_rope_theta);
-    fprintf(fp, "          speech head %d (speech tokens %d + eos/unused/fill)\n", hp->lm_speech_vocab, hp->speech_token_size);
-    fprintf(fp, "  flow    encoder %d+%d conformer blocks, width %d, %d heads, FFN %d; estimator channels %d, %d mid blocks, %d heads x %d\n",
-            hp->enc_blocks, hp->enc_up_blocks, hp->enc_output_size, hp->enc_heads, hp->enc_ffn, hp->est_channels, hp->est_mid_blocks,
-            hp->est_heads, hp->est_head_dim);
-    fprintf(fp, "  hift    base channels %d, upsample", hp->hift_base_channels);
+    if (hp->family == COSY_FAMILY_COSYVOICE3) {
+        fprintf(fp, "          speech head %d without bias (speech tokens %d + 200 specials: sos %d, eos %d, task %d, fill %d, stop %d..%d)\n",
+                hp->lm_speech_vocab, hp->speech_token_size, hp->lm_sos, hp->lm_eos, hp->lm_task_id, hp->lm_fill, hp->lm_stop_begin,
+                hp->lm_stop_end);
+        fprintf(fp, "  flow    pre-lookahead %d->%d->%d (k%d, k3); DiT %d blocks, width %d, %d heads x %d, FF x%d, chunk %d frames\n",
+                hp->flow_input_size, hp->pre_lookahead_channels, hp->flow_input_size, hp->pre_lookahead_len + 1, hp->dit_depth,
+                hp->dit_dim, hp->dit_heads, hp->dit_dim_head, hp->dit_ff_mult, hp->est_static_chunk);
+        fprintf(fp, "  hift    causal, base channels %d, conv_pre looks %d frames ahead, upsample", hp->hift_base_channels,
+                hp->conv_pre_look_right);
+    } else {
+        fprintf(fp, "          speech head %d (speech tokens %d + eos/unused/fill)\n", hp->lm_speech_vocab, hp->speech_token_size);
+        fprintf(fp, "  flow    encoder %d+%d conformer blocks, width %d, %d heads, FFN %d; estimator channels %d, %d mid blocks, %d heads x %d\n",
+                hp->enc_blocks, hp->enc_up_blocks, hp->enc_output_size, hp->enc_heads, hp->enc_ffn, hp->est_channels, hp->est_mid_blocks,
+                hp->est_heads, hp->est_head_dim);
+        fprintf(fp, "  hift    base channels %d, upsample", hp->hift_base_channels);
+    }
     for (int i = 0; i < hp->n_upsample; i++) fprintf(fp, " %d", hp->upsample_rates[i]);
     fprintf(fp, " x istft hop %d, %d Hz\n", hp->istft_hop, hp->sample_rate);
     /* tensors by dtype */

@@ -16,6 +16,31 @@ const char *const cosy_cv2_special_tokens[] = {
 };
 const int cosy_cv2_n_special_tokens = (int)(sizeof cosy_cv2_special_tokens / sizeof cosy_cv2_special_tokens[0]);
 
+/* CosyVoice3Tokenizer's additional_special_tokens after CosyVoice2's, in its order: <|endofsystem|>,
+ * 84 ARPAbet phones, 176 pinyin finals/initials with tones (cosyvoice/tokenizer/tokenizer.py). */
+static const char *const cv3_extra_tokens[] = {
+    "<|endofsystem|>",
+    "[AA]", "[AA0]", "[AA1]", "[AA2]", "[AE]", "[AE0]", "[AE1]", "[AE2]", "[AH]", "[AH0]", "[AH1]", "[AH2]", "[AO]", "[AO0]", "[AO1]",
+    "[AO2]", "[AW]", "[AW0]", "[AW1]", "[AW2]", "[AY]", "[AY0]", "[AY1]", "[AY2]", "[B]", "[CH]", "[D]", "[DH]", "[EH]", "[EH0]",
+    "[EH1]", "[EH2]", "[ER]", "[ER0]", "[ER1]", "[ER2]", "[EY]", "[EY0]", "[EY1]", "[EY2]", "[F]", "[G]", "[HH]", "[IH]", "[IH0]",
+    "[IH1]", "[IH2]", "[IY]", "[IY0]", "[IY1]", "[IY2]", "[JH]", "[K]", "[L]", "[M]", "[N]", "[NG]", "[OW]", "[OW0]", "[OW1]",
+    "[OW2]", "[OY]", "[OY0]", "[OY1]", "[OY2]", "[P]", "[R]", "[S]", "[SH]", "[T]", "[TH]", "[UH]", "[UH0]", "[UH1]", "[UH2]",
+    "[UW]", "[UW0]", "[UW1]", "[UW2]", "[V]", "[W]", "[Y]", "[Z]", "[ZH]",
+    "[a]", "[ai]", "[an]", "[ang]", "[ao]", "[b]", "[c]", "[ch]", "[d]", "[e]", "[ei]", "[en]", "[eng]", "[f]", "[g]", "[h]",
+    "[i]", "[ian]", "[in]", "[ing]", "[iu]", "[ià]", "[iàn]", "[iàng]", "[iào]", "[iá]", "[ián]", "[iáng]", "[iáo]", "[iè]",
+    "[ié]", "[iòng]", "[ióng]", "[iù]", "[iú]", "[iā]", "[iān]", "[iāng]", "[iāo]", "[iē]", "[iě]", "[iōng]", "[iū]", "[iǎ]",
+    "[iǎn]", "[iǎng]", "[iǎo]", "[iǒng]", "[iǔ]", "[j]", "[k]", "[l]", "[m]", "[n]", "[o]", "[ong]", "[ou]", "[p]", "[q]",
+    "[r]", "[s]", "[sh]", "[t]", "[u]", "[uang]", "[ue]", "[un]", "[uo]", "[uà]", "[uài]", "[uàn]", "[uàng]", "[uá]", "[uái]",
+    "[uán]", "[uáng]", "[uè]", "[ué]", "[uì]", "[uí]", "[uò]", "[uó]", "[uā]", "[uāi]", "[uān]", "[uāng]", "[uē]", "[uě]",
+    "[uī]", "[uō]", "[uǎ]", "[uǎi]", "[uǎn]", "[uǎng]", "[uǐ]", "[uǒ]", "[vè]", "[w]", "[x]", "[y]", "[z]", "[zh]", "[à]",
+    "[ài]", "[àn]", "[àng]", "[ào]", "[á]", "[ái]", "[án]", "[áng]", "[áo]", "[è]", "[èi]", "[èn]", "[èng]", "[èr]", "[é]",
+    "[éi]", "[én]", "[éng]", "[ér]", "[ì]", "[ìn]", "[ìng]", "[í]", "[ín]", "[íng]", "[ò]", "[òng]", "[òu]", "[ó]", "[óng]",
+    "[óu]", "[ù]", "[ùn]", "[ú]", "[ún]", "[ā]", "[āi]", "[ān]", "[āng]", "[āo]", "[ē]", "[ēi]", "[ēn]", "[ēng]", "[ě]",
+    "[ěi]", "[ěn]", "[ěng]", "[ěr]", "[ī]", "[īn]", "[īng]", "[ō]", "[ōng]", "[ōu]", "[ū]", "[ūn]", "[ǎ]", "[ǎi]", "[ǎn]",
+    "[ǎng]", "[ǎo]", "[ǐ]", "[ǐn]", "[ǐng]", "[ǒ]", "[ǒng]", "[ǒu]", "[ǔ]", "[ǔn]", "[ǘ]", "[ǚ]", "[ǜ]",
+};
+const int cosy_cv3_n_extra_tokens = (int)(sizeof cv3_extra_tokens / sizeof cv3_extra_tokens[0]);
+
 #define MAX_TOKENS (1 << 22)
 
 void cosy_vocab_free(cosy_vocab *v)
@@ -272,14 +297,23 @@ cosy_status cosy_vocab_load_dir(const char *dir, cosy_vocab *out)
     return st;
 }
 
-void cosy_vocab_write_gguf(const cosy_vocab *v, gguf_writer *w)
+cosy_status cosy_vocab_add_cv3_specials(cosy_vocab *v)
 {
+    for (int i = 0; i < cosy_cv3_n_extra_tokens; i++)
+        if (cosy_vocab_add_special(v, cv3_extra_tokens[i]) < 0) return cosy_error(COSY_ERR_NOMEM, "out of memory");
+    return COSY_OK;
+}
+
+void cosy_vocab_write_gguf(const cosy_vocab *v, const char *arch, gguf_writer *w)
+{
+    char key[96];
     gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
     gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens, NULL, (uint64_t)v->n_tokens);
     gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", v->types, (uint64_t)v->n_tokens);
     gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges, NULL, (uint64_t)v->n_merges);
-    gguf_writer_set_i32(w, "cosyvoice2.tokenizer.base_vocab", v->n_base);
+    snprintf(key, sizeof key, "%s.tokenizer.base_vocab", arch);
+    gguf_writer_set_i32(w, key, v->n_base);
 }
 
 cosy_status cosy_vocab_from_gguf(const gguf_file *g, cosy_vocab *out)
@@ -293,9 +327,14 @@ cosy_status cosy_vocab_from_gguf(const gguf_file *g, cosy_vocab *out)
         merges->arr_type != GGUF_TYPE_STRING || types->type != GGUF_TYPE_ARRAY || types->arr_type != GGUF_TYPE_INT32 ||
         types->n != tokens->n || tokens->n > MAX_TOKENS || merges->n > MAX_TOKENS)
         return cosy_error(COSY_ERR_FORMAT, "%s: malformed tokenizer arrays", g->file.path);
+    /* "<general.architecture>.tokenizer.base_vocab" (cosyvoice2 / cosyvoice3) */
+    const gguf_kv *arch = gguf_find_kv(g, "general.architecture");
+    char key[96];
+    snprintf(key, sizeof key, "%.*s.tokenizer.base_vocab", arch && arch->type == GGUF_TYPE_STRING && arch->str.len < 32 ? (int)arch->str.len : 10,
+             arch && arch->type == GGUF_TYPE_STRING && arch->str.len < 32 ? arch->str.ptr : "cosyvoice2");
     int64_t base = 0;
-    if (gguf_get_int(g, "cosyvoice2.tokenizer.base_vocab", &base) != COSY_OK || base < 0 || base > (int64_t)tokens->n)
-        return cosy_error(COSY_ERR_FORMAT, "%s: bad cosyvoice2.tokenizer.base_vocab", g->file.path);
+    if (gguf_get_int(g, key, &base) != COSY_OK || base < 0 || base > (int64_t)tokens->n)
+        return cosy_error(COSY_ERR_FORMAT, "%s: bad %s", g->file.path, key);
     cosy_status st = grow(out, (int32_t)tokens->n);
     out->n_base = (int32_t)base;
     for (uint64_t i = 0; st == COSY_OK && i < tokens->n; i++) {

@@ -39,8 +39,13 @@ extern const int cosy_cv2_n_special_tokens;
 
 /* Loads a tokenizer directory and appends CosyVoice2's special tokens. */
 cosy_status cosy_vocab_load_dir(const char *dir, cosy_vocab *out);
+/* Appends CosyVoice3Tokenizer's 261 specials after CosyVoice2's (<|endofsystem|>, ARPAbet, pinyin):
+ * with the real 151,643-entry vocabulary, <|endofprompt|> = 151646 ... [ǜ] = 151923. */
+cosy_status cosy_vocab_add_cv3_specials(cosy_vocab *v);
+extern const int cosy_cv3_n_extra_tokens;
+/* The tokenizer of a model file; its base-vocabulary key is "<general.architecture>.tokenizer.base_vocab". */
 cosy_status cosy_vocab_from_gguf(const gguf_file *g, cosy_vocab *out);
-void cosy_vocab_write_gguf(const cosy_vocab *v, gguf_writer *w);
+void cosy_vocab_write_gguf(const cosy_vocab *v, const char *arch, gguf_writer *w);
 void cosy_vocab_free(cosy_vocab *v);
 /* A byte-level vocabulary with no merges: the 256 GPT-2 byte symbols (ids 0..255), the
  * three Qwen added tokens and CosyVoice2's specials. For models with random weights, where
