@@ -4,6 +4,8 @@
 
 #include "io/yaml.h"
 
+#include <time.h>
+
 static const char doc[] =
     "__set_seed1: !apply:random.seed [1986]\n"
     "chunk_size: 25 # streaming chunk\n"
@@ -86,8 +88,70 @@ static void test_hostile(void)
     free(text);
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* libyaml's scanner is quadratic in flow depth: a value of 300k '[' took about 5 minutes inside
+ * yaml_parser_load before any limit of ours ran. The pre-scan refuses it at once with the line,
+ * and the worst text it lets through (1 MiB of collections at the depth limit) stays fast. */
+static void test_deep_flow(void)
+{
+    const size_t deep = 300000;
+    char *text = malloc(deep + 64);
+    CHECK(text != NULL);
+    if (!text) return;
+    for (int brace = 0; brace < 2; brace++) {
+        size_t k = (size_t)sprintf(text, "a: 1\n# a comment [[[[\nb:\n  ");
+        for (size_t i = 0; i < deep; i++) text[k++] = brace ? '{' : '[';
+        text[k] = 0;
+        cosy_yaml *y = NULL;
+        double t0 = now_s();
+        CHECK_FAILS(cosy_yaml_parse(text, k, "deep.yaml", &y), COSY_ERR_FORMAT, "deep.yaml: line 4 (byte 59): flow collections");
+        double dt = now_s() - t0;
+        CHECK(dt < 0.1);
+        CHECK(!strchr(cosy_last_error(), '\n'));
+        CHECK(y == NULL);
+    }
+    free(text);
+
+    /* 1 MiB of "[[[...1...]]], " at 32 deep: accepted (within both limits) and parsed quickly */
+    size_t cap = 1u << 20, k = (size_t)sprintf(text = malloc(cap + 1), "v: [");
+    while (k + 70 < cap) {
+        for (int i = 0; i < 31; i++) text[k++] = '[';
+        text[k++] = '1';
+        for (int i = 0; i < 31; i++) text[k++] = ']';
+        text[k++] = ',';
+        text[k++] = ' ';
+    }
+    k += (size_t)sprintf(text + k, "1]\n");
+    cosy_yaml *y = NULL;
+    double t0 = now_s();
+    CHECK_OK(cosy_yaml_parse(text, k, "wide.yaml", &y));
+    double dt = now_s() - t0;
+    fprintf(stderr, "test_yaml: 1 MiB at flow depth 32 parsed in %.3f s\n", dt);
+    CHECK(dt < 1.0);
+    cosy_yaml_free(y);
+    /* one more byte or one more level is refused */
+    text[0] = 0;
+    char big[] = "v: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n";
+    CHECK_FAILS(cosy_yaml_parse(big, strlen(big), "d33.yaml", &y), COSY_ERR_FORMAT, "d33.yaml: line 1 (byte 35): flow collections");
+    free(text);
+    text = calloc(1, (1u << 20) + 2);
+    if (text) {
+        memcpy(text, "a: 1\n", 5);
+        memset(text + 5, ' ', (1u << 20) - 4);
+        CHECK_FAILS(cosy_yaml_parse(text, (1u << 20) + 1, "huge.yaml", &y), COSY_ERR_FORMAT, "huge.yaml: 1048577 bytes is too large");
+    }
+    free(text);
+}
+
 int main(void)
 {
+    test_deep_flow();
     test_hostile();
     cosy_yaml *y = NULL;
     CHECK_OK(cosy_yaml_parse(doc, sizeof doc - 1, "test.yaml", &y));

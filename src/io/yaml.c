@@ -19,14 +19,51 @@
  * CosyVoice configs need a few dozen. */
 #define MAX_EVAL_STEPS 100000
 
+/* libyaml's scanner keeps one possible simple key per open flow collection and re-checks all
+ * of them for every token, so its time grows with tokens x flow depth: a value of 300k '['
+ * took minutes before the document ever reached our own limits. HyperPyYAML configs nest flow
+ * collections two or three deep ([[1, 3, 5], ...]) and are a few KB, so both are bounded before
+ * libyaml sees the text. */
+#define MAX_FLOW_DEPTH 32
+#define MAX_YAML_BYTES (1u << 20)
+
 struct cosy_yaml {
     yaml_document_t doc;
     char *name; /* file name for messages */
 };
 
+/* Refuses text whose '[' / '{' nest deeper than MAX_FLOW_DEPTH, counted over every byte except
+ * whole-line comments (a bracket inside a quoted string counts too: conservative, and a config
+ * has no reason to open 32 of them), or that is larger than MAX_YAML_BYTES. */
+static cosy_status prescan(const char *text, size_t len, const char *name)
+{
+    if (len > MAX_YAML_BYTES)
+        return cosy_error(COSY_ERR_FORMAT, "%s: %zu bytes is too large for a model config (limit %u)", name, len, MAX_YAML_BYTES);
+    size_t line = 1, depth = 0;
+    int line_start = 1; /* only blanks so far on this line */
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\n') { line++; line_start = 1; continue; }
+        if (line_start && c == '#') {
+            while (i + 1 < len && text[i + 1] != '\n') i++;
+            continue;
+        }
+        if (c != ' ' && c != '\t' && c != '\r') line_start = 0;
+        if (c == '[' || c == '{') {
+            if (++depth > MAX_FLOW_DEPTH)
+                return cosy_error(COSY_ERR_FORMAT, "%s: line %zu (byte %zu): flow collections ('[' / '{') nest more than %d deep", name,
+                                  line, i, MAX_FLOW_DEPTH);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return COSY_OK;
+}
+
 cosy_status cosy_yaml_parse(const char *text, size_t len, const char *name, cosy_yaml **out)
 {
     *out = NULL;
+    COSY_TRY(prescan(text, len, name));
     cosy_yaml *y = calloc(1, sizeof *y);
     if (!y || !(y->name = strdup(name))) { free(y); return cosy_error(COSY_ERR_NOMEM, "%s: out of memory", name); }
     yaml_parser_t parser;
