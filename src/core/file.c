@@ -49,9 +49,20 @@ cosy_status cosy_file_map(const char *path, cosy_mapped_file *out)
     return COSY_OK;
 }
 
+cosy_status cosy_file_borrow(const void *data, size_t size, const char *name, cosy_mapped_file *out)
+{
+    memset(out, 0, sizeof *out);
+    out->data = size ? data : (const unsigned char *)"";
+    out->size = size;
+    out->borrowed = 1;
+    out->path = strdup(name);
+    if (!out->path) return cosy_error(COSY_ERR_NOMEM, "%s: out of memory", name);
+    return COSY_OK;
+}
+
 void cosy_file_unmap(cosy_mapped_file *f)
 {
-    if (f->data && f->size > 0) munmap((void *)f->data, f->size);
+    if (f->data && f->size > 0 && !f->borrowed) munmap((void *)f->data, f->size);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

@@ -543,10 +543,10 @@ static cosy_status collect(machine *m, pt_file *f, const value *dict, const char
     return COSY_OK;
 }
 
-cosy_status pt_open(const char *path, pt_file *out)
+/* Runs data.pkl of the archive already opened in out->zip; closes everything on failure. */
+static cosy_status pt_read_archive(pt_file *out)
 {
-    memset(out, 0, sizeof *out);
-    COSY_TRY(zip_open(path, &out->zip));
+    const char *path = out->zip.file.path;
     const zip_entry *pkl = NULL;
     for (int64_t i = 0; i < out->zip.n_entries; i++) {
         const char *n = out->zip.entries[i].name;
@@ -554,8 +554,9 @@ cosy_status pt_open(const char *path, pt_file *out)
         if ((len == 8 && !strcmp(n, "data.pkl")) || (len > 8 && !strcmp(n + len - 9, "/data.pkl"))) { pkl = &out->zip.entries[i]; break; }
     }
     if (!pkl) {
-        pt_close(out);
-        return cosy_error(COSY_ERR_FORMAT, "%s: no data.pkl in the archive: not a PyTorch checkpoint", path);
+        cosy_status st = cosy_error(COSY_ERR_FORMAT, "%s: no data.pkl in the archive: not a PyTorch checkpoint", path);
+        pt_close(out); /* after the message: path is the archive's */
+        return st;
     }
     machine m;
     memset(&m, 0, sizeof m);
@@ -570,8 +571,9 @@ cosy_status pt_open(const char *path, pt_file *out)
     snprintf(bo_name, sizeof bo_name, "%.*sbyteorder", (int)m.prefix_len, m.prefix);
     const zip_entry *bo = zip_find(&out->zip, bo_name);
     if (bo && !(bo->size >= 6 && !memcmp(bo->data, "little", 6))) {
+        cosy_status st = cosy_error(COSY_ERR_UNSUPPORTED, "%s: big-endian checkpoint", path);
         pt_close(out);
-        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: big-endian checkpoint", path);
+        return st;
     }
     value *root = NULL;
     cosy_status st = run(&m, &root);
@@ -582,6 +584,20 @@ cosy_status pt_open(const char *path, pt_file *out)
     free_machine(&m);
     if (st != COSY_OK) pt_close(out);
     return st;
+}
+
+cosy_status pt_open(const char *path, pt_file *out)
+{
+    memset(out, 0, sizeof *out);
+    COSY_TRY(zip_open(path, &out->zip));
+    return pt_read_archive(out);
+}
+
+cosy_status pt_open_mem(const void *data, size_t size, const char *name, pt_file *out)
+{
+    memset(out, 0, sizeof *out);
+    COSY_TRY(zip_open_mem(data, size, name, &out->zip));
+    return pt_read_archive(out);
 }
 
 void pt_close(pt_file *f)

@@ -42,6 +42,8 @@ typedef struct {
 } pt_file;
 
 cosy_status pt_open(const char *path, pt_file *out);
+/* The same over bytes in memory (kept alive by the caller until pt_close); `name` for messages. */
+cosy_status pt_open_mem(const void *data, size_t size, const char *name, pt_file *out);
 void pt_close(pt_file *f);
 const pt_tensor *pt_find(const pt_file *f, const char *name);
 const char *pt_dtype_name(pt_dtype t);

@@ -3,7 +3,7 @@
  * the named presets used for random benchmark models.
  *
  * One table (`fields`) lists every field with its GGUF key; writing, reading and printing all
- * walk it, so a new field is one line here plus its yaml source in read_yaml().
+ * walk it, so a new field is one line here plus its yaml source in cosy_hparams_read_yaml().
  */
 #include "model/hparams.h"
 #include "core/error.h"
@@ -410,7 +410,7 @@ static cosy_status yexpect_tag(const cosy_yaml *y, const char *path, const char 
     return COSY_OK;
 }
 
-static cosy_status read_yaml(const cosy_yaml *y, cosy_hparams *hp)
+cosy_status cosy_hparams_read_yaml(const cosy_yaml *y, cosy_hparams *hp)
 {
     COSY_TRY(yexpect_tag(y, "llm", "!new:cosyvoice.llm.llm.Qwen2LM"));
     COSY_TRY(yexpect_tag(y, "flow", "!new:cosyvoice.flow.flow.CausalMaskedDiffWithXvec"));
@@ -616,7 +616,7 @@ cosy_status cosy_hparams_from_model_dir(const char *model_dir, cosy_hparams *hp)
     }
     if (st == COSY_OK) st = cosy_yaml_load(yml, &y);
     if (st == COSY_OK) {
-        st = read_yaml(y, hp);
+        st = cosy_hparams_read_yaml(y, hp);
         if (st != COSY_OK && strncmp(cosy_last_error(), yml, strlen(yml)) != 0 && strncmp(cosy_last_error(), "cosyvoice2.yaml", 15) == 0)
             cosy_error_prefix(st, "%s", model_dir);
     }

@@ -65,6 +65,10 @@ typedef struct {
 
 /* Reads cosyvoice2.yaml and CosyVoice-BlankEN/config.json from an official model directory. */
 cosy_status cosy_hparams_from_model_dir(const char *model_dir, cosy_hparams *hp);
+/* The cosyvoice2.yaml part of cosy_hparams_from_model_dir: the fields the yaml sets, over the
+ * others already in hp (no validation: call cosy_hparams_validate after). */
+struct cosy_yaml;
+cosy_status cosy_hparams_read_yaml(const struct cosy_yaml *y, cosy_hparams *hp);
 /* The shapes of a named configuration ("cosyvoice2-0.5b", "cv2-tiny"). */
 cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp);
 /* Checks internal consistency (positive sizes, divisibility, supported variants). */

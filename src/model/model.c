@@ -92,14 +92,15 @@ static void resolve_dtypes(cosy_model *m)
     if (m->params.hift_dtype == COSY_DTYPE_AUTO) m->params.hift_dtype = cosy_conv1d_bf16_faster() ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
 }
 
-cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out)
+/* Loads from `path`, or from data[0..size) when data is not NULL (path then names it). */
+static cosy_status model_load(const char *path, const void *data, size_t size, const cosy_model_params *params, cosy_model **out)
 {
     *out = NULL;
     cosy_model *m = calloc(1, sizeof *m);
     if (!m) return cosy_error(COSY_ERR_NOMEM, "out of memory");
     m->params = params ? *params : cosy_model_default_params();
     pthread_mutex_init(&m->module_lock, NULL);
-    cosy_status st = gguf_open(path, &m->file);
+    cosy_status st = data ? gguf_open_mem(data, size, path, &m->file) : gguf_open(path, &m->file);
     if (st == COSY_OK) {
         const gguf_kv *arch = gguf_find_kv(&m->file, "general.architecture");
         if (!arch || arch->type != GGUF_TYPE_STRING || arch->str.len != 10 || memcmp(arch->str.ptr, "cosyvoice2", 10) != 0)
@@ -138,6 +139,16 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
     }
     *out = m;
     return COSY_OK;
+}
+
+cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out)
+{
+    return model_load(path, NULL, 0, params, out);
+}
+
+cosy_status cosy_model_load_mem(const void *data, size_t size, const char *name, const cosy_model_params *params, cosy_model **out)
+{
+    return model_load(name, data ? data : "", size, params, out);
 }
 
 void cosy_model_free(cosy_model *m)
