@@ -4,6 +4,7 @@
 #include "core/half.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -696,11 +697,18 @@ void pt_read_f32(const pt_tensor *t, float *dst)
     PT_FOREACH(t, dst[k_] = (float)element(t, src_));
 }
 
+/* A float element as int64, truncated; NaN, infinities and values beyond int64 (converting them is
+ * undefined behaviour in C) give 0. */
+static int64_t element_to_i64(double v)
+{
+    return isfinite(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : 0;
+}
+
 void pt_read_i64(const pt_tensor *t, int64_t *dst)
 {
     if (t->dtype == PT_I64) {
         PT_FOREACH(t, memcpy(&dst[k_], t->storage + (size_t)src_ * 8, 8));
         return;
     }
-    PT_FOREACH(t, dst[k_] = (int64_t)element(t, src_));
+    PT_FOREACH(t, dst[k_] = element_to_i64(element(t, src_)));
 }

@@ -51,7 +51,8 @@ size_t pt_dtype_size(pt_dtype t);
 int64_t pt_numel(const pt_tensor *t);
 /* Copies the tensor (any strides) into dense f32 (floating types) — ints are converted too. */
 void pt_read_f32(const pt_tensor *t, float *dst);
-/* Copies an integer tensor into dense int64 (floating types are truncated). */
+/* Copies an integer tensor into dense int64 (floating types are truncated; NaN, infinities and
+ * values beyond int64 give 0). */
 void pt_read_i64(const pt_tensor *t, int64_t *dst);
 
 #endif
