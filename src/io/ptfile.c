@@ -687,8 +687,9 @@ static int is_contiguous(const pt_tensor *t)
 
 void pt_read_f32(const pt_tensor *t, float *dst)
 {
-    if (is_contiguous(t)) {
-        const unsigned char *src = t->storage + (size_t)t->offset * pt_dtype_size(t->dtype);
+    const unsigned char *src = t->storage + (size_t)t->offset * pt_dtype_size(t->dtype);
+    /* the bulk converters read aligned uint16_t; torch.save aligns storages, a re-packed zip may not */
+    if (is_contiguous(t) && (uintptr_t)src % pt_dtype_size(t->dtype) == 0) {
         int64_t n = pt_numel(t);
         if (t->dtype == PT_F32) { memcpy(dst, src, (size_t)n * 4); return; }
         if (t->dtype == PT_F16) { cosy_convert_to_f32(dst, src, COSY_DTYPE_F16, n); return; }
