@@ -392,9 +392,34 @@ static void test_float_as_int(void)
     onnx_free(m);
 }
 
+/* An "axes" attribute with no values: its list pointer is NULL, which was passed to memcpy (UB, found
+ * by fuzz_onnx); it means no axes. */
+static void test_empty_axes(void)
+{
+    pbuf node = {{0}, 0}, attr = {{0}, 0}, graph = {{0}, 0}, model;
+    put_str(&node, 1, "x");
+    put_str(&node, 2, "y");
+    put_str(&node, 3, "/Squeeze");
+    put_str(&node, 4, "Squeeze");
+    put_str(&attr, 1, "axes");
+    put_int(&attr, 20, ONNX_ATTR_INTS);
+    put_msg(&node, 5, &attr);
+    put_msg(&graph, 1, &node);
+    make_model(&model, &graph);
+    onnx_model *m = NULL;
+    CHECK_OK(onnx_load_memory(model.b, model.n, "axes.onnx", &m));
+    if (!m) return;
+    const onnx_node *n = onnx_find_node(m, "/Squeeze");
+    CHECK(n != NULL);
+    int64_t axes[4] = {9, 9, 9, 9};
+    if (n) CHECK(onnx_node_axes(m, n, axes, 4) == 0 && axes[0] == 9);
+    onnx_free(m);
+}
+
 int main(int argc, char **argv)
 {
     test_float_as_int();
+    test_empty_axes();
     const char *dir = argc > 1 ? argv[1] : getenv("COSY_VOICE_FIXTURES");
     char cam[1100], tok[1100];
     snprintf(cam, sizeof cam, "%s/model/campplus.onnx", dir && *dir ? dir : test_data("cv2-voice-tiny"));

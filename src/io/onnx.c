@@ -1118,7 +1118,7 @@ int onnx_node_axes(const onnx_model *m, const onnx_node *node, int64_t *out, int
     const onnx_attribute *a = onnx_node_attr(node, "axes");
     if (a) {
         if (a->n_ints > max) return -1;
-        memcpy(out, a->ints, sizeof(int64_t) * (size_t)a->n_ints);
+        if (a->n_ints) memcpy(out, a->ints, sizeof(int64_t) * (size_t)a->n_ints); /* an empty list has no array */
         return a->n_ints;
     }
     if (node->n_inputs < 2 || !node->inputs[1][0]) return 0;
