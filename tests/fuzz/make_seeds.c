@@ -3,7 +3,7 @@
  * tests/data (run.sh copies the rest): small PyTorch checkpoints (crafted layouts, and tensors
  * taken from the fixture's hift.pt), model files holding the cv2-tiny hyperparameters, a
  * byte-level vocabulary and a few tensors, voice files (one from the cv2-tiny fixture's prompt
- * arrays), small WAVE files and HyperPyYAML documents. Usage: make_seeds TEST_DATA_DIR OUT_DIR
+ * arrays), small WAVE files, HyperPyYAML documents and a small ONNX graph. Usage: make_seeds TEST_DATA_DIR OUT_DIR
  * (OUT_DIR/<target>/ must exist). Everything is derived from tests/data or built here.
  */
 #include "pt_writer.h"
@@ -222,6 +222,108 @@ static void seed_yaml(void)
     if (!fp || fwrite(doc, 1, sizeof doc - 1, fp) != sizeof doc - 1 || fclose(fp) != 0) die("refs.yaml");
 }
 
+/* ---- ONNX: a tiny protobuf writer (the fixture graphs are 250 KB and 3 MB: too slow to mutate) ---- */
+
+static void pb_varint(ptw_buf *b, uint64_t v)
+{
+    do {
+        unsigned c = v & 0x7f;
+        v >>= 7;
+        ptw_u8(b, c | (v ? 0x80 : 0));
+    } while (v);
+}
+static void pb_int(ptw_buf *b, int field, int64_t v) { pb_varint(b, (uint64_t)field << 3); pb_varint(b, (uint64_t)v); }
+static void pb_bytes(ptw_buf *b, int field, const void *p, size_t n)
+{
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, n);
+    ptw_put(b, p, n);
+}
+static void pb_str(ptw_buf *b, int field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
+static void pb_msg(ptw_buf *b, int field, ptw_buf *m)
+{
+    pb_bytes(b, field, m->p, m->len);
+    free(m->p);
+    memset(m, 0, sizeof *m);
+}
+static void pb_f32(ptw_buf *b, int field, float f)
+{
+    pb_varint(b, (uint64_t)field << 3 | 5);
+    ptw_put(b, &f, 4);
+}
+
+/* a graph input/output: ValueInfoProto{name, type{tensor_type{elem_type, shape{dim...}}}} */
+static void pb_value_info(ptw_buf *g, int field, const char *name, const char *batch, int64_t width)
+{
+    ptw_buf dim = {0}, shape = {0}, tt = {0}, type = {0}, vi = {0};
+    pb_str(&dim, 2, batch);
+    pb_msg(&shape, 1, &dim);
+    pb_int(&dim, 1, width);
+    pb_msg(&shape, 1, &dim);
+    pb_int(&tt, 1, 1);
+    pb_msg(&tt, 2, &shape);
+    pb_msg(&type, 1, &tt);
+    pb_str(&vi, 1, name);
+    pb_msg(&vi, 2, &type);
+    pb_msg(g, field, &vi);
+}
+
+/* x -> Conv(w, b; ints/float/string attributes) -> Unsqueeze(axes from a Constant) -> Identity -> y */
+static void seed_onnx(void)
+{
+    ptw_buf g = {0}, n = {0}, a = {0}, t = {0}, m = {0};
+    const float w[6] = {0.5f, -1, 2, 0.25f, 3, -4};
+    pb_int(&t, 1, 2), pb_int(&t, 1, 1), pb_int(&t, 1, 3); /* dims [2, 1, 3], raw floats */
+    pb_int(&t, 2, 1);
+    pb_str(&t, 8, "w");
+    pb_bytes(&t, 9, w, sizeof w);
+    pb_msg(&g, 5, &t);
+    pb_int(&t, 1, 2); /* dims [2], float_data */
+    pb_int(&t, 2, 1);
+    pb_str(&t, 8, "b");
+    pb_f32(&t, 4, 0.125f), pb_f32(&t, 4, -8);
+    pb_msg(&g, 5, &t);
+    pb_str(&n, 1, "x"), pb_str(&n, 1, "w"), pb_str(&n, 1, "b");
+    pb_str(&n, 2, "c");
+    pb_str(&n, 3, "/conv/Conv");
+    pb_str(&n, 4, "Conv");
+    pb_str(&a, 1, "pads"), pb_int(&a, 20, 7), pb_int(&a, 8, 1), pb_int(&a, 8, 1);
+    pb_msg(&n, 5, &a);
+    pb_str(&a, 1, "alpha"), pb_int(&a, 20, 1), pb_f32(&a, 2, 0.2f);
+    pb_msg(&n, 5, &a);
+    pb_str(&a, 1, "mode"), pb_int(&a, 20, 3), pb_str(&a, 4, "reflect");
+    pb_msg(&n, 5, &a);
+    pb_msg(&g, 1, &n);
+    pb_str(&n, 2, "axes");
+    pb_str(&n, 3, "/Constant");
+    pb_str(&n, 4, "Constant");
+    pb_int(&t, 1, 1), pb_int(&t, 2, 7), pb_int(&t, 7, 1); /* int64_data [1] */
+    pb_str(&a, 1, "value"), pb_int(&a, 20, 4);
+    pb_msg(&a, 5, &t);
+    pb_msg(&n, 5, &a);
+    pb_msg(&g, 1, &n);
+    pb_str(&n, 1, "c"), pb_str(&n, 1, "axes");
+    pb_str(&n, 2, "u");
+    pb_str(&n, 3, "/Unsqueeze");
+    pb_str(&n, 4, "Unsqueeze");
+    pb_msg(&g, 1, &n);
+    pb_str(&n, 1, "u"), pb_str(&n, 2, "y"), pb_str(&n, 3, "/Identity"), pb_str(&n, 4, "Identity");
+    pb_msg(&g, 1, &n);
+    pb_str(&g, 2, "seed");
+    pb_value_info(&g, 11, "x", "batch", 1);
+    pb_value_info(&g, 12, "y", "batch", 2);
+    pb_int(&m, 1, 8); /* ir_version */
+    pb_str(&m, 2, "make_seeds");
+    ptw_buf op = {0};
+    pb_str(&op, 1, "");
+    pb_int(&op, 2, 17);
+    pb_msg(&m, 8, &op);
+    pb_msg(&m, 7, &g);
+    FILE *fp = fopen(out_path("onnx", "graph.onnx"), "wb");
+    if (!fp || fwrite(m.p, 1, m.len, fp) != m.len || fclose(fp) != 0) die("graph.onnx");
+    free(m.p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -235,5 +337,6 @@ int main(int argc, char **argv)
     seed_voices(argv[1]);
     seed_wavs();
     seed_yaml();
+    seed_onnx();
     return 0;
 }
