@@ -114,7 +114,8 @@ char *cosy_path_join(const char *dir, const char *name)
 void cosy_file_release(const cosy_mapped_file *f, const void *p, size_t bytes)
 {
     const unsigned char *b = p, *e = b + bytes;
-    if (!f->data || b < f->data || e > f->data + f->size) return;
+    /* borrowed bytes are the caller's memory: MADV_DONTNEED would zero them, not re-read a file */
+    if (!f->data || f->borrowed || b < f->data || e > f->data + f->size) return;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = (uintptr_t)e / page * page;
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
