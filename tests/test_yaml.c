@@ -149,9 +149,28 @@ static void test_deep_flow(void)
     free(text);
 }
 
+/* List entries beyond int64 were converted anyway (9e86: UB, found by fuzz_yaml); they are refused
+ * as cosy_yaml_get_int refuses them. */
+static void test_huge_list_entries(void)
+{
+    static const char text[] = "big: [1, 9e86]\nneg: [-2e19]\nmat: [[1, 2], [3, 1e300]]\nok: [9000000000000000, -3]\n";
+    cosy_yaml *y = NULL;
+    CHECK_OK(cosy_yaml_parse(text, sizeof text - 1, "huge.yaml", &y));
+    if (!y) return;
+    int64_t list[4], mat[2 * 4];
+    int n, rows, cols;
+    CHECK_FAILS(cosy_yaml_get_int_list(y, "big", list, 4, &n), COSY_ERR_FORMAT, "huge.yaml: list big holds 9e+86, integers were expected");
+    CHECK_FAILS(cosy_yaml_get_int_list(y, "neg", list, 4, &n), COSY_ERR_FORMAT, "list neg holds -2e+19");
+    CHECK_FAILS(cosy_yaml_get_int_matrix(y, "mat", mat, 2, 4, &rows, &cols), COSY_ERR_FORMAT, "holds 1e+300");
+    CHECK_OK(cosy_yaml_get_int_list(y, "ok", list, 4, &n));
+    CHECK(n == 2 && list[0] == 9000000000000000LL && list[1] == -3);
+    cosy_yaml_free(y);
+}
+
 int main(void)
 {
     test_deep_flow();
+    test_huge_list_entries();
     test_hostile();
     cosy_yaml *y = NULL;
     CHECK_OK(cosy_yaml_parse(doc, sizeof doc - 1, "test.yaml", &y));

@@ -383,7 +383,8 @@ static cosy_status list_ints(cosy_yaml *y, yaml_node_t *n, const char *path, int
         long budget = MAX_EVAL_STEPS;
         double v = eval_node(y, e, 0, &budget, &is_int, &st);
         if (st != COSY_OK) return cosy_error_prefix(st, "list %s", path);
-        if (v != floor(v)) return cosy_error(COSY_ERR_FORMAT, "%s: list %s holds %g, integers were expected", y->name, path, v);
+        /* as cosy_yaml_get_int: integral and exact in a double (converting 9e86 to int64 is UB) */
+        if (v != floor(v) || fabs(v) > 9e15) return cosy_error(COSY_ERR_FORMAT, "%s: list %s holds %g, integers were expected", y->name, path, v);
         out[k++] = (int64_t)v;
     }
     *count = k;
