@@ -39,7 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check(int cond, const char *what)
 {
     if (!cond) {
-        fprintf(stderr, "fuzz_text: invariant failed: %s\n", what);
+        fprintf(stderr, "fuzz_text: invariant failed: %s (last error: %s)\n", what, cosy_last_error());
         abort();
     }
 }
