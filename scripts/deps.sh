@@ -6,7 +6,8 @@ PACKAGES=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libyaml-
           libcivetweb-dev                             # the HTTP/WebSocket server (src/server)
           curl prometheus                             # server tests: curl, promtool checks /metrics
           ffmpeg sox flac opus-tools mpg123            # decoders tests/test_encode.c checks them with
-          chromium)                                    # the web page's test (tests/test_web_page.sh)
+          chromium                                     # the web page's test (tests/test_web_page.sh)
+          clang)                                       # libFuzzer targets (tests/fuzz/run.sh)
 # node + npm for the client tests (tests/clients): Debian's, unless a node is there already (e.g.
 # NodeSource's nodejs, which brings its own npm and conflicts with Debian's npm package)
 if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm)

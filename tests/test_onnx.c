@@ -9,6 +9,7 @@
 #include "core/file.h"
 #include "io/onnx.h"
 
+#include <math.h>
 #include <stdint.h>
 
 static void check_campplus_graph(const char *path)
@@ -346,8 +347,79 @@ static void test_broken(const char *path)
     free(data);
 }
 
+/* Floats read as int64: NaN, an infinity or a value beyond int64 was converted anyway (undefined
+ * behaviour, found by fuzz_onnx); now refused naming the tensor and the value, in raw_data and in the
+ * typed fields alike. Their f32 reads and in-range values still work. */
+static void test_float_as_int(void)
+{
+    pbuf raw = {{0}, 0}, typed = {{0}, 0}, ok = {{0}, 0}, graph = {{0}, 0}, model;
+    const float rv[3] = {2.5f, NAN, 1e30f};
+    put_int(&raw, 1, 3);
+    put_int(&raw, 2, ONNX_FLOAT);
+    put_str(&raw, 8, "raw");
+    put_bytes(&raw, 9, rv, sizeof rv);
+    const double dv[2] = {-3.75, 1e300};
+    put_int(&typed, 1, 2);
+    put_int(&typed, 2, ONNX_DOUBLE);
+    put_str(&typed, 8, "typed");
+    put_bytes(&typed, 10, dv, sizeof dv);
+    put_int(&ok, 1, 2);
+    put_int(&ok, 2, ONNX_FLOAT);
+    put_str(&ok, 8, "ok");
+    put_f32(&ok, 4, -2.9f);
+    put_f32(&ok, 4, 7.0f);
+    put_msg(&graph, 5, &raw);
+    put_msg(&graph, 5, &typed);
+    put_msg(&graph, 5, &ok);
+    make_model(&model, &graph);
+    onnx_model *m = NULL;
+    CHECK_OK(onnx_load_memory(model.b, model.n, "floats.onnx", &m));
+    if (!m) return;
+    const onnx_tensor *r = onnx_find_initializer(m, "raw"), *t = onnx_find_initializer(m, "typed"), *o = onnx_find_initializer(m, "ok");
+    CHECK(r && t && o);
+    if (r && t && o) {
+        int64_t iv[3];
+        float fv[3];
+        CHECK_FAILS(onnx_tensor_read_i64(m, r, iv), COSY_ERR_FORMAT, "floats.onnx: tensor raw: value 1 (nan) is not an integer in the int64 range");
+        CHECK_FAILS(onnx_tensor_read_i64(m, t, iv), COSY_ERR_FORMAT, "floats.onnx: tensor typed: value 1 (1e+300) is not an integer");
+        CHECK_OK(onnx_tensor_read_f32(m, r, fv));
+        CHECK(fv[0] == 2.5f && fv[1] != fv[1] && fv[2] == 1e30f);
+        CHECK_OK(onnx_tensor_read_f32(m, t, fv));
+        CHECK(fv[0] == -3.75f);
+        CHECK_OK(onnx_tensor_read_i64(m, o, iv));
+        CHECK(iv[0] == -2 && iv[1] == 7);
+    }
+    onnx_free(m);
+}
+
+/* An "axes" attribute with no values: its list pointer is NULL, which was passed to memcpy (UB, found
+ * by fuzz_onnx); it means no axes. */
+static void test_empty_axes(void)
+{
+    pbuf node = {{0}, 0}, attr = {{0}, 0}, graph = {{0}, 0}, model;
+    put_str(&node, 1, "x");
+    put_str(&node, 2, "y");
+    put_str(&node, 3, "/Squeeze");
+    put_str(&node, 4, "Squeeze");
+    put_str(&attr, 1, "axes");
+    put_int(&attr, 20, ONNX_ATTR_INTS);
+    put_msg(&node, 5, &attr);
+    put_msg(&graph, 1, &node);
+    make_model(&model, &graph);
+    onnx_model *m = NULL;
+    CHECK_OK(onnx_load_memory(model.b, model.n, "axes.onnx", &m));
+    if (!m) return;
+    const onnx_node *n = onnx_find_node(m, "/Squeeze");
+    CHECK(n != NULL);
+    int64_t axes[4] = {9, 9, 9, 9};
+    if (n) CHECK(onnx_node_axes(m, n, axes, 4) == 0 && axes[0] == 9);
+    onnx_free(m);
+}
+
 int main(int argc, char **argv)
 {
+    test_float_as_int();
+    test_empty_axes();
     const char *dir = argc > 1 ? argv[1] : getenv("COSY_VOICE_FIXTURES");
     char cam[1100], tok[1100];
     snprintf(cam, sizeof cam, "%s/model/campplus.onnx", dir && *dir ? dir : test_data("cv2-voice-tiny"));

@@ -267,6 +267,33 @@ static void test_reference_cases(void)
     free(buf);
 }
 
+/* NFC can make text longer than its bytes: U+FB2C (3 bytes) is 6 bytes after NFC, which the tokenizer
+ * applies. A run of them within 80 bytes measured over 80 tokens, which the splitter took for
+ * impossible (an internal error, found by fuzz_text); now every part is measured and fits. */
+static void test_nfc_expansion(void)
+{
+    for (int n = 20; n <= 120; n += 25) {
+        char *text = malloc((size_t)n * 3 + 8);
+        size_t k = 0;
+        for (int i = 0; i < n; i++) k += (size_t)sprintf(text + k, "\xef\xac\xac");
+        text[k++] = 'a';
+        text[k] = 0;
+        if (n == 20) fprintf(stderr, "test_split_long: %zu bytes of U+FB2C measure %zu tokens\n", k, tokens(text));
+        cosy_text_list parts;
+        CHECK_OK(cosy_text_split_long(g_tok, 0, text, k, 80, 60, &parts));
+        size_t total = 0;
+        for (int i = 0; i < parts.n; i++) {
+            CHECK(tokens(parts.items[i]) <= 80);
+            total += strlen(parts.items[i]);
+        }
+        CHECK(total == k);
+        cosy_text_list_free(&parts);
+        CHECK_OK(cosy_text_normalize_bounded(g_tok, text, k, &parts));
+        cosy_text_list_free(&parts);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const char *dir = text_test_qwen2_dir();
@@ -283,6 +310,7 @@ int main(void)
         test_clauses();
         test_ordinary();
         test_reference_cases();
+        test_nfc_expansion();
     }
     cosy_tokenizer_free(tok);
     return test_finish("test_split_long");

@@ -49,9 +49,20 @@ cosy_status cosy_file_map(const char *path, cosy_mapped_file *out)
     return COSY_OK;
 }
 
+cosy_status cosy_file_borrow(const void *data, size_t size, const char *name, cosy_mapped_file *out)
+{
+    memset(out, 0, sizeof *out);
+    out->data = size ? data : (const unsigned char *)"";
+    out->size = size;
+    out->borrowed = 1;
+    out->path = strdup(name);
+    if (!out->path) return cosy_error(COSY_ERR_NOMEM, "%s: out of memory", name);
+    return COSY_OK;
+}
+
 void cosy_file_unmap(cosy_mapped_file *f)
 {
-    if (f->data && f->size > 0) munmap((void *)f->data, f->size);
+    if (f->data && f->size > 0 && !f->borrowed) munmap((void *)f->data, f->size);
     free(f->path);
     memset(f, 0, sizeof *f);
 }
@@ -103,7 +114,8 @@ char *cosy_path_join(const char *dir, const char *name)
 void cosy_file_release(const cosy_mapped_file *f, const void *p, size_t bytes)
 {
     const unsigned char *b = p, *e = b + bytes;
-    if (!f->data || b < f->data || e > f->data + f->size) return;
+    /* borrowed bytes are the caller's memory: MADV_DONTNEED would zero them, not re-read a file */
+    if (!f->data || f->borrowed || b < f->data || e > f->data + f->size) return;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = (uintptr_t)e / page * page;
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);

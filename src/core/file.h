@@ -11,9 +11,14 @@ typedef struct {
     const unsigned char *data;
     size_t size;
     char *path; /* owned copy, for error messages */
+    int borrowed; /* data belongs to the caller (cosy_file_borrow): unmap leaves it alone */
 } cosy_mapped_file;
 
 cosy_status cosy_file_map(const char *path, cosy_mapped_file *out);
+/* A view of bytes already in memory (an upload, a fuzzer's input) that the parsers built on
+ * cosy_mapped_file read like a mapped file; `name` is used in messages. The caller keeps `data`
+ * alive and unchanged until cosy_file_unmap, which then frees only the name. */
+cosy_status cosy_file_borrow(const void *data, size_t size, const char *name, cosy_mapped_file *out);
 void cosy_file_unmap(cosy_mapped_file *f);
 /* Gives back the physical pages behind [p, p + bytes) of a mapped file (the whole pages inside it):
  * for weights that were repacked into another form at load time, so the file's copy does not stay

@@ -261,6 +261,15 @@ cosy_status gguf_open(const char *path, gguf_file *out)
     return st;
 }
 
+cosy_status gguf_open_mem(const void *data, size_t size, const char *name, gguf_file *out)
+{
+    memset(out, 0, sizeof *out);
+    COSY_TRY(cosy_file_borrow(data, size, name, &out->file));
+    cosy_status st = parse(out);
+    if (st != COSY_OK) gguf_close(out);
+    return st;
+}
+
 void gguf_close(gguf_file *g)
 {
     if (g->kv)

@@ -54,6 +54,8 @@ typedef struct {
 
 /* Opens and validates the whole container (every offset and size is bounds-checked). */
 cosy_status gguf_open(const char *path, gguf_file *out);
+/* The same over bytes in memory (kept alive by the caller until gguf_close); `name` for messages. */
+cosy_status gguf_open_mem(const void *data, size_t size, const char *name, gguf_file *out);
 void gguf_close(gguf_file *g);
 
 const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key);

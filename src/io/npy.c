@@ -61,11 +61,10 @@ static int64_t float_to_i64(double v, int64_t i, npy_array *a)
     return 0;
 }
 
-cosy_status npy_load(const char *path, npy_array *a)
+/* Parses the mapped or borrowed file f into a (messages name f.path). */
+static cosy_status parse(cosy_mapped_file f, npy_array *a)
 {
-    memset(a, 0, sizeof *a);
-    cosy_mapped_file f;
-    COSY_TRY(cosy_file_map(path, &f));
+    const char *path = f.path;
     cosy_status st = COSY_OK;
     const unsigned char *p = f.data;
     if (f.size < 10 || memcmp(p, "\x93NUMPY", 6) != 0) {
@@ -123,21 +122,52 @@ cosy_status npy_load(const char *path, npy_array *a)
         a->i64[i] = iv;
     }
 done:
-    cosy_file_unmap(&f);
     if (st != COSY_OK) npy_free(a);
     return st;
+}
+
+cosy_status npy_load(const char *path, npy_array *a)
+{
+    memset(a, 0, sizeof *a);
+    cosy_mapped_file f;
+    COSY_TRY(cosy_file_map(path, &f));
+    cosy_status st = parse(f, a);
+    cosy_file_unmap(&f);
+    return st;
+}
+
+cosy_status npy_parse(const void *data, size_t size, const char *name, npy_array *a)
+{
+    memset(a, 0, sizeof *a);
+    cosy_mapped_file f;
+    COSY_TRY(cosy_file_borrow(data, size, name, &f));
+    cosy_status st = parse(f, a);
+    cosy_file_unmap(&f);
+    return st;
+}
+
+/* The npy_load_int check on an array just loaded from `name`. */
+static cosy_status require_ints(const char *name, npy_array *a)
+{
+    if (a->first_bad_int >= 0) {
+        int64_t i = a->first_bad_int;
+        double v = a->f32[i];
+        npy_free(a);
+        return cosy_error(COSY_ERR_FORMAT, "%s: element %lld is %g, which is not an integer in the int64 range", name, (long long)i, v);
+    }
+    return COSY_OK;
 }
 
 cosy_status npy_load_int(const char *path, npy_array *a)
 {
     COSY_TRY(npy_load(path, a));
-    if (a->first_bad_int >= 0) {
-        int64_t i = a->first_bad_int;
-        double v = a->f32[i];
-        npy_free(a);
-        return cosy_error(COSY_ERR_FORMAT, "%s: element %lld is %g, which is not an integer in the int64 range", path, (long long)i, v);
-    }
-    return COSY_OK;
+    return require_ints(path, a);
+}
+
+cosy_status npy_parse_int(const void *data, size_t size, const char *name, npy_array *a)
+{
+    COSY_TRY(npy_parse(data, size, name, a));
+    return require_ints(name, a);
 }
 
 void npy_free(npy_array *a)

@@ -26,6 +26,9 @@ cosy_status npy_load(const char *path, npy_array *out);
 /* npy_load for arrays used as integers: refuses a float file holding a fraction, NaN, an infinity
  * or a value beyond int64, naming the file and the element's index. */
 cosy_status npy_load_int(const char *path, npy_array *out);
+/* The same two over bytes in memory; `name` is used in messages. */
+cosy_status npy_parse(const void *data, size_t size, const char *name, npy_array *a);
+cosy_status npy_parse_int(const void *data, size_t size, const char *name, npy_array *a);
 void npy_free(npy_array *a);
 /* Writes float32 data with the given shape. */
 cosy_status npy_save_f32(const char *path, const float *data, const int64_t *shape, int ndim);

@@ -21,6 +21,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -430,6 +431,17 @@ static double raw_as_double(int type, const unsigned char *p)
 
 static int is_float_type(int t) { return t == ONNX_FLOAT || t == ONNX_DOUBLE || t == ONNX_FLOAT16 || t == ONNX_BFLOAT16; }
 
+/* A floating value read as int64 (truncated): NaN, infinities and values beyond int64 are refused
+ * (converting them is undefined behaviour in C). */
+static cosy_status float_to_i64(const onnx_model *m, const onnx_tensor *t, int64_t k, double v, int64_t *out)
+{
+    if (!(isfinite(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0))
+        return cosy_error(COSY_ERR_FORMAT, "%s: tensor %s: value %lld (%g) is not an integer in the int64 range", m->path, t->name,
+                          (long long)k, v);
+    *out = (int64_t)v;
+    return COSY_OK;
+}
+
 /* Reads every value of t into f32 (dst_f) or int64 (dst_i). */
 static cosy_status tensor_read(const onnx_model *m, const onnx_tensor *t, float *dst_f, int64_t *dst_i)
 {
@@ -452,7 +464,8 @@ static cosy_status tensor_read(const onnx_model *m, const onnx_tensor *t, float 
             if (dst_f) dst_f[k] = (float)raw_as_double(t->data_type, p);
             else if (t->data_type == ONNX_INT64) memcpy(&dst_i[k], p, 8);
             else if (t->data_type == ONNX_UINT64) { uint64_t u; memcpy(&u, p, 8); dst_i[k] = (int64_t)u; }
-            else dst_i[k] = (int64_t)raw_as_double(t->data_type, p);
+            else if (is_float_type(t->data_type)) COSY_TRY(float_to_i64(m, t, k, raw_as_double(t->data_type, p), &dst_i[k]));
+            else dst_i[k] = (int64_t)raw_as_double(t->data_type, p); /* integer types: exact in a double up to 2^53 */
         }
         return COSY_OK;
     }
@@ -483,12 +496,10 @@ static cosy_status tensor_read(const onnx_model *m, const onnx_tensor *t, float 
                 uint32_t u;
                 COSY_TRY(read_fixed32(&s, at, &u));
                 dv = bits_to_float(u);
-                iv = (int64_t)dv;
             } else if (want == TENSOR_DOUBLE_DATA) {
                 if (s.end - s.p < 8) return fail_at(&s, at, "truncated double");
                 memcpy(&dv, s.p, 8);
                 s.p += 8;
-                iv = (int64_t)dv;
             } else {
                 uint64_t u;
                 COSY_TRY(read_varint(&s, &u));
@@ -499,7 +510,8 @@ static cosy_status tensor_read(const onnx_model *m, const onnx_tensor *t, float 
                      : t->data_type == ONNX_UINT64 ? (double)u : (double)iv;
             }
             if (dst_f) dst_f[k] = (float)dv;
-            else dst_i[k] = is_float_type(t->data_type) ? (int64_t)dv : iv;
+            else if (is_float_type(t->data_type)) COSY_TRY(float_to_i64(m, t, k, dv, &dst_i[k]));
+            else dst_i[k] = iv;
             k++;
         }
     }
@@ -1106,7 +1118,7 @@ int onnx_node_axes(const onnx_model *m, const onnx_node *node, int64_t *out, int
     const onnx_attribute *a = onnx_node_attr(node, "axes");
     if (a) {
         if (a->n_ints > max) return -1;
-        memcpy(out, a->ints, sizeof(int64_t) * (size_t)a->n_ints);
+        if (a->n_ints) memcpy(out, a->ints, sizeof(int64_t) * (size_t)a->n_ints); /* an empty list has no array */
         return a->n_ints;
     }
     if (node->n_inputs < 2 || !node->inputs[1][0]) return 0;

@@ -4,6 +4,7 @@
 #include "core/half.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -543,10 +544,10 @@ static cosy_status collect(machine *m, pt_file *f, const value *dict, const char
     return COSY_OK;
 }
 
-cosy_status pt_open(const char *path, pt_file *out)
+/* Runs data.pkl of the archive already opened in out->zip; closes everything on failure. */
+static cosy_status pt_read_archive(pt_file *out)
 {
-    memset(out, 0, sizeof *out);
-    COSY_TRY(zip_open(path, &out->zip));
+    const char *path = out->zip.file.path;
     const zip_entry *pkl = NULL;
     for (int64_t i = 0; i < out->zip.n_entries; i++) {
         const char *n = out->zip.entries[i].name;
@@ -554,8 +555,9 @@ cosy_status pt_open(const char *path, pt_file *out)
         if ((len == 8 && !strcmp(n, "data.pkl")) || (len > 8 && !strcmp(n + len - 9, "/data.pkl"))) { pkl = &out->zip.entries[i]; break; }
     }
     if (!pkl) {
-        pt_close(out);
-        return cosy_error(COSY_ERR_FORMAT, "%s: no data.pkl in the archive: not a PyTorch checkpoint", path);
+        cosy_status st = cosy_error(COSY_ERR_FORMAT, "%s: no data.pkl in the archive: not a PyTorch checkpoint", path);
+        pt_close(out); /* after the message: path is the archive's */
+        return st;
     }
     machine m;
     memset(&m, 0, sizeof m);
@@ -570,8 +572,9 @@ cosy_status pt_open(const char *path, pt_file *out)
     snprintf(bo_name, sizeof bo_name, "%.*sbyteorder", (int)m.prefix_len, m.prefix);
     const zip_entry *bo = zip_find(&out->zip, bo_name);
     if (bo && !(bo->size >= 6 && !memcmp(bo->data, "little", 6))) {
+        cosy_status st = cosy_error(COSY_ERR_UNSUPPORTED, "%s: big-endian checkpoint", path);
         pt_close(out);
-        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: big-endian checkpoint", path);
+        return st;
     }
     value *root = NULL;
     cosy_status st = run(&m, &root);
@@ -582,6 +585,20 @@ cosy_status pt_open(const char *path, pt_file *out)
     free_machine(&m);
     if (st != COSY_OK) pt_close(out);
     return st;
+}
+
+cosy_status pt_open(const char *path, pt_file *out)
+{
+    memset(out, 0, sizeof *out);
+    COSY_TRY(zip_open(path, &out->zip));
+    return pt_read_archive(out);
+}
+
+cosy_status pt_open_mem(const void *data, size_t size, const char *name, pt_file *out)
+{
+    memset(out, 0, sizeof *out);
+    COSY_TRY(zip_open_mem(data, size, name, &out->zip));
+    return pt_read_archive(out);
 }
 
 void pt_close(pt_file *f)
@@ -670,8 +687,9 @@ static int is_contiguous(const pt_tensor *t)
 
 void pt_read_f32(const pt_tensor *t, float *dst)
 {
-    if (is_contiguous(t)) {
-        const unsigned char *src = t->storage + (size_t)t->offset * pt_dtype_size(t->dtype);
+    const unsigned char *src = t->storage + (size_t)t->offset * pt_dtype_size(t->dtype);
+    /* the bulk converters read aligned uint16_t; torch.save aligns storages, a re-packed zip may not */
+    if (is_contiguous(t) && (uintptr_t)src % pt_dtype_size(t->dtype) == 0) {
         int64_t n = pt_numel(t);
         if (t->dtype == PT_F32) { memcpy(dst, src, (size_t)n * 4); return; }
         if (t->dtype == PT_F16) { cosy_convert_to_f32(dst, src, COSY_DTYPE_F16, n); return; }
@@ -680,11 +698,18 @@ void pt_read_f32(const pt_tensor *t, float *dst)
     PT_FOREACH(t, dst[k_] = (float)element(t, src_));
 }
 
+/* A float element as int64, truncated; NaN, infinities and values beyond int64 (converting them is
+ * undefined behaviour in C) give 0. */
+static int64_t element_to_i64(double v)
+{
+    return isfinite(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : 0;
+}
+
 void pt_read_i64(const pt_tensor *t, int64_t *dst)
 {
     if (t->dtype == PT_I64) {
         PT_FOREACH(t, memcpy(&dst[k_], t->storage + (size_t)src_ * 8, 8));
         return;
     }
-    PT_FOREACH(t, dst[k_] = (int64_t)element(t, src_));
+    PT_FOREACH(t, dst[k_] = element_to_i64(element(t, src_)));
 }

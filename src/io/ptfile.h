@@ -42,6 +42,8 @@ typedef struct {
 } pt_file;
 
 cosy_status pt_open(const char *path, pt_file *out);
+/* The same over bytes in memory (kept alive by the caller until pt_close); `name` for messages. */
+cosy_status pt_open_mem(const void *data, size_t size, const char *name, pt_file *out);
 void pt_close(pt_file *f);
 const pt_tensor *pt_find(const pt_file *f, const char *name);
 const char *pt_dtype_name(pt_dtype t);
@@ -49,7 +51,8 @@ size_t pt_dtype_size(pt_dtype t);
 int64_t pt_numel(const pt_tensor *t);
 /* Copies the tensor (any strides) into dense f32 (floating types) — ints are converted too. */
 void pt_read_f32(const pt_tensor *t, float *dst);
-/* Copies an integer tensor into dense int64 (floating types are truncated). */
+/* Copies an integer tensor into dense int64 (floating types are truncated; NaN, infinities and
+ * values beyond int64 give 0). */
 void pt_read_i64(const pt_tensor *t, int64_t *dst);
 
 #endif

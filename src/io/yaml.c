@@ -19,19 +19,26 @@
  * CosyVoice configs need a few dozen. */
 #define MAX_EVAL_STEPS 100000
 
-/* Flow collections ([ ] { }) nested deeper than this are refused before libyaml sees them: its scanner
- * rescans every pending simple key per token, so 300k '[' take minutes (quadratic), not a parse error. */
-#define MAX_FLOW_NEST 64
+/* libyaml's scanner keeps one possible simple key per open flow collection and re-checks all
+ * of them for every token, so its time grows with tokens x flow depth: a value of 300k '['
+ * took minutes before the document ever reached our own limits. HyperPyYAML configs nest flow
+ * collections two or three deep ([[1, 3, 5], ...]) and are a few KB, so both are bounded before
+ * libyaml sees the text. */
+#define MAX_FLOW_DEPTH 32
+#define MAX_YAML_BYTES (1u << 20)
 
 struct cosy_yaml {
     yaml_document_t doc;
     char *name; /* file name for messages */
 };
 
-/* The depth of flow collections, outside quoted scalars and comments; refuses past MAX_FLOW_NEST naming
- * the line and column. (A '[' inside a plain scalar counts too: harmless below the limit.) */
-static cosy_status check_flow_nesting(const char *text, size_t len, const char *name)
+/* Refuses text larger than MAX_YAML_BYTES, or whose flow collections ('[' / '{') nest deeper than
+ * MAX_FLOW_DEPTH outside quoted scalars and comments, naming the line, column and byte. (A bracket
+ * inside a plain scalar counts too: harmless below the limit.) */
+static cosy_status prescan(const char *text, size_t len, const char *name)
 {
+    if (len > MAX_YAML_BYTES)
+        return cosy_error(COSY_ERR_FORMAT, "%s: %zu bytes is too large for a model config (limit %u)", name, len, MAX_YAML_BYTES);
     size_t line = 1, column = 0;
     int depth = 0;
     char quote = 0, prev = '\n';
@@ -50,9 +57,9 @@ static cosy_status check_flow_nesting(const char *text, size_t len, const char *
         } else if (c == '"' || c == '\'') {
             if (prev == ' ' || prev == '\t' || prev == '\n' || prev == '[' || prev == '{' || prev == ',' || prev == ':') quote = c;
         } else if (c == '[' || c == '{') {
-            if (++depth > MAX_FLOW_NEST)
-                return cosy_error(COSY_ERR_FORMAT, "%s: flow collections ([ ] { }) nested more than %d deep at line %zu column %zu", name,
-                                  MAX_FLOW_NEST, line, column);
+            if (++depth > MAX_FLOW_DEPTH)
+                return cosy_error(COSY_ERR_FORMAT, "%s: line %zu column %zu (byte %zu): flow collections ([ ] { }) nest more than %d deep",
+                                  name, line, column, i, MAX_FLOW_DEPTH);
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
         }
@@ -64,7 +71,7 @@ static cosy_status check_flow_nesting(const char *text, size_t len, const char *
 cosy_status cosy_yaml_parse(const char *text, size_t len, const char *name, cosy_yaml **out)
 {
     *out = NULL;
-    COSY_TRY(check_flow_nesting(text, len, name));
+    COSY_TRY(prescan(text, len, name));
     cosy_yaml *y = calloc(1, sizeof *y);
     if (!y || !(y->name = strdup(name))) { free(y); return cosy_error(COSY_ERR_NOMEM, "%s: out of memory", name); }
     yaml_parser_t parser;
@@ -384,7 +391,8 @@ static cosy_status list_ints(cosy_yaml *y, yaml_node_t *n, const char *path, int
         long budget = MAX_EVAL_STEPS;
         double v = eval_node(y, e, 0, &budget, &is_int, &st);
         if (st != COSY_OK) return cosy_error_prefix(st, "list %s", path);
-        if (v != floor(v)) return cosy_error(COSY_ERR_FORMAT, "%s: list %s holds %g, integers were expected", y->name, path, v);
+        /* as cosy_yaml_get_int: integral and exact in a double (converting 9e86 to int64 is UB) */
+        if (v != floor(v) || fabs(v) > 9e15) return cosy_error(COSY_ERR_FORMAT, "%s: list %s holds %g, integers were expected", y->name, path, v);
         out[k++] = (int64_t)v;
     }
     *count = k;

@@ -131,6 +131,15 @@ cosy_status zip_open(const char *path, zip_archive *out)
     return st;
 }
 
+cosy_status zip_open_mem(const void *data, size_t size, const char *name, zip_archive *out)
+{
+    memset(out, 0, sizeof *out);
+    COSY_TRY(cosy_file_borrow(data, size, name, &out->file));
+    cosy_status st = parse(out);
+    if (st != COSY_OK) zip_close(out);
+    return st;
+}
+
 void zip_close(zip_archive *z)
 {
     if (z->entries)

@@ -25,6 +25,8 @@ typedef struct {
 } zip_archive;
 
 cosy_status zip_open(const char *path, zip_archive *out);
+/* The same over bytes in memory (kept alive by the caller until zip_close); `name` for messages. */
+cosy_status zip_open_mem(const void *data, size_t size, const char *name, zip_archive *out);
 void zip_close(zip_archive *z);
 const zip_entry *zip_find(const zip_archive *z, const char *name);
 

@@ -831,6 +831,16 @@ static cosy_status read_qwen_config(const char *path, cosy_hparams *hp)
     return st;
 }
 
+cosy_status cosy_hparams_read_yaml(const cosy_yaml *y, cosy_hparams *hp)
+{
+    if (hp->family == COSY_FAMILY_COSYVOICE3) {
+        yaml_name = "cosyvoice3.yaml";
+        return read_yaml_v3(y, hp);
+    }
+    yaml_name = "cosyvoice2.yaml";
+    return read_yaml_v2(y, hp);
+}
+
 cosy_status cosy_hparams_from_model_dir(const char *model_dir, cosy_hparams *hp)
 {
     memset(hp, 0, sizeof *hp);
@@ -850,7 +860,7 @@ cosy_status cosy_hparams_from_model_dir(const char *model_dir, cosy_hparams *hp)
     cosy_yaml *y = NULL;
     if (st == COSY_OK) st = cosy_yaml_load(yml, &y);
     if (st == COSY_OK) {
-        st = hp->family == COSY_FAMILY_COSYVOICE3 ? read_yaml_v3(y, hp) : read_yaml_v2(y, hp);
+        st = cosy_hparams_read_yaml(y, hp);
         if (st != COSY_OK && strncmp(cosy_last_error(), yml, strlen(yml)) != 0 && strncmp(cosy_last_error(), yaml_name, 15) == 0)
             cosy_error_prefix(st, "%s", model_dir);
     }

@@ -102,6 +102,11 @@ const char *cosy_family_arch(cosy_family f);
 /* The family an architecture name stands for; 0 if none. */
 cosy_family cosy_family_from_arch(const char *arch, size_t len);
 
+/* The yaml part of cosy_hparams_from_model_dir: the fields the yaml (cosyvoice2.yaml, or cosyvoice3.yaml
+ * when hp->family is CosyVoice3) sets, over the others already in hp (no validation: call
+ * cosy_hparams_validate after). */
+struct cosy_yaml;
+cosy_status cosy_hparams_read_yaml(const struct cosy_yaml *y, cosy_hparams *hp);
 /* The shapes of a named configuration ("cosyvoice2-0.5b", "cv2-tiny", "cosyvoice3-0.5b", "cv3-tiny"). */
 cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp);
 /* Checks internal consistency (positive sizes, divisibility, supported variants). */

@@ -101,14 +101,15 @@ static void resolve_dtypes(cosy_model *m)
     if (m->params.hift_dtype == COSY_DTYPE_AUTO) m->params.hift_dtype = cosy_conv1d_bf16_faster() ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
 }
 
-cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out)
+/* Loads from `path`, or from data[0..size) when data is not NULL (path then names it). */
+static cosy_status model_load(const char *path, const void *data, size_t size, const cosy_model_params *params, cosy_model **out)
 {
     *out = NULL;
     cosy_model *m = calloc(1, sizeof *m);
     if (!m) return cosy_error(COSY_ERR_NOMEM, "out of memory");
     m->params = params ? *params : cosy_model_default_params();
     pthread_mutex_init(&m->module_lock, NULL);
-    cosy_status st = gguf_open(path, &m->file);
+    cosy_status st = data ? gguf_open_mem(data, size, path, &m->file) : gguf_open(path, &m->file);
     /* general.architecture ("cosyvoice2" / "cosyvoice3") sets m->hp.family; anything else is refused there */
     if (st == COSY_OK) st = cosy_hparams_read(&m->file, &m->hp);
     if (st == COSY_OK) {
@@ -143,6 +144,16 @@ cosy_status cosy_model_load(const char *path, const cosy_model_params *params, c
     }
     *out = m;
     return COSY_OK;
+}
+
+cosy_status cosy_model_load(const char *path, const cosy_model_params *params, cosy_model **out)
+{
+    return model_load(path, NULL, 0, params, out);
+}
+
+cosy_status cosy_model_load_mem(const void *data, size_t size, const char *name, const cosy_model_params *params, cosy_model **out)
+{
+    return model_load(name, data ? data : "", size, params, out);
 }
 
 void cosy_model_free(cosy_model *m)

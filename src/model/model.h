@@ -53,6 +53,9 @@ cosy_status cosy_model_tensor(const cosy_model *m, const char *name, const cosy_
 cosy_status cosy_model_f32(cosy_model *m, const char *name, const float **out);
 /* printf-style name, for per-layer tensors. */
 cosy_status cosy_model_f32f(cosy_model *m, const float **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* cosy_model_load over the bytes of a model file in memory, kept alive by the caller until
+ * cosy_model_free; `name` is used in messages. */
+cosy_status cosy_model_load_mem(const void *data, size_t size, const char *name, const cosy_model_params *params, cosy_model **out);
 /* Memory owned by the model, freed with it. */
 void *cosy_model_alloc(cosy_model *m, size_t bytes);
 

@@ -44,8 +44,10 @@ static cosy_status fits(const fit_ctx *c, size_t from, size_t to, int *ok, size_
 
 /* The largest candidate end b (ascending cand[0..k)) with s[from, b) fitting, or k if none fits.
  * Lengths grow with b (exactly so at word boundaries; nearly so inside a BPE word), so a galloping
- * search from the last candidate that surely fits (no more bytes than max_len: a token or a
- * character covers at least one byte) needs only a few tokenizations of about a part's length.
+ * search from the last candidate that almost surely fits (no more bytes than max_len: a token or a
+ * character usually covers at least one byte) needs only a few tokenizations of about a part's
+ * length. Not surely: the tokenizer sees the text in NFC, which can lengthen it (U+FB2C is 3 bytes,
+ * 6 after NFC), so when that candidate does not fit the search bisects below it instead.
  * Whatever it returns was measured to fit. */
 static cosy_status last_fit(const fit_ctx *c, size_t from, const size_t *cand, size_t k, size_t *best, size_t *best_len)
 {
@@ -58,14 +60,17 @@ static cosy_status last_fit(const fit_ctx *c, size_t from, const size_t *cand, s
     size_t len;
     int ok;
     if (i > 0) {
-        lo = i - 1;
-        COSY_TRY(fits(c, from, cand[lo], &ok, &len));
-        if (!ok) return cosy_error(COSY_ERR_INTERNAL, "text: %zu bytes measured longer than %zu", cand[lo] - from, c->max_len);
-        *best_len = len;
+        COSY_TRY(fits(c, from, cand[i - 1], &ok, &len));
+        if (ok) {
+            lo = i - 1;
+            *best_len = len;
+        } else {
+            hi = i - 1;
+        }
     }
-    /* gallop: lo+1, lo+2, lo+4, ... until one does not fit */
+    /* gallop: lo+1, lo+2, lo+4, ... until one does not fit (unless one is known not to) */
     size_t step = 1, base = lo == k ? 0 : lo + 1;
-    for (size_t j = base; j < k; j = base + step, step *= 2) {
+    for (size_t j = base; hi == k && j < k; j = base + step, step *= 2) {
         COSY_TRY(fits(c, from, cand[j], &ok, &len));
         if (!ok) {
             hi = j;
@@ -96,8 +101,7 @@ cosy_status cosy_text_split_long(const cosy_tokenizer *tok, int zh, const char *
 {
     if (max_len < 4) return cosy_error(COSY_ERR_INVALID_ARG, "text: a part limit of %zu is below one character's tokens", max_len);
     if (!zh && !tok) return cosy_error(COSY_ERR_INVALID_ARG, "text: splitting English text needs the tokenizer");
-    size_t whole;
-    if (n <= max_len) return cosy_text_list_push(out, s, n); /* a token or character covers a byte or more */
+    size_t whole; /* measured even for n <= max_len bytes: NFC can make the text longer (see last_fit) */
     COSY_TRY(cosy_text_utt_length(tok, zh, s, n, &whole));
     if (whole <= max_len) return cosy_text_list_push(out, s, n);
 
@@ -157,7 +161,7 @@ cosy_status cosy_text_split_long(const cosy_tokenizer *tok, int zh, const char *
             st = last_fit(&c, pos, any, na, &bp, &lp);
             if (st == COSY_OK && bp < na) end = any[bp];
         }
-        if (st == COSY_OK && !end) /* unreachable: one code point is at most 4 tokens */
+        if (st == COSY_OK && !end) /* unreachable at the engine's 80: one code point is at most 18 bytes after NFC */
             st = cosy_error(COSY_ERR_INTERNAL, "text: no cut fits %zu at byte %zu", max_len, pos);
         /* a part with nothing to say (a long run of spaces or punctuation) would be an LM call of its own */
         if (st == COSY_OK && !cosy_text_is_silent(s + pos, end - pos)) st = cosy_text_list_push(out, s + pos, end - pos);

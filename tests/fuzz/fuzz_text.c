@@ -5,7 +5,10 @@
  *   - valid input survives sanitize unchanged, and sanitize always yields valid UTF-8;
  *   - invalid input is refused by encode and normalize with an error, never a crash;
  *   - decode(encode(x)) == x for x already in NFC (byte-level BPE loses nothing);
- *   - every normalised piece is valid UTF-8 and tokenizes.
+ *   - every normalised piece is valid UTF-8 and tokenizes;
+ *   - cosy_tokenizer_count agrees with encode;
+ *   - decode of arbitrary ids (the input read as int32, out-of-range ids included, as the
+ *     tokenize command and the server's token routes pass them) fails cleanly or gives valid UTF-8.
  * Built with -DCOSY_FUZZ=ON and clang (tests/fuzz/CMakeLists.txt); tests/fuzz/run.sh runs it.
  */
 #include "core/error.h"
@@ -36,7 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check(int cond, const char *what)
 {
     if (!cond) {
-        fprintf(stderr, "fuzz_text: invariant failed: %s\n", what);
+        fprintf(stderr, "fuzz_text: invariant failed: %s (last error: %s)\n", what, cosy_last_error());
         abort();
     }
 }
@@ -57,6 +60,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(valid ? st == COSY_OK : st == COSY_ERR_INVALID_ARG, "encode accepts exactly valid UTF-8");
     ids.n = 0;
     check(cosy_tokenizer_encode(g_tok, text, len, &ids) == COSY_OK, "encode of sanitized text");
+    size_t count = 0;
+    check(cosy_tokenizer_count(g_tok, text, len, &count) == COSY_OK && count == ids.n, "count == number of encoded ids");
+
+    /* the raw bytes as token ids */
+    size_t n_raw = size / 4;
+    int32_t *raw_ids = malloc(sizeof(int32_t) * (n_raw + 1));
+    if (raw_ids) {
+        memcpy(raw_ids, data, n_raw * 4);
+        for (int skip = 0; skip <= 1; skip++) {
+            char *out = NULL;
+            size_t out_len = 0;
+            if (cosy_tokenizer_decode(g_tok, raw_ids, n_raw, skip, &out, &out_len) == COSY_OK) {
+                check(out != NULL && cosy_utf8_check(out, out_len, NULL) == COSY_OK, "decode of raw ids gives valid UTF-8");
+                free(out);
+            }
+        }
+        free(raw_ids);
+    }
     char *nfc = NULL;
     size_t nfc_len;
     check(cosy_utf8_nfc(text, len, &nfc, &nfc_len) == COSY_OK, "nfc");

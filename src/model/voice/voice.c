@@ -240,15 +240,15 @@ static char *kv_string(const gguf_file *g, const char *key)
     return s;
 }
 
-cosy_status cosy_voice_load(const char *path, cosy_voice **out)
+/* The voice in the opened file g (closed here, whatever the outcome). */
+static cosy_status voice_from_gguf(gguf_file g, cosy_voice **out)
 {
-    *out = NULL;
-    gguf_file g;
-    COSY_TRY(gguf_open(path, &g));
+    const char *path = g.file.path;
     const gguf_kv *arch = gguf_find_kv(&g, "general.architecture");
     if (!arch || arch->type != GGUF_TYPE_STRING || arch->str.len != strlen(VOICE_ARCH) || memcmp(arch->str.ptr, VOICE_ARCH, arch->str.len)) {
+        cosy_status st = cosy_error(COSY_ERR_FORMAT, "%s: not a voice file (general.architecture is not \"" VOICE_ARCH "\")", path);
         gguf_close(&g);
-        return cosy_error(COSY_ERR_FORMAT, "%s: not a voice file (general.architecture is not \"" VOICE_ARCH "\")", path);
+        return st;
     }
     cosy_voice *v = calloc(1, sizeof *v);
     cosy_status st = v ? COSY_OK : cosy_error(COSY_ERR_NOMEM, "out of memory");
@@ -281,6 +281,22 @@ cosy_status cosy_voice_load(const char *path, cosy_voice **out)
     }
     *out = v;
     return COSY_OK;
+}
+
+cosy_status cosy_voice_load(const char *path, cosy_voice **out)
+{
+    *out = NULL;
+    gguf_file g;
+    COSY_TRY(gguf_open(path, &g));
+    return voice_from_gguf(g, out);
+}
+
+cosy_status cosy_voice_load_mem(const void *data, size_t size, const char *name, cosy_voice **out)
+{
+    *out = NULL;
+    gguf_file g;
+    COSY_TRY(gguf_open_mem(data, size, name, &g));
+    return voice_from_gguf(g, out);
 }
 
 /* ---- built-in speakers (spk2info.pt, stored as spk.I.<field> by cosy convert) ---- */

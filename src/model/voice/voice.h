@@ -14,6 +14,7 @@
 #ifndef COSY_VOICE_H
 #define COSY_VOICE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "cosy.h"
 
@@ -47,5 +48,7 @@ cosy_status cosy_voice_synthetic(const cosy_model *m, uint64_t seed, int prompt_
 /* Checks the voice against a model's hyperparameters: token ranges, 2:1 mel/token ratio, mel
  * width, embedding sizes (flow and, when present, LM), text ids within the vocabulary. */
 cosy_status cosy_voice_validate(const cosy_voice *v, const cosy_model *m);
+/* cosy_voice_load over the bytes of a voice file in memory; `name` is used in messages. */
+cosy_status cosy_voice_load_mem(const void *data, size_t size, const char *name, cosy_voice **out);
 
 #endif
