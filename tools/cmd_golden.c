@@ -15,6 +15,7 @@ cosy_status golden_flow_nonstream(golden_ctx *ctx);
 cosy_status golden_flow_estimator_step(golden_ctx *ctx);
 cosy_status golden_flow_stream_nonfinal(golden_ctx *ctx);
 cosy_status golden_lm_inference(golden_ctx *ctx);
+cosy_status golden_lm_instruct(golden_ctx *ctx);
 cosy_status golden_ras_candidates(golden_ctx *ctx);
 cosy_status golden_lm_bistream(golden_ctx *ctx);
 cosy_status golden_hift_nonstream(golden_ctx *ctx);
@@ -66,10 +67,10 @@ static const golden_handler handlers[] = {
     {"t2w_*", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_token2wav_stream", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_final_chunk_causal", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
-    {"lm_inference", NULL, V3, "not implemented yet: CosyVoice3 LM"},
-    {"ras_candidates", NULL, V3, "not implemented yet: CosyVoice3 LM"},
-    {"lm_instruct", NULL, V3, "not implemented yet: CosyVoice3 LM"},
-    {"lm_bistream", NULL, V3, "not implemented yet: CosyVoice3 LM"},
+    {"lm_inference", golden_lm_inference, V3, NULL},
+    {"ras_candidates", golden_ras_candidates, V3, NULL},
+    {"lm_instruct", golden_lm_instruct, V3, NULL},
+    {"lm_bistream", golden_lm_bistream, V3, NULL},
     {NULL, NULL, 0, NULL},
 };
 #undef V2
