@@ -5,7 +5,9 @@
  *                   every decode step when the tokens of lm_tokens are fed back (the last, a stop
  *                   id, ends the call), and the steps on which ignore_eos masked index
  *                   speech_token_size (step < min_len = 2·Lt; lm_ignore_eos where declared).
- *   lm_instruct     the same in CosyVoice3's instruct2 layout.
+ *   lm_instruct (v3), lm_instruct2, lm_cross_lingual (v2)
+ *                   the same in the instruct2 and cross-lingual layouts, from the voice's transcript
+ *                   and speech tokens (which those modes must keep from the LM) or the instruction.
  *   ras_candidates  nucleus_sampling's candidate ids and probabilities for each lm_logp row.
  *   lm_bistream     inference_bistream with the sampler replaced by the values of
  *                   lm_bi_sampler_returns: what each forward call fed (count, kinds, ids), its
@@ -17,6 +19,7 @@
 #include "core/error.h"
 #include "model/lm/lm.h"
 #include "model/model.h"
+#include "model/voice/voice.h"
 #include "stream/lm_prompt.h"
 
 #include <math.h>
@@ -26,6 +29,8 @@
 
 cosy_status golden_lm_inference(golden_ctx *ctx);
 cosy_status golden_lm_instruct(golden_ctx *ctx);
+cosy_status golden_lm_instruct2(golden_ctx *ctx);
+cosy_status golden_lm_cross_lingual(golden_ctx *ctx);
 cosy_status golden_ras_candidates(golden_ctx *ctx);
 cosy_status golden_lm_bistream(golden_ctx *ctx);
 
@@ -164,6 +169,8 @@ static cosy_status case_text(golden_ctx *ctx, npy_array *text)
 typedef struct {
     cosy_mode mode;
     const char *transcript, *speech, *instruct, *tokens, *out;
+    int instruct_as_text;   /* the instruction goes in as the user's string: its ids without the final
+                             * <|endofprompt|>, decoded; the session's tokenisation must give the ids back */
 } forced_case;
 
 static cosy_status load_ids(golden_ctx *ctx, const char *key, npy_array *a, int32_t **ids)
@@ -201,15 +208,24 @@ static cosy_status lm_forced(golden_ctx *ctx, const forced_case *c)
     forced_sampler fs = {0};
     trace_rec tr = {0};
     cosy_lm_run *run = NULL;
+    char *instruct_text = NULL;
     cosy_status st = case_text(ctx, &text);
+    if (st == COSY_OK && c->instruct_as_text) st = cosy_tokenizer_get(ctx->model, &tok);
     if (st == COSY_OK) st = golden_load_int(ctx, c->tokens, &tokens);
     if (st == COSY_OK) st = load_ids(ctx, NULL, &text, &t_ids);
     if (st == COSY_OK) st = load_ids(ctx, c->transcript, &transcript, &tr_ids);
     if (st == COSY_OK) st = load_ids(ctx, c->speech, &speech, &s_ids);
     if (st == COSY_OK) st = load_ids(ctx, c->instruct, &instruct, &i_ids);
-    if (st == COSY_OK)
+    if (st == COSY_OK && c->instruct_as_text) {
+        size_t n = (size_t)instruct.numel, len;
+        if (n > 0 && i_ids[n - 1] == cosy_tokenizer_added_id(tok, "<|endofprompt|>")) n--;
+        st = cosy_tokenizer_decode(tok, i_ids, n, 0, &instruct_text, &len);
+        cosy_voice voice = {0};
+        if (st == COSY_OK) st = cosy_lm_prompt_build(cosy_lm_hparams(lm), tok, c->mode, 0, &voice, instruct_text, &prompt);
+    } else if (st == COSY_OK) {
         st = cosy_lm_prompt_from_ids(cosy_lm_hparams(lm), tok, c->mode, 0, tr_ids, (int)transcript.numel, s_ids, (int)speech.numel, i_ids,
                                      (int)instruct.numel, &prompt);
+    }
     if (st == COSY_OK) st = cosy_lm_prompt_text(&prompt, t_ids, (int)text.numel, &full, &n_full);
     if (st == COSY_OK) {
         fs.values = tokens.i64;
@@ -257,6 +273,7 @@ static cosy_status lm_forced(golden_ctx *ctx, const forced_case *c)
     free(s_ids);
     free(i_ids);
     free(full);
+    free(instruct_text);
     npy_free(&text);
     npy_free(&transcript);
     npy_free(&speech);
@@ -268,14 +285,31 @@ static cosy_status lm_forced(golden_ctx *ctx, const forced_case *c)
 /* zero-shot: [sos, prompt_text ++ text, task_id, prompt_speech] (CosyVoice2 and 3) */
 cosy_status golden_lm_inference(golden_ctx *ctx)
 {
-    const forced_case c = {COSY_MODE_ZERO_SHOT, "lm_prompt_text", "lm_prompt_speech_token", NULL, "lm_tokens", "lm"};
+    const forced_case c = {COSY_MODE_ZERO_SHOT, "lm_prompt_text", "lm_prompt_speech_token", NULL, "lm_tokens", "lm", 0};
     return lm_forced(ctx, &c);
 }
 
 /* CosyVoice3 instruct2: the instruction (ending in <|endofprompt|>) as prompt text, no prompt speech */
 cosy_status golden_lm_instruct(golden_ctx *ctx)
 {
-    const forced_case c = {COSY_MODE_INSTRUCT, NULL, NULL, "lm_instruct_text", "lm_instruct_tokens", "lm_instruct"};
+    const forced_case c = {COSY_MODE_INSTRUCT, NULL, NULL, "lm_instruct_text", "lm_instruct_tokens", "lm_instruct", 0};
+    return lm_forced(ctx, &c);
+}
+
+/* CosyVoice2 instruct2: the instruction as the user writes it (用开心的语气说, the session appends
+ * <|endofprompt|>); the voice's prompt speech tokens are given and must not reach the LM */
+cosy_status golden_lm_instruct2(golden_ctx *ctx)
+{
+    const forced_case c = {COSY_MODE_INSTRUCT, NULL, "lm_instruct2_prompt_speech_token", "lm_instruct2_prompt_text", "lm_instruct2_tokens",
+                           "lm_instruct2", 1};
+    return lm_forced(ctx, &c);
+}
+
+/* CosyVoice2 cross-lingual: the voice's transcript and speech tokens are given and must not reach the LM */
+cosy_status golden_lm_cross_lingual(golden_ctx *ctx)
+{
+    const forced_case c = {COSY_MODE_CROSS_LINGUAL, "lm_cross_lingual_prompt_text", "lm_cross_lingual_prompt_speech_token", NULL,
+                           "lm_cross_lingual_tokens", "lm_cross_lingual", 0};
     return lm_forced(ctx, &c);
 }
 
