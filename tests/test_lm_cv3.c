@@ -197,6 +197,10 @@ static void test_prompts(cosy_model *m)
         CHECK_OK(cosy_lm_prompt_text(&p, transcript, 3, &joined, &n));
         CHECK(n == 10 && same(joined, 7, system, 7) && same(joined + 7, 3, transcript, 3));
         free(joined);
+        /* a text that has the marker already (written as the official example does) gets no second one */
+        CHECK_OK(cosy_lm_prompt_text(&p, system, 7, &joined, &n));
+        CHECK(same(joined, n, system, 7));
+        free(joined);
         cosy_lm_prompt_free(&p);
         CHECK_OK(cosy_lm_prompt_from_ids(hp, tok, (cosy_mode)mode, 1, transcript, 3, speech, 4, NULL, 0, &p));
         CHECK(same(p.prompt_text, p.n_prompt_text, system, 7) && p.n_prompt_speech == 0 && p.n_text_prefix == 0);

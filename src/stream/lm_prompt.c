@@ -46,6 +46,7 @@ cosy_status cosy_lm_prompt_from_ids(const cosy_hparams *hp, const cosy_tokenizer
     memset(out, 0, sizeof *out);
     const int v3 = hp->family == COSY_FAMILY_COSYVOICE3;
     const int32_t eop = hp->lm_endofprompt;
+    out->endofprompt = v3 ? eop : -1;
     cosy_token_ids system = {0};
     cosy_status st = COSY_OK;
     /* CosyVoice3 needs the system prompt wherever the caller's ids do not hold <|endofprompt|> */
@@ -112,5 +113,6 @@ cosy_status cosy_lm_prompt_build(const cosy_hparams *hp, const cosy_tokenizer *t
 
 cosy_status cosy_lm_prompt_text(const cosy_lm_prompt *p, const int32_t *text, int n_text, int32_t **out, int *n_out)
 {
-    return join(p->text_prefix, p->n_text_prefix, text, n_text, out, n_out);
+    int has = p->endofprompt >= 0 && holds(text, n_text, p->endofprompt);
+    return join(p->text_prefix, has ? 0 : p->n_text_prefix, text, n_text, out, n_out);
 }

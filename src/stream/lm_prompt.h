@@ -39,8 +39,9 @@ typedef struct {
     int n_prompt_text;
     int32_t *prompt_speech;
     int n_prompt_speech;
-    int32_t *text_prefix;       /* goes before the text of every LM call (non-bistream) */
+    int32_t *text_prefix;       /* goes before the text of every LM call (non-bistream) ... */
     int n_text_prefix;
+    int32_t endofprompt;        /* ... that does not hold this id already (CosyVoice3; -1: none) */
 } cosy_lm_prompt;
 
 /* The LM input of `mode` from ids: `transcript` (zero-shot: the voice's prompt text), `speech` (its
@@ -53,7 +54,10 @@ cosy_status cosy_lm_prompt_from_ids(const cosy_hparams *hp, const cosy_tokenizer
 /* The same from a voice and an instruction string (tokenised as described above). */
 cosy_status cosy_lm_prompt_build(const cosy_hparams *hp, const cosy_tokenizer *tok, cosy_mode mode, int bistream,
                                  const cosy_voice *voice, const char *instruct, cosy_lm_prompt *out);
-/* text_prefix ++ text, for one LM call (*out malloc'ed; free it). */
+/* text_prefix ++ text, for one LM call (*out malloc'ed; free it); the text alone if it holds
+ * <|endofprompt|> already (a user who wrote the official example's "You are a helpful
+ * assistant.<|endofprompt|>..." gets it once; such a text also skips the text frontend, as the official
+ * text_normalize does for any text with <| |> markup). */
 cosy_status cosy_lm_prompt_text(const cosy_lm_prompt *p, const int32_t *text, int n_text, int32_t **out, int *n_out);
 void cosy_lm_prompt_free(cosy_lm_prompt *p);
 
