@@ -1,5 +1,6 @@
 /* test_lm_cv3.c — the CosyVoice3 LM (tests/data/cv3-tiny) beyond what `cosy golden` checks: the
- * family's special ids behind the LM API, the <|endofprompt|> refusals, the session's prompt assembly
+ * family's special ids behind the LM API, the <|endofprompt|> refusals, the decode rules (stop range,
+ * the min_len quirk, bistream's masks), the session's prompt assembly
  * per mode (stream/lm_prompt.h) including the system prompt it adds, and decoding with the compact LM
  * types (a model converted with --lm-dtype q8_0, and bf16/q4_0 at run time) against the f32 reference. */
 #include "test.h"
@@ -144,6 +145,88 @@ static void test_ids(cosy_model *m)
     cosy_lm_run_free(run);
 }
 
+/* Returns `value` every call and notes which special ids (6561..6760) were masked. */
+typedef struct {
+    int32_t value;
+    int calls;
+    int masked_sos, masked_eos, masked_fill, masked_other; /* calls on which that id (others: all of them) was -inf */
+} constant_sampler;
+
+static cosy_status constant_sample(void *ctx, float *logp, int n, const int32_t *decoded, int n_decoded, int32_t *out)
+{
+    constant_sampler *c = ctx;
+    (void)decoded, (void)n_decoded;
+    c->calls++;
+    c->masked_sos += isinf(logp[6561]) != 0;
+    c->masked_eos += isinf(logp[6562]) != 0;
+    c->masked_fill += isinf(logp[6564]) != 0;
+    int others = 1;
+    for (int i = 6563; i < n; i++)
+        if (i != 6564) others &= isinf(logp[i]) != 0;
+    c->masked_other += others;
+    *out = c->value;
+    return COSY_OK;
+}
+
+/* Runs the fixture's zero-shot prompt (bistream: text one token at a time) with a constant sampler;
+ * returns the tokens emitted. */
+static int run_constant(cosy_lm *lm, int bistream, int strict, constant_sampler *c, int max_tokens)
+{
+    int np, nt, ns;
+    int32_t *ptext = load_ids("lm_prompt_text", &np), *text = load_ids("lm_text", &nt), *speech = load_ids("lm_prompt_speech_token", &ns);
+    cosy_lm_run_config cfg = cosy_lm_run_default_config();
+    cfg.prompt_text = ptext;
+    cfg.n_prompt_text = np;
+    cfg.prompt_speech = speech;
+    cfg.n_prompt_speech = ns;
+    cfg.bistream = bistream;
+    cfg.strict_reference = strict;
+    cfg.sample = constant_sample;
+    cfg.sample_ctx = c;
+    cfg.max_tokens = max_tokens;
+    cosy_lm_run *run = NULL;
+    int emitted = 0;
+    CHECK_OK(cosy_lm_run_begin(lm, &cfg, &run));
+    for (int i = 0; run && i < nt; i++) CHECK_OK(cosy_lm_run_push_text(run, text + i, 1));
+    if (run) CHECK_OK(cosy_lm_run_end_text(run));
+    cosy_lm_event ev = {COSY_LM_EVENT_TOKEN, 0};
+    while (run && ev.kind != COSY_LM_EVENT_DONE && cosy_lm_run_step(run, &ev) == COSY_OK) emitted += ev.kind == COSY_LM_EVENT_TOKEN;
+    cosy_lm_run_free(run);
+    free(ptext);
+    free(text);
+    free(speech);
+    return emitted;
+}
+
+/* CosyVoice3LM's decode rules: stop on any id 6561..6760 (not emitted); ignore_eos masks 6561 (sos),
+ * never eos 6562, so an eos sampled on the first step ends the call at once; bistream masks every
+ * special id the reference would raise on (phase B: all but fill; the flush: all but eos). */
+static void test_decode_rules(cosy_model *m)
+{
+    cosy_lm *lm = NULL;
+    CHECK_OK(cosy_lm_get(m, &lm));
+    if (!lm) return;
+    constant_sampler eos = {6562, 0, 0, 0, 0, 0};
+    CHECK(run_constant(lm, 0, 0, &eos, 0) == 0 && eos.calls == 1 && eos.masked_sos == 1 && eos.masked_eos == 0);
+    constant_sampler reserved = {6700, 0, 0, 0, 0, 0};
+    CHECK(run_constant(lm, 0, 0, &reserved, 0) == 0 && reserved.calls == 1);
+    constant_sampler speech = {100, 0, 0, 0, 0, 0};
+    int nt;
+    free(load_ids("lm_text", &nt));
+    /* min_len = 2 Lt steps with 6561 masked, then none; max_len = 20 Lt tokens */
+    CHECK(run_constant(lm, 0, 0, &speech, 0) == 20 * nt && speech.masked_sos == 2 * nt && speech.masked_eos == 0 && speech.masked_other == 0);
+    /* bistream, default masks: phase B masks sos and the others but not fill; the flush all but eos */
+    constant_sampler bi = {100, 0, 0, 0, 0, 0};
+    int n = run_constant(lm, 1, 0, &bi, 40);
+    CHECK(n == 40 && bi.calls > 0 && bi.masked_other == bi.calls && bi.masked_sos == bi.calls);
+    /* phase B masks eos (the reference raises on it) and leaves fill; the flush the other way round */
+    CHECK(bi.masked_eos > 0 && bi.masked_fill > 0 && bi.masked_eos + bi.masked_fill == bi.calls);
+    /* strict: only ignore_eos's index 6561, and only while text streams in */
+    constant_sampler strict = {100, 0, 0, 0, 0, 0};
+    CHECK(run_constant(lm, 1, 1, &strict, 40) == 40 && strict.masked_eos == 0 && strict.masked_other == 0 && strict.masked_fill == 0);
+    CHECK(strict.masked_sos > 0 && strict.masked_sos < strict.calls);
+}
+
 static int same(const int32_t *a, int na, const int32_t *b, int nb) { return na == nb && (na == 0 || !memcmp(a, b, sizeof(int32_t) * na)); }
 
 static void test_prompts(cosy_model *m)
@@ -274,6 +357,7 @@ static void test_dtypes(void)
     if (!m) return;
     test_ids(m);
     test_prompts(m);
+    test_decode_rules(m);
     cosy_lm *lm = NULL;
     logp_rec ref = {0};
     CHECK_OK(cosy_lm_get(m, &lm));
