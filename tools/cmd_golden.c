@@ -15,6 +15,9 @@ cosy_status golden_flow_nonstream(golden_ctx *ctx);
 cosy_status golden_flow_estimator_step(golden_ctx *ctx);
 cosy_status golden_flow_stream_nonfinal(golden_ctx *ctx);
 cosy_status golden_lm_inference(golden_ctx *ctx);
+cosy_status golden_lm_instruct(golden_ctx *ctx);
+cosy_status golden_lm_instruct2(golden_ctx *ctx);
+cosy_status golden_lm_cross_lingual(golden_ctx *ctx);
 cosy_status golden_ras_candidates(golden_ctx *ctx);
 cosy_status golden_lm_bistream(golden_ctx *ctx);
 cosy_status golden_hift_nonstream(golden_ctx *ctx);
@@ -41,6 +44,8 @@ static const golden_handler handlers[] = {
     {"lm_inference", golden_lm_inference, V2, NULL},
     {"ras_candidates", golden_ras_candidates, V2, NULL},
     {"lm_bistream", golden_lm_bistream, V2, NULL},
+    {"lm_instruct2", golden_lm_instruct2, V2, NULL},
+    {"lm_cross_lingual", golden_lm_cross_lingual, V2, NULL},
     {"hift_nonstream", golden_hift_nonstream, V2, NULL},
     {"t2w_*", golden_t2w_call, V2, NULL},
     {"token2wav_stream", golden_t2w_stream, V2, NULL},
@@ -53,8 +58,6 @@ static const golden_handler handlers[] = {
      * new case must not pass as a skip */
     {"feat_mel24k", NULL, V2, "tolerance below the reference's own f32 FFT noise on this signal (golden_voice.c)"},
     {"feat_fbank16k", NULL, V2, "tolerance below the reference's own f32 FFT noise on this signal (golden_voice.c)"},
-    {"lm_instruct2", NULL, V2, "not implemented yet: instruct2 LM layout (issue 17)"},
-    {"lm_cross_lingual", NULL, V2, "not implemented yet: cross-lingual LM layout (issue 17)"},
     /* CosyVoice3 (golden_cv3.c) */
     {"feat_mel24k", golden_cv3_feat_mel24k, V3,
      "its 1e-4 bound is below the reference's float32 FFT noise in spectral valleys; test_cv3 checks it"},
@@ -66,10 +69,10 @@ static const golden_handler handlers[] = {
     {"t2w_*", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_token2wav_stream", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_final_chunk_causal", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
-    {"lm_inference", NULL, V3, "not implemented yet: CosyVoice3 LM"},
-    {"ras_candidates", NULL, V3, "not implemented yet: CosyVoice3 LM"},
-    {"lm_instruct", NULL, V3, "not implemented yet: CosyVoice3 LM"},
-    {"lm_bistream", NULL, V3, "not implemented yet: CosyVoice3 LM"},
+    {"lm_inference", golden_lm_inference, V3, NULL},
+    {"ras_candidates", golden_ras_candidates, V3, NULL},
+    {"lm_instruct", golden_lm_instruct, V3, NULL},
+    {"lm_bistream", golden_lm_bistream, V3, NULL},
     {NULL, NULL, 0, NULL},
 };
 #undef V2

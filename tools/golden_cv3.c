@@ -4,8 +4,8 @@
  *                      and its Slaney filter bank, from the stored synthetic wav;
  *   llm_silent_filter  CosyVoice3Model.llm_job's silent-token filter (stream/silent_filter.h);
  *   official_cv3_rng   the full-size official model's construction-time noise (model/construction_rng.h).
- * The DiT flow, CausalHiFT, CosyVoice3 LM and token2wav cases are listed as not implemented yet by
- * cmd_golden.c until their handlers exist.
+ * The LM cases run through golden_lm.c's handlers (both families); the DiT flow, CausalHiFT and
+ * token2wav cases are listed as not implemented yet by cmd_golden.c until their handlers exist.
  */
 #include "golden.h"
 #include "core/error.h"

@@ -13,6 +13,8 @@
  * 0.1 s in a loop, model.py tts()). Every sentence starts a fresh token2wav utterance and schedule,
  * as the reference calls tts() per sentence; the hop state is the session's own (the reference
  * keeps it on the shared model, so one request's growth leaks into the next).
+ * The LM input of each mode is built by stream/lm_prompt.h; CosyVoice3's silent-token filter
+ * (stream/silent_filter.h) sits between the LM and the token queue, as in CosyVoice3Model.llm_job.
  */
 #include "cosy.h"
 #include "core/clock.h"
@@ -22,8 +24,10 @@
 #include "model/lm/lm.h"
 #include "model/model.h"
 #include "model/voice/voice.h"
+#include "stream/lm_prompt.h"
 #include "stream/schedule.h"
 #include "stream/session_internal.h"
+#include "stream/silent_filter.h"
 #include "stream/token2wav.h"
 #include "text/normalize.h"
 #include "text/tokenizer.h"
@@ -47,11 +51,7 @@ struct cosy_session {
     cosy_lm *lm;
     const cosy_tokenizer *tok;
     cosy_token2wav *t2w;
-    /* LM prompt, per mode */
-    int32_t *prompt_text;
-    int n_prompt_text;
-    int32_t *prompt_speech;
-    int n_prompt_speech;
+    cosy_lm_prompt prompt;        /* the LM input of the mode (stream/lm_prompt.h) */
     int n_flow_prompt;
 
     pthread_mutex_t mu;
@@ -164,10 +164,13 @@ static cosy_status append_token_locked(segment *g, int32_t token)
 static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int bistream, int sentence)
 {
     cosy_lm_run_config cfg = cosy_lm_run_default_config();
-    cfg.prompt_text = s->prompt_text;
-    cfg.n_prompt_text = s->n_prompt_text;
-    cfg.prompt_speech = s->prompt_speech;
-    cfg.n_prompt_speech = s->n_prompt_speech;
+    cfg.prompt_text = s->prompt.prompt_text;
+    cfg.n_prompt_text = s->prompt.n_prompt_text;
+    cfg.prompt_speech = s->prompt.prompt_speech;
+    cfg.n_prompt_speech = s->prompt.n_prompt_speech;
+    /* llm_job's filter: per LM call, as the reference's counter lives in llm_job */
+    cosy_silent_filter silent;
+    cosy_silent_filter_init(&silent, &s->model->hp);
     cfg.bistream = bistream;
     cfg.seed = s->p.seed + 0x9e3779b97f4a7c15ull * (uint64_t)sentence;
     cfg.max_tokens = s->p.max_speech_tokens;
@@ -187,8 +190,12 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
     cosy_status st = g ? COSY_OK : cosy_error(COSY_ERR_NOMEM, "session: out of memory");
     if (cancelled) st = cosy_error(COSY_ERR_CANCELLED, "session cancelled");
     if (st == COSY_OK && !bistream) {
-        st = cosy_lm_run_push_text(run, text, n_text);
+        int32_t *full = NULL;
+        int n_full = 0;
+        st = cosy_lm_prompt_text(&s->prompt, text, n_text, &full, &n_full);
+        if (st == COSY_OK) st = cosy_lm_run_push_text(run, full, n_full);
         if (st == COSY_OK) st = cosy_lm_run_end_text(run);
+        free(full);
     }
     while (st == COSY_OK) {
         cosy_lm_event ev;
@@ -197,6 +204,10 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
         if (ev.kind == COSY_LM_EVENT_DONE) break;
         pthread_mutex_lock(&s->mu);
         if (ev.kind == COSY_LM_EVENT_TOKEN) {
+            if (!cosy_silent_filter_keep(&silent, ev.token)) { /* the LM saw it; token2wav does not */
+                pthread_mutex_unlock(&s->mu);
+                continue;
+            }
             st = append_token_locked(&s->segs[seg_index], ev.token);
             pthread_cond_broadcast(&s->cv);
             /* chunks first: both threads share the model's cores, and a chunk being made is audio a
@@ -431,14 +442,6 @@ static void *t2w_thread_main(void *arg)
 
 /* ------------------------------------------------------------------ API */
 
-static cosy_status copy_ids(const int32_t *src, int n, int32_t **dst)
-{
-    *dst = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
-    if (!*dst) return cosy_error(COSY_ERR_NOMEM, "out of memory");
-    if (n > 0) memcpy(*dst, src, sizeof(int32_t) * (size_t)n);
-    return COSY_OK;
-}
-
 static cosy_status check_params(const cosy_session_params *p)
 {
     if ((unsigned)p->mode > COSY_MODE_SFT) return cosy_error(COSY_ERR_INVALID_ARG, "session: unknown mode %d", (int)p->mode);
@@ -460,8 +463,7 @@ static void session_destroy(cosy_session *s)
     free(s->held);
     free(s->out);
     free(s->instruct);
-    free(s->prompt_text);
-    free(s->prompt_speech);
+    cosy_lm_prompt_free(&s->prompt);
     free(s->call_rngs);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
@@ -491,39 +493,7 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
     if (st == COSY_OK && need_lm) st = cosy_lm_get(model, &s->lm);
     if (st == COSY_OK && need_lm) st = cosy_tokenizer_get(model, &s->tok);
     /* the LM prompt of each mode (cosyvoice/cli/frontend.py frontend_* functions) */
-    if (st == COSY_OK && need_lm) {
-        switch (p.mode) {
-        case COSY_MODE_ZERO_SHOT:
-            if (voice->n_prompt_text == 0 || voice->n_llm_prompt_tokens == 0)
-                st = cosy_error(COSY_ERR_INVALID_ARG, "session: voice '%s' has no prompt transcript/speech tokens for zero-shot "
-                                "(use cross-lingual mode, or import the voice with its transcript)", voice->name);
-            if (st == COSY_OK) st = copy_ids(voice->prompt_text, voice->n_prompt_text, &s->prompt_text);
-            if (st == COSY_OK) st = copy_ids(voice->llm_prompt_tokens, voice->n_llm_prompt_tokens, &s->prompt_speech);
-            s->n_prompt_text = voice->n_prompt_text;
-            s->n_prompt_speech = voice->n_llm_prompt_tokens;
-            break;
-        case COSY_MODE_INSTRUCT: {
-            /* frontend_instruct2: prompt_text = instruct_text + '<|endofprompt|>', no LM prompt speech */
-            size_t n = strlen(s->instruct);
-            char *text = malloc(n + 32);
-            cosy_token_ids ids;
-            memset(&ids, 0, sizeof ids);
-            if (!text) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
-            else {
-                snprintf(text, n + 32, "%s<|endofprompt|>", s->instruct);
-                st = cosy_tokenizer_encode(s->tok, text, strlen(text), &ids);
-                if (st != COSY_OK) cosy_error_prefix(st, "instruction");
-                free(text);
-            }
-            if (st == COSY_OK) st = copy_ids(ids.ids, (int)ids.n, &s->prompt_text);
-            s->n_prompt_text = (int)ids.n;
-            cosy_token_ids_free(&ids);
-            break;
-        }
-        default: /* cross-lingual, SFT: the LM gets no prompt */
-            break;
-        }
-    }
+    if (st == COSY_OK && need_lm) st = cosy_lm_prompt_build(&model->hp, s->tok, p.mode, p.bistream, voice, s->instruct, &s->prompt);
     /* SFT speakers have no prompt audio: the flow gets the embedding only */
     cosy_voice flow_voice = *voice;
     if (p.mode == COSY_MODE_SFT) {

@@ -74,11 +74,15 @@ struct cosy_lm {
     int ffn_width;            /* the MLP's intermediate size */
     int q_width;              /* n_heads * head_dim */
     int kv_width;             /* n_kv_heads * head_dim */
-    int speech_vocab;         /* speech tokens the head scores: speech_token_size + 3 (6564) */
+    int speech_vocab;         /* ids the head scores and speech_embedding holds: 6564 (v2), 6761 (v3) */
     int heads_per_kv;         /* n_heads / n_kv_heads: query heads sharing one key/value head */
     const cosy_tensor *embd_text;    /* (text vocab, width) the Qwen2 token embedding */
     const cosy_tensor *embd_speech;  /* (speech_vocab, width) speech_embedding */
-    const cosy_tensor *embd_special; /* (2, width) llm_embedding: sos_eos (row 0), task_id (row 1) */
+    const cosy_tensor *embd_special; /* (2, width) CosyVoice2's llm_embedding: sos_eos (row 0), task_id (row 1);
+                                      * CosyVoice3: speech_embedding itself (sos and task_id are its rows) */
+    int64_t sos_row, task_row;       /* the rows of embd_special that sos and task_id read */
+    int eos, fill;                   /* eos and the bistream fill token (speech ids) */
+    int stop_begin, stop_end;        /* decoding stops on any id in [stop_begin, stop_end] */
     lm_layer *layers;         /* (n_layers) */
     const float *out_norm;    /* (width) the body's final RMSNorm */
     const float *head_bias;   /* (speech_vocab) llm_decoder bias, or NULL */
@@ -200,7 +204,25 @@ static cosy_status lm_create(cosy_model *model, void **out)
     if (st == COSY_OK && (!lm->layers || !lm->inv_freq)) st = cosy_error(COSY_ERR_NOMEM, "lm: out of memory");
     if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_text.weight", &lm->embd_text);
     if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_speech.weight", &lm->embd_speech);
-    if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_special.weight", &lm->embd_special);
+    /* Qwen2LM: sos / task_id from llm_embedding, eos = S, fill = S + 2, stop ids S..S+2;
+     * CosyVoice3LM: rows lm_sos / lm_task_id of speech_embedding, the ids from the hyperparameters */
+    if (hp->family == COSY_FAMILY_COSYVOICE3) {
+        lm->embd_special = lm->embd_speech;
+        lm->sos_row = hp->lm_sos;
+        lm->task_row = hp->lm_task_id;
+        lm->eos = hp->lm_eos;
+        lm->fill = hp->lm_fill;
+        lm->stop_begin = hp->lm_stop_begin;
+        lm->stop_end = hp->lm_stop_end;
+    } else {
+        if (st == COSY_OK) st = cosy_model_tensor(model, "lm.embd_special.weight", &lm->embd_special);
+        lm->sos_row = 0;
+        lm->task_row = 1;
+        lm->eos = hp->speech_token_size;
+        lm->fill = hp->speech_token_size + 2;
+        lm->stop_begin = hp->speech_token_size;
+        lm->stop_end = hp->speech_token_size + 2;
+    }
     char name[128];
     for (int l = 0; st == COSY_OK && l < lm->n_layers; l++) {
         lm_layer *y = &lm->layers[l];
@@ -223,7 +245,9 @@ static cosy_status lm_create(cosy_model *model, void **out)
     if (st == COSY_OK) st = cosy_model_f32(model, "lm.out_norm.weight", &lm->out_norm);
     if (st == COSY_OK) st = load_matrix(lm, &lm->head, "lm.head.weight", cosy_lm_head_dtype(lm->dtype));
     if (st == COSY_OK && hp->lm_has_head_bias) st = cosy_model_f32(model, "lm.head.bias", &lm->head_bias);
-    if (st == COSY_OK && (lm->embd_text->shape[1] != lm->width || lm->embd_speech->shape[0] != lm->speech_vocab || lm->embd_special->shape[0] < 2))
+    if (st == COSY_OK && (lm->embd_text->shape[1] != lm->width || lm->embd_speech->shape[0] != lm->speech_vocab ||
+                          lm->embd_special->shape[0] <= lm->sos_row || lm->embd_special->shape[0] <= lm->task_row || lm->stop_end >= lm->speech_vocab ||
+                          lm->eos >= lm->speech_vocab || lm->fill >= lm->speech_vocab))
         st = cosy_error(COSY_ERR_SHAPE, "lm: embedding tables disagree with the hyperparameters");
     if (st == COSY_OK) {
         /* HF's default rope: inv_freq = 1 / theta^(2j / d), computed in f32 as torch does */
@@ -273,8 +297,10 @@ int cosy_lm_set_feed_tiles(cosy_lm *lm, int on)
 }
 int cosy_lm_vocab(const cosy_lm *lm) { return lm->speech_vocab; }
 int cosy_lm_hidden(const cosy_lm *lm) { return lm->width; }
-int cosy_lm_eos(const cosy_lm *lm) { return lm->hp->speech_token_size; }
-int cosy_lm_fill(const cosy_lm *lm) { return lm->hp->speech_token_size + 2; }
+int cosy_lm_eos(const cosy_lm *lm) { return lm->eos; }
+int cosy_lm_fill(const cosy_lm *lm) { return lm->fill; }
+int cosy_lm_is_stop(const cosy_lm *lm, int32_t id) { return id >= lm->stop_begin && id <= lm->stop_end; }
+int cosy_lm_min_len_mask(const cosy_lm *lm) { return lm->hp->speech_token_size; }
 
 /* ------------------------------------------------------------------ embeddings */
 
@@ -307,8 +333,8 @@ cosy_status cosy_lm_embed(const cosy_lm *lm, cosy_lm_kind kind, int32_t id, floa
 {
     COSY_TRY(check_id(lm, kind, id));
     switch (kind) {
-    case COSY_LM_SOS: table_row(lm->embd_special, 0, lm->width, out); break;
-    case COSY_LM_TASK: table_row(lm->embd_special, 1, lm->width, out); break;
+    case COSY_LM_SOS: table_row(lm->embd_special, lm->sos_row, lm->width, out); break;
+    case COSY_LM_TASK: table_row(lm->embd_special, lm->task_row, lm->width, out); break;
     case COSY_LM_TEXT: table_row(lm->embd_text, id, lm->width, out); break;
     case COSY_LM_SPEECH: table_row(lm->embd_speech, id, lm->width, out); break;
     }

@@ -1,11 +1,17 @@
 /*
- * lm.h — the speech-token language model of CosyVoice2 (cosyvoice/llm/llm.py, Qwen2LM): a Qwen2
- * decoder (RMSNorm, grouped-query attention with RoPE and q/k/v biases, SwiGLU MLP) that reads a
- * sequence of embeddings taken from three tables — text tokens (`embed_tokens`), speech tokens
- * (`speech_embedding`) and the two special rows sos / task_id (`llm_embedding`) — and predicts the
- * next speech token through its own head (`llm_decoder`, with bias) as log-probabilities over
- * lm_speech_vocab = 6561 speech tokens + eos (6561), an unused id (6562) and the bistream fill
- * token (6563).
+ * lm.h — the speech-token language model of CosyVoice2 and CosyVoice3 (cosyvoice/llm/llm.py, Qwen2LM
+ * and CosyVoice3LM): a Qwen2 decoder (RMSNorm, grouped-query attention with RoPE and q/k/v biases,
+ * SwiGLU MLP) that reads a sequence of embeddings taken from text tokens (`embed_tokens`), speech
+ * tokens (`speech_embedding`) and the two special inputs sos / task_id, and predicts the next speech
+ * token through its own head (`llm_decoder`) as log-probabilities over lm_speech_vocab ids. The
+ * families differ only in their special ids (the model file's hyperparameters say which):
+ *   CosyVoice2  sos / task_id = the two rows of `llm_embedding`; head 6564 classes with bias;
+ *               eos 6561, an unused id 6562, fill 6563; decoding stops on 6561..6563;
+ *   CosyVoice3  sos / task_id = rows 6561 / 6563 of `speech_embedding` (no llm_embedding); head 6761
+ *               classes without bias; eos 6562, fill 6564; decoding stops on any id of lm_stop_begin..
+ *               lm_stop_end (6561..6760); its prompt text must hold <|endofprompt|> (lm_endofprompt).
+ * In both, sampling_ids(ignore_eos=True) masks index speech_token_size (cosy_lm_min_len_mask): eos in
+ * CosyVoice2 but sos in CosyVoice3, so there the minimum length never blocks eos (reproduced).
  *
  * Two objects:
  *   cosy_lm        the weights in their run-time type (model params lm_dtype: f32 = the reference
@@ -21,9 +27,10 @@
  *
  * Input layout (Qwen2LM.inference): [sos, embed_text(prompt_text ++ text), task_id,
  * embed_speech(prompt_speech)], then each generated token's speech embedding. The inference modes
- * of the reference differ only in what goes in there:
+ * of the reference differ only in what goes in there (the session builds it: stream/lm_prompt.h):
  *   zero-shot      prompt_text = the prompt transcript, prompt_speech = the prompt's speech tokens;
  *   cross-lingual  prompt_text empty, prompt_speech empty (the voice only reaches flow/HiFT);
+ *                  CosyVoice3: the text itself starts with "...<|endofprompt|>";
  *   instruct2      prompt_text = the instruction ending in <|endofprompt|>, prompt_speech empty;
  *   SFT            prompt_text empty, prompt_speech empty (a built-in speaker's embedding is
  *                  ignored by the LM: Qwen2LM.inference never uses `embedding`).
@@ -42,8 +49,8 @@ typedef struct cosy_lm_state cosy_lm_state;
 
 /* Where an input embedding comes from (the values are the fixtures' "kind" codes). */
 typedef enum {
-    COSY_LM_SOS = 0,     /* llm_embedding row 0 (id ignored) */
-    COSY_LM_TASK = 1,    /* llm_embedding row 1, task_id (id ignored) */
+    COSY_LM_SOS = 0,     /* llm_embedding row 0; CosyVoice3: speech_embedding[lm_sos] (id ignored) */
+    COSY_LM_TASK = 1,    /* llm_embedding row 1; CosyVoice3: speech_embedding[lm_task_id] (id ignored) */
     COSY_LM_TEXT = 2,    /* embed_tokens[id], id < lm_text_vocab */
     COSY_LM_SPEECH = 3,  /* speech_embedding[id], id < lm_speech_vocab */
 } cosy_lm_kind;
@@ -67,9 +74,13 @@ cosy_dtype cosy_lm_head_dtype(cosy_dtype lm_dtype);
 /* Length of the log-probability vectors (lm_speech_vocab). */
 int cosy_lm_vocab(const cosy_lm *lm);
 int cosy_lm_hidden(const cosy_lm *lm);
-/* Special speech ids: eos = speech_token_size (6561), fill = speech_token_size + 2 (6563). */
+/* Special speech ids of the model's family: eos (6561 v2, 6562 v3), the bistream fill token (6563 v2,
+ * 6564 v3), whether an id ends decoding (6561..6563 v2, lm_stop_begin..lm_stop_end v3), and the index
+ * sampling_ids(ignore_eos=True) masks before min_len (speech_token_size in both: eos in v2, sos in v3). */
 int cosy_lm_eos(const cosy_lm *lm);
 int cosy_lm_fill(const cosy_lm *lm);
+int cosy_lm_is_stop(const cosy_lm *lm, int32_t id);
+int cosy_lm_min_len_mask(const cosy_lm *lm);
 
 /* Writes the embedding (lm_hidden floats) of one input position. COSY_ERR_INVALID_ARG if the id
  * is out of range for its table. */
@@ -147,23 +158,27 @@ void cosy_lm_batch_counts_get(cosy_lm *lm, cosy_lm_batch_counts *out);
  *
  * Non-bistream (Qwen2LM.inference + inference_wrapper): step answers NEED_TEXT until end_text; then
  * it prefills [sos, prompt_text ++ text, task_id, prompt_speech], and each step decodes one token:
- * min_len = 2·Lt, max_len = 20·Lt from the TTS text length Lt alone (prompt text excluded); eos
- * (6561) is masked while the step index < min_len; a sampled stop id (6561, 6562, 6563) ends the
- * run without being emitted; max_len steps end it too. Lt = 0 gives no tokens (max_len = 0).
+ * min_len = 2·Lt, max_len = 20·Lt from the TTS text length Lt alone (prompt text excluded); index
+ * cosy_lm_min_len_mask (6561) is masked while the step index < min_len; a sampled stop id
+ * (cosy_lm_is_stop) ends the run without being emitted; max_len steps end it too. Lt = 0 gives no
+ * tokens (max_len = 0). CosyVoice3: prompt_text ++ text must hold <|endofprompt|> (refused otherwise).
  *
  * Bistream (inference_bistream, mix_ratio 5:15, DESIGN.md §1): text tokens are consumed one at a
  * time in push order, exactly as the reference consumes its one-token generator (pushing several at
- * once changes nothing). The prompt text heads the text stream; while prompt speech remains, every
+ * once changes nothing). The prompt text heads the text stream (CosyVoice3: the prompt text must hold
+ * <|endofprompt|>; everything up to and including the first one is fed right after sos, only the rest
+ * heads the text stream); while prompt speech remains, every
  * 5 text tokens release [5 text, next 15 prompt speech] into the pending input; once the prompt
  * speech is used up, the LM decodes until it outputs the fill token 6563 — forced when the count of
  * outputs reaches next_fill ((⌊P/15⌋+1)·15 − P first, then every 16), never fed — and the next 5
- * text tokens become the next input. eos is masked throughout. After end_text the remaining text
+ * text tokens become the next input. Index cosy_lm_min_len_mask is masked throughout (ignore_eos). After end_text the remaining text
  * and task_id are appended to the pending input (the flush) and decoding runs to eos. Choices on
  * the reference's quirks (cosyvoice-text-side.md §3.3):
  *   Q1  after a fill the last fed speech embedding is still pending and the flush feeds it a second
  *       time; reproduced by default (the official output has it), drop_stale_embedding = 1 drops it;
- *   Q3  the reference raises if the sampler returns 6562 during phase B or 6562/6563 during the
- *       flush; by default those ids are masked (-inf) in those phases so that cannot happen;
+ *   Q3  the reference raises if the sampler returns a special id other than fill during phase B or
+ *       other than eos during the flush; by default those ids are masked (-inf) in those phases so
+ *       that cannot happen;
  *       strict_reference = 1 leaves them unmasked and fails the run like the reference;
  *   Q4  prompt speech not yet consumed when the text ends is dropped, as in the reference;
  *       the flush has no length limit in the reference; here it stops after max_token_text_ratio
@@ -172,7 +187,8 @@ void cosy_lm_batch_counts_get(cosy_lm *lm, cosy_lm_batch_counts *out);
 typedef struct cosy_lm_run cosy_lm_run;
 
 typedef enum {
-    COSY_LM_EVENT_TOKEN = 0,     /* ev.token: the next speech token, 0..speech_token_size-1 */
+    COSY_LM_EVENT_TOKEN = 0,     /* ev.token: the next speech token, 0..speech_token_size-1 (every one the
+                                  * LM yields: CosyVoice3's silent-token filter is the session's) */
     COSY_LM_EVENT_NEED_TEXT = 1, /* nothing to do until more text is pushed or the text ends */
     COSY_LM_EVENT_DONE = 2,      /* the call is over (eos, a length limit); further steps say DONE */
 } cosy_lm_event_kind;

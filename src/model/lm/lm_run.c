@@ -12,6 +12,10 @@
  *   FLUSH      bistream: the final loop after the text generator is exhausted, until eos
  * "pending" is the reference's lm_input: the positions to feed at the next forward, kept as
  * (kind, id) pairs so traces can report exactly what was fed.
+ *
+ * CosyVoice3LM inherits both loops; its differences are the LM's ids (cosy_lm_eos, _fill, _is_stop,
+ * _min_len_mask) and the <|endofprompt|> rule (the `if self.__class__.__name__ == 'CosyVoice3LM'`
+ * branches of inference / inference_bistream), handled at begin and start_decode.
  */
 #include "model/lm/lm.h"
 #include "core/clock.h"
@@ -61,7 +65,8 @@ struct cosy_lm_run {
     int speech_used;        /* bistream: prompt speech already interleaved */
     int next_fill;
     int step_index, min_len, max_len, n_tts_text, emitted;
-    int eos, fill, S;
+    int eos, fill, S, V;
+    int32_t endofprompt;    /* CosyVoice3: the text id the prompt must hold; -1 for CosyVoice2 */
     float *logp;
     double t_begin;
     cosy_lm_timings timings;
@@ -161,6 +166,8 @@ cosy_status cosy_lm_run_begin(cosy_lm *lm, const cosy_lm_run_config *cfg, cosy_l
     run->S = hp->speech_token_size;
     run->eos = cosy_lm_eos(lm);
     run->fill = cosy_lm_fill(lm);
+    run->V = cosy_lm_vocab(lm);
+    run->endofprompt = hp->family == COSY_FAMILY_COSYVOICE3 ? hp->lm_endofprompt : -1;
     run->t_begin = cosy_now_ms();
     run->timings.first_token_ms = -1;
     cosy_status st = ivec_push(&run->prompt_text, cfg->prompt_text, cfg->n_prompt_text);
@@ -185,10 +192,21 @@ cosy_status cosy_lm_run_begin(cosy_lm *lm, const cosy_lm_run_config *cfg, cosy_l
         }
     }
     if (st == COSY_OK && cfg->bistream) {
-        /* text_cache starts as the prompt text; next_fill_index = (int(P / 15) + 1) * 15 - P */
+        /* text_cache starts as the prompt text; next_fill_index = (int(P / 15) + 1) * 15 - P.
+         * CosyVoice3: the prompt text up to and including the first <|endofprompt|> goes right after
+         * sos in the first feed; only the rest starts text_cache */
+        int head = 0;
+        if (run->endofprompt >= 0) {
+            while (head < run->prompt_text.n && run->prompt_text.v[head] != run->endofprompt) head++;
+            if (head == run->prompt_text.n)
+                st = cosy_error(COSY_ERR_INVALID_ARG, "lm run: a CosyVoice3 bistream prompt text must contain <|endofprompt|> (id %d), as "
+                                "CosyVoice3LM.inference_bistream asserts", (int)run->endofprompt);
+            head++;
+        }
         run->phase = PH_BI_TEXT;
-        st = feed_push(&run->pending, COSY_LM_SOS, NULL, 1);
-        if (st == COSY_OK) st = ivec_push(&run->text_cache, run->prompt_text.v, run->prompt_text.n);
+        if (st == COSY_OK) st = feed_push(&run->pending, COSY_LM_SOS, NULL, 1);
+        if (st == COSY_OK) st = feed_push(&run->pending, COSY_LM_TEXT, run->prompt_text.v, head);
+        if (st == COSY_OK) st = ivec_push(&run->text_cache, run->prompt_text.v + head, run->prompt_text.n - head);
         int P = run->prompt_speech.n, M = hp->mix_speech;
         run->next_fill = (P / M + 1) * M - P;
     } else {
@@ -282,8 +300,18 @@ static int at_token_limit(cosy_lm_run *run)
 }
 
 /* Qwen2LM.inference: build [sos, prompt_text ++ text, task_id, prompt_speech] and the length limits. */
+static int holds(const ivec *v, int32_t id)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->v[i] == id) return 1;
+    return 0;
+}
+
 static cosy_status start_decode(cosy_lm_run *run)
 {
+    if (run->endofprompt >= 0 && !holds(&run->prompt_text, run->endofprompt) && !holds(&run->queue, run->endofprompt))
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm run: a CosyVoice3 prompt text (or, without one, the text) must contain "
+                          "<|endofprompt|> (id %d), as CosyVoice3LM.inference asserts", (int)run->endofprompt);
     run->n_tts_text = run->queue.n;
     run->min_len = run->n_tts_text * run->hp->min_token_text_ratio;
     run->max_len = run->n_tts_text * run->hp->max_token_text_ratio;
@@ -311,11 +339,12 @@ static cosy_status decode_step(cosy_lm_run *run, cosy_lm_event *ev)
         return COSY_OK;
     }
     COSY_TRY(forward(run));
-    if (run->step_index < run->min_len) run->logp[run->eos] = -INFINITY; /* sampling_ids(ignore_eos=True) */
+    /* sampling_ids(ignore_eos=True) masks index speech_token_size: eos in CosyVoice2, sos in CosyVoice3 */
+    if (run->step_index < run->min_len) run->logp[cosy_lm_min_len_mask(run->lm)] = -INFINITY;
     int32_t top;
     COSY_TRY(sample(run, &top));
     run->step_index++;
-    if (top >= run->S && top <= run->S + 2) { /* stop_token_ids: ends without being emitted */
+    if (cosy_lm_is_stop(run->lm, top)) { /* stop_token_ids: ends without being emitted */
         run->phase = PH_DONE;
         ev->kind = COSY_LM_EVENT_DONE;
         return COSY_OK;
@@ -368,8 +397,10 @@ static cosy_status bistream_decode_step(cosy_lm_run *run, cosy_lm_event *ev, int
     if (run->next_fill != -1 && run->out.n == run->next_fill) {
         top = run->fill;
     } else {
-        run->logp[run->eos] = -INFINITY; /* ignore_eos=True */
-        if (!run->cfg.strict_reference) run->logp[run->S + 1] = -INFINITY; /* Q3: the reference raises on it */
+        run->logp[cosy_lm_min_len_mask(run->lm)] = -INFINITY; /* ignore_eos=True */
+        if (!run->cfg.strict_reference) /* Q3: the reference raises on any other special id here */
+            for (int id = run->S; id < run->V; id++)
+                if (id != run->fill) run->logp[id] = -INFINITY;
         COSY_TRY(sample(run, &top));
     }
     if (top == run->fill) run->next_fill = run->out.n + run->hp->mix_speech + 1;
@@ -407,10 +438,9 @@ static cosy_status flush_step(cosy_lm_run *run, cosy_lm_event *ev)
         return COSY_OK;
     }
     COSY_TRY(forward(run));
-    if (!run->cfg.strict_reference) { /* Q3: the reference raises on these during the flush */
-        run->logp[run->S + 1] = -INFINITY;
-        run->logp[run->fill] = -INFINITY;
-    }
+    if (!run->cfg.strict_reference) /* Q3: the reference raises on any special id but eos during the flush */
+        for (int id = run->S; id < run->V; id++)
+            if (id != run->eos) run->logp[id] = -INFINITY;
     int32_t top;
     COSY_TRY(sample(run, &top)); /* ignore_eos=False */
     COSY_TRY(ivec_push(&run->out, &top, 1));
