@@ -430,6 +430,10 @@ int64_t cosy_cv3_hift_stream_max_samples(const cosy_cv3_hift_stream *s, int n_fr
     return (s->M + n_frames) * (int64_t)s->h->S - s->emitted;
 }
 
+/* the inner loops below are multiply-adds in a fixed order per output: vectorising them over time changes no
+ * rounding (no contraction to FMA at the baseline target) */
+#define CV3_VECTORIZE __attribute__((optimize("O3")))
+
 /* ---- f0 (float64) ------------------------------------------------------------------------------ */
 
 /* y[c][t] = b[c] + sum over ci, j of w[c][ci][j] x[ci][t + j], t in [0, n), in double; then ELU */
@@ -440,7 +444,7 @@ typedef struct {
     int cout, cin, k, n, ldx, ldy, n_tasks;
 } f0_conv_job;
 
-static void f0_conv_task(void *ctx, int task)
+static CV3_VECTORIZE void f0_conv_task(void *ctx, int task)
 {
     const f0_conv_job *j = ctx;
     int c0, c1;
@@ -611,6 +615,55 @@ static cosy_status resblock_apply(cosy_cv3_hift_stream *s, const cv3_resblock *r
     return COSY_OK;
 }
 
+/* y = source_downs conv (stride u, no padding) of spectrum columns x[.][0 .. (y->T - 1) u + k): im2col, then
+ * per output bias + the products in one fixed order (ci, tap), whatever the number of columns, so a
+ * stream's pieces round exactly as the one-call run (an sgemm's blocking would depend on the width) */
+typedef struct {
+    const cosy_conv *c;
+    const float *cols;
+    cosy_act *y;
+    int n_tasks;
+} down_job;
+
+static CV3_VECTORIZE void down_task(void *ctx, int task)
+{
+    const down_job *j = ctx;
+    const cosy_conv *c = j->c;
+    const int rows = c->cin * c->k, n = j->y->T;
+    int c0, c1;
+    cosy_split_range(c->cout, j->n_tasks, task, &c0, &c1);
+    for (int co = c0; co < c1; co++) {
+        float *y = j->y->data + (size_t)co * j->y->ld;
+        const float *w = c->w + (size_t)co * rows;
+        for (int t = 0; t < n; t++) y[t] = c->b[co];
+        for (int r = 0; r < rows; r++) {
+            const float wr = w[r], *x = j->cols + (size_t)r * n;
+            for (int t = 0; t < n; t++) y[t] += wr * x[t];
+        }
+    }
+}
+
+static cosy_status down_apply(cosy_cv3_hift_stream *s, const cosy_conv *c, const float *x, int ldx, cosy_act *y)
+{
+    cosy_arena *arena = &s->arena;
+    const int n = y->T;
+    size_t mark = cosy_arena_mark(arena);
+    float *cols = cosy_arena_floats(arena, (size_t)c->cin * c->k * n);
+    if (!cols) return cosy_error(COSY_ERR_NOMEM, "cv3 hift: scratch exhausted (source_downs)");
+    for (int ci = 0; ci < c->cin; ci++)
+        for (int k = 0; k < c->k; k++) {
+            float *cr = cols + ((size_t)ci * c->k + k) * n;
+            const float *xr = x + (size_t)ci * ldx + k;
+            for (int t = 0; t < n; t++) cr[t] = xr[(size_t)t * c->stride];
+        }
+    down_job j = {.c = c, .cols = cols, .y = y};
+    int parts = s->h->pool ? cosy_pool_size(s->h->pool) : 1;
+    j.n_tasks = parts > c->cout ? c->cout : parts;
+    cosy_pool_run(s->h->pool, j.n_tasks, down_task, &j);
+    cosy_arena_release(arena, mark);
+    return COSY_OK;
+}
+
 /* the generator over mel frames [G, G + D): conv_pre .. conv_post; appends to the post window */
 static cosy_status generator_step(cosy_cv3_hift_stream *s, int D)
 {
@@ -673,7 +726,7 @@ static cosy_status generator_step(cosy_cv3_hift_stream *s, int D)
             return cosy_error(COSY_ERR_INTERNAL, "cv3 hift: stage %d needs spectrum frames [%lld, %lld), have [%lld, %lld)", i, (long long)f_lo,
                               (long long)(f_lo + T_in), (long long)s->spec.base, (long long)s->spec.end);
         COSY_TRY(act_new(&si, ch, nf, arena));
-        COSY_TRY(cosy_conv1d_strided(h->pool, &h->source_downs[i], window_col(&s->spec, 0, f_lo), (int)T_in, s->spec.cap, &si, arena));
+        COSY_TRY(down_apply(s, &h->source_downs[i], window_col(&s->spec, 0, f_lo), s->spec.cap, &si));
         COSY_TRY(act_new(&r, ch, nf, arena));
         COSY_TRY(resblock_apply(s, &h->source_resblocks[i], &si, &r));
         cosy_rows_add(h->pool, full.data, full.ld, r.data, r.ld, ch, nf);
