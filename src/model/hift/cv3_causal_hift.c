@@ -814,7 +814,8 @@ cosy_status cosy_cv3_hift_stream_push(cosy_cv3_hift_stream *s, const float *mel,
         }
         /* spectrum frames whose n_fft samples exist (reflect-padded at the end once the source is complete) */
         const int64_t n_src = s->n_f0 * S, hop = h->stft.hop, half = h->stft.n_fft / 2;
-        const int64_t spec_target = finalize && s->n_f0 == M ? n_src / hop + 1 : (n_src >= 2 * half ? (n_src - 2 * half) / hop + 1 : 0);
+        /* frame f reads samples f hop - half .. f hop + half - 1 */
+        const int64_t spec_target = finalize && s->n_f0 == M ? n_src / hop + 1 : (n_src > half ? (n_src - half) / hop + 1 : 0);
         if (s->spec.end < spec_target) {
             st = window_reserve(&s->spec, spec_target - s->spec.end);
             if (st != COSY_OK) break;
@@ -824,7 +825,8 @@ cosy_status cosy_cv3_hift_stream_push(cosy_cv3_hift_stream *s, const float *mel,
                                          window_col(&s->spec, h->B, s->spec.end), s->spec.cap);
             if (st != COSY_OK) break;
             s->spec.end = spec_target;
-            window_trim(&s->src, s->spec.end * hop - half);
+            const int64_t keep = s->spec.end * hop - half; /* the next frame's first sample, kept on a frame boundary */
+            window_trim(&s->src, keep > 0 ? keep - keep % hop : 0);
             progress = 1;
         }
         /* the generator: conv_pre looks conv_pre_look_right frames ahead (zeros when finalizing), every stage
