@@ -3,7 +3,7 @@
  * wav[speech_offset:], 8 frames held back until the final call), recomputed in full per call, against one
  * stream fed only the new frames — for the official-like growing schedule and for pushes of 0..13 frames
  * crossing the stream's internal step size — equal bit for bit; a finalized stream starts a new utterance;
- * bad calls refused.
+ * bad calls refused; the bf16 generator against f32 (tiny, and the real vocoder's shapes), and its stream.
  * (Parity of the one-shot path with the official outputs: `cosy golden`, case cv3_hift.) */
 #include "test.h"
 
@@ -50,6 +50,65 @@ static int64_t stream_loop(cosy_cv3_hift_stream *s, cosy_cv3_hift *h, const floa
         if (n > 0) total += n;
     }
     return total;
+}
+
+/* bf16 generator convolutions (where the CPU has native bf16) against f32, on the first F frames of mel:
+ * the waveform's largest error relative to the largest f32 sample and its SNR, bounded (`claims`) by what
+ * test_hift_bf16 holds CosyVoice2's HiFT to — at the real size; the tiny random model amplifies rounding
+ * more and is held to the relative bound only. Also: the bf16 stream equals its one-call run. */
+#define BF16_MAX_REL 2e-2
+#define BF16_MIN_SNR_DB 35.0
+
+static void check_bf16(const char *what, const char *gguf, const float *mel, int F, int ld, int claims)
+{
+    cosy_model *m[2] = {NULL, NULL};
+    cosy_cv3_hift *h[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        cosy_model_params p = test_f32_params();
+        p.hift_dtype = k ? COSY_DTYPE_BF16 : COSY_DTYPE_F32;
+        CHECK_OK(cosy_model_load(gguf, &p, &m[k]));
+        if (m[k]) CHECK_OK(cosy_cv3_hift_get(m[k], &h[k]));
+    }
+    const int64_t T = (int64_t)F * 480;
+    float *ref = malloc(sizeof(float) * T), *wav = malloc(sizeof(float) * T), *inc = malloc(sizeof(float) * T);
+    if (!h[0] || !h[1] || !ref || !wav || !inc) {
+        CHECK(0);
+    } else if (cosy_cv3_hift_dtype(h[1]) != COSY_DTYPE_BF16) {
+        printf("  %-8s SKIP bf16: this CPU has no native bf16\n", what);
+    } else {
+        CHECK_OK(cosy_cv3_hift_inference(h[0], mel, F, ld, 1, ref, NULL, NULL));
+        CHECK_OK(cosy_cv3_hift_inference(h[1], mel, F, ld, 1, wav, NULL, NULL));
+        double peak = 0, se = 0, sr = 0, dm = 0;
+        for (int64_t i = 0; i < T; i++) {
+            double e = fabs((double)wav[i] - ref[i]);
+            dm = e > dm ? e : dm;
+            peak = fabs(ref[i]) > peak ? fabs(ref[i]) : peak;
+            se += e * e;
+            sr += (double)ref[i] * ref[i];
+        }
+        const double rel = dm / peak, snr = 10 * log10(sr / se);
+        printf("  %-8s bf16 vs f32, %d frames: max |diff| %.3e, %.3e of the largest sample (bound %g), SNR %.1f dB (bound %s)\n", what, F,
+               dm, rel, BF16_MAX_REL, snr, claims ? "35" : "-");
+        CHECK(rel <= BF16_MAX_REL);
+        if (claims) CHECK(snr >= BF16_MIN_SNR_DB);
+        /* the bf16 stream, in pushes of 7 frames, against its one-call output */
+        cosy_cv3_hift_stream *s = NULL;
+        CHECK_OK(cosy_cv3_hift_stream_create(h[1], &s));
+        int64_t total = 0;
+        for (int a = 0; s && a < F; a += 7) {
+            const int b = a + 7 < F ? a + 7 : F;
+            int64_t n = 0;
+            CHECK_OK(cosy_cv3_hift_stream_push(s, mel + a, b - a, ld, b == F, inc + total, &n));
+            total += n;
+        }
+        CHECK(total == T && test_max_abs_diff(wav, inc, (long)T) == 0.0);
+        cosy_cv3_hift_stream_free(s);
+    }
+    free(ref);
+    free(wav);
+    free(inc);
+    cosy_model_free(m[0]);
+    cosy_model_free(m[1]);
 }
 
 int main(void)
@@ -117,6 +176,12 @@ int main(void)
     /* refusals */
     CHECK_FAILS(cosy_cv3_hift_inference(h, mel, 7, F_TOTAL, 0, tmp, NULL, NULL), COSY_ERR_INVALID_ARG, "non-final call needs at least 8");
     CHECK_FAILS(cosy_cv3_hift_stream_push(s, mel, 10, 5, 0, inc, &n1), COSY_ERR_INVALID_ARG, "row stride");
+
+    check_bf16("cv3-tiny", test_tmp("cv3-hift.gguf"), mel, 60, F_TOTAL, 0);
+    /* the real vocoder's shapes (random weights): 1 s of audio */
+    cosy_convert_params cp = cosy_convert_default_params();
+    CHECK_OK(cosy_convert_random("cv3-tiny-hift", 3, test_tmp("cv3-tiny-hift.gguf"), &cp));
+    check_bf16("512 ch", test_tmp("cv3-tiny-hift.gguf"), mel, 50, F_TOTAL, 1);
 
     cosy_cv3_hift_stream_free(s);
     free(full);

@@ -82,7 +82,7 @@ static void bench_mel(float *mel, int n_mels, int F)
  * pattern two ways over the same F frames in pushes of `chunk` frames: the stream (new frames only) and
  * the official re-run of the vocoder on all mel so far on every call (cosy_cv3_hift_inference on the
  * growing prefix), with the largest difference between the two outputs. */
-static cosy_status bench_cv3(cosy_model *model, const char *path, int F, int runs, int chunk, double t_load)
+static cosy_status bench_cv3(cosy_model *model, const cosy_model_params *mp, const char *path, int F, int runs, int chunk, double t_load)
 {
     cosy_cv3_hift *h = NULL;
     COSY_TRY(cosy_cv3_hift_get(model, &h));
@@ -94,9 +94,11 @@ static cosy_status bench_cv3(cosy_model *model, const char *path, int F, int run
     cosy_status st = (!mel || !wav || !ref || !tmp) ? cosy_error(COSY_ERR_NOMEM, "bench: out of memory") : COSY_OK;
     if (st == COSY_OK) st = cosy_cv3_hift_stream_create(h, &s);
     if (st == COSY_OK) bench_mel(mel, n_mels, F);
-    printf("hift: %s (CosyVoice3 CausalHiFT, f32), %s, %d threads, base channels %d\n", path, cosy_cpu_model_name(),
+    const cosy_dtype run_dtype = cosy_cv3_hift_dtype(h);
+    printf("hift: %s (CosyVoice3 CausalHiFT), %s, %d threads, base channels %d\n", path, cosy_cpu_model_name(),
            cosy_pool_size(model->pool), model->hp.hift_base_channels);
-    printf("  CPU path %s; load + hift state %.0f ms\n", cosy_cpu_level_name(cosy_cpu_level()), t_load);
+    printf("  CPU path %s; convolutions in %s (%s); load + hift state %.0f ms\n", cosy_cpu_level_name(cosy_cpu_level()),
+           cosy_dtype_name(run_dtype), run_dtype == COSY_DTYPE_BF16 ? cosy_conv1d_bf16_path() : "f32", t_load);
     printf("  call: %d mel frames -> %d samples (%.0f ms of audio), finalize\n", F, F * spf, audio_ms);
     double best = 1e30, sum = 0;
     for (int r = -1; r < runs && st == COSY_OK; r++) {
@@ -140,6 +142,30 @@ static cosy_status bench_cv3(cosy_model *model, const char *path, int F, int run
                "  per call %.1f ms total; outputs %lld / %lld samples, max |diff| %.3g\n",
                calls, chunk, t_stream, t_stream * 1000.0 / audio_ms, t_rerun, (long long)n_stream, (long long)n_rerun, d);
     }
+    /* bf16 against the f32 reference path on the one-call output */
+    if (st == COSY_OK && run_dtype != COSY_DTYPE_F32) {
+        cosy_model_params fp = *mp;
+        fp.hift_dtype = COSY_DTYPE_F32;
+        cosy_model *m32 = NULL;
+        cosy_cv3_hift *h32 = NULL;
+        st = cosy_model_load(path, &fp, &m32);
+        if (st == COSY_OK) st = cosy_cv3_hift_get(m32, &h32);
+        if (st == COSY_OK) st = cosy_cv3_hift_inference(h, mel, F, F, 1, wav, NULL, NULL);
+        if (st == COSY_OK) st = cosy_cv3_hift_inference(h32, mel, F, F, 1, ref, NULL, NULL);
+        if (st == COSY_OK) {
+            double d = 0, peak = 0, se = 0, sr = 0;
+            for (int64_t i = 0; i < (int64_t)F * spf; i++) {
+                double e = fabs((double)wav[i] - ref[i]);
+                d = fmax(d, e);
+                peak = fmax(peak, fabs(ref[i]));
+                se += e * e;
+                sr += (double)ref[i] * ref[i];
+            }
+            printf("  %s vs f32: max |diff| %.3e, %.3e of the largest sample, SNR %.1f dB\n", cosy_dtype_name(run_dtype), d,
+                   peak > 0 ? d / peak : 0.0, se > 0 ? 10 * log10(sr / se) : INFINITY);
+        }
+        cosy_model_free(m32);
+    }
     cosy_cv3_hift_stream_free(s);
     free(mel);
     free(wav);
@@ -176,7 +202,7 @@ int bench_hift(int argc, char **argv)
     cosy_status st = cosy_model_load(path, &mp, &model);
     if (st != COSY_OK) return cli_fail("bench", st);
     if (model->hp.family == COSY_FAMILY_COSYVOICE3) {
-        st = bench_cv3(model, path, (int)frames, (int)runs, (int)chunk, cosy_now_ms() - t0);
+        st = bench_cv3(model, &mp, path, (int)frames, (int)runs, (int)chunk, cosy_now_ms() - t0);
         cosy_model_free(model);
         return st == COSY_OK ? 0 : cli_fail("bench", st);
     }

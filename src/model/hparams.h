@@ -102,7 +102,8 @@ const char *cosy_family_arch(cosy_family f);
 /* The family an architecture name stands for; 0 if none. */
 cosy_family cosy_family_from_arch(const char *arch, size_t len);
 
-/* The shapes of a named configuration ("cosyvoice2-0.5b", "cv2-tiny", "cosyvoice3-0.5b", "cv3-tiny"). */
+/* The shapes of a named configuration ("cosyvoice2-0.5b", "cv2-tiny", "cv2-tiny-hift", "cosyvoice3-0.5b", "cv3-tiny",
+ * "cv3-tiny-hift"). */
 cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp);
 /* Checks internal consistency (positive sizes, divisibility, supported variants). */
 cosy_status cosy_hparams_validate(const cosy_hparams *hp);

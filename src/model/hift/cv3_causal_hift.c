@@ -18,6 +18,8 @@
  * A causal convolution keeps the last d (k - 1) columns of its input as the next step's left context (zeros
  * at the start: the reference's zero padding); it runs as the "same" kernel of core/conv1d.h over
  * [context | new columns] (an even kernel gets a zero tap appended), keeping the columns it owns.
+ * With hift_dtype bf16 (where the CPU multiplies bf16 natively) the generator's convolutions take bf16
+ * inputs and weights with f32 sums, as hift.c; the F0 predictor, the source and source_downs stay exact.
  *
  * Non-final calls: the reference computes f0 for F - 3 frames, conv_pre for F - 7 and drops the last 480
  * samples of the iSTFT, emitting (F - 8) * 480 samples; each of those depends on real mel only, so the
@@ -71,6 +73,7 @@ struct cosy_cv3_hift {
     int q[CV3_MAX_LIST];         /* frames per mel frame after ups[i] */
     int down_u[CV3_MAX_LIST];    /* source_downs[i] stride (1: a k1 convolution) */
     int umax;
+    int bf16;                    /* the generator's convolutions run in bf16 (packed weights; f0 and source_downs f32) */
     /* f0 predictor (float64 arithmetic on the f32 weights) */
     int f0_C, f0_k0;
     const float *f0_w[CV3_F0_LAYERS], *f0_b[CV3_F0_LAYERS];
@@ -107,6 +110,7 @@ static cosy_status get_weight(cosy_cv3_hift *h, const char *name, int64_t d0, in
 static cosy_status load_causal(cosy_cv3_hift *h, cv3_conv *c, int cout, int cin, int k, int dilation, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* a causal Conv1d of the generator, in the run type (bf16: tiles packed once here, core/conv1d.h) */
 static cosy_status load_causal(cosy_cv3_hift *h, cv3_conv *c, int cout, int cin, int k, int dilation, const char *fmt, ...)
 {
     char base[160], name[200];
@@ -135,6 +139,12 @@ static cosy_status load_causal(cosy_cv3_hift *h, cv3_conv *c, int cout, int cin,
     int pad = dilation * (kk - 1) / 2;
     if (pad > COSY_ACT_PAD) return cosy_error(COSY_ERR_UNSUPPORTED, "cv3 hift: %s: padding %d > %d", base, pad, COSY_ACT_PAD);
     c->conv = (cosy_conv){.w = w, .b = b, .cout = cout, .cin = cin, .k = kk, .stride = 1, .pad = pad, .dilation = dilation};
+    if (h->bf16) {
+        uint16_t *packed = cosy_model_alloc(h->model, sizeof(uint16_t) * cosy_conv1d_packed_bf16_elems(&c->conv));
+        if (!packed) return cosy_error(COSY_ERR_NOMEM, "cv3 hift: out of memory packing %s", base);
+        COSY_TRY(cosy_conv1d_pack_bf16(packed, &c->conv, w, COSY_DTYPE_F32));
+        c->conv.w_bf16 = packed;
+    }
     c->P = dilation * (k - 1);
     c->ctx_offset = h->ctx_floats;
     h->ctx_floats += (size_t)cin * c->P;
@@ -230,7 +240,7 @@ static cosy_status cv3_load(cosy_cv3_hift *h)
     size_t floats = 4 * cosy_act_floats(hp->hift_in_channels > base ? hp->hift_in_channels : base, CV3_BLOCK + 2 * COSY_ACT_PAD);
     for (int i = 0; i < nup; i++) {
         int ch = (base >> i) > n2 ? (base >> i) : n2, cols = h->q[i] * CV3_BLOCK + 1 + 2 * COSY_ACT_PAD;
-        floats += 12 * cosy_act_floats(ch, cols) + (size_t)n2 * (2 * h->down_u[i] + 1) * (size_t)cols;
+        floats += 12 * cosy_act_floats(ch, cols) + (h->bf16 ? cosy_act_bf16_elems(ch, cols) / 2 + 64 : 0) + (size_t)n2 * (2 * h->down_u[i] + 1) * (size_t)cols;
     }
     h->arena_bytes = floats * sizeof(float) + 256 * 64;
 
@@ -257,6 +267,8 @@ static cosy_status cv3_create(cosy_model *m, void **out)
     h->model = m;
     h->hp = &m->hp;
     h->pool = m->pool;
+    /* as hift.c: bf16 only where the CPU multiplies bf16 natively */
+    h->bf16 = m->params.hift_dtype == COSY_DTYPE_BF16 && cosy_conv1d_bf16_native();
     cosy_status st = cv3_load(h);
     if (st != COSY_OK) {
         cv3_destroy(h);
@@ -278,6 +290,7 @@ cosy_status cosy_cv3_hift_get(cosy_model *model, cosy_cv3_hift **out)
 }
 
 int cosy_cv3_hift_samples_per_frame(const cosy_cv3_hift *h) { return h->S; }
+cosy_dtype cosy_cv3_hift_dtype(const cosy_cv3_hift *h) { return h->bf16 ? COSY_DTYPE_BF16 : COSY_DTYPE_F32; }
 int cosy_cv3_hift_held_frames(const cosy_cv3_hift *h) { return h->f0_k0 - 1 + h->conv_pre.P + 1; }
 
 cosy_status cosy_cv3_hift_noise(cosy_cv3_hift *h, int64_t n, const float **out)
@@ -569,6 +582,19 @@ static cosy_status source_step(cosy_cv3_hift_stream *s, int64_t a, int64_t b)
 
 static cosy_status act_new(cosy_act *a, int C, int T, cosy_arena *arena) { return cosy_act_alloc(a, C, T, arena); }
 
+/* Y = "same" conv of X in the run type (bf16: X rounded to bf16 first) */
+static cosy_status conv_same(const cosy_cv3_hift *h, const cosy_conv *c, const cosy_act *X, cosy_act *Y, cosy_arena *arena)
+{
+    if (!h->bf16) return cosy_conv1d_same(h->pool, c, X, Y, NULL);
+    size_t mark = cosy_arena_mark(arena);
+    cosy_act_bf16 Xb;
+    COSY_TRY(cosy_act_bf16_alloc(&Xb, X->C, X->T, arena));
+    cosy_act_to_bf16(h->pool, &Xb, X);
+    cosy_status st = cosy_conv1d_same_bf16(h->pool, c, &Xb, Y, NULL);
+    cosy_arena_release(arena, mark);
+    return st;
+}
+
 /* out (allocated, c.cout x in->T) = causal conv of in, with the stream's left context */
 static cosy_status causal_apply(cosy_cv3_hift_stream *s, const cv3_conv *c, const cosy_act *in, cosy_act *out)
 {
@@ -586,7 +612,7 @@ static cosy_status causal_apply(cosy_cv3_hift_stream *s, const cv3_conv *c, cons
         memcpy(x + P, in->data + (size_t)r * in->ld, sizeof(float) * (size_t)n);
         memcpy(ctx + (size_t)r * P, x + n, sizeof(float) * (size_t)P);
     }
-    COSY_TRY(cosy_conv1d_same(h->pool, &c->conv, &X, &Y, NULL));
+    COSY_TRY(conv_same(h, &c->conv, &X, &Y, arena));
     const int off = c->conv.pad;
     for (int r = 0; r < c->conv.cout; r++) memcpy(out->data + (size_t)r * out->ld, Y.data + (size_t)r * Y.ld + off, sizeof(float) * (size_t)n);
     cosy_arena_release(arena, mark);
@@ -685,7 +711,7 @@ static cosy_status generator_step(cosy_cv3_hift_stream *s, int D)
         COSY_TRY(act_new(&x, h->conv_pre.conv.cout, D, arena));
         size_t mark = cosy_arena_mark(arena);
         COSY_TRY(act_new(&Y, h->conv_pre.conv.cout, D + P, arena));
-        COSY_TRY(cosy_conv1d_same(h->pool, &h->conv_pre.conv, &X, &Y, NULL));
+        COSY_TRY(conv_same(h, &h->conv_pre.conv, &X, &Y, arena));
         for (int r = 0; r < x.C; r++) memcpy(x.data + (size_t)r * x.ld, Y.data + (size_t)r * Y.ld + h->conv_pre.conv.pad, sizeof(float) * (size_t)D);
         cosy_arena_release(arena, mark);
     }

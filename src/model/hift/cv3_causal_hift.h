@@ -41,6 +41,9 @@ int cosy_cv3_hift_samples_per_frame(const cosy_cv3_hift *h);
 /* Mel frames a non-final call holds back: f0_first_kernel - 1 look-ahead frames, conv_pre_look_right
  * context frames and the one frame the iSTFT drops (3 + 4 + 1 = 8). */
 int cosy_cv3_hift_held_frames(const cosy_cv3_hift *h);
+/* The type the generator's convolutions run in: bf16 when the model's hift_dtype is bf16 (AUTO: where
+ * faster) and the CPU multiplies bf16 natively, else f32 (the reference path). */
+cosy_dtype cosy_cv3_hift_dtype(const cosy_cv3_hift *h);
 
 /* The construction-time noise buffer (SineGen2.sine_waves) of this model, its first n rows
  * [n][nb_harmonics + 1]; extends it if needed. */
