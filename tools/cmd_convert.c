@@ -27,8 +27,8 @@ int cmd_convert(int argc, char **argv)
     const cli_option opts[] = {
         CLI_OPTION_OUTPUT(&out, "OUT.gguf", "the model file to write"),
         {.name = "--random", .kind = CLI_OPT_STRING, .dest = &random, .hint = "CONFIG",
-         .help = "random weights with the shapes of CONFIG: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift, cosyvoice3-0.5b\n"
-                 "or cv3-tiny (cv2-tiny-hift: cv2-tiny with the real vocoder)"},
+         .help = "random weights with the shapes of CONFIG: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift, cosyvoice3-0.5b,\n"
+                 "cv3-tiny or cv3-tiny-hift (cv2/cv3-tiny-hift: the tiny model with the real vocoder)"},
         CLI_OPTION_SEED(&seed, "1234"),
         CLI_OPTION_TOKENIZER(&p.tokenizer_dir),
         {.name = "--dtype", .kind = CLI_OPT_DTYPE, .dest = &p.weight_dtype, .hint = "TYPE", .choices = "f32,f16,bf16",

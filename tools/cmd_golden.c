@@ -32,6 +32,7 @@ int golden_resample_kernels(golden_ctx *ctx, const char *const *only, int n_only
 cosy_status golden_cv3_feat_mel24k(golden_ctx *ctx);
 cosy_status golden_cv3_silent_filter(golden_ctx *ctx);
 cosy_status golden_cv3_rng(golden_ctx *ctx);
+cosy_status golden_cv3_hift(golden_ctx *ctx);
 
 #define V2 COSY_FAMILY_COSYVOICE2
 #define V3 COSY_FAMILY_COSYVOICE3
@@ -65,7 +66,7 @@ static const golden_handler handlers[] = {
     {"official_cv3_rng", golden_cv3_rng, V3, NULL},
     {"cv3_flow_*", NULL, V3, "not implemented yet: CosyVoice3 DiT flow"},
     {"cv3_dit_*", NULL, V3, "not implemented yet: CosyVoice3 DiT flow"},
-    {"cv3_hift", NULL, V3, "not implemented yet: CosyVoice3 CausalHiFT"},
+    {"cv3_hift", golden_cv3_hift, V3, NULL},
     {"t2w_*", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_token2wav_stream", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_final_chunk_causal", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},

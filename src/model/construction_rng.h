@@ -31,4 +31,9 @@ int64_t cosy_cv3_source_buffer_len(const cosy_hparams *hp);
 cosy_status cosy_cv3_source_buffers(const cosy_hparams *hp, float *rand_ini, float *sine_waves, int64_t n_samples, float *uv,
                                     int64_t n_uv);
 
+/* torch's generator positioned at sine_waves[0] (rand_ini, entry 0 zeroed, written when not NULL): cosy_torch_rand
+ * from it gives sine_waves row after row ([n][harmonics + 1]), so a caller can extend the buffer as it needs it
+ * (a draw is one 32-bit value per float, so pieces concatenate to the one-call values). */
+cosy_status cosy_cv3_source_rng(const cosy_hparams *hp, float *rand_ini, cosy_torch_rng *g);
+
 #endif

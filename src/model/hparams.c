@@ -449,7 +449,7 @@ cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp)
 {
     memset(hp, 0, sizeof *hp);
     set_common(hp);
-    if (!strcmp(name, "cosyvoice3-0.5b") || !strcmp(name, "cv3-tiny")) {
+    if (!strcmp(name, "cosyvoice3-0.5b") || !strcmp(name, "cv3-tiny") || !strcmp(name, "cv3-tiny-hift")) {
         set_common_v3(hp);
         if (!strcmp(name, "cosyvoice3-0.5b")) {
             /* Fun-CosyVoice3-0.5B: the same Qwen2.5-0.5B body + cosyvoice3.yaml */
@@ -465,6 +465,8 @@ cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp)
             hp->pre_lookahead_channels = 64;
             hp->dit_dim = 64; hp->dit_depth = 2; hp->dit_heads = 4; hp->dit_dim_head = 16; hp->dit_ff_mult = 2;
             hp->hift_base_channels = 32; hp->f0_cond_channels = 32;
+            /* cv3-tiny-hift: the same with Fun-CosyVoice3-0.5B's vocoder, to test CausalHiFT at its real size quickly */
+            if (!strcmp(name, "cv3-tiny-hift")) hp->hift_base_channels = hp->f0_cond_channels = 512;
         }
         hp->dit_rope_dim = hp->dit_dim_head / 2;
     } else if (!strcmp(name, "cosyvoice2-0.5b")) {
@@ -484,7 +486,7 @@ cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp)
         /* cv2-tiny-hift: the same with CosyVoice2-0.5B's vocoder, to test HiFT at its real size quickly */
         if (!strcmp(name, "cv2-tiny-hift")) hp->hift_base_channels = hp->f0_cond_channels = 512;
     } else {
-        return cosy_error(COSY_ERR_INVALID_ARG, "unknown model configuration '%s' (known: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift, cosyvoice3-0.5b, cv3-tiny)", name);
+        return cosy_error(COSY_ERR_INVALID_ARG, "unknown model configuration '%s' (known: cosyvoice2-0.5b, cv2-tiny, cv2-tiny-hift, cosyvoice3-0.5b, cv3-tiny, cv3-tiny-hift)", name);
     }
     return cosy_hparams_validate(hp);
 }

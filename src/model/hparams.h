@@ -107,7 +107,8 @@ cosy_family cosy_family_from_arch(const char *arch, size_t len);
  * cosy_hparams_validate after). */
 struct cosy_yaml;
 cosy_status cosy_hparams_read_yaml(const struct cosy_yaml *y, cosy_hparams *hp);
-/* The shapes of a named configuration ("cosyvoice2-0.5b", "cv2-tiny", "cosyvoice3-0.5b", "cv3-tiny"). */
+/* The shapes of a named configuration ("cosyvoice2-0.5b", "cv2-tiny", "cv2-tiny-hift", "cosyvoice3-0.5b", "cv3-tiny",
+ * "cv3-tiny-hift"). */
 cosy_status cosy_hparams_preset(const char *name, cosy_hparams *hp);
 /* Checks internal consistency (positive sizes, divisibility, supported variants). */
 cosy_status cosy_hparams_validate(const cosy_hparams *hp);

@@ -43,10 +43,17 @@ cosy_status cosy_stft_forward(const cosy_stft *s, const float *x, int n_samples,
 cosy_status cosy_stft_forward_frames(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
                                      float *imag, int ld)
 {
+    if (ld < cosy_stft_frames(s, n_samples)) return cosy_error(COSY_ERR_INVALID_ARG, "stft: row stride %d < %d frames", ld, cosy_stft_frames(s, n_samples));
+    return cosy_stft_forward_range(s, x, n_samples, f_begin, f_end, real + f_begin, imag + f_begin, ld);
+}
+
+cosy_status cosy_stft_forward_range(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
+                                    float *imag, int ld)
+{
     const int N = s->n_fft, half = N / 2, frames = cosy_stft_frames(s, n_samples);
     if (n_samples <= half)
         return cosy_error(COSY_ERR_INVALID_ARG, "stft: %d samples are too few to reflect-pad by %d", n_samples, half);
-    if (ld < frames) return cosy_error(COSY_ERR_INVALID_ARG, "stft: row stride %d < %d frames", ld, frames);
+    if (ld < f_end - f_begin) return cosy_error(COSY_ERR_INVALID_ARG, "stft: row stride %d < %d frames", ld, f_end - f_begin);
     if (f_begin < 0 || f_end > frames || f_begin > f_end)
         return cosy_error(COSY_ERR_INVALID_ARG, "stft: frames [%d, %d) outside [0, %d)", f_begin, f_end, frames);
     float frame[COSY_STFT_MAX_FFT];
@@ -65,8 +72,8 @@ cosy_status cosy_stft_forward_frames(const cosy_stft *s, const float *x, int n_s
                 re += frame[m] * s->cos_table[idx];
                 im -= frame[m] * s->sin_table[idx];
             }
-            real[(size_t)k * ld + f] = (float)re;
-            imag[(size_t)k * ld + f] = (float)im;
+            real[(size_t)k * ld + (f - f_begin)] = (float)re;
+            imag[(size_t)k * ld + (f - f_begin)] = (float)im;
         }
     }
     return COSY_OK;

@@ -41,6 +41,12 @@ cosy_status cosy_stft_forward(const cosy_stft *s, const float *x, int n_samples,
 cosy_status cosy_stft_forward_frames(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
                                      float *imag, int ld);
 
+/* The same frames written to columns [0, f_end - f_begin) (a caller keeping a sliding window of the
+ * spectrum: frames that do not reach an end of x read no padding, so x may be a window of a longer signal,
+ * with frame f of the window starting at sample f * hop - n_fft / 2 of it). */
+cosy_status cosy_stft_forward_range(const cosy_stft *s, const float *x, int n_samples, int f_begin, int f_end, float *real,
+                                    float *imag, int ld);
+
 /* torch.istft(complex(mag cos(phase), mag sin(phase)), n_fft, hop, n_fft, window, center=True)
  * for output samples [begin, end) of the full length hop * (frames - 1); magnitude and phase are
  * [n_bins][frames] with row stride ld. Writes out[0 .. end - begin). */
