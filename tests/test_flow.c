@@ -130,7 +130,7 @@ static void test_full_call(const char *prefix, int n, int streaming, int finaliz
     const int T = 2 * (in.P + n - ctx);
     float *h = malloc(sizeof(float) * (size_t)T * E), *mu = malloc(sizeof(float) * (size_t)T * 80);
     float *est0 = malloc(sizeof(float) * 2 * 80 * (size_t)T), *mel = malloc(sizeof(float) * 80 * (size_t)T);
-    cosy_flow_trace trace = {h, mu, est0, 0, 0, 0};
+    cosy_flow_trace trace = {h, mu, est0, 0, 0, 0, NULL};
     int frames = -1;
     CHECK_OK(cosy_flow_inference_trace(flow, in.tokens, n, in.prompt, in.P, in.feat.f32, in.emb.f32, streaming, finalize, mel,
                                        &frames, &trace));

@@ -198,6 +198,8 @@ struct cosy_flow_stream {
 static int stream_supported(const cosy_flow *f)
 {
     const cosy_hparams *hp = f->hp;
+    if (hp->family == COSY_FAMILY_COSYVOICE3)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "flow stream: the cached stream runs CosyVoice2's flow; CosyVoice3 calls cosy_flow_inference");
     if (hp->enc_static_chunk < 1 || hp->est_static_chunk != hp->enc_static_chunk * hp->enc_up_stride ||
         hp->num_decoding_left_chunks >= 0 || hp->flow_output_size != 80)
         return cosy_error(COSY_ERR_UNSUPPORTED, "flow stream: needs static chunks (encoder %d tokens, estimator %d frames = encoder x %d) "
