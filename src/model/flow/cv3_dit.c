@@ -152,15 +152,7 @@ static void sinus_embedding(const float *t, int B, int dim, float *out)
 }
 
 /* nn.GELU(approximate='tanh'), in place */
-static void gelu_tanh_range(void *p, size_t b, size_t e)
-{
-    float *x = p;
-    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-    for (size_t i = b; i < e; i++) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
-    }
-}
+static void gelu_tanh_range(void *p, size_t b, size_t e) { cosy_vec_gelu_tanh((float *)p + b, e - b); }
 
 /* y = LN(x) * (1 + scale[b]) + shift[b] over B rows of T frames (scale/shift: [B] rows of stride ld) */
 typedef struct {
