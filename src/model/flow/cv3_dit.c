@@ -117,7 +117,8 @@ cosy_status cv3_pre_lookahead(flow_ctx *c, const float *x, int n_tokens, int n_c
 
 /* ---------------------------------------------------------------- DiT */
 
-size_t cv3_dit_scratch_bytes(const cosy_flow *f, int B, int T)
+/* scratch for B rows of T new frames over Tk keys (mirrors the allocations of dit_run) */
+static size_t dit_scratch_bytes(const cosy_flow *f, int B, int T, int Tk, int cached)
 {
     const cosy_hparams *hp = f->hp;
     const size_t D = (size_t)hp->dit_dim, R = (size_t)B * T, inner = (size_t)hp->dit_heads * hp->dit_dim_head;
@@ -127,14 +128,20 @@ size_t cv3_dit_scratch_bytes(const cosy_flow *f, int B, int T)
     size_t floats = FLOW_ARENA_FLOATS((size_t)B * hp->dit_time_freq_dim) + 3 * FLOW_ARENA_FLOATS((size_t)B * D) +
                     FLOW_ARENA_FLOATS((size_t)B * 6 * D) + FLOW_ARENA_FLOATS(R * D) + FLOW_ARENA_FLOATS(R * D) +
                     FLOW_ARENA_FLOATS((size_t)T * hp->dit_rope_dim) * 2;
-    /* the largest of: input embedding (cat; the grouped convolutions' gather, result, im2col), a block */
-    size_t embed = FLOW_ARENA_FLOATS(R * IC) + FLOW_ARENA_FLOATS(R * D) + 2 * FLOW_ARENA_FLOATS(R * D / G) +
-                   FLOW_ARENA_FLOATS(R * K * D / G);
-    size_t block = FLOW_ARENA_FLOATS(R * 3 * inner) + FLOW_ARENA_FLOATS(R * inner) + FLOW_ARENA_FLOATS(R * (FF > D ? FF : D)) +
-                   flow_attention_scratch_floats(&c, B, T, hp->dit_heads, hp->dit_dim_head, 0);
+    /* the largest of: input embedding (cat; the history rows; the grouped convolutions' gathers, result,
+     * im2col), a block */
+    size_t embed = FLOW_ARENA_FLOATS(R * IC) + FLOW_ARENA_FLOATS(R * D) + FLOW_ARENA_FLOATS((size_t)B * K * D) +
+                   FLOW_ARENA_FLOATS((size_t)B * K * D / G) + 2 * FLOW_ARENA_FLOATS(R * D / G) + FLOW_ARENA_FLOATS(R * K * D / G);
+    size_t attn = cached ? flow_attention_paged_scratch_floats(&c, B, Tk, hp->dit_heads, hp->dit_dim_head, 0)
+                         : flow_attention_scratch_floats(&c, B, Tk, hp->dit_heads, hp->dit_dim_head, 0);
+    size_t block = FLOW_ARENA_FLOATS(R * 3 * inner) + FLOW_ARENA_FLOATS(R * inner) + FLOW_ARENA_FLOATS(R * (FF > D ? FF : D)) + attn;
     floats += embed > block ? embed : block;
     return floats * sizeof(float) + 256;
 }
+
+size_t cv3_dit_scratch_bytes(const cosy_flow *f, int B, int T) { return dit_scratch_bytes(f, B, T, T, 0); }
+
+size_t cv3_dit_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames) { return dit_scratch_bytes(f, B, n, frames, 1); }
 
 /* SinusPositionEmbedding(freq_dim)(t, scale 1000): [sin(1000 t f_j) | cos(...)], f_j = exp(-j ln(10000) / (half - 1)) */
 static void sinus_embedding(const float *t, int B, int dim, float *out)
@@ -222,16 +229,21 @@ static void rotary(float *qk, size_t ld, int B, int T, int dh, const float *cos_
         }
 }
 
-/* CausalConvPositionEmbedding's grouped convolution (left pad K - 1) then Mish: x, y [B*T][D] */
-static cosy_status pos_conv(flow_ctx *c, const flow_conv *groups, int G, const float *x, int B, int T, int D, float *y)
+/* CausalConvPositionEmbedding's grouped convolution (left pad K - 1, or the n_before rows of `before`
+ * [B][n_before][D] that precede x) then Mish: x, y [B*T][D] */
+static cosy_status pos_conv(flow_ctx *c, const flow_conv *groups, int G, const float *x, int B, int T, int D, const float *before, int n_before,
+                            float *y)
 {
     const int dg = D / G, R = B * T;
     size_t mark = cosy_arena_mark(c->arena);
     float *xg = cosy_arena_floats(c->arena, (size_t)R * dg), *yg = cosy_arena_floats(c->arena, (size_t)R * dg);
-    if (!xg || !yg) return cosy_error(COSY_ERR_NOMEM, "flow DiT: scratch arena too small");
+    float *bg = n_before ? cosy_arena_floats(c->arena, (size_t)B * n_before * dg) : NULL;
+    if (!xg || !yg || (n_before && !bg)) return cosy_error(COSY_ERR_NOMEM, "flow DiT: scratch arena too small");
     for (int g = 0; g < G; g++) {
         for (int r = 0; r < R; r++) memcpy(xg + (size_t)r * dg, x + (size_t)r * D + (size_t)g * dg, sizeof(float) * (size_t)dg);
-        COSY_TRY(flow_conv_forward(c, &groups[g], xg, B, T, -(groups[g].k - 1), NULL, 0, NULL, 0, yg));
+        for (int r = 0; r < B * n_before; r++)
+            memcpy(bg + (size_t)r * dg, before + (size_t)r * D + (size_t)g * dg, sizeof(float) * (size_t)dg);
+        COSY_TRY(flow_conv_forward(c, &groups[g], xg, B, T, -(groups[g].k - 1), bg, n_before, NULL, 0, yg));
         for (int r = 0; r < R; r++) memcpy(y + (size_t)r * D + (size_t)g * dg, yg + (size_t)r * dg, sizeof(float) * (size_t)dg);
     }
     cosy_arena_release(c->arena, mark);
@@ -239,8 +251,31 @@ static cosy_status pos_conv(flow_ctx *c, const flow_conv *groups, int G, const f
     return COSY_OK;
 }
 
-cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B, int T,
-                            int streaming, float *out, cosy_flow_dit_trace *trace)
+/* the frame j row of a cache region (keys of a layer, or a convolution's inputs) of CFG row b */
+static float *cache_row(const cv3_dit_cache *k, size_t base, size_t row_stride, int b, int j, size_t width)
+{
+    return k->pages[j / k->chunk] + base + (size_t)b * row_stride + (size_t)(j % k->chunk) * width;
+}
+
+/* convolution `id`'s input x [B][T][D] of the frames from cache->start on: the rows before them
+ * (at most K - 1) gathered into hist [B][*n_hist][D], and x stored for later calls */
+static void conv_history(const cv3_dit_cache *k, int id, const float *x, int B, int T, int D, int rows, float *hist, int *n_hist)
+{
+    const int nb = k->start < rows ? k->start : rows;
+    const size_t base = k->conv_base + (size_t)id * k->conv_id;
+    for (int b = 0; b < B; b++) {
+        for (int i = 0; i < nb; i++)
+            memcpy(hist + ((size_t)b * nb + i) * D, cache_row(k, base, k->conv_row, b, k->start - nb + i, (size_t)D), sizeof(float) * (size_t)D);
+        for (int t = 0; t < T; t++)
+            memcpy(cache_row(k, base, k->conv_row, b, k->start + t, (size_t)D), x + ((size_t)b * T + t) * D, sizeof(float) * (size_t)D);
+    }
+    *n_hist = nb;
+}
+
+/* the DiT on B rows of T frames: stateless (cache NULL: frames from 0, chunk 0 = full attention) or the
+ * frames from cache->start on over the cached earlier ones */
+static cosy_status dit_run(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B, int T,
+                           int chunk, const cv3_dit_cache *cache, float *out, cosy_flow_dit_trace *trace)
 {
     const cosy_hparams *hp = c->flow->hp;
     const cv3_dit_weights *w = &c->flow->dit;
@@ -278,22 +313,28 @@ cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, cons
             memcpy(row + 3 * M, spks + (size_t)(r / T) * M, sizeof(float) * (size_t)(IC - 3 * M));
         }
         flow_linear_run(c, &w->in_proj, cat, R, h, 0);
-        COSY_TRY(pos_conv(c, w->pos1, G, h, B, T, D, g));
-        COSY_TRY(pos_conv(c, w->pos2, G, g, B, T, D, n));
+        const int rows = hp->dit_conv_pos_kernel - 1;
+        float *hist = cache ? cosy_arena_floats(a, (size_t)B * (rows > 0 ? rows : 1) * D) : NULL;
+        if (cache && !hist) return cosy_error(COSY_ERR_NOMEM, "flow DiT: scratch arena too small");
+        int nh = 0;
+        if (cache) conv_history(cache, 0, h, B, T, D, rows, hist, &nh);
+        COSY_TRY(pos_conv(c, w->pos1, G, h, B, T, D, hist, nh, g));
+        if (cache) conv_history(cache, 1, g, B, T, D, rows, hist, &nh);
+        COSY_TRY(pos_conv(c, w->pos2, G, g, B, T, D, hist, nh, n));
         flow_add(c, h, n, (size_t)R * D);
         cosy_arena_release(a, m2);
     }
     if (trace && trace->xin) memcpy(trace->xin, h, sizeof(float) * (size_t)R * D);
 
     /* rotary angles p * inv_freq[i] (float32, as the reference's einsum) */
+    const int frame0 = cache ? cache->start : 0;
     for (int p = 0; p < T; p++)
         for (int i = 0; i < half; i++) {
-            const float ang = (float)p * w->inv_freq[i];
+            const float ang = (float)(frame0 + p) * w->inv_freq[i];
             cos_t[(size_t)p * half + i] = cosf(ang);
             sin_t[(size_t)p * half + i] = sinf(ang);
         }
 
-    const int chunk = streaming ? hp->est_static_chunk : 0;
     const float scale = 1.0f / sqrtf((float)dh);
     for (int l = 0; l < hp->dit_depth; l++) {
         const cv3_dit_block *blk = &w->blocks[l];
@@ -307,8 +348,22 @@ cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, cons
         flow_linear_run(c, &blk->qkv, n, R, qkv, 0);
         rotary(qkv, 3 * (size_t)inner, B, T, dh, cos_t, sin_t);
         rotary(qkv + inner, 3 * (size_t)inner, B, T, dh, cos_t, sin_t);
-        COSY_TRY(flow_attention(c, qkv, 3 * inner, qkv + inner, qkv + 2 * inner, 3 * inner, B, T, T, H, dh, 0, chunk, scale, NULL, NULL, o,
-                                inner));
+        if (cache) {
+            const size_t base = cache->kv_base + (size_t)l * cache->kv_layer, vo = (size_t)cache->chunk * inner;
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < T; i++) {
+                    const float *row = qkv + ((size_t)b * T + i) * 3 * inner;
+                    float *kd = cache_row(cache, base, cache->kv_row, b, cache->start + i, (size_t)inner);
+                    memcpy(kd, row + inner, sizeof(float) * (size_t)inner);
+                    memcpy(kd + vo, row + 2 * inner, sizeof(float) * (size_t)inner);
+                }
+            const flow_kv_pages kv = {(const float *const *)cache->pages, cache->chunk, base, cache->kv_row, (size_t)inner, (size_t)dh, vo};
+            COSY_TRY(flow_attention_paged(c, qkv, 3 * inner, &kv, B, T, cache->start + T, H, dh, cache->start, chunk, scale, NULL, NULL, o,
+                                          inner));
+        } else {
+            COSY_TRY(flow_attention(c, qkv, 3 * inner, qkv + inner, qkv + 2 * inner, 3 * inner, B, T, T, H, dh, 0, chunk, scale, NULL, NULL,
+                                    o, inner));
+        }
         flow_linear_run(c, &blk->out, o, R, y, 0);
         gated_add(c, h, y, B, T, D, mod + 2 * D, ld);
         modulate(c, n, h, B, T, D, mod + 3 * D, mod + 4 * D, ld);
@@ -327,4 +382,18 @@ cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, cons
     flow_linear_run(c, &w->proj_out, n, R, out, 0);
     cosy_arena_release(a, mark);
     return COSY_OK;
+}
+
+cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B, int T,
+                            int streaming, float *out, cosy_flow_dit_trace *trace)
+{
+    return dit_run(c, x, cond, mu, spks, t, B, T, streaming ? c->flow->hp->est_static_chunk : 0, NULL, out, trace);
+}
+
+cosy_status cv3_dit_forward_cached(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B,
+                                   int T, const cv3_dit_cache *cache, float *out)
+{
+    if (!cache || !cache->pages || cache->chunk != c->flow->hp->est_static_chunk || cache->start < 0 || T < 1)
+        return cosy_error(COSY_ERR_INTERNAL, "flow DiT: cache does not fit the DiT");
+    return dit_run(c, x, cond, mu, spks, t, B, T, cache->chunk, cache, out, NULL);
 }

@@ -390,6 +390,35 @@ cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, cons
                             int streaming, float *out, cosy_flow_dit_trace *trace);
 size_t cv3_dit_scratch_bytes(const cosy_flow *f, int B, int T);
 
+/* What the chunk-causal DiT keeps of earlier frames at one Euler step (cv3_stream.c): in pages of
+ * `chunk` frames, every block's keys (rotated) and values and the inputs of the two conv pos-emb
+ * convolutions, per CFG row. Frame j of CFG row b: layer l's K at pages[j / chunk] + kv_base +
+ * l kv_layer + b kv_row + (j % chunk) inner, its V chunk * inner floats further; convolution i's
+ * input row at pages[j / chunk] + conv_base + i conv_id + b conv_row + (j % chunk) dim. */
+typedef struct {
+    float *const *pages;       /* covering every frame < start + the call's frames */
+    int chunk;                 /* frames per page = the attention chunk */
+    int start;                 /* the call's first frame; every earlier one is in the pages */
+    size_t kv_base, kv_layer, kv_row;
+    size_t conv_base, conv_id, conv_row;
+} cv3_dit_cache;
+/* cv3_dit_forward (chunk mask) on frames [cache->start, cache->start + T): writes their keys, values
+ * and convolution inputs into the pages and reads the earlier frames' from them. */
+cosy_status cv3_dit_forward_cached(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B,
+                                   int T, const cv3_dit_cache *cache, float *out);
+/* Scratch for cv3_dit_forward_cached of B rows x n frames when the sequence then holds `frames` frames. */
+size_t cv3_dit_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);
+
+/* CosyVoice3's cached chunk-causal stream (cv3_stream.c), behind cosy_flow_stream_* (flow_stream.h has
+ * the contract): spks [80] is the prompt's speaker vector (flow_speaker). */
+typedef struct cv3_stream cv3_stream;
+cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat, const float *spks,
+                           cv3_stream **out);
+cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int offset, int finalize, float *mel_out, int *n_frames);
+size_t cv3_stream_bytes(const cv3_stream *s);
+int cv3_stream_chunks(const cv3_stream *s);
+void cv3_stream_free(cv3_stream *s);
+
 /* ---- the CFM pieces shared by cosy_flow_inference and the stream (flow.c) ---- */
 
 /* CausalConditionalCFM.rand_noise[0, :, :frames], time-major [frames][80] (valid while the flow lives). */
