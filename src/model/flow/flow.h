@@ -1,6 +1,12 @@
 /*
  * flow.h — the flow-matching decoder of CosyVoice2 (cosyvoice/flow/flow.py,
- * CausalMaskedDiffWithXvec.inference): speech tokens -> 80-bin mel at 50 frames per second.
+ * CausalMaskedDiffWithXvec.inference) and CosyVoice3 (CausalMaskedDiffWithDiT.inference, by the
+ * model's family): speech tokens -> 80-bin mel at 50 frames per second.
+ *
+ * CosyVoice3 has no encoder: the token embedding goes through its PreLookaheadLayer and is repeated
+ * x2 to give mu, and the estimator is a DiT (cv3_dit.c); the CFM solver, the noise, the CFG and the
+ * calls below are the same (cosy_flow_trace then holds the PreLookaheadLayer output, and est0_dit
+ * the first DiT call's intermediates).
  *
  * Stages (each in its own file): the token encoder (cv2_encoder.c: embedding, pre-lookahead
  * convolution, chunk-causal conformer, x2 upsampling, up-conformer, projection to mu), the CFM
