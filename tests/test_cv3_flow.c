@@ -25,19 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define P 20       /* prompt tokens */
+#define PMAX 64    /* prompt tokens at most */
 #define N 190      /* speech tokens */
 #define MELS 80
 
-static int32_t prompt[P], speech[N];
-static float feat[2 * P * MELS], embedding[192];
+static int P = 20; /* prompt tokens of the current test */
+static int32_t prompt[PMAX], speech[N];
+static float feat[2 * PMAX * MELS], embedding[192];
 
 static void make_inputs(void)
 {
     uint32_t r = 12345;
-    for (int i = 0; i < P; i++) prompt[i] = (int32_t)((r = r * 1664525u + 1013904223u) >> 8) % 6561;
+    for (int i = 0; i < PMAX; i++) prompt[i] = (int32_t)((r = r * 1664525u + 1013904223u) >> 8) % 6561;
     for (int i = 0; i < N; i++) speech[i] = (int32_t)((r = r * 1664525u + 1013904223u) >> 8) % 6561;
-    for (int i = 0; i < 2 * P * MELS; i++) feat[i] = -6.0f + 5.0f * (float)(((r = r * 1664525u + 1013904223u) >> 8) % 10000) / 10000.0f;
+    for (int i = 0; i < 2 * PMAX * MELS; i++) feat[i] = -6.0f + 5.0f * (float)(((r = r * 1664525u + 1013904223u) >> 8) % 10000) / 10000.0f;
     for (int i = 0; i < 192; i++) embedding[i] = (float)(((r = r * 1664525u + 1013904223u) >> 8) % 2000) / 1000.0f - 1.0f;
 }
 
@@ -55,7 +56,7 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* one stream call (n tokens, frames from 2 offset) against the stateless recomputation */
 static double stream_call(cosy_flow *flow, cosy_flow_stream *s, int n, int offset, int finalize)
 {
-    float *a = malloc(sizeof(float) * MELS * 2 * (P + N)), *b = malloc(sizeof(float) * MELS * 2 * (P + N));
+    float *a = malloc(sizeof(float) * MELS * 2 * (PMAX + N)), *b = malloc(sizeof(float) * MELS * 2 * (PMAX + N));
     int fa = -1, fb = -1;
     double err = INFINITY;
     CHECK_OK(cosy_flow_stream_step(s, speech, n, offset, finalize, a, &fa));
@@ -77,11 +78,14 @@ static double stream_call(cosy_flow *flow, cosy_flow_stream *s, int n, int offse
 
 #define STREAM_TOL 1e-5 /* the same f32 computation in a different row grouping */
 
-static void test_stream_schedule(cosy_flow *flow, const char *what, const int (*calls)[3], int n_calls)
+/* calls[i] = {tokens, offset, finalize}; max_chunks: the prompt state's limit (-1: all it can) */
+static void test_stream_schedule(cosy_flow *flow, const char *what, const int (*calls)[3], int n_calls, int max_chunks)
 {
     cosy_flow_prompt *p = NULL;
     cosy_flow_stream *s = NULL;
-    CHECK_OK(cosy_flow_prompt_create(flow, prompt, P, feat, embedding, &p));
+    CHECK_OK(cosy_flow_prompt_create_limited(flow, prompt, P, feat, embedding, max_chunks, &p));
+    const int per_chunk = 25, expect = max_chunks >= 0 && max_chunks < (P - 3) / per_chunk ? max_chunks : (P - 3) / per_chunk;
+    CHECK(cosy_flow_prompt_chunks(p) == expect);
     CHECK_OK(cosy_flow_stream_create(flow, p, &s));
     if (!s) return;
     double worst = 0;
@@ -89,8 +93,8 @@ static void test_stream_schedule(cosy_flow *flow, const char *what, const int (*
         double e = stream_call(flow, s, calls[i][0], calls[i][1], calls[i][2]);
         if (!(e <= worst)) worst = e;
     }
-    printf("  %-44s max |stream - recomputation| %.3g over %d calls, %d chunks final, %zu bytes\n", what, worst, n_calls,
-           cosy_flow_stream_chunks(s), cosy_flow_stream_bytes(s));
+    printf("  %-44s P %d (%d prompt chunks cached): max |stream - recomputation| %.3g over %d calls, %d chunks final, %zu bytes\n", what,
+           P, cosy_flow_prompt_chunks(p), worst, n_calls, cosy_flow_stream_chunks(s), cosy_flow_stream_bytes(s));
     CHECK(worst <= STREAM_TOL);
     cosy_flow_stream_free(s);
     cosy_flow_prompt_free(p);
@@ -103,7 +107,7 @@ static void test_stream_refusals(cosy_flow *flow)
     CHECK_OK(cosy_flow_prompt_create(flow, prompt, P, feat, embedding, &p));
     CHECK_OK(cosy_flow_stream_create(flow, p, &s));
     if (!s) return;
-    float *mel = malloc(sizeof(float) * MELS * 2 * (P + N));
+    float *mel = malloc(sizeof(float) * MELS * 2 * (PMAX + N));
     int frames;
     CHECK(cosy_flow_stream_set_window(s, 100) != COSY_OK);
     CHECK_OK(cosy_flow_stream_step(s, speech, 40, 0, 0, mel, &frames));
@@ -241,13 +245,21 @@ int main(void)
 
     /* CosyVoice3Model.tts(stream=True) for P = 20, N = 190 (cosyvoice3.md §8), its last call chunk-causal */
     static const int official[][3] = {{33, 0, 0}, {83, 30, 0}, {183, 80, 0}, {190, 180, 1}};
-    test_stream_schedule(flow, "official schedule", official, 4);
+    test_stream_schedule(flow, "official schedule", official, 4, -1);
     /* calls ending inside chunks, re-reading earlier frames, one token at a time, a final after all */
     static const int uneven[][3] = {{4, 0, 0}, {5, 1, 0}, {6, 2, 0}, {17, 2, 0}, {40, 10, 0}, {41, 37, 0},
                                     {41, 0, 0}, {100, 38, 0}, {160, 97, 0}, {161, 157, 0}, {190, 150, 1}};
-    test_stream_schedule(flow, "uneven calls", uneven, 11);
+    test_stream_schedule(flow, "uneven calls", uneven, 11, -1);
     static const int single[][3] = {{190, 0, 1}};
-    test_stream_schedule(flow, "one final call", single, 1);
+    test_stream_schedule(flow, "one final call", single, 1, -1);
+    /* a prompt of 60 tokens: its first two chunks computed once in the prompt state, or not at all */
+    P = 60;
+    static const int padded[][3] = {{18, 0, 0}, {68, 15, 0}, {168, 65, 0}, {190, 165, 1}};
+    test_stream_schedule(flow, "official schedule, prompt chunks cached", padded, 4, -1);
+    test_stream_schedule(flow, "uneven calls, prompt chunks cached", uneven, 11, -1);
+    test_stream_schedule(flow, "uneven calls, one prompt chunk cached", uneven, 11, 1);
+    test_stream_schedule(flow, "uneven calls, no prompt chunk cached", uneven, 11, 0);
+    P = 20;
     test_stream_refusals(flow);
     test_official_mel(flow);
     test_bf16(gguf, flow);

@@ -39,12 +39,13 @@ struct cv3_stream {
     int finished;
     float **pages;
     int n_pages, cap_pages;
+    int n_borrowed;         /* the first pages belong to the prompt state this stream started from */
     /* page layout (floats) */
     size_t kv_row, kv_layer, kv_step, conv0, conv_row, conv_id, conv_step, mel0, page_floats;
 };
 
 cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat, const float *spks,
-                           cv3_stream **out)
+                           const cv3_stream *from, cv3_stream **out)
 {
     const cosy_hparams *hp = f->hp;
     const int M = hp->flow_output_size, chunk = hp->est_static_chunk, ratio = hp->token_mel_ratio;
@@ -77,6 +78,17 @@ cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_pro
     s->conv_step = 2 * s->conv_id;
     s->mel0 = s->conv0 + (size_t)hp->cfm_steps * s->conv_step;
     s->page_floats = s->mel0 + (size_t)chunk * M;
+    if (from && from->committed > 0) {
+        /* the prompt state's final chunks, read-only (its tokens are this stream's prompt) */
+        s->pages = malloc(sizeof(float *) * (size_t)(from->committed + 8));
+        if (!s->pages) {
+            cv3_stream_free(s);
+            return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
+        }
+        s->cap_pages = from->committed + 8;
+        for (int g = 0; g < from->committed; g++) s->pages[g] = from->pages[g];
+        s->n_pages = s->n_borrowed = s->committed = from->committed;
+    }
     *out = s;
     return COSY_OK;
 }
@@ -84,7 +96,7 @@ cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_pro
 void cv3_stream_free(cv3_stream *s)
 {
     if (!s) return;
-    for (int i = 0; i < s->n_pages; i++) cosy_aligned_free(s->pages[i]);
+    for (int i = s->n_borrowed; i < s->n_pages; i++) cosy_aligned_free(s->pages[i]);
     free(s->pages);
     free(s->tokens);
     free(s->feat);
@@ -97,7 +109,7 @@ int cv3_stream_chunks(const cv3_stream *s) { return s ? s->committed : 0; }
 size_t cv3_stream_bytes(const cv3_stream *s)
 {
     if (!s) return 0;
-    return sizeof *s + (size_t)s->n_pages * s->page_floats * sizeof(float) + sizeof(int32_t) * (size_t)(s->n_prompt + s->cap_speech) +
+    return sizeof *s + (size_t)(s->n_pages - s->n_borrowed) * s->page_floats * sizeof(float) + sizeof(int32_t) * (size_t)(s->n_prompt + s->cap_speech) +
            sizeof(float) * (size_t)s->n_prompt * s->flow->hp->token_mel_ratio * s->flow->hp->flow_output_size;
 }
 
@@ -119,40 +131,26 @@ static cosy_status ensure_pages(cv3_stream *s, int n)
     return COSY_OK;
 }
 
-cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int offset, int finalize, float *mel_out, int *n_frames)
+/* Computes frames [committed chunk, T) of the tokens prompt ++ speech[0, n_tokens - P) whose last `context`
+ * are look-ahead only (T = ratio (n_tokens - context)) and commits the complete chunks. */
+static cosy_status advance(cv3_stream *s, const int32_t *speech, int n_tokens, int context)
 {
     cosy_flow *flow = s->flow;
     const cosy_hparams *hp = flow->hp;
     const int M = hp->flow_output_size, IN = hp->flow_input_size, ratio = hp->token_mel_ratio, chunk = hp->est_static_chunk;
-    const int context = finalize ? 0 : hp->pre_lookahead_len, P = s->n_prompt;
-    if (s->finished) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the stream has had its final call");
-    if (!tokens || n <= context) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: %d speech tokens, %d of them look-ahead", n, context);
-    if (n < s->n_speech || memcmp(tokens, s->tokens + P, sizeof(int32_t) * (size_t)s->n_speech))
-        return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the %d tokens do not extend the previous call's %d", n, s->n_speech);
-    if (offset < 0 || offset > n - context)
-        return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: offset %d outside [0, %d]", offset, n - context);
-    for (int i = s->n_speech; i < n; i++)
-        if (tokens[i] >= hp->flow_vocab)
-            return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: speech token %d at position %d is outside [0, %d)", tokens[i], i, hp->flow_vocab);
-    const int n_tokens = P + n, T1 = n_tokens - context, T = ratio * T1, P2 = ratio * P, start = s->committed * chunk;
+    const int P = s->n_prompt, T1 = n_tokens - context, T = ratio * T1, P2 = ratio * P, start = s->committed * chunk;
     if (T < start) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: %d frames end before the %d already final", T, start);
-    if (n > s->cap_speech) {
-        int cap = s->cap_speech * 2 > n ? s->cap_speech * 2 : n;
-        int32_t *t = realloc(s->tokens, sizeof(int32_t) * (size_t)(P + cap));
-        if (!t) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
-        s->tokens = t;
-        s->cap_speech = cap;
-    }
     COSY_TRY(ensure_pages(s, (T + chunk - 1) / chunk));
     const float *noise;
     COSY_TRY(flow_noise(flow, T, &noise));
 
     /* tokens the PreLookaheadLayer needs for frames [start, T): conv2 reads k - 1 earlier conv1 rows */
     const int nf = T - start, tok0 = start / ratio, hist = flow->dit.pre_conv2.k - 1, w0 = tok0 - hist > 0 ? tok0 - hist : 0;
+    if (nf == 0) return COSY_OK;
     const size_t rows = (size_t)2 * nf * M;
     cosy_arena arena;
     size_t per_call = FLOW_ARENA_FLOATS((size_t)(n_tokens - w0) * IN) * 2 + 4 * FLOW_ARENA_FLOATS(rows) + FLOW_ARENA_FLOATS((size_t)nf * M);
-    size_t pre = cv3_pre_lookahead_scratch_bytes(flow, n_tokens - w0), est = cv3_dit_cached_scratch_bytes(flow, 2, nf > 0 ? nf : 1, T);
+    size_t pre = cv3_pre_lookahead_scratch_bytes(flow, n_tokens - w0), est = cv3_dit_cached_scratch_bytes(flow, 2, nf, T);
     COSY_TRY(cosy_arena_init(&arena, (pre > est ? pre : est) + per_call * sizeof(float) + 64));
     flow_ctx c = {flow, flow->pool, &arena};
     float *x_tok = cosy_arena_floats(&arena, (size_t)(n_tokens - w0) * IN), *h = cosy_arena_floats(&arena, (size_t)(n_tokens - w0) * IN);
@@ -160,15 +158,15 @@ cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int off
     float *v = cosy_arena_floats(&arena, rows), *x = cosy_arena_floats(&arena, (size_t)nf * M);
     cosy_status st = COSY_OK;
     if (!x_tok || !h || !mu || !cond || !xb || !v || !x) st = cosy_error(COSY_ERR_NOMEM, "flow stream: scratch arena too small");
-    if (st == COSY_OK && nf > 0) {
+    if (st == COSY_OK) {
         for (int i = w0; i < n_tokens; i++) {
-            int tok = i < P ? s->tokens[i] : tokens[i - P];
+            int tok = i < P ? s->tokens[i] : speech[i - P];
             if (tok < 0) tok = 0; /* clamp(token, 0), as the reference */
             memcpy(x_tok + (size_t)(i - w0) * IN, flow->input_embedding + (size_t)tok * IN, sizeof(float) * (size_t)IN);
         }
         st = cv3_pre_lookahead(&c, x_tok, n_tokens - w0, context, h);
     }
-    if (st == COSY_OK && nf > 0) {
+    if (st == COSY_OK) {
         memset(mu, 0, sizeof(float) * rows);
         memset(cond, 0, sizeof(float) * rows);
         for (int t = 0; t < nf; t++) {
@@ -199,10 +197,46 @@ cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int off
         }
     }
     cosy_arena_free(&arena);
-    COSY_TRY(st);
+    if (st == COSY_OK) s->committed = T / chunk;
+    return st;
+}
+
+cosy_status cv3_stream_prefill(cv3_stream *s, int n_chunks)
+{
+    const cosy_hparams *hp = s->flow->hp;
+    const int per_chunk = hp->est_static_chunk / hp->token_mel_ratio, la = hp->pre_lookahead_len;
+    if (s->n_speech || s->committed || n_chunks < 0 || n_chunks * per_chunk + la > s->n_prompt)
+        return cosy_error(COSY_ERR_INTERNAL, "flow stream: %d prompt chunks do not fit %d prompt tokens", n_chunks, s->n_prompt);
+    if (n_chunks == 0) return COSY_OK;
+    return advance(s, NULL, n_chunks * per_chunk + la, la);
+}
+
+cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int offset, int finalize, float *mel_out, int *n_frames)
+{
+    const cosy_hparams *hp = s->flow->hp;
+    const int M = hp->flow_output_size, ratio = hp->token_mel_ratio, chunk = hp->est_static_chunk;
+    const int context = finalize ? 0 : hp->pre_lookahead_len, P = s->n_prompt;
+    if (s->finished) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the stream has had its final call");
+    if (!tokens || n <= context) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: %d speech tokens, %d of them look-ahead", n, context);
+    if (n < s->n_speech || memcmp(tokens, s->tokens + P, sizeof(int32_t) * (size_t)s->n_speech))
+        return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the %d tokens do not extend the previous call's %d", n, s->n_speech);
+    if (offset < 0 || offset > n - context)
+        return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: offset %d outside [0, %d]", offset, n - context);
+    for (int i = s->n_speech; i < n; i++)
+        if (tokens[i] >= hp->flow_vocab)
+            return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: speech token %d at position %d is outside [0, %d)", tokens[i], i, hp->flow_vocab);
+    if (n > s->cap_speech) {
+        int cap = s->cap_speech * 2 > n ? s->cap_speech * 2 : n;
+        int32_t *t = realloc(s->tokens, sizeof(int32_t) * (size_t)(P + cap));
+        if (!t) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
+        s->tokens = t;
+        s->cap_speech = cap;
+    }
+    const int T = ratio * (P + n - context);
+    COSY_TRY(advance(s, tokens, P + n, context));
 
     /* frames [P2 + ratio offset, T), channel-major */
-    const int first = P2 + ratio * offset, F = T - first;
+    const int first = ratio * (P + offset), F = T - first;
     for (int t = 0; t < F; t++) {
         const int frame = first + t;
         const float *row = s->pages[frame / chunk] + s->mel0 + (size_t)(frame % chunk) * M;
@@ -211,7 +245,6 @@ cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int off
     *n_frames = F;
     memcpy(s->tokens + P + s->n_speech, tokens + s->n_speech, sizeof(int32_t) * (size_t)(n - s->n_speech));
     s->n_speech = n;
-    s->committed = T / chunk;
     s->finished = finalize;
     return COSY_OK;
 }

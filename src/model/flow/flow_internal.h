@@ -412,8 +412,13 @@ size_t cv3_dit_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames
 /* CosyVoice3's cached chunk-causal stream (cv3_stream.c), behind cosy_flow_stream_* (flow_stream.h has
  * the contract): spks [80] is the prompt's speaker vector (flow_speaker). */
 typedef struct cv3_stream cv3_stream;
+/* A stream of this prompt; from (or NULL): a prompt state of the same prompt whose final chunks it reads
+ * (they must outlive it). */
 cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat, const float *spks,
-                           cv3_stream **out);
+                           const cv3_stream *from, cv3_stream **out);
+/* Computes the first n_chunks chunks from the prompt alone (their look-ahead being prompt tokens): the
+ * per-voice prompt state every stream of the voice starts from. */
+cosy_status cv3_stream_prefill(cv3_stream *s, int n_chunks);
 cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int offset, int finalize, float *mel_out, int *n_frames);
 size_t cv3_stream_bytes(const cv3_stream *s);
 int cv3_stream_chunks(const cv3_stream *s);

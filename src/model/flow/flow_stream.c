@@ -175,6 +175,7 @@ struct cosy_flow_prompt {
     size_t page_floats;
     flow_kv_block *blocks; /* the estimator's keys/values of those chunks' frames (the last block partly) */
     int n_blocks;
+    cv3_stream *dit;      /* CosyVoice3: the prompt chunks' state instead of pages and blocks (n_chunks of them) */
 };
 
 struct cosy_flow_stream {
@@ -441,7 +442,8 @@ void cosy_flow_prompt_free(cosy_flow_prompt *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) > 1) return;
     free(p->embedding);
-    for (int g = 0; g < p->n_chunks; g++) page_free(p->pages[g]);
+    cv3_stream_free(p->dit);
+    for (int g = 0; p->pages && g < p->n_chunks; g++) page_free(p->pages[g]);
     for (int i = 0; i < p->n_blocks; i++) flow_kv_block_release(p->flow, p->blocks[i].mem);
     free(p->blocks);
     free(p->pages);
@@ -506,7 +508,19 @@ cosy_status cosy_flow_prompt_create_limited(cosy_flow *flow, const int32_t *prom
 
     /* the chunks that end pre_lookahead_len tokens before the prompt does: run them as a stream
      * would (the look-ahead being prompt tokens) and keep their pages */
-    if (hp->family == COSY_FAMILY_COSYVOICE3) { /* not cached yet: each CosyVoice3 stream computes its prompt chunks */
+    if (hp->family == COSY_FAMILY_COSYVOICE3) {
+        /* the chunks that end pre_lookahead_len tokens before the prompt does, as a stream would compute them */
+        const int per_chunk = hp->est_static_chunk / hp->token_mel_ratio, la3 = hp->pre_lookahead_len;
+        int n3 = n_prompt > la3 && per_chunk > 0 ? (n_prompt - la3) / per_chunk : 0;
+        if (max_chunks >= 0 && n3 > max_chunks) n3 = max_chunks;
+        cosy_status st = COSY_OK;
+        if (n3 > 0) st = cv3_stream_new(flow, p->tokens, n_prompt, p->feat, p->spks, NULL, &p->dit);
+        if (st == COSY_OK && n3 > 0) st = cv3_stream_prefill(p->dit, n3);
+        if (st != COSY_OK) {
+            cosy_flow_prompt_free(p);
+            return st;
+        }
+        p->n_chunks = n3;
         *out = p;
         return COSY_OK;
     }
@@ -550,7 +564,7 @@ int cosy_flow_prompt_chunks(const cosy_flow_prompt *p) { return p ? p->n_chunks 
 size_t cosy_flow_prompt_bytes(const cosy_flow_prompt *p)
 {
     if (!p) return 0;
-    return sizeof *p + sizeof(float) * p->page_floats * (size_t)p->n_chunks + flow_kv_block_bytes(p->flow) * (size_t)p->n_blocks +
+    return sizeof *p + cv3_stream_bytes(p->dit) + sizeof(float) * p->page_floats * (size_t)p->n_chunks + flow_kv_block_bytes(p->flow) * (size_t)p->n_blocks +
            sizeof(int32_t) * (size_t)p->n_tokens +
            sizeof(float) * (size_t)p->n_tokens * p->flow->hp->token_mel_ratio * p->flow->hp->flow_output_size;
 }
@@ -665,7 +679,7 @@ cosy_status cosy_flow_stream_create(cosy_flow *flow, const cosy_flow_prompt *pro
     s->flow = flow;
     s->prompt = prompt; /* a reference: the stream keeps the prompt alive */
     atomic_fetch_add(&((cosy_flow_prompt *)prompt)->refs, 1);
-    cosy_status st = cv3_stream_new(flow, prompt->tokens, prompt->n_tokens, prompt->feat, prompt->spks, &s->dit);
+    cosy_status st = cv3_stream_new(flow, prompt->tokens, prompt->n_tokens, prompt->feat, prompt->spks, prompt->dit, &s->dit);
     if (st != COSY_OK) {
         cosy_flow_stream_free(s);
         return st;
