@@ -18,7 +18,9 @@
  *   [chunk][80]                                              the final mel (time-major)
  * ~3.6 MB per frame at the Fun-CosyVoice3-0.5B size (22 blocks x 10 steps x 2 rows x 2 x 1024 floats),
  * i.e. ~180 MB per second of audio; a page is allocated when its chunk is first reached and freed
- * with the stream. `committed` (the chunks that can no longer change) moves only when a call
+ * with the stream. A voice's prompt state (flow_stream.c) is such a stream run over the prompt's whole
+ * chunks alone (cv3_stream_prefill: the chunks ending pre_lookahead_len tokens before the prompt does,
+ * so their look-ahead is prompt tokens); its streams borrow those pages read-only. `committed` (the chunks that can no longer change) moves only when a call
  * succeeds, and calls write only pages of later chunks, so a failed call leaves the stream as it was.
  */
 #include "model/flow/flow_internal.h"
