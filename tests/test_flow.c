@@ -130,7 +130,7 @@ static void test_full_call(const char *prefix, int n, int streaming, int finaliz
     const int T = 2 * (in.P + n - ctx);
     float *h = malloc(sizeof(float) * (size_t)T * E), *mu = malloc(sizeof(float) * (size_t)T * 80);
     float *est0 = malloc(sizeof(float) * 2 * 80 * (size_t)T), *mel = malloc(sizeof(float) * 80 * (size_t)T);
-    cosy_flow_trace trace = {h, mu, est0, 0, 0, 0};
+    cosy_flow_trace trace = {h, mu, est0, 0, 0, 0, NULL};
     int frames = -1;
     CHECK_OK(cosy_flow_inference_trace(flow, in.tokens, n, in.prompt, in.P, in.feat.f32, in.emb.f32, streaming, finalize, mel,
                                        &frames, &trace));
@@ -408,7 +408,16 @@ static void test_math(void)
     x[0] = -100.0f;
     x[1] = 100.0f;
     x[2] = 0.0f;
-    double e_gelu = 0, e_mish = 0, e_silu = 0;
+    double e_gelu = 0, e_mish = 0, e_silu = 0, e_gelu_tanh = 0;
+    memcpy(y, x, sizeof(float) * n);
+    cosy_vec_gelu_tanh(y, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        double v = x[i], ref = 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+        double e = fabs(y[i] - ref) / (1.0 + fabs(ref));
+        e_gelu_tanh = e > e_gelu_tanh ? e : e_gelu_tanh;
+    }
+    if (e_gelu_tanh > 5e-7) fprintf(stderr, "math errors: gelu_tanh %g\n", e_gelu_tanh);
+    CHECK(e_gelu_tanh <= 5e-7);
     memcpy(y, x, sizeof(float) * n);
     cosy_vec_gelu(y, (size_t)n);
     for (int i = 0; i < n; i++) {

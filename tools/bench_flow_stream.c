@@ -124,7 +124,8 @@ int bench_flow_stream(int argc, char **argv)
         return cli_fail("bench", st);
     }
     const cosy_hparams *hp = &model->hp;
-    const int P = (int)prompt, la = hp->pre_lookahead_len, chunk = hp->enc_static_chunk, rate = hp->token_frame_rate;
+    const int P = (int)prompt, la = hp->pre_lookahead_len, rate = hp->token_frame_rate;
+    const int chunk = hp->est_static_chunk / hp->token_mel_ratio; /* tokens per attention chunk (CosyVoice2: the encoder's too) */
     const int N = (int)seconds * rate + la; /* speech tokens incl. the last call's look-ahead */
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)N), *ptok = malloc(sizeof(int32_t) * (size_t)(P + 1));
     float *feat = malloc(sizeof(float) * 80 * (size_t)(2 * P + 1)), emb[1024];

@@ -33,6 +33,10 @@ cosy_status golden_cv3_feat_mel24k(golden_ctx *ctx);
 cosy_status golden_cv3_silent_filter(golden_ctx *ctx);
 cosy_status golden_cv3_rng(golden_ctx *ctx);
 cosy_status golden_cv3_hift(golden_ctx *ctx);
+cosy_status golden_cv3_flow_nonstream(golden_ctx *ctx);
+cosy_status golden_cv3_flow_stream_nonfinal(golden_ctx *ctx);
+cosy_status golden_cv3_dit_step(golden_ctx *ctx);
+cosy_status golden_cv3_dit_step_stream(golden_ctx *ctx);
 
 #define V2 COSY_FAMILY_COSYVOICE2
 #define V3 COSY_FAMILY_COSYVOICE3
@@ -64,8 +68,10 @@ static const golden_handler handlers[] = {
      "its 1e-4 bound is below the reference's float32 FFT noise in spectral valleys; test_cv3 checks it"},
     {"llm_silent_filter", golden_cv3_silent_filter, V3, NULL},
     {"official_cv3_rng", golden_cv3_rng, V3, NULL},
-    {"cv3_flow_*", NULL, V3, "not implemented yet: CosyVoice3 DiT flow"},
-    {"cv3_dit_*", NULL, V3, "not implemented yet: CosyVoice3 DiT flow"},
+    {"cv3_flow_nonstream", golden_cv3_flow_nonstream, V3, NULL},
+    {"cv3_flow_stream_nonfinal", golden_cv3_flow_stream_nonfinal, V3, NULL},
+    {"cv3_dit_step", golden_cv3_dit_step, V3, NULL},
+    {"cv3_dit_step_stream", golden_cv3_dit_step_stream, V3, NULL},
     {"cv3_hift", golden_cv3_hift, V3, NULL},
     {"t2w_*", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},
     {"cv3_token2wav_stream", NULL, V3, "not implemented yet: CosyVoice3 token2wav"},

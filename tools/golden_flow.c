@@ -63,7 +63,7 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
         for (int i = 0; st == COSY_OK && i < n; i++) tokens[i] = (int32_t)tok.i64[i];
         for (int i = 0; st == COSY_OK && i < P; i++) prompt[i] = (int32_t)ptok.i64[i];
         int frames = 0;
-        cosy_flow_trace trace = {h, mu, est0, 0, 0, 0};
+        cosy_flow_trace trace = {h, mu, est0, 0, 0, 0, NULL};
         if (st == COSY_OK)
             st = cosy_flow_inference_trace(flow, tokens, n, prompt, P, pfeat.f32, emb.f32, streaming, finalize, mel, &frames, &trace);
         if (st == COSY_OK) {

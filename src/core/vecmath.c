@@ -20,6 +20,15 @@ static void gelu_scalar(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
+/* nn.GELU(approximate='tanh') */
+static void gelu_tanh_scalar(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
 static void mish_scalar(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 20.0f ? x[i] : x[i] * tanhf(log1pf(expf(x[i])));
@@ -76,7 +85,16 @@ static void layer_norm_scalar(float *y, const float *x, int rows, int dim, const
         }                                                                   \
     }
 
+/* 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2 / pi) (x + 0.044715 x^3) */
+static inline AVX512 __m512 gelu_tanh512(__m512 x)
+{
+    const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    const __m512 u = _mm512_mul_ps(_mm512_set1_ps(-2.0f * 0.7978845608028654f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(u)));
+}
+
 MAP512(gelu_avx512, gelu512)
+MAP512(gelu_tanh_avx512, gelu_tanh512)
 MAP512(mish_avx512, mish512)
 MAP512(silu_avx512, silu512)
 
@@ -146,6 +164,14 @@ void cosy_vec_gelu(float *x, size_t n)
     if (use_avx512()) { gelu_avx512(x, n); return; }
 #endif
     gelu_scalar(x, n);
+}
+
+void cosy_vec_gelu_tanh(float *x, size_t n)
+{
+#ifdef HAVE_AVX512_PATH
+    if (use_avx512()) { gelu_tanh_avx512(x, n); return; }
+#endif
+    gelu_tanh_scalar(x, n);
 }
 
 void cosy_vec_mish(float *x, size_t n)

@@ -118,16 +118,19 @@ static cosy_status flow_create(cosy_model *m, void **out)
     f->bf16 = m->params.flow_dtype == COSY_DTYPE_BF16 && cosy_gemm_bf16_level() != 0;
     const cosy_hparams *hp = f->hp;
     cosy_status st = COSY_OK;
-    if (hp->flow_output_size != 80 || hp->token_mel_ratio != hp->enc_up_stride || hp->cfm_steps < 1 || hp->cfm_steps > FLOW_MAX_STEPS ||
-        hp->spk_embed_dim > FLOW_MAX_SPK_DIM)
+    const int v3 = hp->family == COSY_FAMILY_COSYVOICE3;
+    /* CosyVoice3 repeats each token's frame token_mel_ratio times (repeat_interleave) instead of Upsample1D */
+    if (hp->flow_output_size != 80 || (!v3 && hp->token_mel_ratio != hp->enc_up_stride) || hp->token_mel_ratio < 1 || hp->cfm_steps < 1 ||
+        hp->cfm_steps > FLOW_MAX_STEPS || hp->spk_embed_dim > FLOW_MAX_SPK_DIM)
         st = cosy_error(COSY_ERR_UNSUPPORTED, "flow: %d mels, token_mel_ratio %d, upsampling x%d, %d steps, a %d-d speaker vector are not "
                         "supported (CosyVoice2: 80, 2, x2, 1..%d steps, <= %d)", hp->flow_output_size, hp->token_mel_ratio, hp->enc_up_stride,
                         hp->cfm_steps, hp->spk_embed_dim, FLOW_MAX_STEPS, FLOW_MAX_SPK_DIM);
     if (st == COSY_OK) st = cosy_model_f32(m, "flow.input_embedding.weight", &f->input_embedding);
     if (st == COSY_OK) st = flow_load_linear(f, &f->spk_affine, 1, hp->flow_output_size, hp->spk_embed_dim, "flow.spk_embed_affine_layer");
-    if (st == COSY_OK) st = cv2_encoder_load(f);
-    if (st == COSY_OK) st = cv2_unet_load(f);
-    if (st == COSY_OK) {
+    if (st == COSY_OK && v3) st = cv3_dit_load(f);
+    if (st == COSY_OK && !v3) st = cv2_encoder_load(f);
+    if (st == COSY_OK && !v3) st = cv2_unet_load(f);
+    if (st == COSY_OK && !v3) { /* the key/value blocks of the CosyVoice2 streams */
         f->cap_kv_free = (int)(KV_POOL_BYTES / flow_kv_block_bytes(f)) + 1;
         f->kv_free = calloc((size_t)f->cap_kv_free, sizeof *f->kv_free);
         if (!f->kv_free) st = cosy_error(COSY_ERR_NOMEM, "flow: out of memory");
@@ -277,6 +280,86 @@ cosy_status cosy_flow_inference_window(cosy_flow *flow, const int32_t *tokens, i
     return inference(flow, tokens, n, prompt_tokens, n_prompt, prompt_feat, embedding, 1, finalize, window, mel_out, n_frames, NULL);
 }
 
+/*
+ * CausalMaskedDiffWithDiT.inference (CosyVoice3) on validated inputs: no encoder; mu = the
+ * PreLookaheadLayer output of the embedded tokens, each frame repeated token_mel_ratio times; then the
+ * CFM solver as for CosyVoice2 with the DiT estimator (cv3_dit.c), which takes x, cond, mu and spks
+ * separately instead of one packed row.
+ */
+static cosy_status inference_dit(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
+                                 const float *prompt_feat, const float *embedding, int streaming, int context, float *mel_out, int *n_frames,
+                                 cosy_flow_trace *trace)
+{
+    const cosy_hparams *hp = flow->hp;
+    const int M = hp->flow_output_size, IN = hp->flow_input_size, ratio = hp->token_mel_ratio;
+    const int n_tokens = n_prompt + n, T1 = n_tokens - context, T = ratio * T1, P2 = n_prompt * ratio;
+    const float *noise = NULL;
+    COSY_TRY(flow_noise(flow, T, &noise));
+
+    cosy_arena arena;
+    const size_t rows = (size_t)2 * T * M;
+    size_t per_call = FLOW_ARENA_FLOATS((size_t)n_tokens * IN) + FLOW_ARENA_FLOATS((size_t)T1 * IN) + 4 * FLOW_ARENA_FLOATS(rows) +
+                      FLOW_ARENA_FLOATS((size_t)T * M) + FLOW_ARENA_FLOATS((size_t)2 * M);
+    size_t pre = cv3_pre_lookahead_scratch_bytes(flow, n_tokens), est = cv3_dit_scratch_bytes(flow, 2, T);
+    COSY_TRY(cosy_arena_init(&arena, (pre > est ? pre : est) + per_call * sizeof(float) + 64));
+    flow_ctx c = {flow, flow->pool, &arena};
+    float *x_tok = cosy_arena_floats(&arena, (size_t)n_tokens * IN), *h = cosy_arena_floats(&arena, (size_t)T1 * IN);
+    float *mu = cosy_arena_floats(&arena, rows), *cond = cosy_arena_floats(&arena, rows), *xb = cosy_arena_floats(&arena, rows);
+    float *v = cosy_arena_floats(&arena, rows), *x = cosy_arena_floats(&arena, (size_t)T * M), *spks = cosy_arena_floats(&arena, (size_t)2 * M);
+    if (!x_tok || !h || !mu || !cond || !xb || !v || !x || !spks) {
+        cosy_arena_free(&arena);
+        return cosy_error(COSY_ERR_NOMEM, "flow: scratch arena too small");
+    }
+    /* CFG row 1 (unconditional) has mu, spks and cond zeroed */
+    memset(spks, 0, sizeof(float) * (size_t)2 * M);
+    flow_speaker(&c, embedding, spks);
+    for (int i = 0; i < n_tokens; i++) {
+        int tok = i < n_prompt ? prompt_tokens[i] : tokens[i - n_prompt];
+        if (tok < 0) tok = 0;
+        memcpy(x_tok + (size_t)i * IN, flow->input_embedding + (size_t)tok * IN, sizeof(float) * (size_t)IN);
+    }
+    double t0 = cosy_now_ms();
+    cosy_status st = cv3_pre_lookahead(&c, x_tok, n_tokens, context, h);
+    double t1 = cosy_now_ms();
+    if (st == COSY_OK) {
+        memset(mu, 0, sizeof(float) * rows);
+        memset(cond, 0, sizeof(float) * rows);
+        for (int t = 0; t < T; t++) memcpy(mu + (size_t)t * M, h + (size_t)(t / ratio) * IN, sizeof(float) * (size_t)M);
+        memcpy(cond, prompt_feat, sizeof(float) * (size_t)P2 * M);
+        if (trace && trace->h) memcpy(trace->h, h, sizeof(float) * (size_t)T1 * IN);
+        if (trace && trace->mu) memcpy(trace->mu, mu, sizeof(float) * (size_t)T * M);
+        memcpy(x, noise, sizeof(float) * (size_t)T * M);
+        float ts[FLOW_MAX_STEPS], dts[FLOW_MAX_STEPS];
+        cosy_flow_t_schedule(flow, ts, dts);
+        float w_cond, w_uncond;
+        flow_cfg_weights(flow, &w_cond, &w_uncond);
+        for (int step = 0; step < hp->cfm_steps && st == COSY_OK; step++) {
+            memcpy(xb, x, sizeof(float) * (size_t)T * M);
+            memcpy(xb + (size_t)T * M, x, sizeof(float) * (size_t)T * M);
+            const float tt[2] = {ts[step], ts[step]};
+            st = cv3_dit_forward(&c, xb, cond, mu, spks, tt, 2, T, streaming, v, step == 0 && trace ? trace->est0_dit : NULL);
+            if (st != COSY_OK) break;
+            if (step == 0 && trace && trace->est0)
+                for (int b = 0; b < 2; b++) cosy_transpose(trace->est0 + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
+            const float dt = dts[step];
+            const float *v0 = v, *v1 = v + (size_t)T * M;
+            for (size_t i = 0; i < (size_t)T * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
+        }
+    }
+    if (trace) {
+        trace->encoder_ms = t1 - t0;
+        trace->solver_ms = cosy_now_ms() - t1;
+        trace->frames = T;
+    }
+    if (st == COSY_OK) {
+        const int F = T - P2;
+        cosy_transpose(mel_out, x + (size_t)P2 * M, F, M);
+        *n_frames = F;
+    }
+    cosy_arena_free(&arena);
+    return st;
+}
+
 static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
                              const float *prompt_feat, const float *embedding, int streaming, int finalize, int window, float *mel_out,
                              int *n_frames, cosy_flow_trace *trace)
@@ -292,11 +375,14 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
         return cosy_error(COSY_ERR_INVALID_ARG, "flow: %d prompt tokens without their tokens or mel", n_prompt);
     if (!embedding) return cosy_error(COSY_ERR_INVALID_ARG, "flow: no speaker embedding");
     if (!mel_out || !n_frames) return cosy_error(COSY_ERR_INVALID_ARG, "flow: no output buffer");
+    const int v3 = hp->family == COSY_FAMILY_COSYVOICE3;
+    if (v3 && window > 0) return cosy_error(COSY_ERR_UNSUPPORTED, "flow: CosyVoice3 has no windowed attention");
+    /* CosyVoice3 embeds clamp(token, 0) (CausalMaskedDiffWithDiT.inference): negative ids pass as 0 */
     for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= hp->flow_vocab)
+        if ((tokens[i] < 0 && !v3) || tokens[i] >= hp->flow_vocab)
             return cosy_error(COSY_ERR_INVALID_ARG, "flow: speech token %d at position %d is outside [0, %d)", tokens[i], i, hp->flow_vocab);
     for (int i = 0; i < n_prompt; i++)
-        if (prompt_tokens[i] < 0 || prompt_tokens[i] >= hp->flow_vocab)
+        if ((prompt_tokens[i] < 0 && !v3) || prompt_tokens[i] >= hp->flow_vocab)
             return cosy_error(COSY_ERR_INVALID_ARG, "flow: prompt speech token %d at position %d is outside [0, %d)", prompt_tokens[i], i,
                               hp->flow_vocab);
     for (int i = 0; i < hp->spk_embed_dim; i++)
@@ -305,6 +391,8 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
         if (!isfinite(prompt_feat[i]))
             return cosy_error(COSY_ERR_INVALID_ARG, "flow: prompt mel value %d (frame %d) is not finite", i, i / M);
 
+    if (v3)
+        return inference_dit(flow, tokens, n, prompt_tokens, n_prompt, prompt_feat, embedding, streaming, context, mel_out, n_frames, trace);
     const int n_tokens = n_prompt + n;
     const int T = cv2_encoder_frames(flow, n_tokens, context);
     const int P2 = n_prompt * hp->token_mel_ratio;
@@ -404,11 +492,45 @@ int cosy_flow_output_frames(const cosy_flow *flow, int n, int finalize)
     return real > 0 ? real * flow->hp->token_mel_ratio : 0;
 }
 
+/* cosy_flow_estimator for the CosyVoice3 DiT: channel-major [B][80][T] in and out */
+static cosy_status estimator_dit(cosy_flow *flow, const float *x, const float *mu, const float *t, const float *spks, const float *cond, int B,
+                                 int T, int streaming, float *out, cosy_flow_dit_trace *trace)
+{
+    const int M = flow->hp->flow_output_size;
+    const size_t rows = (size_t)B * T * M;
+    cosy_arena arena;
+    COSY_TRY(cosy_arena_init(&arena, cv3_dit_scratch_bytes(flow, B, T) + 4 * FLOW_ARENA_FLOATS(rows) * sizeof(float) + 64));
+    flow_ctx c = {flow, flow->pool, &arena};
+    float *xt = cosy_arena_floats(&arena, rows), *mut = cosy_arena_floats(&arena, rows), *condt = cosy_arena_floats(&arena, rows);
+    float *v = cosy_arena_floats(&arena, rows);
+    cosy_status st = COSY_OK;
+    if (!xt || !mut || !condt || !v) st = cosy_error(COSY_ERR_NOMEM, "flow estimator: scratch arena too small");
+    for (int b = 0; b < B && st == COSY_OK; b++) {
+        const size_t o = (size_t)b * M * T;
+        cosy_transpose(xt + o, x + o, M, T);
+        cosy_transpose(mut + o, mu + o, M, T);
+        cosy_transpose(condt + o, cond + o, M, T);
+    }
+    if (st == COSY_OK) st = cv3_dit_forward(&c, xt, condt, mut, spks, t, B, T, streaming, v, trace);
+    if (st == COSY_OK)
+        for (int b = 0; b < B; b++) cosy_transpose(out + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
+    cosy_arena_free(&arena);
+    return st;
+}
+
 cosy_status cosy_flow_estimator(cosy_flow *flow, const float *x, const float *mu, const float *t, const float *spks,
                                 const float *cond, int B, int T, int streaming, float *out)
 {
+    return cosy_flow_estimator_trace(flow, x, mu, t, spks, cond, B, T, streaming, out, NULL);
+}
+
+cosy_status cosy_flow_estimator_trace(cosy_flow *flow, const float *x, const float *mu, const float *t, const float *spks,
+                                      const float *cond, int B, int T, int streaming, float *out, cosy_flow_dit_trace *trace)
+{
     if (!flow || !x || !mu || !t || !spks || !cond || !out) return cosy_error(COSY_ERR_INVALID_ARG, "flow estimator: missing input");
     if (B < 1 || T < 1) return cosy_error(COSY_ERR_INVALID_ARG, "flow estimator: %d rows of %d frames", B, T);
+    if (flow->hp->family == COSY_FAMILY_COSYVOICE3) return estimator_dit(flow, x, mu, t, spks, cond, B, T, streaming, out, trace);
+    if (trace) return cosy_error(COSY_ERR_UNSUPPORTED, "flow estimator: intermediates are traced for the CosyVoice3 DiT only");
     const cosy_hparams *hp = flow->hp;
     const int M = hp->flow_output_size, IC = hp->est_in_channels;
     cosy_arena arena;

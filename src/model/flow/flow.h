@@ -1,6 +1,12 @@
 /*
  * flow.h — the flow-matching decoder of CosyVoice2 (cosyvoice/flow/flow.py,
- * CausalMaskedDiffWithXvec.inference): speech tokens -> 80-bin mel at 50 frames per second.
+ * CausalMaskedDiffWithXvec.inference) and CosyVoice3 (CausalMaskedDiffWithDiT.inference, by the
+ * model's family): speech tokens -> 80-bin mel at 50 frames per second.
+ *
+ * CosyVoice3 has no encoder: the token embedding goes through its PreLookaheadLayer and is repeated
+ * x2 to give mu, and the estimator is a DiT (cv3_dit.c); the CFM solver, the noise, the CFG and the
+ * calls below are the same (cosy_flow_trace then holds the PreLookaheadLayer output, and est0_dit
+ * the first DiT call's intermediates).
  *
  * Stages (each in its own file): the token encoder (cv2_encoder.c: embedding, pre-lookahead
  * convolution, chunk-causal conformer, x2 upsampling, up-conformer, projection to mu), the CFM
@@ -39,9 +45,17 @@ cosy_status cosy_flow_inference(cosy_flow *flow, const int32_t *tokens, int n, c
                                 int n_prompt, const float *prompt_feat, const float *embedding, int streaming,
                                 int finalize, float *mel_out, int *n_frames);
 
+/* Intermediates of one CosyVoice3 DiT call (each pointer may be NULL), time-major like the reference's
+ * [B, T, dim] tensors: temb [B][dim] (time_embed), xin [B][T][dim] (input_embed), blocks
+ * [depth][B][T][dim] (each transformer block's output), normout [B][T][dim] (norm_out). */
+typedef struct {
+    float *temb, *xin, *blocks, *normout;
+} cosy_flow_dit_trace;
+
 /* Intermediates of one inference, for locating mismatches stage by stage. Each pointer may be
  * NULL; sizes use T = token_mel_ratio * (n_prompt + n - look-ahead), the frames incl. prompt:
- *   h    [T][encoder width]  encoder output before encoder_proj (time-major, as flow_ns_h)
+ *   h    [T][encoder width]  encoder output before encoder_proj (time-major, as flow_ns_h); CosyVoice3:
+ *                            the PreLookaheadLayer output [T / token_mel_ratio][80] (tokens, before x2)
  *   mu   [T][80]             encoder_proj output (time-major, as flow_ns_mu)
  *   est0 [2][80][T]          the first estimator call's output (channel-major, as flow_ns_est0_out)
  * and the wall time of the stages (filled in on return). */
@@ -49,6 +63,7 @@ typedef struct {
     float *h, *mu, *est0;
     double encoder_ms, solver_ms; /* token encoder; the Euler steps (all estimator calls) */
     int frames;                   /* T */
+    cosy_flow_dit_trace *est0_dit; /* CosyVoice3: the first DiT call's intermediates (or NULL) */
 } cosy_flow_trace;
 
 cosy_status cosy_flow_inference_trace(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens,
@@ -66,6 +81,10 @@ cosy_status cosy_flow_inference_window(cosy_flow *flow, const int32_t *tokens, i
  * [B][80], t [B]. */
 cosy_status cosy_flow_estimator(cosy_flow *flow, const float *x, const float *mu, const float *t, const float *spks,
                                 const float *cond, int B, int T, int streaming, float *out);
+
+/* cosy_flow_estimator with the CosyVoice3 DiT's intermediates (trace may be NULL; CosyVoice2: must be). */
+cosy_status cosy_flow_estimator_trace(cosy_flow *flow, const float *x, const float *mu, const float *t, const float *spks,
+                                      const float *cond, int B, int T, int streaming, float *out, cosy_flow_dit_trace *trace);
 
 /* The t fed to each of the hp.cfm_steps Euler steps (CausalConditionalCFM's cosine schedule, in
  * float32 as the reference accumulates it), and the step sizes. */

@@ -104,6 +104,27 @@ typedef struct {
     flow_linear final_proj;          /* 1x1 conv C -> 80 */
 } cv2_unet_weights;
 
+/* DiTBlock (cosyvoice/flow/DiT/modules.py): AdaLayerNormZero, attention with biases, GELU(tanh) FF */
+typedef struct {
+    flow_linear ada;                 /* attn_norm.linear: [6 dim][dim], chunks shift/scale/gate msa, shift/scale/gate mlp */
+    flow_linear qkv;                 /* to_q, to_k, to_v stacked: [3 inner][dim] with biases */
+    flow_linear out;                 /* to_out.0: [dim][inner] */
+    flow_linear ff1, ff2;            /* ff.ff.0.0 [ff_mult dim][dim], ff.ff.2 [dim][ff_mult dim] */
+} cv3_dit_block;
+
+/* CosyVoice3's token front (CausalMaskedDiffWithDiT: PreLookaheadLayer) and DiT estimator */
+typedef struct {
+    flow_conv pre_conv1, pre_conv2;  /* PreLookaheadLayer: 80 -> channels (k pre_lookahead_len + 1), channels -> 80 (k3) */
+    flow_linear time1, time2;        /* time_embed.time_mlp.0 [dim][time_freq_dim], .2 [dim][dim] */
+    flow_linear in_proj;             /* input_embed.proj [dim][80 x | 80 cond | 80 mu | 80 spks] */
+    flow_conv *pos1, *pos2;          /* conv_pos_embed.conv{1,2}.0, one per group: [dim / groups][K][dim / groups] */
+    const float *inv_freq;           /* rotary_embed.inv_freq [dim_head / 2] */
+    cv3_dit_block *blocks;           /* [depth] */
+    flow_linear norm_out;            /* AdaLayerNormZero_Final.linear [2 dim][dim]: scale, shift */
+    flow_linear proj_out;            /* [80][dim] */
+    flow_norm plain;                 /* the affine-free LayerNorm: ones, zeros [dim] */
+} cv3_dit_weights;
+
 #define FLOW_MAX_VOICES 64 /* voices the cache holds at most, whatever their size */
 
 struct cosy_flow {
@@ -116,6 +137,7 @@ struct cosy_flow {
     flow_linear spk_affine;          /* spk_embed_affine_layer */
     cv2_encoder_weights enc;
     cv2_unet_weights est;
+    cv3_dit_weights dit;             /* CosyVoice3 (hp->family) instead of enc and est */
     /* CausalConditionalCFM.rand_noise[0, c, :noise_cols] for every mel channel c, time-major
      * ([noise_cols][80]), drawn lazily and grown on demand; older buffers stay alive until the
      * flow is destroyed so a concurrent call never reads freed memory. */
@@ -353,6 +375,54 @@ cosy_status cv2_unet_forward_cached(flow_ctx *c, const float *in, const float *t
 /* Scratch for cv2_unet_forward_cached of B rows x n new frames when the sequence then holds
  * `frames` frames. */
 size_t cv2_unet_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);
+
+/* ---- CosyVoice3: PreLookaheadLayer and the DiT estimator (cv3_dit.c) ---- */
+
+cosy_status cv3_dit_load(cosy_flow *f);
+/* PreLookaheadLayer on embedded tokens x[n_tokens][80] whose last n_context are look-ahead context
+ * only: h[n_tokens - n_context][80] (with the residual). */
+cosy_status cv3_pre_lookahead(flow_ctx *c, const float *x, int n_tokens, int n_context, float *h);
+size_t cv3_pre_lookahead_scratch_bytes(const cosy_flow *f, int n_tokens);
+/* DiT.forward for B rows of T frames, time-major: x, cond, mu [B*T][80], spks [B][80], t [B]; full
+ * attention or (streaming) the static chunk mask; out [B*T][80]. trace (may be NULL) receives the
+ * intermediates. */
+cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B, int T,
+                            int streaming, float *out, cosy_flow_dit_trace *trace);
+size_t cv3_dit_scratch_bytes(const cosy_flow *f, int B, int T);
+
+/* What the chunk-causal DiT keeps of earlier frames at one Euler step (cv3_stream.c): in pages of
+ * `chunk` frames, every block's keys (rotated) and values and the inputs of the two conv pos-emb
+ * convolutions, per CFG row. Frame j of CFG row b: layer l's K at pages[j / chunk] + kv_base +
+ * l kv_layer + b kv_row + (j % chunk) inner, its V chunk * inner floats further; convolution i's
+ * input row at pages[j / chunk] + conv_base + i conv_id + b conv_row + (j % chunk) dim. */
+typedef struct {
+    float *const *pages;       /* covering every frame < start + the call's frames */
+    int chunk;                 /* frames per page = the attention chunk */
+    int start;                 /* the call's first frame; every earlier one is in the pages */
+    size_t kv_base, kv_layer, kv_row;
+    size_t conv_base, conv_id, conv_row;
+} cv3_dit_cache;
+/* cv3_dit_forward (chunk mask) on frames [cache->start, cache->start + T): writes their keys, values
+ * and convolution inputs into the pages and reads the earlier frames' from them. */
+cosy_status cv3_dit_forward_cached(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B,
+                                   int T, const cv3_dit_cache *cache, float *out);
+/* Scratch for cv3_dit_forward_cached of B rows x n frames when the sequence then holds `frames` frames. */
+size_t cv3_dit_cached_scratch_bytes(const cosy_flow *f, int B, int n, int frames);
+
+/* CosyVoice3's cached chunk-causal stream (cv3_stream.c), behind cosy_flow_stream_* (flow_stream.h has
+ * the contract): spks [80] is the prompt's speaker vector (flow_speaker). */
+typedef struct cv3_stream cv3_stream;
+/* A stream of this prompt; from (or NULL): a prompt state of the same prompt whose final chunks it reads
+ * (they must outlive it). */
+cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat, const float *spks,
+                           const cv3_stream *from, cv3_stream **out);
+/* Computes the first n_chunks chunks from the prompt alone (their look-ahead being prompt tokens): the
+ * per-voice prompt state every stream of the voice starts from. */
+cosy_status cv3_stream_prefill(cv3_stream *s, int n_chunks);
+cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int offset, int finalize, float *mel_out, int *n_frames);
+size_t cv3_stream_bytes(const cv3_stream *s);
+int cv3_stream_chunks(const cv3_stream *s);
+void cv3_stream_free(cv3_stream *s);
 
 /* ---- the CFM pieces shared by cosy_flow_inference and the stream (flow.c) ---- */
 

@@ -194,6 +194,58 @@ cosy_status flow_load_norm(cosy_flow *f, flow_norm *n, const char *fmt, ...)
     return COSY_OK;
 }
 
+/* Convolutions g = 0 .. groups - 1 of a grouped Conv1d weight `name` [out][in][K] (in = inputs per group):
+ * cv[g] maps input channels [g in, (g + 1) in) to outputs [g out / groups, (g + 1) out / groups). */
+static cosy_status load_conv_groups(cosy_flow *f, flow_conv *cv, int groups, int out, int in, int k, const char *name)
+{
+    char full[160];
+    const cosy_tensor *t;
+    weight_src src;
+    cosy_status st = COSY_OK;
+    snprintf(full, sizeof full, "%s.weight", name);
+    COSY_TRY(cosy_model_tensor(f->model, full, &t));
+    if (t->ndim != 3 || t->shape[0] != out || t->shape[1] != in || t->shape[2] != k || groups < 1 || out % groups)
+        return cosy_error(COSY_ERR_SHAPE, "flow: %s is not a [%d, %d, %d] convolution in %d groups", full, out, in, k, groups);
+    const float *bias;
+    snprintf(full, sizeof full, "%s.bias", name);
+    COSY_TRY(cosy_model_f32(f->model, full, &bias));
+    COSY_TRY(src_tensor(f, t, &src));
+    const int og = out / groups;
+    /* [out][in][K] -> per group [og][K][in], so an im2col row (K frames of `in` channels) meets it in order */
+    const size_t esize = src.bf16 ? sizeof(uint16_t) : sizeof(float);
+    char *wk = malloc(esize * (size_t)og * in * k);
+    if (!wk) st = cosy_error(COSY_ERR_NOMEM, "flow: out of memory repacking %s", name);
+    for (int g = 0; g < groups && st == COSY_OK; g++) {
+        for (int o = 0; o < og; o++)
+            for (int i = 0; i < in; i++)
+                for (int j = 0; j < k; j++)
+                    memcpy(wk + esize * (((size_t)o * k + j) * in + i),
+                           (const char *)src.data + esize * ((((size_t)g * og + o) * in + i) * k + j), esize);
+        weight_src perm = {wk, src.bf16, wk}; /* owned: pack_linear copies what it keeps (wk is reused) */
+        cv[g].lin.b = bias + (size_t)g * og;
+        cv[g].lin.in = in * k;
+        cv[g].lin.out = og;
+        cv[g].in = in;
+        cv[g].out = og;
+        cv[g].k = k;
+        st = pack_linear(f, &cv[g].lin, &perm, name);
+    }
+    free(wk);
+    src_done(f, &src, esize * (size_t)out * in * k, 0);
+    return st;
+}
+
+cosy_status flow_load_conv_groups(cosy_flow *f, flow_conv *cv, int groups, int out, int in, int k, const char *fmt, ...)
+{
+    char name[128];
+    va_list ap;
+    va_start(ap, fmt);
+    cosy_status st = vname(name, sizeof name, fmt, ap);
+    va_end(ap);
+    COSY_TRY(st);
+    return load_conv_groups(f, cv, groups, out, in, k, name);
+}
+
 cosy_status flow_load_conv(cosy_flow *f, flow_conv *cv, int out, int in, int k, const char *fmt, ...)
 {
     char name[128], full[160];

@@ -24,4 +24,9 @@ cosy_status flow_load_qkv(cosy_flow *f, flow_linear *l, int bias, int out, int i
 cosy_status flow_load_conv(cosy_flow *f, flow_conv *cv, int out, int in, int k, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/* A grouped Conv1d `<name>.weight` [out][in][k] (in = inputs per group) as `groups` convolutions cv[g]
+ * of out / groups outputs each (input channels [g in, (g + 1) in)). */
+cosy_status flow_load_conv_groups(cosy_flow *f, flow_conv *cv, int groups, int out, int in, int k, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
 #endif

@@ -175,6 +175,7 @@ struct cosy_flow_prompt {
     size_t page_floats;
     flow_kv_block *blocks; /* the estimator's keys/values of those chunks' frames (the last block partly) */
     int n_blocks;
+    cv3_stream *dit;      /* CosyVoice3: the prompt chunks' state instead of pages and blocks (n_chunks of them) */
 };
 
 struct cosy_flow_stream {
@@ -193,11 +194,13 @@ struct cosy_flow_stream {
     int pinned, window;   /* the attention window (flow_kv_view); window 0: every left chunk, as the reference */
     pos_tables pos_tok, pos_frame;
     cosy_arena arena;
+    cv3_stream *dit;      /* CosyVoice3: the whole state is here (cv3_stream.c); the fields above stay unused */
 };
 
 static int stream_supported(const cosy_flow *f)
 {
     const cosy_hparams *hp = f->hp;
+    if (hp->family == COSY_FAMILY_COSYVOICE3) return COSY_OK; /* cv3_stream.c checks its own */
     if (hp->enc_static_chunk < 1 || hp->est_static_chunk != hp->enc_static_chunk * hp->enc_up_stride ||
         hp->num_decoding_left_chunks >= 0 || hp->flow_output_size != 80)
         return cosy_error(COSY_ERR_UNSUPPORTED, "flow stream: needs static chunks (encoder %d tokens, estimator %d frames = encoder x %d) "
@@ -253,6 +256,7 @@ static cosy_status stream_new(cosy_flow *flow, const cosy_flow_prompt *prompt, c
 void cosy_flow_stream_free(cosy_flow_stream *s)
 {
     if (!s) return;
+    cv3_stream_free(s->dit);
     for (int g = s->n_borrowed; g < s->n_pages; g++) page_free(s->pages[g]);
     for (int i = s->n_borrowed_blocks; i < s->n_blocks; i++) flow_kv_block_release(s->flow, s->blocks[i].mem);
     free(s->blocks);
@@ -438,7 +442,8 @@ void cosy_flow_prompt_free(cosy_flow_prompt *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) > 1) return;
     free(p->embedding);
-    for (int g = 0; g < p->n_chunks; g++) page_free(p->pages[g]);
+    cv3_stream_free(p->dit);
+    for (int g = 0; p->pages && g < p->n_chunks; g++) page_free(p->pages[g]);
     for (int i = 0; i < p->n_blocks; i++) flow_kv_block_release(p->flow, p->blocks[i].mem);
     free(p->blocks);
     free(p->pages);
@@ -503,6 +508,22 @@ cosy_status cosy_flow_prompt_create_limited(cosy_flow *flow, const int32_t *prom
 
     /* the chunks that end pre_lookahead_len tokens before the prompt does: run them as a stream
      * would (the look-ahead being prompt tokens) and keep their pages */
+    if (hp->family == COSY_FAMILY_COSYVOICE3) {
+        /* the chunks that end pre_lookahead_len tokens before the prompt does, as a stream would compute them */
+        const int per_chunk = hp->est_static_chunk / hp->token_mel_ratio, la3 = hp->pre_lookahead_len;
+        int n3 = n_prompt > la3 && per_chunk > 0 ? (n_prompt - la3) / per_chunk : 0;
+        if (max_chunks >= 0 && n3 > max_chunks) n3 = max_chunks;
+        cosy_status st = COSY_OK;
+        if (n3 > 0) st = cv3_stream_new(flow, p->tokens, n_prompt, p->feat, p->spks, NULL, &p->dit);
+        if (st == COSY_OK && n3 > 0) st = cv3_stream_prefill(p->dit, n3);
+        if (st != COSY_OK) {
+            cosy_flow_prompt_free(p);
+            return st;
+        }
+        p->n_chunks = n3;
+        *out = p;
+        return COSY_OK;
+    }
     const int la = hp->pre_lookahead_len, chunk = hp->enc_static_chunk;
     int n_chunks = n_prompt > la ? (n_prompt - la) / chunk : 0;
     if (max_chunks >= 0 && n_chunks > max_chunks) n_chunks = max_chunks;
@@ -543,7 +564,7 @@ int cosy_flow_prompt_chunks(const cosy_flow_prompt *p) { return p ? p->n_chunks 
 size_t cosy_flow_prompt_bytes(const cosy_flow_prompt *p)
 {
     if (!p) return 0;
-    return sizeof *p + sizeof(float) * p->page_floats * (size_t)p->n_chunks + flow_kv_block_bytes(p->flow) * (size_t)p->n_blocks +
+    return sizeof *p + cv3_stream_bytes(p->dit) + sizeof(float) * p->page_floats * (size_t)p->n_chunks + flow_kv_block_bytes(p->flow) * (size_t)p->n_blocks +
            sizeof(int32_t) * (size_t)p->n_tokens +
            sizeof(float) * (size_t)p->n_tokens * p->flow->hp->token_mel_ratio * p->flow->hp->flow_output_size;
 }
@@ -652,12 +673,25 @@ cosy_status cosy_flow_stream_create(cosy_flow *flow, const cosy_flow_prompt *pro
     if (out) *out = NULL;
     if (!flow || !prompt || !out) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no flow, prompt or output pointer");
     if (prompt->flow != flow) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: the prompt was made for another flow");
-    return stream_new(flow, prompt, out);
+    if (flow->hp->family != COSY_FAMILY_COSYVOICE3) return stream_new(flow, prompt, out);
+    cosy_flow_stream *s = calloc(1, sizeof *s);
+    if (!s) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
+    s->flow = flow;
+    s->prompt = prompt; /* a reference: the stream keeps the prompt alive */
+    atomic_fetch_add(&((cosy_flow_prompt *)prompt)->refs, 1);
+    cosy_status st = cv3_stream_new(flow, prompt->tokens, prompt->n_tokens, prompt->feat, prompt->spks, prompt->dit, &s->dit);
+    if (st != COSY_OK) {
+        cosy_flow_stream_free(s);
+        return st;
+    }
+    *out = s;
+    return COSY_OK;
 }
 
 cosy_status cosy_flow_stream_set_window(cosy_flow_stream *s, int frames)
 {
     if (!s) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no stream");
+    if (s->dit && frames) return cosy_error(COSY_ERR_UNSUPPORTED, "flow stream: CosyVoice3 streams have no attention window");
     const int chunk2 = s->flow->hp->est_static_chunk;
     if (frames < 0 || frames % chunk2 || frames > (1 << 24))
         return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: a window of %d frames is not a whole number of %d-frame chunks (0 = no window)", frames,
@@ -671,6 +705,10 @@ cosy_status cosy_flow_stream_step(cosy_flow_stream *s, const int32_t *tokens, in
                                   int *n_frames)
 {
     if (!s) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no stream");
+    if (s->dit) {
+        if (!mel_out || !n_frames) return cosy_error(COSY_ERR_INVALID_ARG, "flow stream: no output buffer");
+        return cv3_stream_step(s->dit, tokens, n, offset, finalize, mel_out, n_frames);
+    }
     const cosy_hparams *hp = s->flow->hp;
     const int M = hp->flow_output_size, P = s->prompt->n_tokens, ratio = hp->token_mel_ratio, chunk2 = hp->est_static_chunk;
     const int context = finalize ? 0 : hp->pre_lookahead_len;
@@ -720,6 +758,7 @@ cosy_status cosy_flow_stream_step(cosy_flow_stream *s, const int32_t *tokens, in
 size_t cosy_flow_stream_bytes(const cosy_flow_stream *s)
 {
     if (!s) return 0;
+    if (s->dit) return sizeof *s + cv3_stream_bytes(s->dit);
     const int E = s->flow->hp->enc_output_size;
     return sizeof *s + sizeof(float) * s->layout.total * (size_t)(s->n_pages - s->n_borrowed) +
            flow_kv_block_bytes(s->flow) * (size_t)(s->n_blocks - s->n_borrowed_blocks) + sizeof(float *) * (size_t)s->cap_pages +
@@ -728,7 +767,8 @@ size_t cosy_flow_stream_bytes(const cosy_flow_stream *s)
 
 size_t cosy_flow_stream_kv_bytes(const cosy_flow_stream *s)
 {
+    if (s && s->dit) return cv3_stream_bytes(s->dit); /* its pages are mostly keys and values */
     return s ? flow_kv_block_bytes(s->flow) * (size_t)(s->n_blocks - s->n_borrowed_blocks) : 0;
 }
 
-int cosy_flow_stream_chunks(const cosy_flow_stream *s) { return s ? s->committed : 0; }
+int cosy_flow_stream_chunks(const cosy_flow_stream *s) { return s ? (s->dit ? cv3_stream_chunks(s->dit) : s->committed) : 0; }

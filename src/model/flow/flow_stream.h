@@ -16,6 +16,10 @@
  * of cosy_flow_inference(tokens so far, streaming=1, finalize) — not only the default schedule —
  * for at most one extra chunk of work per call.
  *
+ * CosyVoice3 (CausalMaskedDiffWithDiT) streams through the same calls (cv3_stream.c): its DiT's chunk
+ * mask, causal conv pos-emb and PreLookaheadLayer give the same argument; its prompt state holds the
+ * prompt's chunks the same way. It has no window (set_window refuses one).
+ *
  * Only the chunk-causal mode is cached: the reference's own final call runs with full attention
  * (official-behaviour.md §1), which no cache can reproduce; call cosy_flow_inference for that.
  *
