@@ -8,7 +8,7 @@
  */
 #include "fuzz.h"
 #include "model/model.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 
 #include <string.h>
 

@@ -15,7 +15,7 @@
 #include "io/ptfile.h"
 #include "io/wav.h"
 #include "model/hparams.h"
-#include "model/voice.h"
+#include "model/voice/voice.h"
 #include "text/vocab.h"
 
 #include <math.h>

@@ -445,7 +445,11 @@ int64_t cosy_cv3_hift_stream_max_samples(const cosy_cv3_hift_stream *s, int n_fr
 
 /* the inner loops below are multiply-adds in a fixed order per output: vectorising them over time changes no
  * rounding (no contraction to FMA at the baseline target) */
+#if defined(__GNUC__) && !defined(__clang__)
 #define CV3_VECTORIZE __attribute__((optimize("O3")))
+#else
+#define CV3_VECTORIZE /* clang vectorises these at -O2 already */
+#endif
 
 /* ---- f0 (float64) ------------------------------------------------------------------------------ */
 
