@@ -132,7 +132,7 @@ static void seed_models(void)
         if (variant == 1) {
             const char *spk[] = {"alice", "bob"};
             gguf_writer_set_arr_str(w, "cosyvoice2.speakers", spk, NULL, 2);
-            cosy_vocab_write_gguf(&v, w);
+            cosy_vocab_write_gguf(&v, "cosyvoice2", w);
         }
         int64_t shape[2] = {4, (int64_t)hp.spk_embed_dim};
         if (gguf_writer_add_tensor(w, "flow.spk_embed_affine_layer.weight", COSY_DTYPE_F32, 2, shape, fill_ramp, NULL, NULL) != COSY_OK ||
