@@ -40,8 +40,12 @@ if [ ! -f "$SEEDS/.done" ] || [ ! -d "$SEEDS/onnx" ]; then
   for t in "${ALL_TARGETS[@]}"; do mkdir -p "$SEEDS/${t#fuzz_}"; done
   # one seed per tokenizer-corpus line (JSON-quoted; libFuzzer mutates from there)
   { zcat "$DATA/tokenizer/corpus.jsonl.gz" || true; } | head -n 2000 | split -l 1 - "$SEEDS/text/seed_" # zcat gets SIGPIPE
-  find "$DATA" -name '*.npy' -size -16k -exec cp -t "$SEEDS/npy" {} +
+  # fixture sets share file names (prompt_feat.npy...): each seed is named by its path
+  find "$DATA" -name '*.npy' -size -16k -print0 | while IFS= read -r -d '' f; do
+    rel="${f#"$DATA"/}"; cp "$f" "$SEEDS/npy/${rel//\//_}"
+  done
   cp "$DATA/cv2-tiny/model/cosyvoice2.yaml" "$SEEDS/yaml/"
+  cp "$DATA/cv3-tiny/model/cosyvoice3.yaml" "$SEEDS/yaml/"
   for w in "$DATA"/cv2-voice-tiny/golden/*.wav; do head -c 16384 "$w" >"$SEEDS/wav/$(basename "$w")"; done
   "$BUILD/tests/fuzz/make_seeds" "$DATA" "$SEEDS"
   cp "$SEEDS"/voice/*.voice "$SEEDS/gguf/"
