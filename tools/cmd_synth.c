@@ -118,6 +118,7 @@ int cmd_synth(int argc, char **argv)
         CLI_OPTION_THREADS(&threads),
         CLI_OPTION_CONTEXT(&context),
         CLI_OPTION_REFERENCE_FINAL(&p.reference_final),
+        CLI_OPTION_CHUNK_CAUSAL_FINAL(&p.chunk_causal_final),
         CLI_OPTION_STATELESS_FLOW(&p.stateless_flow),
         {.name = "--concurrent-lm", .kind = CLI_OPT_FLAG, .dest = &p.concurrent_lm,
          .help = "keep the LM decoding while a chunk is made (default: it waits, so the chunk gets all cores)"},

@@ -29,6 +29,11 @@ typedef struct {
 
 /* Replaces the random source of HiFT (golden replay); NULL restores the seeded generator. */
 void cosy_token2wav_set_rng(cosy_token2wav *t, cosy_rng_source *rng);
+/* Golden replay: every later call vocodes frames [2 offset, 2 offset + kept) of `mel` (channel-major
+ * [80][n_frames], frame 0 = the first token after the prompt) instead of the flow's: the flow still runs
+ * (cosy_token2wav_last_flow_mel), cosy_token2wav_last_mel then holds the replayed frames. NULL stops. For
+ * checking the vocoder side against a reference whose flow output differs from ours by float32 noise. */
+void cosy_token2wav_set_mel_replay(cosy_token2wav *t, const float *mel, int n_frames);
 /* The last call's whole flow output, all frames after the prompt (channel-major [80][*n]); only
  * for calls that ran the stateless flow (*n = 0 after an incremental call). */
 const float *cosy_token2wav_last_flow_mel(const cosy_token2wav *t, int *n);
