@@ -141,6 +141,8 @@ typedef struct {
     double audio_seconds;    /* audio produced */
     double rtf;              /* total_ms / 1000 / audio_seconds (0 if no audio) */
     int text_tokens, speech_tokens, chunks, sentences;
+    int silent_filter;       /* CosyVoice3: silent ids the LM-to-token2wav filter watches (11; CosyVoice2: 0) */
+    int silent_dropped;      /* speech tokens that filter kept from token2wav (a silent id after 5 in a row) */
 } cosy_timings;
 
 /* ---- token2wav: speech tokens to audio, as CosyVoice2Model.token2wav ------------------- */

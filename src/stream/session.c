@@ -208,6 +208,7 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
         pthread_mutex_lock(&s->mu);
         if (ev.kind == COSY_LM_EVENT_TOKEN) {
             if (!cosy_silent_filter_keep(&silent, ev.token)) { /* the LM saw it; token2wav does not */
+                s->tm.silent_dropped++;
                 pthread_mutex_unlock(&s->mu);
                 continue;
             }
@@ -515,6 +516,9 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
         flow_voice.prompt_feat = NULL;
     }
     s->n_flow_prompt = flow_voice.n_flow_prompt_tokens;
+    cosy_silent_filter probe_filter; /* what every LM call's filter will watch */
+    cosy_silent_filter_init(&probe_filter, &model->hp);
+    s->tm.silent_filter = probe_filter.n_silent;
     cosy_token2wav_params tp = cosy_token2wav_default_params();
     tp.reference_final = p.reference_final;
     tp.chunk_causal_final = p.chunk_causal_final;
