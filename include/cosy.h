@@ -145,7 +145,7 @@ typedef struct {
     int silent_dropped;      /* speech tokens that filter kept from token2wav (a silent id after 5 in a row) */
 } cosy_timings;
 
-/* ---- token2wav: speech tokens to audio, as CosyVoice2Model.token2wav ------------------- */
+/* ---- token2wav: speech tokens to audio, as CosyVoice2Model / CosyVoice3Model.token2wav -- */
 
 /* For clients that produce speech tokens elsewhere (Triton-style calls): each call gets every
  * token of the utterance so far, the token offset from which audio is wanted, and whether it is

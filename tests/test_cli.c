@@ -449,6 +449,10 @@ static void test_cosyvoice3_synth(const char *model)
                 fprintf(stderr, "cosy synth %s %s said (rate %d, %ld samples):\n%s\n", modes[m], streams[k], rate, samples, out);
             cJSON_Delete(j);
         }
+    /* no cross-fade in CosyVoice3: an overlap is refused, in one line */
+    CHECK(run(out, sizeof out, "%s synth -m %s --voice %s --stream --strategy equal --overlap 5 --text 'Hello.' -o %s --quiet", COSY_BIN, model,
+              voice, wav) == 1);
+    CHECK(strstr(out, "CosyVoice3 has no cross-fade, so no overlap") && lines(out) == 1);
 }
 
 /* A CosyVoice3 directory: converted (family and hyperparameters in `cosy info`); every case of its

@@ -11,6 +11,15 @@
  *   - non-final calls: chunk-causal, incrementally (model/flow_stream.h) or, with stateless_flow,
  *     by recomputing all tokens like the reference.
  *
+ * CosyVoice3 (CosyVoice3Model.token2wav, by the model's family): the same calls and flow choices with
+ * the DiT flow (its chunk-causal stream, model/flow/cv3_stream.c) and CausalHiFT as a stream
+ * (model/hift/cv3_causal_hift.h) in place of HiFT with its caches: the reference re-runs the vocoder on
+ * all kept mel so far and emits what is new, 8 frames held back until the next call, no cross-fade; the
+ * stream computes exactly those chunks once. Its final call of a streamed utterance is the official one
+ * (full attention over all tokens) unless chunk_causal_final; reference_final, the window
+ * (context_seconds) and overlap do not apply (overlap is refused). No random draws: the noise is the
+ * model's construction-time buffer.
+ *
  * The public cosy_token2wav_* functions (cosy.h) are this object; the session engine and the golden
  * runner use the extra hooks below (replayed random draws, per-call intermediates and timings).
  */
