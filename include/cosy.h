@@ -141,9 +141,11 @@ typedef struct {
     double audio_seconds;    /* audio produced */
     double rtf;              /* total_ms / 1000 / audio_seconds (0 if no audio) */
     int text_tokens, speech_tokens, chunks, sentences;
+    int silent_filter;       /* CosyVoice3: silent ids the LM-to-token2wav filter watches (11; CosyVoice2: 0) */
+    int silent_dropped;      /* speech tokens that filter kept from token2wav (a silent id after 5 in a row) */
 } cosy_timings;
 
-/* ---- token2wav: speech tokens to audio, as CosyVoice2Model.token2wav ------------------- */
+/* ---- token2wav: speech tokens to audio, as CosyVoice2Model / CosyVoice3Model.token2wav -- */
 
 /* For clients that produce speech tokens elsewhere (Triton-style calls): each call gets every
  * token of the utterance so far, the token offset from which audio is wanted, and whether it is
@@ -165,6 +167,13 @@ typedef struct {
                               8 mel frames = 4 tokens). Calls may rewind token_offset into audio
                               already emitted; it is never emitted twice. */
     uint64_t seed;         /* HiFT's noise (torch.manual_seed semantics) */
+    int chunk_causal_final; /* CosyVoice3: the final call of a streamed utterance chunk-causal (flow
+                              streaming=True, finalize=True: linear cost, incremental) instead of the
+                              official full attention over all tokens (the default for CosyVoice3, whose
+                              reference_final is therefore implied). CosyVoice2 ignores it (its default
+                              final call is already chunk-causal; see reference_final). CosyVoice3 also
+                              ignores context_seconds (its flow stream keeps every chunk) and refuses
+                              overlap_tokens (it has no cross-fade). */
 } cosy_token2wav_params;
 
 cosy_token2wav_params cosy_token2wav_default_params(void);
@@ -216,6 +225,7 @@ typedef struct {
                                     first audio; its frames see only part of the flow's 25-token chunk.
                                     0 (default): the strategy's own first hop (the official schedule) */
     int reference_final;         /* see cosy_token2wav_params */
+    int chunk_causal_final;      /* see cosy_token2wav_params (CosyVoice3) */
     int stateless_flow;          /* see cosy_token2wav_params */
     int context_seconds;         /* see cosy_token2wav_params (default 10; 0 = unlimited) */
     uint64_t seed;               /* LM sampling and HiFT noise */

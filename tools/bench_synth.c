@@ -36,7 +36,7 @@ int bench_synth(int argc, char **argv);
 
 static const cli_usage usage = {
     .cmd = "bench synth",
-    .synopsis = "[-m MODEL.gguf] [--voice VOICE] [--seconds S] [--runs N] [--first-chunk N] [--threads N]\n"
+    .synopsis = "[-m MODEL.gguf] [--voice VOICE] [--seconds S] [--runs N] [--first-chunk N] [--chunk-causal-final] [--threads N]\n"
                 " [--lm-dtype TYPE] [--flow-dtype TYPE] [--hift-dtype TYPE] [--model-cache FILE]\n"
                 " [--random CONFIG] [--random-lm TYPE] [--seed N] [--json]",
     .description = "Synthesises S seconds of streamed audio from text through a session, once cold and then --runs\n"
@@ -194,7 +194,7 @@ int bench_synth(int argc, char **argv)
 {
     const char *path = NULL, *voice_path = NULL, *cache = NULL, *config = "cosyvoice2-0.5b";
     long long seconds = 5, runs = 3, threads = 0, first_chunk = 0, seed = 1234;
-    int json = 0, config_index = 0;
+    int json = 0, config_index = 0, chunk_causal_final = 0;
     cosy_model_params mp = cosy_model_default_params();
     cosy_convert_params cp = cosy_convert_default_params();
     cp.lm_dtype = COSY_DTYPE_Q4_0; /* as the README's deployment recipe stores it (cosy convert --lm-dtype q4_0) */
@@ -204,6 +204,7 @@ int bench_synth(int argc, char **argv)
         {.name = "--seconds", .kind = CLI_OPT_INT, .dest = &seconds, .hint = "S", .min = 1, .max = 60, .unit = "seconds",
          .help = "seconds of audio per run", .default_text = "5"},
         CLI_OPTION_FIRST_CHUNK(&first_chunk),
+        CLI_OPTION_CHUNK_CAUSAL_FINAL(&chunk_causal_final),
         CLI_OPTION_LM_DTYPE(&mp.lm_dtype, "auto"),
         CLI_OPTION_FLOW_DTYPE(&mp.flow_dtype, "auto"),
         CLI_OPTION_HIFT_DTYPE(&mp.hift_dtype, "auto"),
@@ -260,6 +261,7 @@ int bench_synth(int argc, char **argv)
     p.seed = (uint64_t)seed;
     p.max_speech_tokens = 25 * (int)seconds;
     p.first_chunk_tokens = (int)first_chunk;
+    p.chunk_causal_final = chunk_causal_final;
     const char *cpu_path = cosy_cpu_level_name(cosy_cpu_level());
     if (st == COSY_OK && !json) {
         printf("cosy bench synth: %s, CPU path %s, %d threads\n", cosy_cpu_model_name(), cpu_path, cosy_pool_size(m->pool));
@@ -268,8 +270,9 @@ int bench_synth(int argc, char **argv)
                cosy_dtype_name(cosy_model_flow_dtype(m)), cosy_dtype_name(m->params.hift_dtype));
         printf("voice: %s, %d prompt speech tokens (%.1f s), %d transcript tokens\n", voice_path ? voice_path : "synthetic",
                voice->n_flow_prompt_tokens, voice->n_flow_prompt_tokens / 25.0, voice->n_prompt_text);
-        printf("text: %d tokens: \"%s\"; speech capped at %d tokens (%lld s); %s schedule\n", text_tokens, text, p.max_speech_tokens,
-               seconds, first_chunk ? "small first chunk +" : "official");
+        printf("text: %d tokens: \"%s\"; speech capped at %d tokens (%lld s); %s schedule%s\n", text_tokens, text, p.max_speech_tokens,
+               seconds, first_chunk ? "small first chunk +" : "official",
+               m->hp.family == COSY_FAMILY_COSYVOICE3 ? (chunk_causal_final ? ", chunk-causal final call" : ", official full-attention final call") : "");
         printf("  %-7s %9s %6s %8s %8s %8s %8s %6s %8s %8s %6s %5s\n", "run", "first ms", "RTF", "total ms", "frontend", "prefill",
                "decode", "tok/s", "flow", "vocoder", "audio", "chunks");
     }

@@ -270,6 +270,7 @@ int bench_t2w(int argc, char **argv)
         CLI_OPTION_CONTEXT(&context),
         CLI_OPTION_STATELESS_FLOW(&tp.stateless_flow),
         CLI_OPTION_REFERENCE_FINAL(&tp.reference_final),
+        CLI_OPTION_CHUNK_CAUSAL_FINAL(&tp.chunk_causal_final),
         CLI_OPTION_THREADS(&threads),
         CLI_OPTION_END,
     };

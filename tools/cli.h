@@ -168,7 +168,12 @@ void cli_print_usage(FILE *fp, const cli_usage *usage, const cli_option *opts);
 #define CLI_OPTION_REFERENCE_FINAL(d) \
     {.name = "--reference-final", .kind = CLI_OPT_FLAG, .dest = (d), \
      .help = "the last chunk with full attention over the utterance, exactly as the official code\n" \
-             "(recomputes everything at the end); default: chunk-causal"}
+             "(recomputes everything at the end); default: chunk-causal (CosyVoice3: always full, see\n" \
+             "--chunk-causal-final)"}
+#define CLI_OPTION_CHUNK_CAUSAL_FINAL(d) \
+    {.name = "--chunk-causal-final", .kind = CLI_OPT_FLAG, .dest = (d), \
+     .help = "CosyVoice3: the last chunk chunk-causal (linear cost) instead of the official full attention\n" \
+             "over the utterance (CosyVoice2's default already is)"}
 #define CLI_OPTION_MODEL_CACHE(d) \
     {.name = "--model-cache", .kind = CLI_OPT_STRING, .dest = (d), .hint = "FILE", \
      .help = "where the random model is built once and kept (instead of $XDG_CACHE_HOME/cosy or ~/.cache/cosy)"}

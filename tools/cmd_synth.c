@@ -60,9 +60,9 @@ static void print_timings(const cosy_timings *t, int json)
         fprintf(stderr,
                 "{\"frontend_ms\": %.1f, \"lm_prefill_ms\": %.1f, \"lm_decode_ms\": %.1f, \"flow_ms\": %.1f, \"vocoder_ms\": %.1f, "
                 "\"first_audio_ms\": %.1f, \"total_ms\": %.1f, \"audio_seconds\": %.3f, \"rtf\": %.3f, \"text_tokens\": %d, "
-                "\"speech_tokens\": %d, \"chunks\": %d, \"sentences\": %d}\n",
+                "\"speech_tokens\": %d, \"chunks\": %d, \"sentences\": %d, \"silent_filter\": %d, \"silent_dropped\": %d}\n",
                 t->frontend_ms, t->lm_prefill_ms, t->lm_decode_ms, t->flow_ms, t->vocoder_ms, t->first_audio_ms, t->total_ms,
-                t->audio_seconds, t->rtf, t->text_tokens, t->speech_tokens, t->chunks, t->sentences);
+                t->audio_seconds, t->rtf, t->text_tokens, t->speech_tokens, t->chunks, t->sentences, t->silent_filter, t->silent_dropped);
         return;
     }
     fprintf(stderr, "  stage            ms\n");
@@ -118,6 +118,7 @@ int cmd_synth(int argc, char **argv)
         CLI_OPTION_THREADS(&threads),
         CLI_OPTION_CONTEXT(&context),
         CLI_OPTION_REFERENCE_FINAL(&p.reference_final),
+        CLI_OPTION_CHUNK_CAUSAL_FINAL(&p.chunk_causal_final),
         CLI_OPTION_STATELESS_FLOW(&p.stateless_flow),
         {.name = "--concurrent-lm", .kind = CLI_OPT_FLAG, .dest = &p.concurrent_lm,
          .help = "keep the LM decoding while a chunk is made (default: it waits, so the chunk gets all cores)"},

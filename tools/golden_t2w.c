@@ -49,8 +49,8 @@ static void free_draws(call_draws *d)
     for (int j = 0; j < 3; j++) npy_free(&d->draws[j]);
 }
 
-/* The fixture's voice: flow prompt tokens, prompt mel, speaker embedding. */
-static cosy_status fixture_voice(golden_ctx *ctx, cosy_voice **out)
+/* The fixture's voice: flow prompt tokens, prompt mel, speaker embedding (golden.h). */
+cosy_status golden_fixture_voice(golden_ctx *ctx, cosy_voice **out)
 {
     npy_array tok, feat, emb;
     COSY_TRY(golden_load_int(ctx, "prompt_speech_token", &tok));
@@ -120,7 +120,7 @@ static cosy_status run_calls(golden_ctx *ctx, int last, int check)
     if (st != COSY_OK) memset(&tokens, 0, sizeof tokens);
     if (st == COSY_OK) st = check_schedule(ctx, &sched, &tokens);
     cosy_voice *voice = NULL;
-    if (st == COSY_OK) st = fixture_voice(ctx, &voice);
+    if (st == COSY_OK) st = golden_fixture_voice(ctx, &voice);
     cosy_token2wav *t2w = NULL;
     cosy_token2wav_params p = cosy_token2wav_default_params();
     p.reference_final = 1;
@@ -278,7 +278,7 @@ cosy_status golden_t2w_stream(golden_ctx *ctx)
     if (st != COSY_OK) memset(&tokens, 0, sizeof tokens);
     if (st == COSY_OK) st = check_schedule(ctx, &sched, &tokens);
     cosy_voice *voice = NULL;
-    if (st == COSY_OK) st = fixture_voice(ctx, &voice);
+    if (st == COSY_OK) st = golden_fixture_voice(ctx, &voice);
     int n_calls = st == COSY_OK ? (int)sched.shape[0] : 0;
     call_draws *draws = calloc((size_t)n_calls + 1, sizeof *draws);
     cosy_rng_source **sources = calloc((size_t)n_calls + 1, sizeof *sources);

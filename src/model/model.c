@@ -11,6 +11,7 @@
 #include "model/arch.h"
 #include "model/flow/flow.h"
 #include "model/hift/hift.h"
+#include "model/hift/cv3_causal_hift.h"
 #include "model/lm/lm.h"
 #include "text/tokenizer.h"
 
@@ -350,6 +351,10 @@ cosy_status cosy_model_prepare(cosy_model *model)
     COSY_TRY(cosy_lm_get(model, &lm));
     COSY_TRY(cosy_tokenizer_get(model, &tok));
     COSY_TRY(cosy_flow_get(model, &flow));
+    if (model->hp.family == COSY_FAMILY_COSYVOICE3) {
+        cosy_cv3_hift *h3;
+        return cosy_cv3_hift_get(model, &h3);
+    }
     return cosy_hift_get(model, &hift);
 }
 
@@ -363,6 +368,11 @@ cosy_dtype cosy_model_flow_dtype(cosy_model *model)
 cosy_dtype cosy_model_hift_dtype(cosy_model *model)
 {
     cosy_hift *h = NULL;
+    if (model && model->hp.family == COSY_FAMILY_COSYVOICE3) {
+        cosy_cv3_hift *h3 = NULL;
+        if (cosy_cv3_hift_get(model, &h3) != COSY_OK) return COSY_DTYPE_F32;
+        return cosy_cv3_hift_dtype(h3);
+    }
     if (!model || cosy_hift_get(model, &h) != COSY_OK) return COSY_DTYPE_F32;
     return cosy_hift_dtype(h);
 }

@@ -53,6 +53,9 @@ struct cosy_session {
     cosy_token2wav *t2w;
     cosy_lm_prompt prompt;        /* the LM input of the mode (stream/lm_prompt.h) */
     int n_flow_prompt;
+    /* the first COSY_SESSION_CALL_LOG token2wav calls (cosy_session_calls), written by the token2wav thread */
+    cosy_session_call call_log[COSY_SESSION_CALL_LOG];
+    int n_call_log;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;            /* any change: text, tokens, audio, end, cancel */
@@ -205,6 +208,7 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
         pthread_mutex_lock(&s->mu);
         if (ev.kind == COSY_LM_EVENT_TOKEN) {
             if (!cosy_silent_filter_keep(&silent, ev.token)) { /* the LM saw it; token2wav does not */
+                s->tm.silent_dropped++;
                 pthread_mutex_unlock(&s->mu);
                 continue;
             }
@@ -399,6 +403,15 @@ static cosy_status vocode_segment(cosy_session *s, int index)
         cosy_t2w_call_info info;
         cosy_token2wav_last_info(s->t2w, &info);
         pthread_mutex_lock(&s->mu);
+        if (s->n_call_log < COSY_SESSION_CALL_LOG) {
+            cosy_session_call *c = &s->call_log[s->n_call_log++];
+            c->segment = index;
+            c->offset = call.offset;
+            c->end = call.end;
+            c->finalize = call.finalize;
+            c->full_attention = info.full_attention;
+            c->samples = n_audio;
+        }
         s->tm.flow_ms += info.flow_ms;
         s->tm.vocoder_ms += info.vocoder_ms;
         pthread_mutex_unlock(&s->mu);
@@ -503,8 +516,12 @@ static cosy_status session_init(cosy_model *model, const cosy_voice *voice, cons
         flow_voice.prompt_feat = NULL;
     }
     s->n_flow_prompt = flow_voice.n_flow_prompt_tokens;
+    cosy_silent_filter probe_filter; /* what every LM call's filter will watch */
+    cosy_silent_filter_init(&probe_filter, &model->hp);
+    s->tm.silent_filter = probe_filter.n_silent;
     cosy_token2wav_params tp = cosy_token2wav_default_params();
     tp.reference_final = p.reference_final;
+    tp.chunk_causal_final = p.chunk_causal_final;
     tp.stateless_flow = p.stateless_flow;
     tp.context_seconds = p.context_seconds;
     tp.overlap_tokens = p.stream && p.strategy != COSY_CHUNK_DEFAULT && p.overlap_tokens > 0 ? p.overlap_tokens : 0;
@@ -551,9 +568,17 @@ cosy_status cosy_session_create_tokens(cosy_model *model, const cosy_voice *voic
                                        const int32_t *tokens, int n, cosy_rng_source **call_rngs, int n_call_rngs,
                                        cosy_session **out)
 {
+    return cosy_session_create_tokens_mel(model, voice, params, tokens, n, call_rngs, n_call_rngs, NULL, 0, out);
+}
+
+cosy_status cosy_session_create_tokens_mel(cosy_model *model, const cosy_voice *voice, const cosy_session_params *params,
+                                           const int32_t *tokens, int n, cosy_rng_source **call_rngs, int n_call_rngs,
+                                           const float *replay_mel, int replay_frames, cosy_session **out)
+{
     COSY_TRY(session_init(model, voice, params, 0, out));
     cosy_session *s = *out;
     cosy_status st = COSY_OK;
+    if (replay_mel) cosy_token2wav_set_mel_replay(s->t2w, replay_mel, replay_frames);
     segment *g = add_segment_locked(s);
     if (!g) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
     for (int i = 0; st == COSY_OK && i < n; i++) {
@@ -780,4 +805,13 @@ void cosy_session_free(cosy_session *s)
     if (s->lm_started) pthread_join(s->lm_thread, NULL);
     if (s->t2w_started) pthread_join(s->t2w_thread, NULL);
     session_destroy(s);
+}
+
+int cosy_session_calls(cosy_session *s, cosy_session_call *out, int cap)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_call_log < cap ? s->n_call_log : cap;
+    if (n > 0) memcpy(out, s->call_log, sizeof *out * (size_t)n);
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }

@@ -6,6 +6,7 @@
 #include "model/flow/flow.h"
 #include "model/flow/flow_stream.h"
 #include "model/hift/hift.h"
+#include "model/hift/cv3_causal_hift.h"
 #include "model/model.h"
 #include "model/hift/t2w_hift.h"
 #include "model/voice/voice.h"
@@ -19,6 +20,10 @@ struct cosy_token2wav {
     cosy_flow *flow;
     cosy_hift *hift;
     cosy_t2w_hift *vocoder;
+    /* CosyVoice3: CausalHiFT as a stream (no mel cache, source cache or cross-fade) */
+    int v3;
+    cosy_cv3_hift *hift3;
+    cosy_cv3_hift_stream *vocoder3;
     cosy_token2wav_params params;
     /* the voice's flow prompt (copied: the caller's voice may go away) */
     int32_t *prompt_tokens;
@@ -42,6 +47,9 @@ struct cosy_token2wav {
     cosy_hift_rng rng;
     cosy_rng_source rng_source, *rng_override;
     cosy_t2w_call_info info;
+    /* golden replay: the vocoder's mel from here instead of the flow ([80][replay_frames], frame 0 = token 0) */
+    const float *replay_mel;
+    int replay_frames;
 };
 
 cosy_token2wav_params cosy_token2wav_default_params(void)
@@ -57,6 +65,7 @@ void cosy_token2wav_free(cosy_token2wav *t)
 {
     if (!t) return;
     cosy_t2w_hift_free(t->vocoder);
+    cosy_cv3_hift_stream_free(t->vocoder3);
     cosy_flow_stream_free(t->fstream);
     cosy_flow_prompt_free(t->fprompt);
     free(t->prompt_tokens);
@@ -79,8 +88,11 @@ cosy_status cosy_token2wav_create(cosy_model *model, const cosy_voice *voice, co
     t->model = model;
     t->params = params ? *params : cosy_token2wav_default_params();
     const cosy_hparams *hp = &model->hp;
+    t->v3 = hp->family == COSY_FAMILY_COSYVOICE3;
     cosy_status st = cosy_flow_get(model, &t->flow);
-    if (st == COSY_OK) st = cosy_hift_get(model, &t->hift);
+    if (st == COSY_OK) st = t->v3 ? cosy_cv3_hift_get(model, &t->hift3) : cosy_hift_get(model, &t->hift);
+    if (st == COSY_OK && t->v3 && t->params.overlap_tokens)
+        st = cosy_error(COSY_ERR_INVALID_ARG, "token2wav: CosyVoice3 has no cross-fade, so no overlap (got %d tokens)", t->params.overlap_tokens);
     if (st == COSY_OK && (t->params.overlap_tokens < 0 || t->params.overlap_tokens > 1000))
         st = cosy_error(COSY_ERR_INVALID_ARG, "token2wav: overlap_tokens %d (0..1000)", t->params.overlap_tokens);
     if (st == COSY_OK && (t->params.context_seconds < 0 || t->params.context_seconds > 3600))
@@ -89,10 +101,12 @@ cosy_status cosy_token2wav_create(cosy_model *model, const cosy_voice *voice, co
         /* seconds -> frames, in whole attention chunks */
         const int chunk2 = hp->est_static_chunk, per_s = hp->token_frame_rate * hp->token_mel_ratio;
         t->window = (t->params.context_seconds * per_s + chunk2 - 1) / chunk2 * chunk2;
+        if (t->v3) t->window = 0; /* the DiT stream attends to every left chunk (no window yet) */
     }
     int cache_frames = COSY_T2W_MEL_CACHE;
     if (st == COSY_OK && hp->token_mel_ratio * t->params.overlap_tokens > cache_frames) cache_frames = hp->token_mel_ratio * t->params.overlap_tokens;
-    if (st == COSY_OK) st = cosy_t2w_hift_create_cached(t->hift, 0, cache_frames, &t->vocoder);
+    if (st == COSY_OK)
+        st = t->v3 ? cosy_cv3_hift_stream_create(t->hift3, &t->vocoder3) : cosy_t2w_hift_create_cached(t->hift, 0, cache_frames, &t->vocoder);
     if (st == COSY_OK) {
         t->n_prompt = voice->n_flow_prompt_tokens;
         t->prompt_tokens = malloc(sizeof(int32_t) * (size_t)(t->n_prompt + 1));
@@ -128,10 +142,17 @@ void cosy_token2wav_reset(cosy_token2wav *t)
     t->fstream = NULL;
     t->started = 0;
     t->last_n = t->last_offset = t->emitted = 0;
-    cosy_t2w_hift_reset(t->vocoder);
+    if (t->vocoder) cosy_t2w_hift_reset(t->vocoder);
+    if (t->vocoder3) cosy_cv3_hift_stream_reset(t->vocoder3);
 }
 
 void cosy_token2wav_set_rng(cosy_token2wav *t, cosy_rng_source *rng) { t->rng_override = rng; }
+
+void cosy_token2wav_set_mel_replay(cosy_token2wav *t, const float *mel, int n_frames)
+{
+    t->replay_mel = mel;
+    t->replay_frames = mel ? n_frames : 0;
+}
 
 const float *cosy_token2wav_last_mel(const cosy_token2wav *t, int *n)
 {
@@ -189,7 +210,9 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
 
     /* flow */
     double t0 = cosy_now_ms();
-    int full_attention = finalize && (token_offset == 0 || t->params.reference_final);
+    /* CosyVoice2: chunk-causal unless reference_final; CosyVoice3: the official full-attention final call
+     * unless chunk_causal_final */
+    int full_attention = finalize && (token_offset == 0 || (t->v3 ? !t->params.chunk_causal_final : t->params.reference_final));
     int first = ratio * token_offset, kept = 0;
     if (full_attention || t->params.stateless_flow) {
         /* the reference's call: the flow over every token so far, keeping the frames from the offset */
@@ -232,16 +255,35 @@ cosy_status cosy_token2wav_call(cosy_token2wav *t, const int32_t *tokens, int n,
     double t1 = cosy_now_ms();
 
     /* vocoder */
-    int max = cosy_t2w_hift_max_samples(t->vocoder, kept);
-    COSY_TRY(ensure(&t->audio, &t->cap_audio, max > 0 ? max : 1));
-    cosy_rng_source *rng = t->rng_override ? t->rng_override : &t->rng_source;
-    int got = 0;
     /* frames of a rewound window (overlap) that the vocoder already has are not vocoded again here:
-     * its cache re-covers them and cross-fades */
+     * its cache re-covers them and cross-fades (CosyVoice3: they are dropped) */
     int skip = t->started && t->emitted > token_offset ? ratio * (t->emitted - token_offset) : 0;
     if (skip > kept) skip = kept;
-    if (kept - skip > 0 || (finalize && t->started))
-        COSY_TRY(cosy_t2w_hift_push(t->vocoder, t->mel_kept + skip, kept - skip, kept, finalize, rng, t->audio, &got));
+    int got = 0;
+    if (t->replay_mel) {
+        /* the vocoder gets the replayed frames [first, first + kept) in place of the flow's */
+        if (first + kept > t->replay_frames)
+            return cosy_error(COSY_ERR_INVALID_ARG, "token2wav: the replayed mel has %d frames, the call needs %d", t->replay_frames, first + kept);
+        for (int c = 0; c < C; c++)
+            memcpy(t->mel_kept + (size_t)c * kept, t->replay_mel + (size_t)c * t->replay_frames + first, sizeof(float) * (size_t)kept);
+    }
+    if (t->v3) {
+        /* CosyVoice3Model.token2wav re-runs CausalHiFT on all kept mel so far and emits what is new
+         * (the last 8 frames wait on a non-final call): the stream computes exactly that, once */
+        int64_t max = cosy_cv3_hift_stream_max_samples(t->vocoder3, kept - skip);
+        if (max > 0x7fffffff) return cosy_error(COSY_ERR_INVALID_ARG, "token2wav: %d mel frames in one call is too many", kept);
+        COSY_TRY(ensure(&t->audio, &t->cap_audio, max > 0 ? (int)max : 1));
+        int64_t n_out = 0;
+        if (kept - skip > 0 || (finalize && t->started))
+            COSY_TRY(cosy_cv3_hift_stream_push(t->vocoder3, t->mel_kept + skip, kept - skip, kept, finalize, t->audio, &n_out));
+        got = (int)n_out;
+    } else {
+        int max = cosy_t2w_hift_max_samples(t->vocoder, kept);
+        COSY_TRY(ensure(&t->audio, &t->cap_audio, max > 0 ? max : 1));
+        cosy_rng_source *rng = t->rng_override ? t->rng_override : &t->rng_source;
+        if (kept - skip > 0 || (finalize && t->started))
+            COSY_TRY(cosy_t2w_hift_push(t->vocoder, t->mel_kept + skip, kept - skip, kept, finalize, rng, t->audio, &got));
+    }
     double t2 = cosy_now_ms();
 
     t->info.flow_ms = t1 - t0;

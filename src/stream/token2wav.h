@@ -11,6 +11,15 @@
  *   - non-final calls: chunk-causal, incrementally (model/flow_stream.h) or, with stateless_flow,
  *     by recomputing all tokens like the reference.
  *
+ * CosyVoice3 (CosyVoice3Model.token2wav, by the model's family): the same calls and flow choices with
+ * the DiT flow (its chunk-causal stream, model/flow/cv3_stream.c) and CausalHiFT as a stream
+ * (model/hift/cv3_causal_hift.h) in place of HiFT with its caches: the reference re-runs the vocoder on
+ * all kept mel so far and emits what is new, 8 frames held back until the next call, no cross-fade; the
+ * stream computes exactly those chunks once. Its final call of a streamed utterance is the official one
+ * (full attention over all tokens) unless chunk_causal_final; reference_final, the window
+ * (context_seconds) and overlap do not apply (overlap is refused). No random draws: the noise is the
+ * model's construction-time buffer.
+ *
  * The public cosy_token2wav_* functions (cosy.h) are this object; the session engine and the golden
  * runner use the extra hooks below (replayed random draws, per-call intermediates and timings).
  */
@@ -29,6 +38,11 @@ typedef struct {
 
 /* Replaces the random source of HiFT (golden replay); NULL restores the seeded generator. */
 void cosy_token2wav_set_rng(cosy_token2wav *t, cosy_rng_source *rng);
+/* Golden replay: every later call vocodes frames [2 offset, 2 offset + kept) of `mel` (channel-major
+ * [80][n_frames], frame 0 = the first token after the prompt) instead of the flow's: the flow still runs
+ * (cosy_token2wav_last_flow_mel), cosy_token2wav_last_mel then holds the replayed frames. NULL stops. For
+ * checking the vocoder side against a reference whose flow output differs from ours by float32 noise. */
+void cosy_token2wav_set_mel_replay(cosy_token2wav *t, const float *mel, int n_frames);
 /* The last call's whole flow output, all frames after the prompt (channel-major [80][*n]); only
  * for calls that ran the stateless flow (*n = 0 after an incremental call). */
 const float *cosy_token2wav_last_flow_mel(const cosy_token2wav *t, int *n);
