@@ -91,10 +91,15 @@ static void test_wetext_data(void)
     }
     printf("zh: %d/%d (%.1f%%); en by class: %d/%d (%.1f%%); en whole grammar: %d/%d (%.1f%%)\n", zp, zt, 100.0 * zp / zt, cp, et,
            100.0 * cp / et, gp, et, 100.0 * gp / et);
+    /* the whole-pipeline sentences (normalizer.txt), informative: most zh differences are options wetext
+     * leaves off (erhua, interjections, full-to-half width, OOV tags) */
+    int t1, t2, p1 = run_file("zh_normalizer", 0, NULL, &t1), p2 = run_file("en_normalizer", 1, NULL, &t2);
+    printf("zh normalizer %d/%d, en normalizer %d/%d\n", p1, t1, p2, t2);
+    CHECK(p1 >= 39 && p2 >= 7);
     /* the measured counts (KNOWN_DIFFERENCES.md lists the rest) */
     CHECK(zt == 60 && zp >= 59);
-    CHECK(et == 103 && cp >= 102);
-    CHECK(gp >= 97);
+    CHECK(et == 103 && cp >= 103);
+    CHECK(gp >= 98);
 }
 
 static void check_tn(const char *in, cosy_tn_lang lang, int gate, const char *want)
@@ -201,6 +206,24 @@ static void test_bounds(void)
             if (n && out.len * worst_ratio_den > worst_ratio_num * n) worst_ratio_num = out.len, worst_ratio_den = n;
             cosy_strbuf_free(&out);
         }
+    }
+    /* long runs of one pattern: every scan is bounded, so each is linear */
+    static const char *const runs[] = {"7", "a", "1+", "A.", "I", "1,", "年1", "-", "12:", "1/", "$1", "Jan. "};
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        size_t rl = strlen(runs[r]), total = 0;
+        char *t = malloc(60000 + 8);
+        while (total + rl <= 60000) memcpy(t + total, runs[r], rl), total += rl;
+        clock_t c0 = clock();
+        for (int lang = 1; lang <= 2; lang++) {
+            cosy_strbuf out = {0};
+            CHECK_OK(cosy_tn_grammar(t, total, (cosy_tn_lang)lang, &out));
+            CHECK(out.len <= 40 * total);
+            cosy_strbuf_free(&out);
+        }
+        double sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        if (sec > 10) fprintf(stderr, "run of '%s': %.2f s\n", runs[r], sec);
+        CHECK(sec < 10);
+        free(t);
     }
     /* a long digit run and a long text: linear */
     size_t big = 200000;

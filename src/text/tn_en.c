@@ -60,10 +60,19 @@ static int starts(const char *s, size_t n, size_t i, const char *lit)
     size_t l = strlen(lit);
     return i + l <= n && memcmp(s + i, lit, l) == 0;
 }
+/* the end of a digit run, looking at most MAX_RUN digits ahead (every scan is bounded) */
+#define MAX_RUN 64
 static size_t digits_end(const char *s, size_t n, size_t i)
 {
-    while (isd(s, n, i)) i++;
-    return i;
+    size_t e = i;
+    while (e - i < MAX_RUN && isd(s, n, e)) e++;
+    return e;
+}
+static size_t alpha_end(const char *s, size_t n, size_t i)
+{
+    size_t e = i;
+    while (e - i < MAX_RUN && isal(s, n, e)) e++;
+    return e;
 }
 
 /* ---- numbers (cardinal.py: the number-name graph, add_optional_and) ---- */
@@ -167,7 +176,10 @@ static size_t card_at(const char *s, size_t n, size_t i, es *z, int with_and)
         else e = p;
     }
     if (!k) {
-        if (e - i > MAX_CARD_DIGITS) return 0;
+        if (e - i > MAX_CARD_DIGITS) { /* too long for the number names: digit by digit */
+            say_digits(z, s + i, e - i, 0);
+            return e;
+        }
         memcpy(d, s + i, e - i);
         k = e - i;
     }
@@ -176,6 +188,14 @@ static size_t card_at(const char *s, size_t n, size_t i, es *z, int with_and)
     say_digits(z, d, z0, 0);
     if (!say_int(z, d + z0, k - z0, with_and)) return 0;
     return e;
+}
+
+/* add_optional_and's weights: a reading with "and" inserted -0.0001, the plain graph +0.00001 */
+static double and_weight(const es *z)
+{
+    for (size_t k = 0; k + 5 <= z->n; k++)
+        if (!memcmp(z->b + k, " and ", 5)) return -0.0001;
+    return 0.00001;
 }
 
 /* ---- ordinal.py: the suffix rewrite on the last word ---- */
@@ -370,6 +390,83 @@ static size_t measure_number(const char *s, size_t n, size_t i, es *z, int *one)
     if (neg) es_puts(z, "negative ");
     es_put(z, t.b, t.n);
     return e;
+}
+
+/* measure.py get_address_graph: 2788 San Tomas Expy, Santa Clara, CA 95051 */
+static size_t address_at(const char *s, size_t n, size_t i, es *out)
+{
+    size_t e = digits_end(s, n, i);
+    if (e == i || e - i > 6) return 0;
+    es z = {.n = 0};
+    size_t k = e - i;
+    int hi = k >= 3 ? atoi(s + i) / 100 : 0, lo = k >= 2 ? (s[e - 2] - '0') * 10 + (s[e - 1] - '0') : 0;
+    if ((k == 3 || k == 4) && hi > 0 && lo > 0) {
+        say_under_100(&z, hi);
+        if (s[e - 2] == '0') es_word(&z, "zero");
+        say_under_100(&z, lo);
+    } else if (!card_at(s, n, i, &z, 0))
+        return 0;
+    size_t p = e;
+    static const char *const DIR[][2] = {{"E", "East"}, {"S", "South"}, {"W", "West"}, {"N", "North"}};
+    for (int d = 0; d < 4; d++)
+        if (p + 1 < n && s[p] == ' ' && s[p + 1] == DIR[d][0][0] && !isal(s, n, p + 2)) {
+            es_word(&z, DIR[d][1]);
+            p += 2;
+            if (p < n && s[p] == '.') p++;
+            break;
+        }
+    /* capitalised words, then a street word */
+    int words = 0;
+    const char *street = NULL;
+    while (p < n && s[p] == ' ' && isal(s, n, p + 1) && words < 8) {
+        size_t w = p + 1, we = alpha_end(s, n, w);
+        for (int r = 0; r < tn_en_address_word.n && words >= 1; r++) {
+            const char *a = tn_en_address_word.rows[r].a;
+            size_t l = strlen(a);
+            if (l == we - w && (!memcmp(s + w, a, l) || (s[w] == a[0] - 32 && !memcmp(s + w + 1, a + 1, l - 1)))) {
+                street = tn_en_address_word.rows[r].b;
+                break;
+            }
+        }
+        if (street) {
+            es_word(&z, street);
+            p = we;
+            if (p < n && s[p] == '.') p++;
+            break;
+        }
+        if (!(s[w] >= 'A' && s[w] <= 'Z')) return 0;
+        es_word(&z, "");
+        es_put(&z, s + w, we - w);
+        p = we, words++;
+    }
+    if (!street) return 0;
+    /* (, city)? (, ST)? ,? zip */
+    size_t q = p;
+    es t = z;
+    if (q + 2 < n && s[q] == ',' && s[q + 1] == ' ' && isal(s, n, q + 2)) {
+        size_t c = q + 2;
+        while (c < n && (isal(s, n, c) || (s[c] == ' ' && isal(s, n, c + 1) && !(c + 3 <= n && s[c + 1] >= 'A' && s[c + 2] >= 'A' && s[c + 2] <= 'Z')))) c++;
+        es_puts(&t, ", ");
+        es_put(&t, s + q + 2, c - q - 2);
+        q = c;
+    }
+    if (q + 3 < n && s[q] == ',' && s[q + 1] == ' ') {
+        for (int r = 0; r < tn_en_state.n; r++)
+            if (starts(s, n, q + 2, tn_en_state.rows[r].b) && !isal(s, n, q + 4)) {
+                es_puts(&t, ", ");
+                es_puts(&t, tn_en_state.rows[r].a);
+                q += 4;
+                break;
+            }
+    }
+    if (q < n && s[q] == ',') q++;
+    if (q + 5 < n + 0 + 1 && s[q] == ' ' && digits_end(s, n, q + 1) == q + 6) {
+        say_digits(&t, s + q + 1, 5, 1);
+        *out = t;
+        return q + 6;
+    }
+    *out = z;
+    return p;
 }
 
 static size_t measure_at(const char *s, size_t n, size_t i, es *out)
@@ -771,7 +868,14 @@ static size_t time_at(const char *s, size_t n, size_t i, es *out)
 }
 
 /* ---- telephone.py ---- */
+static size_t telephone_try(const char *s, size_t n, size_t i, es *out, int with_cc);
 static size_t telephone_at(const char *s, size_t n, size_t i, es *out)
+{
+    /* priority union: with a country code if that reads, else without */
+    size_t e = telephone_try(s, n, i, out, 1);
+    return e ? e : telephone_try(s, n, i, out, 0);
+}
+static size_t telephone_try(const char *s, size_t n, size_t i, es *out, int with_cc)
 {
     es z = {.n = 0};
     size_t p = i;
@@ -779,8 +883,11 @@ static size_t telephone_at(const char *s, size_t n, size_t i, es *out)
     /* country code: +? 1-3 digits then '-' or ' ' */
     size_t q = p < n && s[p] == '+' ? p + 1 : p;
     size_t e = digits_end(s, n, q);
-    if (e > q && e - q <= 3 && e < n && (s[e] == ' ' || s[e] == '-') && isd(s, n, e + 1) &&
-        (digits_end(s, n, e + 1) - e - 1 == 3)) {
+    if (!with_cc && q > p) return 0;
+    if (with_cc && !(e > q && e - q <= 3 && e < n && (s[e] == ' ' || s[e] == '-') && isd(s, n, e + 1) &&
+                     (digits_end(s, n, e + 1) - e - 1 == 3)))
+        return 0;
+    if (with_cc) {
         if (q > p) es_word(&z, "plus");
         say_digits(&z, s + q, e - q, 0);
         es_puts(&z, ",");
@@ -832,8 +939,7 @@ static size_t electronic_at(const char *s, size_t n, size_t i, es *out)
     while (p < n && p - start < 200) {
         char c = s[p];
         if (isal(s, n, p)) {
-            size_t e = p;
-            while (isal(s, n, e)) e++;
+            size_t e = alpha_end(s, n, p);
             if (z.n && z.b[z.n - 1] != ' ') es_puts(&z, " ");
             es_put(&z, s + p, e - p);
             p = e;
@@ -851,6 +957,26 @@ static size_t electronic_at(const char *s, size_t n, size_t i, es *out)
     if (!at || !dots || !(isal(s, n, p - 1) || isd(s, n, p - 1))) return 0;
     *out = z;
     return p;
+}
+
+/* a domain alone: letters then a common domain (domain.tsv): Thepodule.com -> Thepodule dot com */
+static size_t domain_at(const char *s, size_t n, size_t i, es *out)
+{
+    size_t e = i;
+    while (e - i < MAX_RUN && (isal(s, n, e) || isd(s, n, e))) e++;
+    if (e == i || !isal(s, n, i) || e >= n || s[e] != '.') return 0;
+    for (int k = 0; k < tn_en_domain.n; k++) {
+        const char *d = tn_en_domain.rows[k].a;
+        size_t l = strlen(d);
+        if (starts(s, n, e, d) && !isal(s, n, e + l) && !isd(s, n, e + l)) {
+            es z = {.n = 0};
+            es_put(&z, s + i, e - i);
+            es_word(&z, tn_en_domain.rows[k].b);
+            *out = z;
+            return e + l;
+        }
+    }
+    return 0;
 }
 
 /* ---- whitelist.py ---- */
@@ -872,7 +998,7 @@ static void m_whitelist_at(tn_lattice *lat, const char *s, size_t n, size_t i)
         es_put(&z, s + i, 1);
         size_t p = i + 1;
         int k = 0;
-        for (;;) {
+        while (k < 32) {
             size_t q = p;
             if (q < n && s[q] == '.') q++;
             else break;
@@ -886,9 +1012,8 @@ static void m_whitelist_at(tn_lattice *lat, const char *s, size_t n, size_t i)
         }
     }
     /* Word, ST -> Word, State */
-    if (isal(s, n, i)) {
-        size_t e = i;
-        while (isal(s, n, e)) e++;
+    if (isal(s, n, i) && (i == 0 || !isal(s, n, i - 1))) {
+        size_t e = alpha_end(s, n, i);
         if (e < n && s[e] == ',') {
             size_t q = e + 1 < n && s[e + 1] == ' ' ? e + 2 : e + 1;
             for (int r = 0; r < tn_en_state.n; r++) {
@@ -916,8 +1041,9 @@ static int symbol_of_whitelist(uint32_t cp)
 static int is_punct(uint32_t cp)
 {
     if (cp < 128) {
-        /* ASCII: the marks of punctuation.py's string less whitelist symbols (& # @ _ % * + / = ^ | ~ $) */
-        return cp && strchr("!'(),-.:;<>?`{}", (int)cp) != NULL;
+        /* ASCII: the marks of punctuation.py's string less whitelist symbols (& # @ _ % * + / = ^ | ~ $),
+         * and '"' and '\\', which the graph adds back escaped */
+        return cp && strchr("!'(),-.:;<>?`{}\"\\", (int)cp) != NULL;
     }
     if (cp == '[' || cp == ']' || cp == '"' || cp == '\\') return 0;
     if (cp < 128) {
@@ -995,7 +1121,7 @@ static size_t roman_at(const char *s, size_t n, size_t i, es *z)
                                          {"", "C", "CC", "CCC", "CD", "D", "DC", "DCC", "DCCC", "CM"},
                                          {"", "M", "MM", "", "", "", "", "", "", ""}};
     size_t e = i;
-    while (e < n && strchr("IVXLCDM", s[e]) && s[e]) e++;
+    while (e < n && e - i <= 16 && s[e] && strchr("IVXLCDM", s[e])) e++;
     if (e == i || e - i > 16 || isal(s, n, e) || (e - i == 1 && s[i] == 'I')) return 0;
     /* the canonical numeral of 1..2000 (roman_to_spoken.tsv) */
     for (int v = 1; v <= 2000; v++) {
@@ -1019,6 +1145,20 @@ static void offer_es(tn_lattice *lat, size_t end, double w, int cls, const es *z
     if (end && es_ok(z)) tn_offer(lat, end, CLASS_W[cls] + w, cls, z->b, z->n);
 }
 
+static const char *week_at(const char *s, size_t n, size_t i, size_t *e)
+{
+    static const char *const W[][2] = {{"Mon", "Monday"}, {"Tu", "Tuesday"}, {"Wed", "Wednesday"}, {"Thurs", "Thursday"},
+                                       {"Thur", "Thursday"}, {"Th", "Thursday"}, {"Fri", "Friday"}, {"Sat", "Saturday"},
+                                       {"Sun", "Sunday"}};
+    for (size_t k = 0; k < sizeof W / sizeof *W; k++)
+        if (starts(s, n, i, W[k][0]) && !isal(s, n, i + strlen(W[k][0]))) {
+            *e = i + strlen(W[k][0]);
+            if (*e < n && s[*e] == '.') (*e)++;
+            return W[k][1];
+        }
+    return NULL;
+}
+
 static void m_numeric(tn_lattice *lat, unsigned mask)
 {
     const char *s = lat->s;
@@ -1033,7 +1173,7 @@ static void m_numeric(tn_lattice *lat, unsigned mask)
             es y = {.n = 0};
             if (neg) es_puts(&y, "negative ");
             es_put(&y, z.b, z.n);
-            offer_es(lat, e, 0, EN_CARDINAL, &y);
+            offer_es(lat, e, and_weight(&z), EN_CARDINAL, &y);
         }
     }
     if (mask & 1u << EN_ORDINAL) {
@@ -1067,6 +1207,8 @@ static void m_numeric(tn_lattice *lat, unsigned mask)
     if (mask & 1u << EN_MEASURE) {
         z.n = 0;
         offer_es(lat, measure_at(s, n, i, &z), 0, EN_MEASURE, &z);
+        z.n = 0;
+        offer_es(lat, address_at(s, n, i, &z), 0, EN_MEASURE, &z);
     }
     if (mask & 1u << EN_MONEY) {
         z.n = 0;
@@ -1077,6 +1219,16 @@ static void m_numeric(tn_lattice *lat, unsigned mask)
         offer_es(lat, telephone_at(s, n, i, &z), 0, EN_TELEPHONE, &z);
     }
     if (mask & 1u << EN_RANGE) {
+        /* Mon.-Sun.: week (- | ~) week */
+        size_t we, we2;
+        const char *w1 = week_at(s, n, i, &we), *w2;
+        if (w1 && we < n && (s[we] == '-' || s[we] == '~') && (w2 = week_at(s, n, we + 1, &we2))) {
+            es y = {.n = 0};
+            es_puts(&y, w1);
+            es_puts(&y, s[we] == '-' ? " to " : " approximately ");
+            es_puts(&y, w2);
+            offer_es(lat, we2, 0, EN_RANGE, &y);
+        }
         /* cardinal (- | ~ | + | *) cardinal, years 2000-2010 */
         es a = {.n = 0}, b = {.n = 0};
         /* time - time: ten thirty to eleven twenty */
@@ -1127,12 +1279,16 @@ static void m_all(tn_lattice *lat)
     if (c == ' ' && lat->pos == 0) { /* leading spaces are deleted */
         tn_offer_raw(lat, 1, 0, EN_SPACE);
     }
-    int near = 0;
-    for (size_t j = i; j < n && j < i + 8; j++)
-        if (isd(s, n, j)) { near = 1; break; }
+    int near = 0; /* numeric classes start at most 24 bytes before a digit ("September 5", "Mon.-") */
+    for (size_t j = i; j < n && j < i + 24; j++)
+        if (isd(s, n, j) || (unsigned char)s[j] == 0xC2 || (unsigned char)s[j] == 0xE2) { near = 1; break; }
     if (near) m_numeric(lat, mask);
     es z = {.n = 0};
-    if (mask & 1u << EN_ELECTRONIC && (isal(s, n, i) || isd(s, n, i))) offer_es(lat, electronic_at(s, n, i, &z), 0, EN_ELECTRONIC, &z);
+    if (mask & 1u << EN_ELECTRONIC && (isal(s, n, i) || isd(s, n, i)) && (i == 0 || !isal(s, n, i - 1))) {
+        offer_es(lat, electronic_at(s, n, i, &z), 0, EN_ELECTRONIC, &z);
+        z.n = 0;
+        offer_es(lat, domain_at(s, n, i, &z), -0.0001, EN_ELECTRONIC, &z);
+    }
     if (mask & 1u << EN_WHITELIST) m_whitelist_at(lat, s, n, i);
     if (mask & 1u << EN_ROMAN) offer_es(lat, roman_at(s, n, i, &z), 0, EN_ROMAN, &z);
     if (mask & (1u << EN_WORD | 1u << EN_PUNCT)) m_word_punct(lat);

@@ -26,7 +26,7 @@ enum { ZH_DATE, ZH_WHITELIST, ZH_SPORT, ZH_FRACTION, ZH_MEASURE, ZH_MONEY, ZH_TI
 static const char *const DIGIT[10] = {"零", "一", "二", "三", "四", "五", "六", "七", "八", "九"};
 
 /* a small bounded string */
-typedef struct { char b[512]; size_t n; } zs;
+typedef struct { char b[256]; size_t n; } zs;
 static void zs_put(zs *z, const char *s, size_t n)
 {
     if (z->n + n < sizeof z->b) memcpy(z->b + z->n, s, n), z->n += n;
@@ -736,7 +736,8 @@ static void m_math(tn_lattice *lat)
     /* chains continue from the longest reading of each number */
     zs z = a[0].t;
     size_t p = a[0].end;
-    while (p < n && p - i < TN_MAX_SPAN) {
+    int steps = 0;
+    while (p < n && p - i < TN_MAX_SPAN && steps++ < 16) { /* at most 16 operators in one token */
         size_t q = skip_space(s, n, p);
         size_t r = op_at(s, n, q, 1, &sp);
         if (!r) break;
