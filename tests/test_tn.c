@@ -245,8 +245,28 @@ static void test_bounds(void)
     CHECK(secs < 60);
 }
 
+/* the command: one line in, one line out */
+static void test_cli(void)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "printf '共465篇\\n$1\\nIV\\n' | %s text normalize --stage wetext && printf 'IV\\n' | %s text normalize "
+             "--class roman && printf '2\\n' | %s text normalize --lang en",
+             COSY_BIN, COSY_BIN, COSY_BIN);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    char out[1024];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    CHECK(pclose(f) == 0);
+    if (strcmp(out, "共四百六十五篇\none dollar\nIV\nfour\ntwo\n")) fprintf(stderr, "cli: [%s]\n", out);
+    CHECK(!strcmp(out, "共四百六十五篇\none dollar\nIV\nfour\ntwo\n"));
+}
+
 int main(void)
 {
+    test_cli();
     test_wetext_data();
     test_wetext();
     test_bounds();
