@@ -36,7 +36,8 @@ const char *tn_table_prefix(const tn_table *t, const char *s, size_t n, size_t *
 typedef struct { const tn_table *t; int first[IDX_BUCKETS]; int *next; unsigned char *len; } tn_index;
 static const tn_table *const INDEXED[] = {&tn_zh_units_en, &tn_zh_units_zh, &tn_zh_money_code, &tn_zh_money_symbol,
                                           &tn_zh_whitelist, &tn_zh_sport_country, &tn_zh_sport_club, &tn_en_whitelist_tts,
-                                          &tn_en_unit, &tn_en_currency_major};
+                                          &tn_en_unit, &tn_en_currency_major, &tn_en_month_name,
+                                          &tn_en_month_abbr};
 #define N_INDEXED (sizeof INDEXED / sizeof *INDEXED)
 static tn_index *indexes;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;

@@ -198,6 +198,20 @@ static double and_weight(const es *z)
     return 0.00001;
 }
 
+/* Cardinal(deterministic=True).graph_with_and, the range class's numbers: a number with a leading zero
+ * or of five or more digits is read digit by digit */
+static size_t card_det_at(const char *s, size_t n, size_t i, es *z)
+{
+    size_t e = digits_end(s, n, i);
+    int groups = e < n && s[e] == ',' && isd(s, n, e + 1) && isd(s, n, e + 2) && isd(s, n, e + 3);
+    if (e > i && (s[i] == '0' || e - i >= 5) && !groups) {
+        if (e - i == 1) return es_word(z, "zero"), e;
+        say_digits(z, s + i, e - i, 0);
+        return e;
+    }
+    return card_at(s, n, i, z, 1);
+}
+
 /* ---- ordinal.py: the suffix rewrite on the last word ---- */
 static void ordinalize(es *z)
 {
@@ -532,6 +546,7 @@ static size_t fraction_at(const char *s, size_t n, size_t i, es *out)
         }
     }
     char buf[8];
+    if (!isd(s, n, p) && (unsigned char)s[p] != 0xC2 && (unsigned char)s[p] != 0xE2) return 0;
     const char *fs = s;
     size_t fn = n, fp = p, uni_end = 0;
     for (size_t k = 0; k < sizeof UNI / sizeof *UNI; k++)
@@ -603,16 +618,19 @@ static int say_year4(es *z, const char *d)
 }
 static const char *month_name_at(const char *s, size_t n, size_t i, size_t *e)
 {
-    if (!isal(s, n, i)) return NULL;
+    if (!isal(s, n, i) || !strchr("adfjmnosADFJMNOS", s[i])) return NULL;
     const tn_table *t[2] = {&tn_en_month_name, &tn_en_month_abbr};
     size_t best = 0;
     const char *m = NULL;
-    for (int k = 0; k < 2; k++)
-        for (int r = 0; r < t[k]->n; r++) {
-            const char *a = t[k]->rows[r].a;
+    int rows[8];
+    for (int k = 0; k < 2; k++) {
+        int c = tn_prefixes(t[k], s + i, n - i, rows, 8);
+        for (int r = 0; r < c; r++) {
+            const char *a = t[k]->rows[rows[r]].a;
             size_t l = strlen(a);
-            if (l > best && starts(s, n, i, a) && !isal(s, n, i + l)) best = l, m = t[k]->rows[r].b;
+            if (l > best && !isal(s, n, i + l)) best = l, m = t[k]->rows[rows[r]].b;
         }
+    }
     if (!m) return NULL;
     *e = i + best;
     return m;
@@ -1147,6 +1165,7 @@ static void offer_es(tn_lattice *lat, size_t end, double w, int cls, const es *z
 
 static const char *week_at(const char *s, size_t n, size_t i, size_t *e)
 {
+    if (i >= n || !strchr("MTWFS", s[i]) || !s[i]) return NULL;
     static const char *const W[][2] = {{"Mon", "Monday"}, {"Tu", "Tuesday"}, {"Wed", "Wednesday"}, {"Thurs", "Thursday"},
                                        {"Thur", "Thursday"}, {"Th", "Thursday"}, {"Fri", "Friday"}, {"Sat", "Saturday"},
                                        {"Sun", "Sunday"}};
@@ -1247,8 +1266,8 @@ static void m_numeric(tn_lattice *lat, unsigned mask)
             }
         }
         a.n = b.n = 0;
-        e = card_at(s, n, i, &a, 1);
-        if (!e && i < n && s[i] == '~' && (e = card_at(s, n, i + 1, &b, 1))) {
+        e = card_det_at(s, n, i, &a);
+        if (!e && i < n && s[i] == '~' && (e = card_det_at(s, n, i + 1, &b))) {
             es y = {.n = 0};
             es_puts(&y, "approximately ");
             es_put(&y, b.b, b.n);
@@ -1259,7 +1278,8 @@ static void m_numeric(tn_lattice *lat, unsigned mask)
                                                {"*", " times "}, {" * ", " times "}, {":", " to "}};
             for (size_t k = 0; k < sizeof J / sizeof *J; k++)
                 if (starts(s, n, e, J[k][0])) {
-                    size_t e2 = card_at(s, n, e + strlen(J[k][0]), &b, 1);
+                    b.n = 0;
+                    size_t e2 = card_det_at(s, n, e + strlen(J[k][0]), &b);
                     if (!e2) continue;
                     es y = a;
                     es_puts(&y, J[k][1]);
