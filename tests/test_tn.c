@@ -133,6 +133,8 @@ static void test_wetext(void)
     check_tn("2022年", COSY_TN_AUTO, 1, "二零二二年");
     /* en: punctuation glued to the token before, a space between tokens */
     check_tn("Hello, world! It costs $5.", COSY_TN_EN, 1, "Hello, world! It costs five dollars.");
+    /* white space other than the tagger's (U+3000) is part of a word; tabs separate tokens */
+    check_tn("I have 3\xe3\x80\x80" "cats\t4 dogs", COSY_TN_EN, 1, "I have three \xe3\x80\x80" "cats four dogs");
     check_tn("I was born on 5 january 2012, at 2 a.m.", COSY_TN_EN, 1,
              "I was born on the fifth of january twenty twelve, at two AM");
 }

@@ -1073,13 +1073,14 @@ static int is_punct(uint32_t cp)
     }
     return !symbol_of_whitelist(cp);
 }
-static int is_space(uint32_t cp) { return cp == ' ' || cp == 0xA0; }
+/* byte.SPACE | U+00A0: what the tagger deletes between tokens */
+static int is_space(uint32_t cp) { return cp == ' ' || cp == 0xA0 || (cp >= '\t' && cp <= '\r'); }
 static int is_word_char(uint32_t cp)
 {
     if (cp == COSY_UTF8_INVALID) return 1;
     if (is_space(cp) || is_punct(cp) || (cp >= '0' && cp <= '9')) return 0;
-    if (cp == '$' || cp == 0x20AC || cp == 0x20A9 || cp == 0xA3 || cp == 0xA5 || cp == '#' || cp == '%') return 0;
-    return !cosy_unicode_is_white_space(cp);
+    /* other white space (U+3000, ...) is NOT_SPACE to the grammar: a word character */
+    return !(cp == '$' || cp == 0x20AC || cp == 0x20A9 || cp == 0xA3 || cp == 0xA5 || cp == '#' || cp == '%');
 }
 
 static void m_word_punct(tn_lattice *lat)
@@ -1088,7 +1089,7 @@ static void m_word_punct(tn_lattice *lat)
     size_t n = lat->n, i = lat->pos, p = i;
     uint32_t cp;
     size_t l = cosy_utf8_next(s + p, n - p, &cp);
-    if (is_space(cp) || cp == '\t' || cp == '\n') {
+    if (is_space(cp)) {
         tn_offer_raw(lat, i + l, CLASS_W[EN_SPACE], EN_SPACE);
         /* punctuation with the spaces before it */
     }
