@@ -133,6 +133,9 @@ static void test_wetext(void)
     check_tn("2022年", COSY_TN_AUTO, 1, "二零二二年");
     /* en: punctuation glued to the token before, a space between tokens */
     check_tn("Hello, world! It costs $5.", COSY_TN_EN, 1, "Hello, world! It costs five dollars.");
+    /* telephone with the area code in parentheses; measure.py's "/ unit" (unit.tsv reads h as H) */
+    check_tn("Call (123) 456-7890 now.", COSY_TN_EN, 1, "Call one two three, four five six, seven eight nine zero now.");
+    check_tn("It went 60 km/h.", COSY_TN_EN, 1, "It went sixty kilometers per H.");
     /* white space other than the tagger's (U+3000) is part of a word; tabs separate tokens */
     check_tn("I have 3\xe3\x80\x80" "cats\t4 dogs", COSY_TN_EN, 1, "I have three \xe3\x80\x80" "cats four dogs");
     check_tn("I was born on 5 january 2012, at 2 a.m.", COSY_TN_EN, 1,

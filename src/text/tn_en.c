@@ -519,6 +519,13 @@ static size_t measure_at(const char *s, size_t n, size_t i, es *out)
     es z = a;
     if (one) es_word(&z, u);
     else plural(&z, u);
+    /* graph_unit2: / unit -> per unit (60 km/h) */
+    size_t q2 = ue < n && s[ue] == ' ' ? ue + 1 : ue, ue2;
+    if (q2 < n && s[q2] == '/') {
+        q2 = q2 + 1 < n && s[q2 + 1] == ' ' ? q2 + 2 : q2 + 1;
+        const char *u2 = unit_at(s, n, q2, &ue2);
+        if (u2) es_word(&z, "per"), es_word(&z, u2), ue = ue2;
+    }
     *out = z;
     return ue;
 }
@@ -911,14 +918,26 @@ static size_t telephone_try(const char *s, size_t n, size_t i, es *out, int with
         es_puts(&z, ",");
         p = e + 1, cc = 1;
     }
-    /* area: ddd followed by - or . */
-    e = digits_end(s, n, p);
-    if (e - p != 3 || e >= n || (s[e] != '-' && s[e] != '.')) return 0;
-    if (!memcmp(s + p, "800", 3)) es_word(&z, "eight hundred");
-    else say_digits(&z, s + p, 3, 0);
+    /* area: ddd followed by - or ., or (ddd) followed by ' ', '-' or nothing */
+    char sep;
+    if (p < n && s[p] == '(') {
+        e = digits_end(s, n, p + 1);
+        if (e - p - 1 != 3 || e >= n || s[e] != ')') return 0;
+        if (!memcmp(s + p + 1, "800", 3)) es_word(&z, "eight hundred");
+        else say_digits(&z, s + p + 1, 3, 0);
+        p = e + 1;
+        if (p < n && (s[p] == ' ' || s[p] == '-')) p++;
+        size_t r = digits_end(s, n, p);
+        sep = r < n && (s[r] == '-' || s[r] == '.') ? s[r] : '-';
+    } else {
+        e = digits_end(s, n, p);
+        if (e - p != 3 || e >= n || (s[e] != '-' && s[e] != '.')) return 0;
+        if (!memcmp(s + p, "800", 3)) es_word(&z, "eight hundred");
+        else say_digits(&z, s + p, 3, 0);
+        sep = s[e];
+        p = e + 1;
+    }
     es_puts(&z, ",");
-    char sep = s[e];
-    p = e + 1;
     /* seven digits or letters, separators deleted: digits spoken, a separator after a digit a comma */
     int cnt = 0;
     while (p < n && cnt < 7) {
