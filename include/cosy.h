@@ -214,6 +214,8 @@ typedef struct {
                                     speech tokens; no normalisation or sentence splitting, as the reference
                                     does for a text generator */
     int text_frontend;           /* normalise and split text (default 1; ignored in bistream) */
+    int text_no_wetext;          /* 1: normalise as an install without wetext does (--text-frontend none);
+                                    default 0: WeTextProcessing's TN first, as the official install (wetext) */
     cosy_chunk_strategy strategy;
     int chunk_tokens;            /* default 25 (the flow's static chunk) */
     int overlap_tokens;          /* equal/exponential only: each window starts this many tokens before

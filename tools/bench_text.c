@@ -42,7 +42,10 @@ int bench_text(int argc, char **argv)
 {
     const char *model_path = NULL, *dir = NULL, *file = NULL;
     long long runs = 3, merges = -1;
+    int no_wetext = 0;
     const cli_option opts[] = {
+        {.name = "--text-frontend", .kind = CLI_OPT_CHOICE, .dest = &no_wetext, .hint = "KIND", .choices = "wetext,none",
+         .default_text = "wetext", .help = "normalise with wetext's TN first (the default, as a session does), or without"},
         CLI_OPTION_MODEL(&model_path),
         CLI_OPTION_TOKENIZER(&dir),
         {.name = "--file", .kind = CLI_OPT_STRING, .dest = &file, .hint = "TEXT", .help = "the text, one input per line",
@@ -124,7 +127,8 @@ int bench_text(int argc, char **argv)
         n_pieces = 0;
         for (int i = 0; st == COSY_OK && i < lines.n; i++) {
             cosy_text_list pieces;
-            st = cosy_text_normalize_bounded(tok, lines.items[i], strlen(lines.items[i]), &pieces);
+            st = cosy_text_normalize_bounded_tn(tok, lines.items[i], strlen(lines.items[i]),
+                                                no_wetext ? COSY_TEXT_TN_NONE : COSY_TEXT_TN_WETEXT, &pieces);
             for (int k = 0; st == COSY_OK && k < pieces.n; k++) {
                 ids.n = 0;
                 st = cosy_tokenizer_encode(tok, pieces.items[k], strlen(pieces.items[k]), &ids);

@@ -24,6 +24,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_voice(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_text(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 

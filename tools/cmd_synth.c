@@ -122,6 +122,10 @@ int cmd_synth(int argc, char **argv)
         CLI_OPTION_STATELESS_FLOW(&p.stateless_flow),
         {.name = "--concurrent-lm", .kind = CLI_OPT_FLAG, .dest = &p.concurrent_lm,
          .help = "keep the LM decoding while a chunk is made (default: it waits, so the chunk gets all cores)"},
+        {.name = "--text-frontend", .kind = CLI_OPT_CHOICE, .dest = &p.text_no_wetext, .choices = "wetext,none",
+         .default_text = "wetext",
+         .help = "wetext: WeTextProcessing's text normalisation first (numbers, dates, money... read out), as\n"
+                 "the official install (wetext==0.0.4); none: as an install without wetext"},
         {.name = "--no-frontend", .kind = CLI_OPT_FLAG, .dest = &no_frontend,
          .help = "no text normalisation or sentence split: the text goes to the tokenizer as it is (bistream\n"
                  "never normalises)"},

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"voice", cmd_voice, "build a voice file from prompt data or a built-in speaker; inspect voices"},
     {"golden", cmd_golden, "run the official fixture cases of a fixture set against the engine"},
     {"tokenize", cmd_tokenize, "text to Qwen2 token ids (and CosyVoice's normalisation / sentence split), or back"},
+    {"text", cmd_text, "text normalisation as the official install runs it (WeTextProcessing's TN via wetext), line by line"},
     {"serve", cmd_serve, "serve the model over HTTP and WebSocket (OpenAI-compatible speech, streaming text input)"},
     {"bench", cmd_bench, "measure speed on a model file (LM tokens/s, flow ms, ...)"},
 };

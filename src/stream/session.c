@@ -257,7 +257,9 @@ static cosy_status lm_non_bistream(cosy_session *s)
     cosy_status st;
     /* sentences over the official splitter's 80 tokens are cut (text/normalize.h), so no LM call
      * and no sentence's speech grows without bound; without the frontend the text is only cut */
-    if (s->p.text_frontend) st = cosy_text_normalize_bounded(s->tok, s->text ? s->text : "", s->text_len, &pieces);
+    if (s->p.text_frontend)
+        st = cosy_text_normalize_bounded_tn(s->tok, s->text ? s->text : "", s->text_len,
+                                            s->p.text_no_wetext ? COSY_TEXT_TN_NONE : COSY_TEXT_TN_WETEXT, &pieces);
     else st = cosy_text_bound(s->tok, s->text ? s->text : "", s->text_len, &pieces);
     if (st == COSY_OK && pieces.n == 0) /* cosy_session_end_text refuses silent text; this is its backstop */
         st = cosy_error(COSY_ERR_INVALID_ARG, "session: nothing to say: the text normalises to no sentence");

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include "text/normalize.h"
+#include "text/tn.h"
 #include "core/error.h"
 
 #include <stdlib.h>
@@ -571,7 +572,8 @@ static cosy_status normalize_zh(const char *s, size_t n, cosy_strbuf *out)
     return buf_status(out);
 }
 
-static cosy_status normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, int bound, cosy_text_list *out)
+static cosy_status normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, int bound, cosy_text_tn tn,
+                             cosy_text_list *out)
 {
     memset(out, 0, sizeof *out);
     size_t bad;
@@ -608,8 +610,13 @@ static cosy_status normalize(const cosy_tokenizer *tok, const char *text, size_t
         return cosy_error(COSY_ERR_INVALID_ARG, "text: only white space, nothing to say (the reference raises IndexError)");
 
     int zh = cosy_text_contains_chinese(s, n);
-    cosy_strbuf norm = {0};
-    cosy_status st = zh ? normalize_zh(s, n, &norm) : cosy_text_spell_out_number(s, n, &norm);
+    cosy_strbuf norm = {0}, wt = {0};
+    cosy_status st = COSY_OK;
+    if (tn == COSY_TEXT_TN_WETEXT) { /* frontend.py: zh_tn_model / en_tn_model.normalize(text) */
+        st = cosy_tn_normalize(s, n, COSY_TN_AUTO, &wt);
+        if (st == COSY_OK) s = wt.data ? wt.data : "", n = wt.len;
+    }
+    if (st == COSY_OK) st = zh ? normalize_zh(s, n, &norm) : cosy_text_spell_out_number(s, n, &norm);
     if (st == COSY_OK && !norm.data) cosy_strbuf_append(&norm, "", 0);
     if (st == COSY_OK) st = buf_status(&norm);
     if (st == COSY_OK && !split) st = quote_without_sentence(norm.data, norm.len, zh);
@@ -623,16 +630,29 @@ static cosy_status normalize(const cosy_tokenizer *tok, const char *text, size_t
         cosy_text_list_free(&pieces);
     }
     cosy_strbuf_free(&norm);
+    cosy_strbuf_free(&wt);
     if (st != COSY_OK) cosy_text_list_free(out);
     return st;
 }
 
 cosy_status cosy_text_normalize(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_list *out)
 {
-    return normalize(tok, text, len, split, 0, out);
+    return normalize(tok, text, len, split, 0, COSY_TEXT_TN_NONE, out);
 }
 
 cosy_status cosy_text_normalize_bounded(const cosy_tokenizer *tok, const char *text, size_t len, cosy_text_list *out)
 {
-    return normalize(tok, text, len, 1, 1, out);
+    return normalize(tok, text, len, 1, 1, COSY_TEXT_TN_NONE, out);
+}
+
+cosy_status cosy_text_normalize_tn(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_tn tn,
+                                   cosy_text_list *out)
+{
+    return normalize(tok, text, len, split, 0, tn, out);
+}
+
+cosy_status cosy_text_normalize_bounded_tn(const cosy_tokenizer *tok, const char *text, size_t len, cosy_text_tn tn,
+                                           cosy_text_list *out)
+{
+    return normalize(tok, text, len, 1, 1, tn, out);
 }

@@ -8,6 +8,8 @@
  *   - text containing both "<|" and "|>": returned unchanged (the frontend is switched off);
  *     empty text: returned unchanged ([""] with split);
  *   - Python str.strip();
+ *   - with wetext (cosy_text_normalize_tn, COSY_TEXT_TN_WETEXT): wetext's Normalizer.normalize (text/tn.h) —
+ *     digits, dates, times, money, measures read out — then the rules below;
  *   - text with a character in U+4E00..U+9FFF (zh): delete '\n'; replace_blank; '²'->'平方',
  *     '³'->'立方'; every '.'->'。'; " - "->'，'; delete （ ） 【 】 `; "——"->' '; a trailing run of
  *     ，,、 -> '。'; split_paragraph(zh). Digits stay digits: only wetext would read them out.
@@ -49,7 +51,17 @@ typedef struct {
 cosy_status cosy_text_list_push(cosy_text_list *l, const char *s, size_t n);
 void cosy_text_list_free(cosy_text_list *l);
 
-/* text_normalize(text, split). With split=1 the result is the list of sentence pieces the LM is
+/* Which normaliser runs before CosyVoice's rules (frontend.py picks ttsfrd, else wetext, else none):
+ * WETEXT (what the official install, wetext==0.0.4, does: text/tn.h) or NONE (no wetext installed). */
+typedef enum { COSY_TEXT_TN_WETEXT = 0, COSY_TEXT_TN_NONE = 1 } cosy_text_tn;
+
+/* text_normalize(text, split) with the chosen normaliser; the two below are these with NONE. */
+cosy_status cosy_text_normalize_tn(const cosy_tokenizer *tok, const char *text, size_t len, int split, cosy_text_tn tn,
+                                   cosy_text_list *out);
+cosy_status cosy_text_normalize_bounded_tn(const cosy_tokenizer *tok, const char *text, size_t len, cosy_text_tn tn,
+                                           cosy_text_list *out);
+
+/* text_normalize(text, split) as without wetext. With split=1 the result is the list of sentence pieces the LM is
  * fed (one call each); with split=0 it holds the one normalised string. text must be valid
  * UTF-8. tok counts tokens for English splitting (it may be NULL only for text that takes the
  * zh path or is passed through unchanged; otherwise COSY_ERR_INVALID_ARG). */

@@ -5,7 +5,7 @@
 #   tests/fuzz/run.sh --runs N [TARGET...]       each target for N executions instead (long runs: 1000000)
 #   FUZZ_FLAGS="-jobs=2 ..." tests/fuzz/run.sh   extra libFuzzer flags for every target
 #
-# Targets: fuzz_text fuzz_pt fuzz_gguf fuzz_yaml fuzz_npy fuzz_wav fuzz_voice fuzz_onnx (see each file's header).
+# Targets: fuzz_text fuzz_pt fuzz_gguf fuzz_yaml fuzz_npy fuzz_wav fuzz_voice fuzz_onnx fuzz_tn (see each file's header).
 # Seeds are generated into build-fuzz/fuzz_seeds/<target> from tests/data only (copies of small
 # fixtures, and what make_seeds writes); the grown corpus stays in build-fuzz/fuzz_corpus/<target>.
 # Exits non-zero on any crash, sanitizer report, leak, broken invariant, timeout (-timeout=10 s per
@@ -13,7 +13,7 @@
 # and the log in build-fuzz/logs/<target>.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ALL_TARGETS=(fuzz_text fuzz_pt fuzz_gguf fuzz_yaml fuzz_npy fuzz_wav fuzz_voice fuzz_onnx)
+ALL_TARGETS=(fuzz_text fuzz_pt fuzz_gguf fuzz_yaml fuzz_npy fuzz_wav fuzz_voice fuzz_onnx fuzz_tn)
 LIMIT=(-max_total_time=30)
 if [ "${1:-}" = "--runs" ]; then
   LIMIT=(-runs="$2"); shift 2
@@ -35,7 +35,7 @@ cmake --build "$BUILD" --target "${ALL_TARGETS[@]}" make_seeds -j"$(nproc)" >/de
 # seeds, from tests/data only (regenerated when missing)
 SEEDS="$BUILD/fuzz_seeds"
 DATA=tests/data
-if [ ! -f "$SEEDS/.done" ] || [ ! -d "$SEEDS/onnx" ]; then
+if [ ! -f "$SEEDS/.done" ] || [ ! -d "$SEEDS/onnx" ] || [ ! -d "$SEEDS/tn" ]; then
   rm -rf "$SEEDS"
   for t in "${ALL_TARGETS[@]}"; do mkdir -p "$SEEDS/${t#fuzz_}"; done
   # one seed per tokenizer-corpus line (JSON-quoted; libFuzzer mutates from there)
@@ -44,6 +44,8 @@ if [ ! -f "$SEEDS/.done" ] || [ ! -d "$SEEDS/onnx" ]; then
   find "$DATA" -name '*.npy' -size -16k -print0 | while IFS= read -r -d '' f; do
     rel="${f#"$DATA"/}"; cp "$f" "$SEEDS/npy/${rel//\//_}"
   done
+  # text normalisation: the written side of WeTextProcessing's test lines
+  cat "$DATA"/wetext/*/*.txt "$DATA"/wetext/*.txt 2>/dev/null | sed 's/ => .*//' | head -n 2000 | split -l 1 - "$SEEDS/tn/seed_" || true
   cp "$DATA/cv2-tiny/model/cosyvoice2.yaml" "$SEEDS/yaml/"
   cp "$DATA/cv3-tiny/model/cosyvoice3.yaml" "$SEEDS/yaml/"
   for w in "$DATA"/cv2-voice-tiny/golden/*.wav; do head -c 16384 "$w" >"$SEEDS/wav/$(basename "$w")"; done
@@ -53,7 +55,7 @@ if [ ! -f "$SEEDS/.done" ] || [ ! -d "$SEEDS/onnx" ]; then
 fi
 
 # input size bounds (the seeds are a few KB)
-declare -A MAX_LEN=([text]=4096 [pt]=16384 [gguf]=65536 [yaml]=16384 [npy]=16384 [wav]=16384 [voice]=32768 [onnx]=16384)
+declare -A MAX_LEN=([text]=4096 [pt]=16384 [gguf]=65536 [yaml]=16384 [npy]=16384 [wav]=16384 [voice]=32768 [onnx]=16384 [tn]=4096)
 failed=()
 for t in "${TARGETS[@]}"; do
   k="${t#fuzz_}"

@@ -48,7 +48,8 @@ static cosy_status prompt_text_ids(cosy_model *model, const char *transcript, co
     COSY_TRY(cosy_tokenizer_get(model, &tok));
     cosy_text_list norm;
     memset(&norm, 0, sizeof norm);
-    cosy_status st = cosy_text_normalize(tok, transcript, strlen(transcript), 0, &norm);
+    /* frontend_zero_shot: text_normalize(prompt_text, split=False), wetext included as the official install */
+    cosy_status st = cosy_text_normalize_tn(tok, transcript, strlen(transcript), 0, COSY_TEXT_TN_WETEXT, &norm);
     if (st != COSY_OK) return cosy_error_prefix(st, "transcript");
     const char *text = norm.n ? norm.items[0] : "";
     st = cosy_tokenizer_encode(tok, text, strlen(text), ids);
