@@ -232,6 +232,8 @@ typedef struct {
     int context_seconds;         /* see cosy_token2wav_params (default 10; 0 = unlimited) */
     uint64_t seed;               /* LM sampling and HiFT noise */
     int max_speech_tokens;       /* > 0: cap per sentence (default: 20 per text token, the reference's) */
+    int min_speech_tokens;       /* > 0: no stop before this many tokens per sentence (benchmarks on random
+                                    weights; default 0: the model decides, as the reference) */
     int concurrent_lm;           /* 1: the LM keeps decoding while a chunk is made; default 0: it waits,
                                     so each chunk gets all cores (both share the model's thread pool;
                                     lower time to first audio, the same total work) */

@@ -227,6 +227,60 @@ static void test_decode_rules(cosy_model *m)
     CHECK(strict.masked_sos > 0 && strict.masked_sos < strict.calls);
 }
 
+/* Samples eos 6562 whenever it is not masked, else speech token 100. */
+static cosy_status eos_if_allowed(void *ctx, float *logp, int n, const int32_t *decoded, int n_decoded, int32_t *out)
+{
+    (void)ctx, (void)n, (void)decoded, (void)n_decoded;
+    *out = isinf(logp[6562]) ? 100 : 6562;
+    return COSY_OK;
+}
+
+/* min_tokens (benchmarks): no stop id before that many tokens, in both loops; then the model's rules */
+static void test_min_tokens(cosy_model *m)
+{
+    cosy_lm *lm = NULL;
+    CHECK_OK(cosy_lm_get(m, &lm));
+    if (!lm) return;
+    int np, nt, ns;
+    int32_t *ptext = load_ids("lm_prompt_text", &np), *text = load_ids("lm_text", &nt), *speech = load_ids("lm_prompt_speech_token", &ns);
+    for (int bistream = 0; bistream < 2; bistream++) {
+        int base = -1; /* tokens without min_tokens: none, or (bistream) those made before the flush */
+        for (int pass = 0; pass < 2; pass++) {
+            cosy_lm_run_config cfg = cosy_lm_run_default_config();
+            cfg.prompt_text = ptext;
+            cfg.n_prompt_text = np;
+            cfg.prompt_speech = speech;
+            cfg.n_prompt_speech = ns;
+            cfg.bistream = bistream;
+            cfg.sample = eos_if_allowed;
+            cfg.min_tokens = pass ? base + 7 : 0;
+            cfg.max_tokens = 60;
+            cosy_lm_run *run = NULL;
+            CHECK_OK(cosy_lm_run_begin(lm, &cfg, &run));
+            if (run) CHECK_OK(cosy_lm_run_push_text(run, text, nt));
+            if (run) CHECK_OK(cosy_lm_run_end_text(run));
+            int emitted = 0;
+            cosy_lm_event ev = {COSY_LM_EVENT_TOKEN, 0};
+            while (run && ev.kind != COSY_LM_EVENT_DONE && cosy_lm_run_step(run, &ev) == COSY_OK) emitted += ev.kind == COSY_LM_EVENT_TOKEN;
+            cosy_lm_run_free(run);
+            if (pass == 0) {
+                base = emitted;
+                if (!bistream) CHECK(base == 0); /* eos on the first step: min_len masks 6561, not eos */
+                CHECK(base + 7 <= 60);
+            } else {
+                CHECK(emitted == base + 7); /* eos came as soon as it was allowed */
+            }
+        }
+    }
+    cosy_lm_run_config bad = cosy_lm_run_default_config();
+    bad.min_tokens = -1;
+    cosy_lm_run *run = NULL;
+    CHECK_FAILS(cosy_lm_run_begin(lm, &bad, &run), COSY_ERR_INVALID_ARG, "min_tokens");
+    free(ptext);
+    free(text);
+    free(speech);
+}
+
 static int same(const int32_t *a, int na, const int32_t *b, int nb) { return na == nb && (na == 0 || !memcmp(a, b, sizeof(int32_t) * na)); }
 
 static void test_prompts(cosy_model *m)
@@ -358,6 +412,7 @@ static void test_dtypes(void)
     test_ids(m);
     test_prompts(m);
     test_decode_rules(m);
+    test_min_tokens(m);
     cosy_lm *lm = NULL;
     logp_rec ref = {0};
     CHECK_OK(cosy_lm_get(m, &lm));

@@ -8,13 +8,14 @@
  * stage's time (cosy_timings), LM decode tokens/s. Also the model's load + prepare time, the peak
  * RSS (getrusage), the CPU path in use (core/cpu.c) and the run-time types.
  *
- * Without -m it builds the full-size random model (cosy_convert_random("cosyvoice2-0.5b")) once into a
+ * Without -m it builds the full-size random model (cosy_convert_random("cosyvoice2-0.5b"), or --random's) once into a
  * cache file named by configuration, seed and storage types, and reuses it; without --voice a
  * synthetic 3 s voice (cosy_voice_synthetic: 75 prompt tokens, 150 mel frames, 10 transcript tokens).
  * The text is English words up to 3.5 text tokens per second of audio (Qwen2's BPE gives about 3–4
  * per second of English speech), at most 75 so that it stays one sentence (the splitter's limit is
- * 80); the speech is capped at 25 tokens a second (max_speech_tokens), which a random-weight LM
- * reaches, as it rarely samples eos.
+ * 80); the speech is 25 tokens a second exactly: capped (max_speech_tokens) and with no stop before
+ * (min_speech_tokens), as a random-weight LM samples a stop id at random (rarely in CosyVoice2, whose
+ * only stop is eos; within ~30 steps in CosyVoice3, which stops on any of 200 ids).
  */
 #include "cli.h"
 #include "core/clock.h"
@@ -43,9 +44,10 @@ static const cli_usage usage = {
                    "times warm, reusing the loaded model and the voice as a server does, and prints first audio, RTF,\n"
                    "each stage's time and LM decode tokens/s (best and median of the warm runs; the cold run apart),\n"
                    "the model's load time, the peak RSS, the CPU path and the run-time types.\n"
-                   "Without -m: the full-size random CosyVoice2-0.5B, built once (~2.5 GB) into $XDG_CACHE_HOME/cosy\n"
-                   "or ~/.cache/cosy (--model-cache FILE: that file instead; --random cv2-tiny: the fixture's small\n"
-                   "shapes instead, for a quick check). Without --voice: a synthetic 3 s voice (75 prompt tokens,\n"
+                   "Without -m: the full-size random CosyVoice2-0.5B, built once (~1.4 GB with a q4_0 LM) into\n"
+                   "$XDG_CACHE_HOME/cosy or ~/.cache/cosy (--model-cache FILE: that file instead; --random\n"
+                   "cosyvoice3-0.5b: Fun-CosyVoice3-0.5B's shapes; cv2-tiny or cv3-tiny: a fixture's small shapes, for\n"
+                   "a quick check). Without --voice: a synthetic 3 s voice (75 prompt tokens,\n"
                    "10 transcript tokens).\n",
 };
 
@@ -209,7 +211,7 @@ int bench_synth(int argc, char **argv)
         CLI_OPTION_FLOW_DTYPE(&mp.flow_dtype, "auto"),
         CLI_OPTION_HIFT_DTYPE(&mp.hift_dtype, "auto"),
         CLI_OPTION_MODEL_CACHE(&cache),
-        {.name = "--random", .kind = CLI_OPT_CHOICE, .dest = &config_index, .hint = "CONFIG", .choices = "cosyvoice2-0.5b,cv2-tiny",
+        {.name = "--random", .kind = CLI_OPT_CHOICE, .dest = &config_index, .hint = "CONFIG", .choices = "cosyvoice2-0.5b,cv2-tiny,cosyvoice3-0.5b,cv3-tiny",
          .help = "the shapes of the random model built without -m", .default_text = "cosyvoice2-0.5b"},
         {.name = "--random-lm", .kind = CLI_OPT_DTYPE, .dest = &cp.lm_dtype, .hint = "TYPE", .choices = "f32,bf16,q8_0,q4_0",
          .help = "how the random model stores the LM's matrices (as `cosy convert --lm-dtype`; the cached file's\n"
@@ -224,7 +226,8 @@ int bench_synth(int argc, char **argv)
     int parsed = cli_parse_options(&usage, opts, argc, argv, &path);
     if (parsed != CLI_GO_ON) return parsed;
     if (path && cache) return cli_usage_error("bench synth", "give -m MODEL.gguf or --model-cache PATH, not both");
-    if (config_index == 1) config = "cv2-tiny";
+    static const char *const configs[] = {"cosyvoice2-0.5b", "cv2-tiny", "cosyvoice3-0.5b", "cv3-tiny"};
+    config = configs[config_index];
     mp.n_threads = (int)threads;
 
     /* the model: given, or the cached full-size random one */
@@ -259,7 +262,7 @@ int bench_synth(int argc, char **argv)
     cosy_session_params p = cosy_session_default_params();
     p.stream = 1;
     p.seed = (uint64_t)seed;
-    p.max_speech_tokens = 25 * (int)seconds;
+    p.max_speech_tokens = p.min_speech_tokens = 25 * (int)seconds;
     p.first_chunk_tokens = (int)first_chunk;
     p.chunk_causal_final = chunk_causal_final;
     const char *cpu_path = cosy_cpu_level_name(cosy_cpu_level());
@@ -270,7 +273,7 @@ int bench_synth(int argc, char **argv)
                cosy_dtype_name(cosy_model_flow_dtype(m)), cosy_dtype_name(m->params.hift_dtype));
         printf("voice: %s, %d prompt speech tokens (%.1f s), %d transcript tokens\n", voice_path ? voice_path : "synthetic",
                voice->n_flow_prompt_tokens, voice->n_flow_prompt_tokens / 25.0, voice->n_prompt_text);
-        printf("text: %d tokens: \"%s\"; speech capped at %d tokens (%lld s); %s schedule%s\n", text_tokens, text, p.max_speech_tokens,
+        printf("text: %d tokens: \"%s\"; speech: %d tokens (%lld s), no stop before; %s schedule%s\n", text_tokens, text, p.max_speech_tokens,
                seconds, first_chunk ? "small first chunk +" : "official",
                m->hp.family == COSY_FAMILY_COSYVOICE3 ? (chunk_causal_final ? ", chunk-causal final call" : ", official full-attention final call") : "");
         printf("  %-7s %9s %6s %8s %8s %8s %8s %6s %8s %8s %6s %5s\n", "run", "first ms", "RTF", "total ms", "frontend", "prefill",

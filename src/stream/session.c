@@ -177,6 +177,7 @@ static cosy_status run_lm(cosy_session *s, const int32_t *text, int n_text, int 
     cfg.bistream = bistream;
     cfg.seed = s->p.seed + 0x9e3779b97f4a7c15ull * (uint64_t)sentence;
     cfg.max_tokens = s->p.max_speech_tokens;
+    cfg.min_tokens = s->p.min_speech_tokens;
     cosy_lm_run *run;
     COSY_TRY(cosy_lm_run_begin(s->lm, &cfg, &run));
     pthread_mutex_lock(&s->mu);
@@ -463,6 +464,7 @@ static cosy_status check_params(const cosy_session_params *p)
     if (p->mode == COSY_MODE_INSTRUCT && (!p->instruct || !p->instruct[0]))
         return cosy_error(COSY_ERR_INVALID_ARG, "session: instruct mode needs an instruction");
     if (p->max_speech_tokens < 0) return cosy_error(COSY_ERR_INVALID_ARG, "session: max_speech_tokens is negative");
+    if (p->min_speech_tokens < 0) return cosy_error(COSY_ERR_INVALID_ARG, "session: min_speech_tokens is negative");
     if (p->first_chunk_tokens < 0 || p->first_chunk_tokens > 10000)
         return cosy_error(COSY_ERR_INVALID_ARG, "session: first_chunk_tokens %d is out of range (0..10000)", p->first_chunk_tokens);
     return COSY_OK;

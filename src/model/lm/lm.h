@@ -214,6 +214,9 @@ typedef struct {
     int drop_stale_embedding;       /* bistream Q1: 0 = feed it twice like the reference */
     int strict_reference;           /* bistream Q3: 1 = no extra masks; unexpected ids fail the run */
     int max_tokens;                 /* > 0: stop after this many emitted tokens */
+    int min_tokens;                 /* > 0: every special id (so every stop) is masked until this many
+                                       tokens are out; for benchmarks, as a random-weight CosyVoice3 LM
+                                       samples one of its 200 stop ids within ~30 steps. 0: the model's rules */
     cosy_lm_state *state;           /* optional cache to reuse (reset at begin); else the run makes one */
     cosy_lm_trace_fn trace;
     void *trace_ctx;

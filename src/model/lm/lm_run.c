@@ -147,8 +147,8 @@ cosy_status cosy_lm_run_begin(cosy_lm *lm, const cosy_lm_run_config *cfg, cosy_l
     const cosy_hparams *hp = cosy_lm_hparams(lm);
     if (!cfg) return cosy_error(COSY_ERR_INVALID_ARG, "lm run: no configuration");
     if (cfg->n_prompt_text < 0 || cfg->n_prompt_speech < 0 || (cfg->n_prompt_text && !cfg->prompt_text) ||
-        (cfg->n_prompt_speech && !cfg->prompt_speech) || cfg->max_tokens < 0)
-        return cosy_error(COSY_ERR_INVALID_ARG, "lm run: bad prompt lengths or max_tokens");
+        (cfg->n_prompt_speech && !cfg->prompt_speech) || cfg->max_tokens < 0 || cfg->min_tokens < 0)
+        return cosy_error(COSY_ERR_INVALID_ARG, "lm run: bad prompt lengths, max_tokens or min_tokens");
     COSY_TRY(check_text(lm, cfg->prompt_text, cfg->n_prompt_text, "prompt text"));
     for (int i = 0; i < cfg->n_prompt_speech; i++)
         if (cfg->prompt_speech[i] < 0 || cfg->prompt_speech[i] >= hp->speech_token_size)
@@ -330,6 +330,13 @@ static cosy_status start_decode(cosy_lm_run *run)
     return COSY_OK;
 }
 
+/* cfg.min_tokens (benchmarks): no special id, so no stop, before that many tokens are out */
+static void mask_stops_below_min(cosy_lm_run *run)
+{
+    if (run->emitted < run->cfg.min_tokens)
+        for (int id = run->S; id < run->V; id++) run->logp[id] = -INFINITY;
+}
+
 static cosy_status decode_step(cosy_lm_run *run, cosy_lm_event *ev)
 {
     if (run->step_index >= run->max_len || at_token_limit(run)) {
@@ -341,6 +348,7 @@ static cosy_status decode_step(cosy_lm_run *run, cosy_lm_event *ev)
     COSY_TRY(forward(run));
     /* sampling_ids(ignore_eos=True) masks index speech_token_size: eos in CosyVoice2, sos in CosyVoice3 */
     if (run->step_index < run->min_len) run->logp[cosy_lm_min_len_mask(run->lm)] = -INFINITY;
+    mask_stops_below_min(run);
     int32_t top;
     COSY_TRY(sample(run, &top));
     run->step_index++;
@@ -441,6 +449,7 @@ static cosy_status flush_step(cosy_lm_run *run, cosy_lm_event *ev)
     if (!run->cfg.strict_reference) /* Q3: the reference raises on any special id but eos during the flush */
         for (int id = run->S; id < run->V; id++)
             if (id != run->eos) run->logp[id] = -INFINITY;
+    mask_stops_below_min(run);
     int32_t top;
     COSY_TRY(sample(run, &top)); /* ignore_eos=False */
     COSY_TRY(ivec_push(&run->out, &top, 1));
