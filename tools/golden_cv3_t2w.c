@@ -127,12 +127,14 @@ static float *mel_log_dense(const mel_log *m)
     return d;
 }
 
-/* The waveform straight from our own mel, reported (not checked): the vocoder integrates f0 into the
- * source's phase, so the flow's float32-level difference from the reference (max ~5e-6 of the peak)
- * grows along the utterance; past ~3 s it exceeds the 1e-3 bound of t2w_k_wav (1.2e-3 at call 2, 1.7e-3
- * at call 3), while the vocoder on the reference's mel stays within ~1.5e-4. The checked waveform is
- * therefore that of the reference's mel replayed through our token2wav (as CosyVoice2's cases replay
- * HiFT's random draws); our mel is checked against the reference's separately. */
+/* The waveform straight from our own mel, reported (not checked): our mel matches the reference's to
+ * an RMS 7e-6 (max 5.5e-6 of the peak, 18x inside its 1e-4 tolerance), but CausalHiFT is sensitive to
+ * float32-level mel differences, more so along the utterance (the source's phase integrates f0): from
+ * our mel the waveform is 1.6e-4 off at call 0 and 1.7e-3 at call 3 (7.6 s), past t2w_k_wav's 1e-3.
+ * The reference's own mel moved by +-7e-6 and replayed gives 5.8e-4 .. 1.6e-3 (report_sensitivity), so
+ * a difference of our mel's size alone accounts for it, while the vocoder on the reference's mel stays
+ * within 1.5e-4. The checked waveform is therefore that of the reference's mel replayed through our
+ * token2wav (as CosyVoice2's cases replay HiFT's random draws); our mel is checked separately. */
 static void report_end_to_end(golden_ctx *ctx, const char *key, const float *audio, int64_t n)
 {
     npy_array ref;
@@ -247,6 +249,58 @@ static void collect(void *user, const float *samples, int n)
     c->chunk_end[c->chunks++] = c->n;
 }
 
+/* max |a - b| per call (the stream's chunks end at chunk_end), printed on one line */
+static void print_per_call(golden_ctx *ctx, const float *a, const float *b, const int64_t *chunk_end, int n_calls)
+{
+    int64_t from = 0;
+    for (int k = 0; k < n_calls; k++) {
+        double worst = 0;
+        for (int64_t i = from; i < chunk_end[k]; i++) {
+            double d = fabs((double)a[i] - b[i]);
+            if (!(d <= worst)) worst = isnan(d) ? INFINITY : d;
+        }
+        printf(" call %d %.2e (to %.2f s)", k, worst, (double)chunk_end[k] / ctx->model->hp.sample_rate);
+        from = chunk_end[k];
+    }
+    printf("\n");
+}
+
+/* Why the waveform from our own mel is reported, not checked (-v): CausalHiFT integrates f0 into the
+ * source's phase, so a mel difference far inside the mel's tolerance moves the waveform by an amount
+ * that grows along the utterance. The reference's own mel, moved by +-delta (alternately; delta = our
+ * mel's RMS difference from it) and replayed through the same calls, shows how far a difference of
+ * that size alone carries; it lands where our own mel does. */
+static cosy_status report_sensitivity(golden_ctx *ctx, const inputs *in, const cosy_session_call *calls, int n_calls,
+                                      const npy_array *ref_mel, double delta, const float *ref_wav, const int64_t *chunk_end)
+{
+    if (!(delta > 0)) return COSY_OK;
+    float *moved = malloc(sizeof(float) * (size_t)ref_mel->numel + 1), *wav = malloc(sizeof(float) * (size_t)chunk_end[n_calls - 1] + 1);
+    cosy_status st = moved && wav ? COSY_OK : cosy_error(COSY_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; st == COSY_OK && i < ref_mel->numel; i++) moved[i] = ref_mel->f32[i] + (float)((i & 1) ? delta : -delta);
+    cosy_token2wav *t2w = NULL;
+    if (st == COSY_OK) st = cosy_token2wav_create(ctx->model, in->voice, NULL, &t2w);
+    if (st == COSY_OK) cosy_token2wav_set_mel_replay(t2w, moved, (int)ref_mel->shape[2]);
+    int64_t at = 0;
+    for (int k = 0; st == COSY_OK && k < n_calls; k++) {
+        const float *audio;
+        int n_audio;
+        st = cosy_token2wav_call(t2w, in->ids, calls[k].end, calls[k].offset, calls[k].finalize, &audio, &n_audio);
+        if (st == COSY_OK && at + n_audio != chunk_end[k])
+            st = cosy_error(COSY_ERR_INTERNAL, "%s: call %d of the replay emitted %d samples", case_name(ctx), k, n_audio);
+        if (st != COSY_OK) break;
+        memcpy(wav + at, audio, sizeof(float) * (size_t)n_audio);
+        at += n_audio;
+    }
+    if (st == COSY_OK) {
+        printf("    the reference's mel moved by +-%.2e, replayed:\n      ", delta);
+        print_per_call(ctx, wav, ref_wav, chunk_end, n_calls);
+    }
+    cosy_token2wav_free(t2w);
+    free(moved);
+    free(wav);
+    return st;
+}
+
 /* All 190 tokens handed to a session (default parameters: the official schedule, our linear-cost flow
  * and vocoder streams, the official full-attention final call): the calls it makes are compared with
  * stream_schedule, each chunk with t2w_k_wav and the whole stream with their concatenation. */
@@ -336,6 +390,7 @@ cosy_status golden_cv3_t2w_stream(golden_ctx *ctx)
     cosy_token2wav *t2w = NULL;
     if (st == COSY_OK) st = cosy_token2wav_create(ctx->model, in.voice, NULL, &t2w);
     mel_log log = {.C = C};
+    double mel_rms = NAN;
     int64_t n_own = 0;
     float *own = st == COSY_OK ? malloc(sizeof(float) * (size_t)c.cap) : NULL;
     if (st == COSY_OK && !own) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
@@ -354,15 +409,17 @@ cosy_status golden_cv3_t2w_stream(golden_ctx *ctx)
         float *m = mel_log_dense(&log);
         if (!m) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
         else golden_check(ctx, mel_key, m, (int64_t)C * log.n);
+        if (m && ref_mel.numel == (int64_t)C * log.n) { /* the RMS of our mel's difference, for the sensitivity report */
+            double sum2 = 0;
+            for (int64_t i = 0; i < ref_mel.numel; i++) sum2 += ((double)m[i] - ref_mel.f32[i]) * ((double)m[i] - ref_mel.f32[i]);
+            mel_rms = sqrt(sum2 / (double)ref_mel.numel);
+        }
         free(m);
     }
-    if (st == COSY_OK && ctx->verbose && ref_n == n_own) {
-        double worst = 0;
-        for (int64_t i = 0; i < n_own; i++) {
-            double d = fabs((double)own[i] - ref[i]);
-            if (!(d <= worst)) worst = isnan(d) ? INFINITY : d;
-        }
-        printf("    whole stream from our own mel: max |diff| %.3e (reported, not checked)\n", worst);
+    if (st == COSY_OK && ctx->verbose && ref_n == n_own && c.n == n_own) {
+        printf("    from our own mel (RMS difference %.2e from the reference's), reported, not checked:\n      ", mel_rms);
+        print_per_call(ctx, own, ref, c.chunk_end, n_calls);
+        st = report_sensitivity(ctx, &in, calls, n_calls, &ref_mel, mel_rms, ref, c.chunk_end);
     }
     free(own);
     free(log.mel);
