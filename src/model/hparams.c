@@ -573,9 +573,39 @@ static cosy_status read_yaml_lm(const cosy_yaml *y, cosy_hparams *hp)
     return COSY_OK;
 }
 
+/* flow: what CausalMaskedDiffWithXvec and CausalMaskedDiffWithDiT share */
+static cosy_status read_yaml_flow(const cosy_yaml *y, cosy_hparams *hp)
+{
+    COSY_TRY(yint(y, "flow.input_frame_rate", &hp->token_frame_rate));
+    COSY_TRY(yint(y, "flow.token_mel_ratio", &hp->token_mel_ratio));
+    COSY_TRY(yint(y, "flow.input_size", &hp->flow_input_size));
+    COSY_TRY(yint(y, "flow.output_size", &hp->flow_output_size));
+    COSY_TRY(yint(y, "flow.spk_embed_dim", &hp->spk_embed_dim));
+    COSY_TRY(yint(y, "flow.vocab_size", &hp->flow_vocab));
+    COSY_TRY(yint(y, "flow.pre_lookahead_len", &hp->pre_lookahead_len));
+    return COSY_OK;
+}
+
+/* flow.decoder: CausalConditionalCFM, the same in both; CausalMaskedDiffWithXvec.inference and
+ * CausalMaskedDiffWithDiT.inference both call it with n_timesteps=10 */
+static cosy_status read_yaml_cfm(const cosy_yaml *y, cosy_hparams *hp)
+{
+    COSY_TRY(yint(y, "flow.decoder.in_channels", &hp->cfm_in_channels));
+    COSY_TRY(yint(y, "flow.decoder.spk_emb_dim", &hp->cfm_spk_emb_dim));
+    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.sigma_min", &hp->cfm_sigma_min));
+    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.inference_cfg_rate", &hp->cfm_cfg_rate));
+    COSY_TRY(yexpect(y, "flow.decoder.cfm_params.content.solver", "euler"));
+    char sched[64];
+    COSY_TRY(cosy_yaml_get_str(y, "flow.decoder.cfm_params.content.t_scheduler", sched, sizeof sched, NULL));
+    hp->cfm_cosine_schedule = !strcmp(sched, "cosine");
+    hp->cfm_steps = 10;
+    return COSY_OK;
+}
+
 /* hift: what HiFTGenerator and CausalHiFTGenerator share */
 static cosy_status read_yaml_hift(const cosy_yaml *y, cosy_hparams *hp)
 {
+    COSY_TRY(yint(y, "sample_rate", &hp->sample_rate)); /* the model's output rate: the vocoder's */
     COSY_TRY(yint(y, "hift.in_channels", &hp->hift_in_channels));
     COSY_TRY(yint(y, "hift.base_channels", &hp->hift_base_channels));
     COSY_TRY(yint(y, "hift.nb_harmonics", &hp->hift_nb_harmonics));
@@ -641,18 +671,11 @@ static cosy_status read_yaml_v2(const cosy_yaml *y, cosy_hparams *hp)
     COSY_TRY(yexpect_tag(y, "hift", "!new:cosyvoice.hifigan.generator.HiFTGenerator"));
     COSY_TRY(yexpect_tag(y, "hift.f0_predictor", "!new:cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor"));
 
-    COSY_TRY(yint(y, "sample_rate", &hp->sample_rate));
-    COSY_TRY(yint(y, "flow.input_frame_rate", &hp->token_frame_rate));
-    COSY_TRY(yint(y, "flow.token_mel_ratio", &hp->token_mel_ratio));
     COSY_TRY(yint(y, "flow.encoder.static_chunk_size", &hp->chunk_size));
     COSY_TRY(yint(y, "flow.decoder.estimator.num_decoding_left_chunks", &hp->num_decoding_left_chunks));
 
     COSY_TRY(read_yaml_lm(y, hp));
-    COSY_TRY(yint(y, "flow.input_size", &hp->flow_input_size));
-    COSY_TRY(yint(y, "flow.output_size", &hp->flow_output_size));
-    COSY_TRY(yint(y, "flow.spk_embed_dim", &hp->spk_embed_dim));
-    COSY_TRY(yint(y, "flow.vocab_size", &hp->flow_vocab));
-    COSY_TRY(yint(y, "flow.pre_lookahead_len", &hp->pre_lookahead_len));
+    COSY_TRY(read_yaml_flow(y, hp));
     COSY_TRY(yint(y, "flow.encoder.input_size", &hp->enc_input_size));
     COSY_TRY(yint(y, "flow.encoder.output_size", &hp->enc_output_size));
     COSY_TRY(yint(y, "flow.encoder.attention_heads", &hp->enc_heads));
@@ -670,15 +693,7 @@ static cosy_status read_yaml_v2(const cosy_yaml *y, cosy_hparams *hp)
     if (hp->enc_up_stride != hp->token_mel_ratio)
         return cosy_error(COSY_ERR_UNSUPPORTED, "%s: token_mel_ratio %d differs from the encoder's x2 upsampling", yaml_name, hp->token_mel_ratio);
 
-    COSY_TRY(yint(y, "flow.decoder.in_channels", &hp->cfm_in_channels));
-    COSY_TRY(yint(y, "flow.decoder.spk_emb_dim", &hp->cfm_spk_emb_dim));
-    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.sigma_min", &hp->cfm_sigma_min));
-    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.inference_cfg_rate", &hp->cfm_cfg_rate));
-    COSY_TRY(yexpect(y, "flow.decoder.cfm_params.content.solver", "euler"));
-    char sched[64];
-    COSY_TRY(cosy_yaml_get_str(y, "flow.decoder.cfm_params.content.t_scheduler", sched, sizeof sched, NULL));
-    hp->cfm_cosine_schedule = !strcmp(sched, "cosine");
-    hp->cfm_steps = 10; /* CausalMaskedDiffWithXvec.inference calls the decoder with n_timesteps=10 */
+    COSY_TRY(read_yaml_cfm(y, hp));
     COSY_TRY(yint(y, "flow.decoder.estimator.in_channels", &hp->est_in_channels));
     COSY_TRY(yint(y, "flow.decoder.estimator.out_channels", &hp->est_out_channels));
     int ch[COSY_HP_MAX_LIST], n;
@@ -716,9 +731,6 @@ static cosy_status read_yaml_v3(const cosy_yaml *y, cosy_hparams *hp)
     COSY_TRY(yexpect_tag(y, "hift", "!new:cosyvoice.hifigan.generator.CausalHiFTGenerator"));
     COSY_TRY(yexpect_tag(y, "hift.f0_predictor", "!new:cosyvoice.hifigan.f0_predictor.CausalConvRNNF0Predictor"));
 
-    COSY_TRY(yint(y, "sample_rate", &hp->sample_rate));
-    COSY_TRY(yint(y, "flow.input_frame_rate", &hp->token_frame_rate));
-    COSY_TRY(yint(y, "flow.token_mel_ratio", &hp->token_mel_ratio));
     COSY_TRY(yint(y, "chunk_size", &hp->chunk_size));
     COSY_TRY(yint(y, "flow.decoder.estimator.num_decoding_left_chunks", &hp->num_decoding_left_chunks));
     COSY_TRY(read_yaml_lm(y, hp));
@@ -733,11 +745,7 @@ static cosy_status read_yaml_v3(const cosy_yaml *y, cosy_hparams *hp)
     hp->lm_stop_begin = hp->speech_token_size;
     hp->lm_stop_end = hp->speech_token_size + 199;
 
-    COSY_TRY(yint(y, "flow.input_size", &hp->flow_input_size));
-    COSY_TRY(yint(y, "flow.output_size", &hp->flow_output_size));
-    COSY_TRY(yint(y, "flow.spk_embed_dim", &hp->spk_embed_dim));
-    COSY_TRY(yint(y, "flow.vocab_size", &hp->flow_vocab));
-    COSY_TRY(yint(y, "flow.pre_lookahead_len", &hp->pre_lookahead_len));
+    COSY_TRY(read_yaml_flow(y, hp));
     int in, look;
     COSY_TRY(yint(y, "flow.pre_lookahead_layer.in_channels", &in));
     COSY_TRY(yint(y, "flow.pre_lookahead_layer.channels", &hp->pre_lookahead_channels));
@@ -746,15 +754,7 @@ static cosy_status read_yaml_v3(const cosy_yaml *y, cosy_hparams *hp)
         return cosy_error(COSY_ERR_FORMAT, "%s: pre_lookahead_layer in_channels/pre_lookahead_len %d/%d differ from flow.input_size/pre_lookahead_len %d/%d",
                           yaml_name, in, look, hp->flow_input_size, hp->pre_lookahead_len);
 
-    COSY_TRY(yint(y, "flow.decoder.in_channels", &hp->cfm_in_channels));
-    COSY_TRY(yint(y, "flow.decoder.spk_emb_dim", &hp->cfm_spk_emb_dim));
-    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.sigma_min", &hp->cfm_sigma_min));
-    COSY_TRY(yfloat(y, "flow.decoder.cfm_params.content.inference_cfg_rate", &hp->cfm_cfg_rate));
-    COSY_TRY(yexpect(y, "flow.decoder.cfm_params.content.solver", "euler"));
-    char sched[64];
-    COSY_TRY(cosy_yaml_get_str(y, "flow.decoder.cfm_params.content.t_scheduler", sched, sizeof sched, NULL));
-    hp->cfm_cosine_schedule = !strcmp(sched, "cosine");
-    hp->cfm_steps = 10; /* CausalMaskedDiffWithDiT.inference calls the decoder with n_timesteps=10 */
+    COSY_TRY(read_yaml_cfm(y, hp));
     COSY_TRY(yint(y, "flow.decoder.estimator.dim", &hp->dit_dim));
     COSY_TRY(yint(y, "flow.decoder.estimator.depth", &hp->dit_depth));
     COSY_TRY(yint(y, "flow.decoder.estimator.heads", &hp->dit_heads));
