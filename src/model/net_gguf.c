@@ -1,6 +1,8 @@
 /* net_gguf.c — see net_gguf.h. */
 #include "model/net_gguf.h"
 #include "core/error.h"
+#include "core/arena.h"
+#include "core/tensor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -70,4 +72,51 @@ cosy_status net_gguf_add_f32(gguf_writer *w, const char *name, int ndim, const i
         f->src = src;
     }
     return gguf_writer_add_tensor(w, name, COSY_DTYPE_F32, ndim, shape, fill_tensor, f, free);
+}
+
+float *net_owned_floats(net_owned *o, size_t floats)
+{
+    if (o->n == o->cap) {
+        int cap = o->cap ? 2 * o->cap : 64;
+        void **n = realloc(o->p, sizeof *n * (size_t)cap);
+        if (!n) return NULL;
+        o->p = n;
+        o->cap = cap;
+    }
+    float *p = cosy_aligned_alloc(sizeof(float) * (floats ? floats : 1));
+    if (p) o->p[o->n++] = p;
+    return p;
+}
+
+void net_owned_free(net_owned *o)
+{
+    for (int i = 0; i < o->n; i++) cosy_aligned_free(o->p[i]);
+    free(o->p);
+    memset(o, 0, sizeof *o);
+}
+
+cosy_status net_gguf_bind_f32(const gguf_file *g, const char *name, int ndim, const int64_t *shape, const char *keys, net_owned *owned,
+                              const float **slot)
+{
+    const cosy_tensor *t = gguf_find_tensor(g, name);
+    if (!t) return cosy_error(COSY_ERR_MISSING, "%s: tensor %s is missing", g->file.path, name);
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same) {
+        char got[64], want[64];
+        return cosy_error(COSY_ERR_SHAPE, "%s: tensor %s has shape %s but the %s keys need %s", g->file.path, name,
+                          cosy_shape_str(t->shape, t->ndim, got, sizeof got), keys, cosy_shape_str(shape, ndim, want, sizeof want));
+    }
+    if (t->dtype == COSY_DTYPE_F32) {
+        *slot = t->data;
+        return COSY_OK;
+    }
+    if (t->dtype != COSY_DTYPE_F16 && t->dtype != COSY_DTYPE_BF16)
+        return cosy_error(COSY_ERR_UNSUPPORTED, "%s: tensor %s has type %s (f32, f16 or bf16)", g->file.path, name, cosy_dtype_name(t->dtype));
+    int64_t n = cosy_tensor_numel(t);
+    float *p = net_owned_floats(owned, (size_t)n);
+    if (!p) return cosy_error(COSY_ERR_NOMEM, "%s: out of memory for tensor %s", g->file.path, name);
+    cosy_convert_to_f32(p, t->data, t->dtype, n);
+    *slot = p;
+    return COSY_OK;
 }

@@ -26,8 +26,7 @@
 struct cosy_campplus {
     cosy_campplus_hparams hp;
     campplus_weights w;
-    void **owned;
-    int n_owned, cap_owned;
+    net_owned owned;        /* widened or packed weights */
 };
 
 cosy_campplus_hparams cosy_campplus_default_hparams(void)
@@ -316,25 +315,12 @@ cosy_status cosy_campplus_create(const cosy_campplus_hparams *hp, cosy_campplus 
 cosy_campplus_hparams *cosy_campplus_hp(cosy_campplus *m) { return &m->hp; }
 campplus_weights *cosy_campplus_weights(cosy_campplus *m) { return &m->w; }
 
-float *cosy_campplus_own(cosy_campplus *m, size_t floats)
-{
-    if (m->n_owned == m->cap_owned) {
-        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
-        void **n = realloc(m->owned, sizeof *n * (size_t)cap);
-        if (!n) return NULL;
-        m->owned = n;
-        m->cap_owned = cap;
-    }
-    float *p = cosy_aligned_alloc(sizeof(float) * (floats ? floats : 1));
-    if (p) m->owned[m->n_owned++] = p;
-    return p;
-}
+float *cosy_campplus_own(cosy_campplus *m, size_t floats) { return net_owned_floats(&m->owned, floats); }
 
 void cosy_campplus_free(cosy_campplus *m)
 {
     if (!m) return;
-    for (int i = 0; i < m->n_owned; i++) cosy_aligned_free(m->owned[i]);
-    free(m->owned);
+    net_owned_free(&m->owned);
     cosy_campplus_free_layers(&m->w);
     free(m);
 }
@@ -347,37 +333,10 @@ typedef struct {
 
 static int bind_gguf(void *vctx, const char *name, int ndim, const int64_t *shape, campplus_kind kind, const float **slot)
 {
+    (void)kind;
     gguf_ctx *c = vctx;
-    const cosy_tensor *t = gguf_find_tensor(c->g, name);
-    if (!t) {
-        c->status = cosy_error(COSY_ERR_MISSING, "%s: tensor %s is missing", c->g->file.path, name);
-        return 1;
-    }
-    int same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
-    if (!same) {
-        char got[64], want[64];
-        c->status = cosy_error(COSY_ERR_SHAPE, "%s: tensor %s has shape %s but the campplus.* keys need %s", c->g->file.path, name,
-                               cosy_shape_str(t->shape, t->ndim, got, sizeof got), cosy_shape_str(shape, ndim, want, sizeof want));
-        return 1;
-    }
-    if (t->dtype == COSY_DTYPE_F32) {
-        *slot = t->data;
-        return 0;
-    }
-    if (t->dtype != COSY_DTYPE_F16 && t->dtype != COSY_DTYPE_BF16) {
-        c->status = cosy_error(COSY_ERR_UNSUPPORTED, "%s: tensor %s has type %s (f32, f16 or bf16)", c->g->file.path, name, cosy_dtype_name(t->dtype));
-        return 1;
-    }
-    int64_t n = cosy_tensor_numel(t);
-    float *p = cosy_campplus_own(c->m, (size_t)n);
-    if (!p) {
-        c->status = cosy_error(COSY_ERR_NOMEM, "campplus: out of memory");
-        return 1;
-    }
-    cosy_convert_to_f32(p, t->data, t->dtype, n);
-    *slot = p;
-    return 0;
+    c->status = net_gguf_bind_f32(c->g, name, ndim, shape, "campplus.*", &c->m->owned, slot);
+    return c->status != COSY_OK;
 }
 
 cosy_status cosy_campplus_from_gguf(const gguf_file *g, cosy_campplus **out)

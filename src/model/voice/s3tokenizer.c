@@ -19,6 +19,7 @@
 #include "core/gemm.h"
 #include "core/ops.h"
 #include "core/vecmath.h"
+#include "model/net_gguf.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -29,8 +30,7 @@
 struct cosy_s3tokenizer {
     cosy_s3tokenizer_hparams hp;
     s3tok_weights w;
-    void **owned;
-    int n_owned, cap_owned;
+    net_owned owned;        /* widened or packed weights */
     /* built on the first forward (under `lock`) */
     pthread_mutex_t lock;
     int prepared, panels;          /* panels: packed f32 kernels in use */
@@ -106,25 +106,13 @@ cosy_status cosy_s3tokenizer_create(const cosy_s3tokenizer_hparams *hp, cosy_s3t
 const cosy_s3tokenizer_hparams *cosy_s3tokenizer_hp(const cosy_s3tokenizer *m) { return &m->hp; }
 s3tok_weights *cosy_s3tokenizer_weights(cosy_s3tokenizer *m) { return &m->w; }
 
-float *cosy_s3tokenizer_own(cosy_s3tokenizer *m, size_t floats)
-{
-    if (m->n_owned == m->cap_owned) {
-        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
-        void **n = realloc(m->owned, sizeof *n * (size_t)cap);
-        if (!n) return NULL;
-        m->owned = n;
-        m->cap_owned = cap;
-    }
-    float *p = cosy_aligned_alloc(sizeof(float) * (floats ? floats : 1));
-    if (p) m->owned[m->n_owned++] = p;
-    return p;
-}
+float *cosy_s3tokenizer_own(cosy_s3tokenizer *m, size_t floats) { return net_owned_floats(&m->owned, floats); }
+struct net_owned *cosy_s3tokenizer_owned(cosy_s3tokenizer *m) { return &m->owned; }
 
 void cosy_s3tokenizer_free(cosy_s3tokenizer *m)
 {
     if (!m) return;
-    for (int i = 0; i < m->n_owned; i++) cosy_aligned_free(m->owned[i]);
-    free(m->owned);
+    net_owned_free(&m->owned);
     free(m->w.blocks);
     free(m->packed);
     cosy_aligned_free(m->work);

@@ -77,6 +77,7 @@ cosy_status cosy_s3tokenizer_create(const cosy_s3tokenizer_hparams *hp, cosy_s3t
 const cosy_s3tokenizer_hparams *cosy_s3tokenizer_hp(const cosy_s3tokenizer *m);
 s3tok_weights *cosy_s3tokenizer_weights(cosy_s3tokenizer *m);
 float *cosy_s3tokenizer_own(cosy_s3tokenizer *m, size_t floats);
+struct net_owned *cosy_s3tokenizer_owned(cosy_s3tokenizer *m); /* the list behind it (model/net_gguf.h) */
 void cosy_s3tokenizer_free(cosy_s3tokenizer *m);
 
 /* From speech_tokenizer_v2.onnx, by walking its graph (model/s3tokenizer_onnx.c): architecture read

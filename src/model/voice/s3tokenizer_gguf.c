@@ -159,37 +159,8 @@ static int bind_gguf(void *vctx, const char *name, int ndim, const int64_t *shap
     (void)kind;
     (void)fan_in;
     gguf_ctx *c = vctx;
-    const cosy_tensor *t = gguf_find_tensor(c->g, name);
-    if (!t) {
-        c->status = cosy_error(COSY_ERR_MISSING, "%s: tensor %s is missing", c->g->file.path, name);
-        return 1;
-    }
-    int same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
-    if (!same) {
-        char got[64], want[64];
-        c->status = cosy_error(COSY_ERR_SHAPE, "%s: tensor %s has shape %s but the s3tokenizer.* keys need %s", c->g->file.path, name,
-                               cosy_shape_str(t->shape, t->ndim, got, sizeof got), cosy_shape_str(shape, ndim, want, sizeof want));
-        return 1;
-    }
-    if (t->dtype == COSY_DTYPE_F32) {
-        *slot = t->data;
-        return 0;
-    }
-    if (t->dtype != COSY_DTYPE_F16 && t->dtype != COSY_DTYPE_BF16) {
-        c->status = cosy_error(COSY_ERR_UNSUPPORTED, "%s: tensor %s has type %s (f32, f16 or bf16)", c->g->file.path, name,
-                               cosy_dtype_name(t->dtype));
-        return 1;
-    }
-    int64_t n = cosy_tensor_numel(t);
-    float *p = cosy_s3tokenizer_own(c->m, (size_t)n);
-    if (!p) {
-        c->status = cosy_error(COSY_ERR_NOMEM, "speech tokenizer: out of memory");
-        return 1;
-    }
-    cosy_convert_to_f32(p, t->data, t->dtype, n);
-    *slot = p;
-    return 0;
+    c->status = net_gguf_bind_f32(c->g, name, ndim, shape, "s3tokenizer.*", cosy_s3tokenizer_owned(c->m), slot);
+    return c->status != COSY_OK;
 }
 
 cosy_status cosy_s3tokenizer_from_gguf(const gguf_file *g, cosy_s3tokenizer **out)
