@@ -52,6 +52,9 @@ void golden_record(golden_ctx *ctx, const char *key, int pass, double abs_err, d
 /* Writes an intermediate to <dump_dir>/<name>.npy when --dump is on. */
 void golden_dump(golden_ctx *ctx, const char *name, const float *data, const int64_t *shape, int ndim);
 
+/* The number N of an input written "speech_token[:, :N]" in the current case (golden_flow.c). */
+cosy_status golden_token_count(golden_ctx *ctx, int *n);
+
 /* The fixture's voice (golden_t2w.c): prompt_speech_token, prompt_feat and embedding as a flow-only voice. */
 cosy_status golden_fixture_voice(golden_ctx *ctx, cosy_voice **out);
 

@@ -73,25 +73,13 @@ static void trace_check(golden_ctx *ctx, const dit_trace *d, const char *prefix)
     golden_dump(ctx, key, d->t.normout, shape3, 3);
 }
 
-/* The number N of an input written "speech_token[:, :N]" in the current case. */
-static cosy_status token_count(golden_ctx *ctx, int *n)
-{
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(ctx->current, "inputs");
-    const cJSON *in;
-    cJSON_ArrayForEach(in, inputs)
-    {
-        if (cJSON_IsString(in) && sscanf(in->valuestring, "speech_token[:, :%d]", n) == 1) return COSY_OK;
-    }
-    return cosy_error(COSY_ERR_FORMAT, "golden: case has no speech_token[:, :N] input");
-}
-
 static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, const char *prefix)
 {
     cosy_flow *flow;
     COSY_TRY(cosy_flow_get(ctx->model, &flow));
     const cosy_hparams *hp = &ctx->model->hp;
     int n;
-    COSY_TRY(token_count(ctx, &n));
+    COSY_TRY(golden_token_count(ctx, &n));
     npy_array tok, ptok, pfeat, emb;
     memset(&tok, 0, sizeof tok);
     memset(&ptok, 0, sizeof ptok);

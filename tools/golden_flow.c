@@ -19,7 +19,7 @@ cosy_status golden_flow_stream_nonfinal(golden_ctx *ctx);
 cosy_status golden_flow_estimator_step(golden_ctx *ctx);
 
 /* The number N of an input written "speech_token[:, :N]" in the current case. */
-static cosy_status token_count(golden_ctx *ctx, int *n)
+cosy_status golden_token_count(golden_ctx *ctx, int *n)
 {
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(ctx->current, "inputs");
     const cJSON *in;
@@ -30,12 +30,13 @@ static cosy_status token_count(golden_ctx *ctx, int *n)
     return cosy_error(COSY_ERR_FORMAT, "golden: case has no speech_token[:, :N] input");
 }
 
+
 static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, const char *prefix)
 {
     cosy_flow *flow;
     COSY_TRY(cosy_flow_get(ctx->model, &flow));
     int n;
-    COSY_TRY(token_count(ctx, &n));
+    COSY_TRY(golden_token_count(ctx, &n));
     npy_array tok, ptok, pfeat, emb;
     memset(&tok, 0, sizeof tok);
     memset(&ptok, 0, sizeof ptok);

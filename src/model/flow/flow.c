@@ -286,6 +286,34 @@ cosy_status cosy_flow_inference_window(cosy_flow *flow, const int32_t *tokens, i
  * CFM solver as for CosyVoice2 with the DiT estimator (cv3_dit.c), which takes x, cond, mu and spks
  * separately instead of one packed row.
  */
+
+/* One Euler step of the CFG-combined velocity: x += dt (w_cond v[0] - w_uncond v[1]), v [2][T][M] (CFG
+ * rows); est0: the first step's raw estimates, channel-major [2][M][T] (trace) */
+static void euler_step(float *x, const float *v, int T, int M, float dt, float w_cond, float w_uncond, float *est0)
+{
+    if (est0)
+        for (int b = 0; b < 2; b++) cosy_transpose(est0 + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
+    const float *v0 = v, *v1 = v + (size_t)T * M;
+    for (size_t i = 0; i < (size_t)T * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
+}
+
+/* The stage times into the trace; on success the mel without the prompt's P2 frames, channel-major
+ * [M][T - P2], from x [T][M] */
+static void finish(cosy_flow_trace *trace, double t0, double t1, cosy_status st, const float *x, int T, int P2, int M, float *mel_out,
+                   int *n_frames)
+{
+    if (trace) {
+        trace->encoder_ms = t1 - t0;
+        trace->solver_ms = cosy_now_ms() - t1;
+        trace->frames = T;
+    }
+    if (st == COSY_OK) {
+        const int F = T - P2;
+        cosy_transpose(mel_out, x + (size_t)P2 * M, F, M);
+        *n_frames = F;
+    }
+}
+
 static cosy_status inference_dit(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
                                  const float *prompt_feat, const float *embedding, int streaming, int context, float *mel_out, int *n_frames,
                                  cosy_flow_trace *trace)
@@ -339,23 +367,10 @@ static cosy_status inference_dit(cosy_flow *flow, const int32_t *tokens, int n, 
             const float tt[2] = {ts[step], ts[step]};
             st = cv3_dit_forward(&c, xb, cond, mu, spks, tt, 2, T, streaming, v, step == 0 && trace ? trace->est0_dit : NULL);
             if (st != COSY_OK) break;
-            if (step == 0 && trace && trace->est0)
-                for (int b = 0; b < 2; b++) cosy_transpose(trace->est0 + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
-            const float dt = dts[step];
-            const float *v0 = v, *v1 = v + (size_t)T * M;
-            for (size_t i = 0; i < (size_t)T * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
+            euler_step(x, v, T, M, dts[step], w_cond, w_uncond, step == 0 && trace ? trace->est0 : NULL);
         }
     }
-    if (trace) {
-        trace->encoder_ms = t1 - t0;
-        trace->solver_ms = cosy_now_ms() - t1;
-        trace->frames = T;
-    }
-    if (st == COSY_OK) {
-        const int F = T - P2;
-        cosy_transpose(mel_out, x + (size_t)P2 * M, F, M);
-        *n_frames = F;
-    }
+    finish(trace, t0, t1, st, x, T, P2, M, mel_out, n_frames);
     cosy_arena_free(&arena);
     return st;
 }
@@ -456,24 +471,10 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
                 st = cv2_unet_forward(&c, packed, tt, 2, T, streaming, v);
             }
             if (st != COSY_OK) break;
-            if (step == 0 && trace && trace->est0)
-                for (int b = 0; b < 2; b++) cosy_transpose(trace->est0 + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
-            const float dt = dts[step];
-            const float *v0 = v, *v1 = v + (size_t)T * M;
-            for (size_t i = 0; i < (size_t)T * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
+            euler_step(x, v, T, M, dts[step], w_cond, w_uncond, step == 0 && trace ? trace->est0 : NULL);
         }
     }
-    if (trace) {
-        trace->encoder_ms = t1 - t0;
-        trace->solver_ms = cosy_now_ms() - t1;
-        trace->frames = T;
-    }
-    if (st == COSY_OK) {
-        /* drop the prompt frames; channel-major [80][T - 2P] */
-        const int F = T - P2;
-        cosy_transpose(mel_out, x + (size_t)P2 * M, F, M);
-        *n_frames = F;
-    }
+    finish(trace, t0, t1, st, x, T, P2, M, mel_out, n_frames);
     cosy_arena_free(&arena);
     return st;
 }
