@@ -232,4 +232,41 @@ static int ptw_write_checkpoint(const char *path, const char *prefix, const ptw_
     return rc;
 }
 
+/* spk2info.pt with one speaker, spkShort, whose llm_embedding (64 values) is shorter than its
+ * flow_embedding (192): 2 prompt tokens (6000, 6001), a 4-frame prompt_speech_feat filled with `feat`
+ * ([4][80]). Returns 0 when written. */
+static int ptw_write_short_speaker(const char *path, const float *feat)
+{
+    static int64_t tokens[2] = {6000, 6001};
+    static float emb[192];
+    for (int i = 0; i < 192; i++) emb[i] = (float)i / 192.0f;
+    ptw_tensor t[4];
+    const char *parents[4] = {"spkShort", "spkShort", "spkShort", "spkShort"};
+    const char *keys[4] = {"0", "1", "2", "3"};
+    const void *blobs[4] = {tokens, feat, emb, emb};
+    size_t sizes[4] = {sizeof tokens, 4 * 80 * sizeof(float), 64 * sizeof(float), sizeof emb};
+    const char *fields[4] = {"llm_prompt_speech_token", "prompt_speech_feat", "llm_embedding", "flow_embedding"};
+    for (int k = 0; k < 4; k++) {
+        memset(&t[k], 0, sizeof t[k]);
+        t[k].name = fields[k];
+        t[k].storage_key = keys[k];
+        t[k].storage_type = k == 0 ? "LongStorage" : "FloatStorage";
+        t[k].ndim = k == 1 ? 3 : 2;
+        t[k].shape[0] = 1;
+        t[k].shape[1] = k == 0 ? 2 : k == 1 ? 4 : k == 2 ? 64 : 192;
+        if (k == 1) t[k].shape[2] = 80;
+        t[k].numel_storage = k == 0 ? 2 : k == 1 ? 4 * 80 : k == 2 ? 64 : 192;
+        long stride = 1;
+        for (int d = t[k].ndim - 1; d >= 0; d--) {
+            t[k].stride[d] = stride;
+            stride *= t[k].shape[d];
+        }
+    }
+    ptw_buf pkl = {0};
+    ptw_pickle_grouped(&pkl, t, 4, parents);
+    int rc = ptw_write_checkpoint(path, "spk2info", &pkl, keys, blobs, sizes, 4, 0);
+    free(pkl.p);
+    return rc;
+}
+
 #endif

@@ -257,38 +257,11 @@ static void test_short_speaker(void)
 {
     printf("cosy voice import --speaker with a short embedding:\n");
     const char *d = variant("refuse-spk", test_data("cv2-tiny/model"), "spk2info.pt");
-    static float feat[4 * 80], emb[192];
-    static int64_t tokens[2] = {6000, 6001};
+    static float feat[4 * 80];
     for (int i = 0; i < 4 * 80; i++) feat[i] = -1.0f;
-    for (int i = 0; i < 192; i++) emb[i] = (float)i / 192.0f;
-    ptw_tensor t[4];
-    const char *parents[4] = {"spkShort", "spkShort", "spkShort", "spkShort"};
-    const char *keys[4] = {"0", "1", "2", "3"};
-    const void *blobs[4] = {tokens, feat, emb, emb};
-    size_t sizes[4] = {sizeof tokens, sizeof feat, 64 * sizeof(float), sizeof emb};
-    const char *fields[4] = {"llm_prompt_speech_token", "prompt_speech_feat", "llm_embedding", "flow_embedding"};
-    for (int k = 0; k < 4; k++) {
-        memset(&t[k], 0, sizeof t[k]);
-        t[k].name = fields[k];
-        t[k].storage_key = keys[k];
-        t[k].storage_type = k == 0 ? "LongStorage" : "FloatStorage";
-        t[k].ndim = k == 1 ? 3 : 2;
-        t[k].shape[0] = 1;
-        t[k].shape[1] = k == 0 ? 2 : k == 1 ? 4 : k == 2 ? 64 : 192;
-        if (k == 1) t[k].shape[2] = 80;
-        t[k].numel_storage = k == 0 ? 2 : k == 1 ? 4 * 80 : k == 2 ? 64 : 192;
-        long stride = 1;
-        for (int j = t[k].ndim - 1; j >= 0; j--) {
-            t[k].stride[j] = stride;
-            stride *= t[k].shape[j];
-        }
-    }
-    ptw_buf pkl = {0};
-    ptw_pickle_grouped(&pkl, t, 4, parents);
     char path[1200], model[1200];
     snprintf(path, sizeof path, "%s/spk2info.pt", d);
-    CHECK(ptw_write_checkpoint(path, "spk2info", &pkl, keys, blobs, sizes, 4, 0) == 0);
-    free(pkl.p);
+    CHECK(ptw_write_short_speaker(path, feat) == 0);
     snprintf(model, sizeof model, "%s", test_tmp("refuse-spk.gguf"));
     CHECK(sh("%s convert '%s' -o '%s' >/dev/null 2>&1", COSY_BIN, d, model) == 0);
     refused("voice import: short llm_embedding", "refuse-spk.gguf", "llm_embedding", "voice import -m '%s' --speaker spkShort -o \"$OUT/x.voice\"",

@@ -373,33 +373,10 @@ static void test_speakers(void)
 static void test_speaker_short_llm_embedding(void)
 {
     const char *dir = make_variant("speakers_short");
-    static float feat[4 * 80], emb[192];
-    static int64_t tokens[2] = {6000, 6001};
+    static float feat[4 * 80], emb[192]; /* emb: the values ptw_write_short_speaker writes */
     for (int i = 0; i < 4 * 80; i++) feat[i] = -1.0f - (float)(i % 80) * 0.01f;
     for (int i = 0; i < 192; i++) emb[i] = (float)i / 192.0f;
-    ptw_tensor t[4];
-    const char *parents[4] = {"spkShort", "spkShort", "spkShort", "spkShort"};
-    const char *keys[4] = {"0", "1", "2", "3"};
-    const void *blobs[4] = {tokens, feat, emb, emb};
-    size_t sizes[4] = {sizeof tokens, sizeof feat, 64 * sizeof(float), sizeof emb};
-    const char *fields[4] = {"llm_prompt_speech_token", "prompt_speech_feat", "llm_embedding", "flow_embedding"};
-    for (int k = 0; k < 4; k++) {
-        memset(&t[k], 0, sizeof t[k]);
-        t[k].name = fields[k];
-        t[k].storage_key = keys[k];
-        t[k].storage_type = k == 0 ? "LongStorage" : "FloatStorage";
-        t[k].ndim = k == 1 ? 3 : 2;
-        t[k].shape[0] = 1;
-        t[k].shape[1] = k == 0 ? 2 : k == 1 ? 4 : k == 2 ? 64 : 192;
-        if (k == 1) t[k].shape[2] = 80;
-        t[k].numel_storage = k == 0 ? 2 : k == 1 ? 4 * 80 : k == 2 ? 64 : 192;
-        long stride = 1;
-        for (int d = t[k].ndim - 1; d >= 0; d--) { t[k].stride[d] = stride; stride *= t[k].shape[d]; }
-    }
-    ptw_buf pkl = {0};
-    ptw_pickle_grouped(&pkl, t, 4, parents);
-    CHECK(ptw_write_checkpoint(path_in(dir, "spk2info.pt"), "spk2info", &pkl, keys, blobs, sizes, 4, 0) == 0);
-    free(pkl.p);
+    CHECK(ptw_write_short_speaker(path_in(dir, "spk2info.pt"), feat) == 0);
     char model[1024];
     snprintf(model, sizeof model, "%s", test_tmp("spk-short.gguf"));
     CHECK_OK(cosy_convert(dir, model, NULL));
