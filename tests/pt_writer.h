@@ -235,7 +235,7 @@ static int ptw_write_checkpoint(const char *path, const char *prefix, const ptw_
 /* spk2info.pt with one speaker, spkShort, whose llm_embedding (64 values) is shorter than its
  * flow_embedding (192): 2 prompt tokens (6000, 6001), a 4-frame prompt_speech_feat filled with `feat`
  * ([4][80]). Returns 0 when written. */
-static int ptw_write_short_speaker(const char *path, const float *feat)
+static inline int ptw_write_short_speaker(const char *path, const float *feat)
 {
     static int64_t tokens[2] = {6000, 6001};
     static float emb[192];
