@@ -23,10 +23,13 @@
  * for the bf16 mode: its attention rounds K and V to bf16 (nearest even) before every product
  * (flow_layers.c attn_bf16), here once when they are written, so the stream's mel still equals the
  * stateless bf16 flow's; f32 (the parity path) keeps them as they are. A page is allocated when its
- * chunk is first reached and freed with the stream. A voice's prompt state (flow_stream.c) is such a stream run over the prompt's whole
- * chunks alone (cv3_stream_prefill: the chunks ending pre_lookahead_len tokens before the prompt does,
- * so their look-ahead is prompt tokens); its streams borrow those pages read-only. `committed` (the chunks that can no longer change) moves only when a call
- * succeeds, and calls write only pages of later chunks, so a failed call leaves the stream as it was.
+ * chunk is first reached and freed with the stream.
+ *
+ * A voice's prompt state (flow_stream.c) is such a stream run over the prompt's whole chunks alone
+ * (cv3_stream_prefill: the chunks ending pre_lookahead_len tokens before the prompt does, so their
+ * look-ahead is prompt tokens); its streams borrow those pages read-only. `committed` (the chunks that
+ * can no longer change) moves only when a call succeeds, and calls write only pages of later chunks, so
+ * a failed call leaves the stream as it was.
  */
 #include "model/flow/flow_internal.h"
 #include "core/error.h"
