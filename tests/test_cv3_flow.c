@@ -11,7 +11,9 @@
  *     the fixture's tokens (t2w_{0,1,2}_flow_mel; the chunk-causal final call
  *     t2w_final_streaming_true_flow_mel; the official full-attention final call t2w_3_flow_mel through
  *     cosy_flow_inference) within the fixtures' tolerance;
- *   - the bf16 mode (products in bf16, where the CPU has them) stays within a measured bound of f32.
+ *   - the bf16 mode (products in bf16, where the CPU has them) stays within a measured bound of f32;
+ *     its stream keeps the keys/values in bf16 (half the bytes of f32 pages) and still equals the
+ *     stateless bf16 flow on every call, on each bf16 CPU path (AVX512-BF16, AMX).
  */
 #include "test.h"
 #include "core/cpu.h"
@@ -158,6 +160,84 @@ static void test_bf16(const char *gguf, cosy_flow *f32_flow)
     cosy_model_free(m16);
 }
 
+/* calls through one stream of `flow`: returns its key/value bytes (0 on failure), the worst |stream -
+ * stateless| over the calls in *worst, the prompt's cached chunks in *prompt_chunks, and in mel the
+ * stateless mel [80][*frames] of the last call (which the stream matched within *worst) */
+static size_t stream_all(cosy_flow *flow, const int (*calls)[3], int n_calls, float *mel, int *frames, double *worst, int *prompt_chunks)
+{
+    cosy_flow_prompt *p = NULL;
+    cosy_flow_stream *s = NULL;
+    CHECK_OK(cosy_flow_prompt_create(flow, prompt, P, feat, embedding, &p));
+    if (p) CHECK_OK(cosy_flow_stream_create(flow, p, &s));
+    size_t bytes = 0;
+    *worst = 0;
+    if (s) {
+        for (int i = 0; i < n_calls; i++) {
+            double e = stream_call(flow, s, calls[i][0], calls[i][1], calls[i][2]);
+            if (!(e <= *worst)) *worst = e;
+        }
+        bytes = cosy_flow_stream_kv_bytes(s);
+        *prompt_chunks = cosy_flow_prompt_chunks(p);
+        CHECK_OK(cosy_flow_inference(flow, speech, calls[n_calls - 1][0], prompt, P, feat, embedding, 1, 1, mel, frames));
+    }
+    cosy_flow_stream_free(s);
+    cosy_flow_prompt_free(p);
+    return bytes;
+}
+
+/* The bf16 mode's stream on one CPU path: its pages hold the keys/values in bf16 (exactly half their
+ * f32 bytes: the rest of a page, the conv pos-emb inputs and the mel, stays f32), and it still equals the
+ * stateless bf16 flow on every call, because that flow's attention rounds K and V to bf16 the same way. */
+static void test_bf16_stream_level(const char *gguf, cosy_flow *f32_flow, cosy_cpu_level_t level, const int (*calls)[3], int n_calls)
+{
+    cosy_cpu_cap(level);
+    cosy_model_params mp = test_f32_params();
+    mp.flow_dtype = COSY_DTYPE_BF16;
+    cosy_model *m16 = NULL;
+    cosy_flow *flow = NULL;
+    CHECK_OK(cosy_model_load(gguf, &mp, &m16));
+    if (m16) CHECK_OK(cosy_flow_get(m16, &flow));
+    if (!flow) {
+        cosy_model_free(m16);
+        cosy_cpu_reset();
+        return;
+    }
+    CHECK(cosy_flow_dtype(flow) == COSY_DTYPE_BF16);
+    const cosy_hparams *hp = &m16->hp;
+    const size_t kv_elems = (size_t)hp->cfm_steps * hp->dit_depth * 2 * 2 * hp->est_static_chunk * hp->dit_heads * hp->dit_dim_head;
+    float *a = malloc(sizeof(float) * MELS * 2 * (PMAX + N)), *b = malloc(sizeof(float) * MELS * 2 * (PMAX + N));
+    int fa = 0, fb = 0, cached16 = -1, cached32 = -2;
+    double worst16 = INFINITY, worst32 = INFINITY;
+    const size_t bytes16 = stream_all(flow, calls, n_calls, a, &fa, &worst16, &cached16);
+    const size_t bytes32 = stream_all(f32_flow, calls, n_calls, b, &fb, &worst32, &cached32);
+    /* the stream's own pages: every chunk its frames reach, less the prompt's */
+    const int chunk = hp->est_static_chunk, pages16 = (hp->token_mel_ratio * (P + calls[n_calls - 1][0]) + chunk - 1) / chunk - cached16;
+    CHECK(fa == fb && fa > 0 && cached16 == cached32 && pages16 > 0);
+    double err = fa == fb ? max_diff(a, b, (size_t)MELS * fa) : INFINITY, peak = 0;
+    for (size_t i = 0; fa == fb && i < (size_t)MELS * fb; i++) peak = fabs(b[i]) > peak ? fabs(b[i]) : peak;
+    const size_t saved = kv_elems * (sizeof(float) - sizeof(uint16_t)) * (size_t)pages16;
+    printf("  bf16 stream on %s, %d calls: max |stream - stateless| %.3g (f32: %.3g); its mel vs f32 max abs %.3g (%.3g of the largest "
+           "value); cache %zu bytes vs %zu in f32 (%d pages of %zu keys/values: %zu bytes saved, expected %zu)\n",
+           cosy_cpu_level_name(level), n_calls, worst16, worst32, err, err / peak, bytes16, bytes32, pages16, kv_elems, bytes32 - bytes16,
+           saved);
+    CHECK(worst16 <= STREAM_TOL);
+    CHECK(bytes32 - bytes16 == saved); /* every key/value of the stream's own pages in 2 bytes instead of 4 */
+    CHECK(err <= 0.02 * peak);         /* test_bf16's bound on this model */
+    free(a);
+    free(b);
+    cosy_model_free(m16);
+    cosy_cpu_reset();
+}
+
+static void test_bf16_stream(const char *gguf, cosy_flow *f32_flow, const int (*calls)[3], int n_calls)
+{
+    const cosy_cpu_level_t levels[] = {COSY_CPU_AVX512BF16, COSY_CPU_AMX};
+    for (int i = 0; i < 2; i++) {
+        if (cosy_cpu_level() < levels[i]) printf("  SKIP bf16 stream on %s: this CPU lacks it\n", cosy_cpu_level_name(levels[i]));
+        else test_bf16_stream_level(gguf, f32_flow, levels[i], calls, n_calls);
+    }
+}
+
 /* The fixture's official stream (stream_schedule: (0, 33), (30, 83), (80, 183), final (180, 190)) through
  * one cached stream; each call's mel from frame 0 after the prompt against the reference's flow output. */
 static void test_official_mel(cosy_flow *flow)
@@ -263,6 +343,7 @@ int main(void)
     test_stream_refusals(flow);
     test_official_mel(flow);
     test_bf16(gguf, flow);
+    test_bf16_stream(gguf, flow, uneven, 11);
     cosy_model_free(model);
     return test_finish("test_cv3_flow");
 }

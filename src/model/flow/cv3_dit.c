@@ -251,10 +251,27 @@ static cosy_status pos_conv(flow_ctx *c, const flow_conv *groups, int G, const f
     return COSY_OK;
 }
 
-/* the frame j row of a cache region (keys of a layer, or a convolution's inputs) of CFG row b */
+/* the frame j row of a convolution's inputs (floats from base) of CFG row b */
 static float *cache_row(const cv3_dit_cache *k, size_t base, size_t row_stride, int b, int j, size_t width)
 {
-    return k->pages[j / k->chunk] + base + (size_t)b * row_stride + (size_t)(j % k->chunk) * width;
+    return (float *)k->pages[j / k->chunk] + base + (size_t)b * row_stride + (size_t)(j % k->chunk) * width;
+}
+
+/* frame j's keys of CFG row b in the layer at kv element base (its values vo elements further) set to
+ * k and v (inner floats each), rounded to bf16 (nearest even, as the bf16 attention rounds them) when
+ * the pages hold bf16 */
+static void cache_kv_put(const cv3_dit_cache *c, size_t base, int b, int j, const float *k, const float *v, int inner)
+{
+    const size_t e = base + (size_t)b * c->kv_row + (size_t)(j % c->chunk) * inner, vo = (size_t)c->chunk * inner;
+    if (c->kv_bf16) {
+        uint16_t *dst = (uint16_t *)c->pages[j / c->chunk] + e;
+        cosy_bf16_store(dst, k, inner);
+        cosy_bf16_store(dst + vo, v, inner);
+    } else {
+        float *dst = (float *)c->pages[j / c->chunk] + e;
+        memcpy(dst, k, sizeof(float) * (size_t)inner);
+        memcpy(dst + vo, v, sizeof(float) * (size_t)inner);
+    }
 }
 
 /* convolution `id`'s input x [B][T][D] of the frames from cache->start on: the rows before them
@@ -353,11 +370,10 @@ static cosy_status dit_run(flow_ctx *c, const float *x, const float *cond, const
             for (int b = 0; b < B; b++)
                 for (int i = 0; i < T; i++) {
                     const float *row = qkv + ((size_t)b * T + i) * 3 * inner;
-                    float *kd = cache_row(cache, base, cache->kv_row, b, cache->start + i, (size_t)inner);
-                    memcpy(kd, row + inner, sizeof(float) * (size_t)inner);
-                    memcpy(kd + vo, row + 2 * inner, sizeof(float) * (size_t)inner);
+                    cache_kv_put(cache, base, b, cache->start + i, row + inner, row + 2 * inner, inner);
                 }
-            const flow_kv_pages kv = {(const float *const *)cache->pages, cache->chunk, base, cache->kv_row, (size_t)inner, (size_t)dh, vo};
+            const flow_kv_pages kv = {(const void *const *)cache->pages, cache->chunk, base, cache->kv_row, (size_t)inner, (size_t)dh, vo,
+                                      cache->kv_bf16};
             COSY_TRY(flow_attention_paged(c, qkv, 3 * inner, &kv, B, T, cache->start + T, H, dh, cache->start, chunk, scale, NULL, NULL, o,
                                           inner));
         } else {
@@ -393,7 +409,9 @@ cosy_status cv3_dit_forward(flow_ctx *c, const float *x, const float *cond, cons
 cosy_status cv3_dit_forward_cached(flow_ctx *c, const float *x, const float *cond, const float *mu, const float *spks, const float *t, int B,
                                    int T, const cv3_dit_cache *cache, float *out)
 {
-    if (!cache || !cache->pages || cache->chunk != c->flow->hp->est_static_chunk || cache->start < 0 || T < 1)
+    /* bf16 keys/values only where the attention rounds them to bf16 anyway (the bf16 mode) */
+    if (!cache || !cache->pages || cache->chunk != c->flow->hp->est_static_chunk || cache->start < 0 || T < 1 ||
+        (cache->kv_bf16 && !c->flow->bf16))
         return cosy_error(COSY_ERR_INTERNAL, "flow DiT: cache does not fit the DiT");
     return dit_run(c, x, cond, mu, spks, t, B, T, cache->chunk, cache, out, NULL);
 }

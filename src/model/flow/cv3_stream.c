@@ -12,16 +12,24 @@
  * incomplete chunk on, reading the earlier frames' keys/values and convolution history from pages;
  * the mel equals cosy_flow_inference(tokens so far, streaming=1, finalize) on every call.
  *
- * Pages, one per chunk g (frames [chunk g, chunk (g + 1))), f32:
- *   [step][block][CFG row][K | V][chunk][heads * dim_head]   the attention keys (rotated) and values
- *   [step][conv 0/1][CFG row][chunk][dim]                    the conv pos-emb convolutions' inputs
- *   [chunk][80]                                              the final mel (time-major)
- * ~3.6 MB per frame at the Fun-CosyVoice3-0.5B size (22 blocks x 10 steps x 2 rows x 2 x 1024 floats),
- * i.e. ~180 MB per second of audio; a page is allocated when its chunk is first reached and freed
- * with the stream. A voice's prompt state (flow_stream.c) is such a stream run over the prompt's whole
- * chunks alone (cv3_stream_prefill: the chunks ending pre_lookahead_len tokens before the prompt does,
- * so their look-ahead is prompt tokens); its streams borrow those pages read-only. `committed` (the chunks that can no longer change) moves only when a call
- * succeeds, and calls write only pages of later chunks, so a failed call leaves the stream as it was.
+ * Pages, one per chunk g (frames [chunk g, chunk (g + 1))):
+ *   [step][block][CFG row][K | V][chunk][heads * dim_head]   the attention keys (rotated) and values:
+ *                                                            f32, or bf16 in the flow's bf16 mode
+ *   [step][conv 0/1][CFG row][chunk][dim]                    the conv pos-emb convolutions' inputs, f32
+ *   [chunk][80]                                              the final mel (time-major), f32
+ * The keys and values are nearly all of it: at the Fun-CosyVoice3-0.5B size (22 blocks x 10 steps x
+ * 2 rows x 2 x 1024 of them, plus 10 x 2 x 2 x 1024 + 80 floats) a frame takes 3.77 MB in f32, 188 MB
+ * per second of audio (50 frames), and 1.97 MB in bf16, 98 MB per second. bf16 keys/values are exact
+ * for the bf16 mode: its attention rounds K and V to bf16 (nearest even) before every product
+ * (flow_layers.c attn_bf16), here once when they are written, so the stream's mel still equals the
+ * stateless bf16 flow's; f32 (the parity path) keeps them as they are. A page is allocated when its
+ * chunk is first reached and freed with the stream.
+ *
+ * A voice's prompt state (flow_stream.c) is such a stream run over the prompt's whole chunks alone
+ * (cv3_stream_prefill: the chunks ending pre_lookahead_len tokens before the prompt does, so their
+ * look-ahead is prompt tokens); its streams borrow those pages read-only. `committed` (the chunks that
+ * can no longer change) moves only when a call succeeds, and calls write only pages of later chunks, so
+ * a failed call leaves the stream as it was.
  */
 #include "model/flow/flow_internal.h"
 #include "core/error.h"
@@ -39,12 +47,17 @@ struct cv3_stream {
     float *spks;            /* [2][80]: spk_embed_affine_layer(F.normalize(embedding)), zeros (CFG row 1) */
     int committed;          /* chunks final */
     int finished;
-    float **pages;
+    void **pages;
     int n_pages, cap_pages;
     int n_borrowed;         /* the first pages belong to the prompt state this stream started from */
-    /* page layout (floats) */
-    size_t kv_row, kv_layer, kv_step, conv0, conv_row, conv_id, conv_step, mel0, page_floats;
+    /* page layout: keys/values in kv elements (bf16 with kv_bf16, else float) from the page start, the
+     * rest in floats from the page start */
+    int kv_bf16;
+    size_t kv_row, kv_layer, kv_step, conv0, conv_row, conv_id, conv_step, mel0, page_bytes;
 };
+
+/* chunk g's final mel [chunk][80] */
+static float *page_mel(const cv3_stream *s, int g) { return (float *)s->pages[g] + s->mel0; }
 
 cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_prompt, const float *prompt_feat, const float *spks,
                            const cv3_stream *from, cv3_stream **out)
@@ -71,18 +84,24 @@ cosy_status cv3_stream_new(cosy_flow *f, const int32_t *prompt_tokens, int n_pro
     memcpy(s->feat, prompt_feat, sizeof(float) * (size_t)n_prompt * ratio * M);
     memcpy(s->spks, spks, sizeof(float) * (size_t)M);
     const size_t inner = (size_t)hp->dit_heads * hp->dit_dim_head, D = (size_t)hp->dit_dim;
+    s->kv_bf16 = f->bf16;
     s->kv_row = 2 * (size_t)chunk * inner;
     s->kv_layer = 2 * s->kv_row;
     s->kv_step = (size_t)hp->dit_depth * s->kv_layer;
-    s->conv0 = (size_t)hp->cfm_steps * s->kv_step;
+    /* the floats after the keys/values: kv_row is even, so a bf16 region ends on a float boundary */
+    s->conv0 = (size_t)hp->cfm_steps * s->kv_step * (s->kv_bf16 ? sizeof(uint16_t) : sizeof(float)) / sizeof(float);
     s->conv_row = (size_t)chunk * D;
     s->conv_id = 2 * s->conv_row;
     s->conv_step = 2 * s->conv_id;
     s->mel0 = s->conv0 + (size_t)hp->cfm_steps * s->conv_step;
-    s->page_floats = s->mel0 + (size_t)chunk * M;
+    s->page_bytes = sizeof(float) * (s->mel0 + (size_t)chunk * M);
+    if (from && from->kv_bf16 != s->kv_bf16) {
+        cv3_stream_free(s);
+        return cosy_error(COSY_ERR_INTERNAL, "flow stream: the prompt state's keys/values are of another type");
+    }
     if (from && from->committed > 0) {
         /* the prompt state's final chunks, read-only (its tokens are this stream's prompt) */
-        s->pages = malloc(sizeof(float *) * (size_t)(from->committed + 8));
+        s->pages = malloc(sizeof(void *) * (size_t)(from->committed + 8));
         if (!s->pages) {
             cv3_stream_free(s);
             return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
@@ -111,7 +130,7 @@ int cv3_stream_chunks(const cv3_stream *s) { return s ? s->committed : 0; }
 size_t cv3_stream_bytes(const cv3_stream *s)
 {
     if (!s) return 0;
-    return sizeof *s + (size_t)(s->n_pages - s->n_borrowed) * s->page_floats * sizeof(float) + sizeof(int32_t) * (size_t)(s->n_prompt + s->cap_speech) +
+    return sizeof *s + (size_t)(s->n_pages - s->n_borrowed) * s->page_bytes + sizeof(int32_t) * (size_t)(s->n_prompt + s->cap_speech) +
            sizeof(float) * (size_t)s->n_prompt * s->flow->hp->token_mel_ratio * s->flow->hp->flow_output_size;
 }
 
@@ -120,14 +139,14 @@ static cosy_status ensure_pages(cv3_stream *s, int n)
     if (n > s->cap_pages) {
         int cap = s->cap_pages ? s->cap_pages : 8;
         while (cap < n) cap *= 2;
-        float **p = realloc(s->pages, sizeof(float *) * (size_t)cap);
+        void **p = realloc(s->pages, sizeof(void *) * (size_t)cap);
         if (!p) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory");
         s->pages = p;
         s->cap_pages = cap;
     }
     while (s->n_pages < n) {
-        float *p = cosy_aligned_alloc(sizeof(float) * s->page_floats);
-        if (!p) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory for a %zu-byte chunk page", sizeof(float) * s->page_floats);
+        void *p = cosy_aligned_alloc(s->page_bytes);
+        if (!p) return cosy_error(COSY_ERR_NOMEM, "flow stream: out of memory for a %zu-byte chunk page", s->page_bytes);
         s->pages[s->n_pages++] = p;
     }
     return COSY_OK;
@@ -185,7 +204,7 @@ static cosy_status advance(cv3_stream *s, const int32_t *speech, int n_tokens, i
             memcpy(xb, x, sizeof(float) * (size_t)nf * M);
             memcpy(xb + (size_t)nf * M, x, sizeof(float) * (size_t)nf * M);
             const float tt[2] = {ts[step], ts[step]};
-            const cv3_dit_cache cache = {s->pages, chunk, start, (size_t)step * s->kv_step, s->kv_layer, s->kv_row,
+            const cv3_dit_cache cache = {s->pages, chunk, start, s->kv_bf16, (size_t)step * s->kv_step, s->kv_layer, s->kv_row,
                                          s->conv0 + (size_t)step * s->conv_step, s->conv_id, s->conv_row};
             st = cv3_dit_forward_cached(&c, xb, cond, mu, s->spks, tt, 2, nf, &cache, v);
             if (st != COSY_OK) break;
@@ -195,7 +214,7 @@ static cosy_status advance(cv3_stream *s, const int32_t *speech, int n_tokens, i
         }
         for (int t = 0; st == COSY_OK && t < nf; t++) {
             const int frame = start + t;
-            memcpy(s->pages[frame / chunk] + s->mel0 + (size_t)(frame % chunk) * M, x + (size_t)t * M, sizeof(float) * (size_t)M);
+            memcpy(page_mel(s, frame / chunk) + (size_t)(frame % chunk) * M, x + (size_t)t * M, sizeof(float) * (size_t)M);
         }
     }
     cosy_arena_free(&arena);
@@ -241,7 +260,7 @@ cosy_status cv3_stream_step(cv3_stream *s, const int32_t *tokens, int n, int off
     const int first = ratio * (P + offset), F = T - first;
     for (int t = 0; t < F; t++) {
         const int frame = first + t;
-        const float *row = s->pages[frame / chunk] + s->mel0 + (size_t)(frame % chunk) * M;
+        const float *row = page_mel(s, frame / chunk) + (size_t)(frame % chunk) * M;
         for (int m = 0; m < M; m++) mel_out[(size_t)m * F + t] = row[m];
     }
     *n_frames = F;

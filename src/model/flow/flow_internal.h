@@ -220,16 +220,19 @@ cosy_status flow_attention(flow_ctx *c, const float *q, int ldq, const float *k,
 size_t flow_attention_scratch_floats(const flow_ctx *c, int B, int Tk, int heads, int d, int with_pos);
 
 /* Keys and values kept across calls in pages of rows_per_page rows (the encoder's, flow_stream.c: a
- * page per attention chunk): head h of row j of batch b has its K (d floats) at pages[j / rows_per_page]
+ * page per attention chunk): head h of row j of batch b has its K (d elements) at pages[j / rows_per_page]
  * + offset + b * batch_offset + (j % rows_per_page) * row_stride + h * head_stride, and its V v_offset
- * floats after that. */
+ * elements after that. An element is a float, or with bf16 a bfloat16 (uint16_t; only in the flow's bf16
+ * mode, whose attention rounds K and V to bf16 anyway: storing them rounded changes no result). */
 typedef struct {
-    const float *const *pages;
+    const void *const *pages;
     int rows_per_page;
     size_t offset, batch_offset, row_stride, head_stride, v_offset;
+    int bf16;
 } flow_kv_pages;
 /* flow_attention with keys/values [0, Tk) read from pages (each (batch, head) gathers its rows
- * into scratch first, then runs exactly the computation of flow_attention). */
+ * into scratch first, widened to f32 if stored in bf16, or packs them straight from the pages, then runs
+ * exactly the computation of flow_attention). */
 cosy_status flow_attention_paged(flow_ctx *c, const float *q, int ldq, const flow_kv_pages *kv, int B, int Tq, int Tk, int heads,
                                  int d, int q_offset, int chunk, float scale, flow_pos_scores_fn pos_scores, void *pos_ctx, float *out,
                                  int ldo);
@@ -392,15 +395,19 @@ size_t cv3_dit_scratch_bytes(const cosy_flow *f, int B, int T);
 
 /* What the chunk-causal DiT keeps of earlier frames at one Euler step (cv3_stream.c): in pages of
  * `chunk` frames, every block's keys (rotated) and values and the inputs of the two conv pos-emb
- * convolutions, per CFG row. Frame j of CFG row b: layer l's K at pages[j / chunk] + kv_base +
- * l kv_layer + b kv_row + (j % chunk) inner, its V chunk * inner floats further; convolution i's
- * input row at pages[j / chunk] + conv_base + i conv_id + b conv_row + (j % chunk) dim. */
+ * convolutions, per CFG row. Frame j of CFG row b: layer l's K at (kv type *)pages[j / chunk] + kv_base +
+ * l kv_layer + b kv_row + (j % chunk) inner, its V chunk * inner elements further; convolution i's
+ * input row at (float *)pages[j / chunk] + conv_base + i conv_id + b conv_row + (j % chunk) dim. The
+ * kv type is float, or bf16 (uint16_t, rounded to nearest even) with kv_bf16, which only the flow's bf16
+ * mode may set: its attention rounds K and V to bf16 whether they come from pages or rows, so the stream
+ * stays equal to the stateless flow. */
 typedef struct {
-    float *const *pages;       /* covering every frame < start + the call's frames */
+    void *const *pages;        /* covering every frame < start + the call's frames */
     int chunk;                 /* frames per page = the attention chunk */
     int start;                 /* the call's first frame; every earlier one is in the pages */
-    size_t kv_base, kv_layer, kv_row;
-    size_t conv_base, conv_id, conv_row;
+    int kv_bf16;               /* keys and values stored as bf16 */
+    size_t kv_base, kv_layer, kv_row;    /* in kv elements */
+    size_t conv_base, conv_id, conv_row; /* in floats */
 } cv3_dit_cache;
 /* cv3_dit_forward (chunk mask) on frames [cache->start, cache->start + T): writes their keys, values
  * and convolution inputs into the pages and reads the earlier frames' from them. */

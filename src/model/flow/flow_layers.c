@@ -7,6 +7,7 @@
  */
 #include "model/flow/flow_internal.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "core/ops.h"
 
 #include <math.h>
@@ -139,31 +140,46 @@ typedef struct {
     int failed;              /* an AMX part could not get its scratch (set atomically) */
 } attn_task;
 
-/* where head h of batch b's key j (and its value, v_offset after it) lies in the pages */
-static const float *page_row(const flow_kv_pages *kv, int b, int h, int j)
+static size_t kv_elem_bytes(const flow_kv_pages *kv) { return kv->bf16 ? sizeof(uint16_t) : sizeof(float); }
+
+/* where head h of batch b's key j lies in the pages (its value: page_value) */
+static const void *page_row(const flow_kv_pages *kv, int b, int h, int j)
 {
-    return kv->pages[j / kv->rows_per_page] + kv->offset + (size_t)b * kv->batch_offset + (size_t)(j % kv->rows_per_page) * kv->row_stride +
-           (size_t)h * kv->head_stride;
+    const size_t e = kv->offset + (size_t)b * kv->batch_offset + (size_t)(j % kv->rows_per_page) * kv->row_stride + (size_t)h * kv->head_stride;
+    return (const char *)kv->pages[j / kv->rows_per_page] + e * kv_elem_bytes(kv);
+}
+
+static const void *page_value(const flow_kv_pages *kv, const void *key) { return (const char *)key + kv->v_offset * kv_elem_bytes(kv); }
+
+/* d elements of a page row as f32 (bf16 widened exactly) */
+static void page_load(const flow_kv_pages *kv, float *dst, const void *src, int d)
+{
+    if (!kv->bf16) {
+        memcpy(dst, src, sizeof(float) * (size_t)d);
+        return;
+    }
+    const uint16_t *h = src;
+    for (int i = 0; i < d; i++) dst[i] = cosy_bf16_to_f32(h[i]);
 }
 
 /* head h of batch b's keys and values [0, Tk) copied out of their pages into kc, vc [Tk][d] */
 static void gather_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, float *kc, float *vc)
 {
     for (int j = 0; j < Tk; j++) {
-        const float *row = page_row(kv, b, h, j);
-        memcpy(kc + (size_t)j * d, row, sizeof(float) * (size_t)d);
-        memcpy(vc + (size_t)j * d, row + kv->v_offset, sizeof(float) * (size_t)d);
+        const void *row = page_row(kv, b, h, j);
+        page_load(kv, kc + (size_t)j * d, row, d);
+        page_load(kv, vc + (size_t)j * d, page_value(kv, row), d);
     }
 }
 
-/* the packed kernels' K^T and V panels straight from the pages (what cosy_pack_f32_rows and
+/* the packed kernels' K^T and V panels straight from f32 pages (what cosy_pack_f32_rows and
  * cosy_pack_f32_cols make of the gathered rows); ptrs: scratch for 2 Tk pointers */
 static void pack_pages(const flow_kv_pages *kv, int b, int h, int Tk, int d, float *kp, float *vp, const float **ptrs)
 {
     const float **vrows = ptrs + Tk;
     for (int j = 0; j < Tk; j++) {
         ptrs[j] = page_row(kv, b, h, j);
-        vrows[j] = ptrs[j] + kv->v_offset;
+        vrows[j] = page_value(kv, ptrs[j]);
     }
     cosy_pack_f32_row_ptrs(kp, ptrs, Tk, d);
     cosy_pack_f32_col_ptrs(vp, vrows, Tk, d);
@@ -188,9 +204,12 @@ static int query_block(const attn_task *a, int i0, int *n_keys)
 
 static inline int up32(int n) { return (n + 31) / 32 * 32; }
 
-/* The bf16 mode: QK^T and PV as AMX tile products (K and V rounded to bf16 once per head, Q and the
- * softmax weights per query block), the scores and softmax in f32. Returns 0 if its scratch could not
- * be allocated (the caller then runs the f32 path). */
+/* The bf16 mode: QK^T and PV as bf16 tile products (cosy_gemm_bf16: AMX, or AVX512-BF16 on the same
+ * tiles) with K and V rounded to bf16 (nearest even) once per head, Q and the softmax weights per query
+ * block, the scores and softmax in f32. That rounding is the mode's definition on every bf16 path:
+ * keys and values already stored in bf16 (flow_kv_pages.bf16: the CosyVoice3 stream's pages, rounded the
+ * same way when written) are packed as they are, so a stream and the stateless call see the same K and V.
+ * Returns 0 if its scratch could not be allocated (the caller then reports out of memory). */
 static int attn_bf16(attn_task *a, int part)
 {
     const int Tk = a->Tk, d = a->d, Tkp = up32(Tk), dp = up32(d);
@@ -198,7 +217,7 @@ static int attn_bf16(attn_task *a, int part)
     uint16_t *kt = cosy_thread_scratch(sizeof(uint16_t) * n16 + sizeof(float *) * 2 * (size_t)Tk);
     if (!kt) return 0;
     uint16_t *vt = kt + (size_t)Tkp * dp, *qb16 = vt + (size_t)Tkp * dp, *pb16 = qb16 + (size_t)ATTN_BLOCK * dp;
-    const float **krows = (const float **)(void *)(kt + n16), **vrows = krows + Tk;
+    const void **krows = (const void **)(void *)(kt + n16), **vrows = krows + Tk;
     float *kp = a->scratch + (size_t)part * a->scratch_per_part;
     float *vp = kp + round_panel((size_t)Tk) * d;
     float *scores = vp + round_panel((size_t)d) * Tk;
@@ -208,11 +227,16 @@ static int attn_bf16(attn_task *a, int part)
         const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
         /* straight from where the keys and values are (pages or rows): read once, no f32 copy */
         for (int j = 0; j < Tk; j++) {
-            krows[j] = a->kv ? page_row(a->kv, b, h, j) : a->k + ((size_t)b * Tk + j) * a->ldkv + h * d;
-            vrows[j] = a->kv ? krows[j] + a->kv->v_offset : a->v + ((size_t)b * Tk + j) * a->ldkv + h * d;
+            krows[j] = a->kv ? page_row(a->kv, b, h, j) : (const void *)(a->k + ((size_t)b * Tk + j) * a->ldkv + h * d);
+            vrows[j] = a->kv ? page_value(a->kv, krows[j]) : (const void *)(a->v + ((size_t)b * Tk + j) * a->ldkv + h * d);
         }
-        cosy_pack_bf16_rows(kt, krows, Tk, d);   /* B of QK^T: N = keys, K = d */
-        cosy_pack_bf16_t_rows(vt, vrows, Tk, d); /* B of PV: K = keys, N = d */
+        if (a->kv && a->kv->bf16) {
+            cosy_pack_bf16_rows16(kt, (const uint16_t *const *)krows, Tk, d);
+            cosy_pack_bf16_t_rows16(vt, (const uint16_t *const *)vrows, Tk, d);
+        } else {
+            cosy_pack_bf16_rows(kt, (const float *const *)krows, Tk, d);   /* B of QK^T: N = keys, K = d */
+            cosy_pack_bf16_t_rows(vt, (const float *const *)vrows, Tk, d); /* B of PV: K = keys, N = d */
+        }
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
         for (int i0 = 0; i0 < a->Tq;) {
             int n_keys;
@@ -250,7 +274,8 @@ static void attn_run(void *p, int part)
         const float *qb = a->q + (size_t)b * a->Tq * a->ldq + h * d;
         const float *kb, *vb;
         int ldkv;
-        if (a->kv && a->fast) {
+        const int packed = a->kv && a->fast && !a->kv->bf16; /* panels straight from f32 pages */
+        if (packed) {
             pack_pages(a->kv, b, h, Tk, d, kp, vp, (const float **)kc);
             kb = vb = NULL; /* only the panels are used */
             ldkv = d;
@@ -265,7 +290,7 @@ static void attn_run(void *p, int part)
             ldkv = a->ldkv;
         }
         float *ob = a->out + (size_t)b * a->Tq * a->ldo + h * d;
-        if (a->fast && !a->kv) {
+        if (a->fast && !packed) {
             cosy_pack_f32_rows(kp, kb, Tk, d, ldkv);
             cosy_pack_f32_cols(vp, vb, Tk, d, ldkv);
         }

@@ -40,13 +40,14 @@ flow_kv_pages flow_cache_kv(const flow_cache *fc, int layer)
 {
     const int d = fc->kv_width / fc->kv_heads;
     flow_kv_pages kv;
-    kv.pages = (const float *const *)fc->pages;
+    kv.pages = (const void *const *)fc->pages;
     kv.rows_per_page = fc->chunk;
     kv.offset = fc->kv_base + (size_t)layer * fc->kv_layer;
     kv.batch_offset = fc->kv_batch;
     kv.row_stride = (size_t)d;
     kv.head_stride = (size_t)fc->chunk * d;
     kv.v_offset = (size_t)fc->kv_heads * fc->chunk * d;
+    kv.bf16 = 0;
     return kv;
 }
 
