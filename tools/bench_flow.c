@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "core/clock.h"
 #include "core/cpu.h"
+#include "core/gemm.h"
 #include "model/flow/flow.h"
 #include "model/model.h"
 
@@ -88,9 +89,10 @@ int bench_flow(int argc, char **argv)
     for (int i = 0; i < hp->spk_embed_dim; i++) emb[i] = (float)(NEXT() & 0xffff) / 32768.0f - 1.0f;
 
     printf("flow: %s, %s, %d threads, products in %s%s\n", path, cosy_cpu_model_name(), cosy_pool_size(model->pool),
-           cosy_dtype_name(cosy_model_flow_dtype(model)), cosy_model_flow_dtype(model) == COSY_DTYPE_BF16 ? " (AMX)" : "");
+           cosy_dtype_name(cosy_model_flow_dtype(model)),
+           cosy_model_flow_dtype(model) != COSY_DTYPE_BF16 ? "" : cosy_gemm_bf16_level() == COSY_CPU_AMX ? " (AMX)" : " (AVX512-BF16)");
     if (dtype == COSY_DTYPE_BF16 && cosy_model_flow_dtype(model) != COSY_DTYPE_BF16)
-        printf("  (bf16 asked for, but this CPU has no AMX-BF16: f32)\n");
+        printf("  (bf16 asked for, but this CPU has no bf16 products: f32)\n");
     printf("  load + flow state %.0f ms\n", t_load);
     printf("  call: %d prompt + %lld new tokens%s, %s, %s\n", P, tokens, finalize ? "" : " + look-ahead",
            streaming ? "chunk masks" : "full attention", finalize ? "final" : "non-final");
