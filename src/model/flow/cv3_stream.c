@@ -208,9 +208,7 @@ static cosy_status advance(cv3_stream *s, const int32_t *speech, int n_tokens, i
                                          s->conv0 + (size_t)step * s->conv_step, s->conv_id, s->conv_row};
             st = cv3_dit_forward_cached(&c, xb, cond, mu, s->spks, tt, 2, nf, &cache, v);
             if (st != COSY_OK) break;
-            const float dt = dts[step];
-            const float *v0 = v, *v1 = v + (size_t)nf * M;
-            for (size_t i = 0; i < (size_t)nf * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
+            flow_euler_step(x, v, nf, M, dts[step], w_cond, w_uncond, NULL);
         }
         for (int t = 0; st == COSY_OK && t < nf; t++) {
             const int frame = start + t;

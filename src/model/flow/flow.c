@@ -280,16 +280,7 @@ cosy_status cosy_flow_inference_window(cosy_flow *flow, const int32_t *tokens, i
     return inference(flow, tokens, n, prompt_tokens, n_prompt, prompt_feat, embedding, 1, finalize, window, mel_out, n_frames, NULL);
 }
 
-/*
- * CausalMaskedDiffWithDiT.inference (CosyVoice3) on validated inputs: no encoder; mu = the
- * PreLookaheadLayer output of the embedded tokens, each frame repeated token_mel_ratio times; then the
- * CFM solver as for CosyVoice2 with the DiT estimator (cv3_dit.c), which takes x, cond, mu and spks
- * separately instead of one packed row.
- */
-
-/* One Euler step of the CFG-combined velocity: x += dt (w_cond v[0] - w_uncond v[1]), v [2][T][M] (CFG
- * rows); est0: the first step's raw estimates, channel-major [2][M][T] (trace) */
-static void euler_step(float *x, const float *v, int T, int M, float dt, float w_cond, float w_uncond, float *est0)
+void flow_euler_step(float *x, const float *v, int T, int M, float dt, float w_cond, float w_uncond, float *est0)
 {
     if (est0)
         for (int b = 0; b < 2; b++) cosy_transpose(est0 + (size_t)b * M * T, v + (size_t)b * T * M, T, M);
@@ -314,6 +305,12 @@ static void finish(cosy_flow_trace *trace, double t0, double t1, cosy_status st,
     }
 }
 
+/*
+ * CausalMaskedDiffWithDiT.inference (CosyVoice3) on validated inputs: no encoder; mu = the
+ * PreLookaheadLayer output of the embedded tokens, each frame repeated token_mel_ratio times; then the
+ * CFM solver as for CosyVoice2 with the DiT estimator (cv3_dit.c), which takes x, cond, mu and spks
+ * separately instead of one packed row.
+ */
 static cosy_status inference_dit(cosy_flow *flow, const int32_t *tokens, int n, const int32_t *prompt_tokens, int n_prompt,
                                  const float *prompt_feat, const float *embedding, int streaming, int context, float *mel_out, int *n_frames,
                                  cosy_flow_trace *trace)
@@ -367,7 +364,7 @@ static cosy_status inference_dit(cosy_flow *flow, const int32_t *tokens, int n, 
             const float tt[2] = {ts[step], ts[step]};
             st = cv3_dit_forward(&c, xb, cond, mu, spks, tt, 2, T, streaming, v, step == 0 && trace ? trace->est0_dit : NULL);
             if (st != COSY_OK) break;
-            euler_step(x, v, T, M, dts[step], w_cond, w_uncond, step == 0 && trace ? trace->est0 : NULL);
+            flow_euler_step(x, v, T, M, dts[step], w_cond, w_uncond, step == 0 && trace ? trace->est0 : NULL);
         }
     }
     finish(trace, t0, t1, st, x, T, P2, M, mel_out, n_frames);
@@ -471,7 +468,7 @@ static cosy_status inference(cosy_flow *flow, const int32_t *tokens, int n, cons
                 st = cv2_unet_forward(&c, packed, tt, 2, T, streaming, v);
             }
             if (st != COSY_OK) break;
-            euler_step(x, v, T, M, dts[step], w_cond, w_uncond, step == 0 && trace ? trace->est0 : NULL);
+            flow_euler_step(x, v, T, M, dts[step], w_cond, w_uncond, step == 0 && trace ? trace->est0 : NULL);
         }
     }
     finish(trace, t0, t1, st, x, T, P2, M, mel_out, n_frames);

@@ -439,5 +439,9 @@ cosy_status flow_noise(cosy_flow *f, int frames, const float **out);
 void flow_speaker(flow_ctx *c, const float *embedding, float *spks);
 /* classifier-free guidance: v = w_cond v0 - w_uncond v1 */
 void flow_cfg_weights(const cosy_flow *f, float *w_cond, float *w_uncond);
+/* One Euler step of the CFG-combined velocity: x += dt (w_cond v[0] - w_uncond v[1]) over x [T][M] and
+ * the estimator's output v [2][T][M] (CFG rows); est0 (may be NULL): v channel-major [2][M][T], the
+ * first step's raw estimates for a trace. Every solver (stateless and streams, both families) uses it. */
+void flow_euler_step(float *x, const float *v, int T, int M, float dt, float w_cond, float w_uncond, float *est0);
 
 #endif

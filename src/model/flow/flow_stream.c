@@ -413,9 +413,7 @@ static cosy_status stream_advance(cosy_flow_stream *s, int n_all, int n_context)
                                  flow->bf16, s->pinned, s->window};
         float tt[2] = {ts[step], ts[step]};
         COSY_TRY(cv2_unet_forward_cached(&c, packed, tt, &fc, &kv, L->kv_layer, v));
-        const float dt = dts[step];
-        const float *v0 = v, *v1 = v + (size_t)nq * M;
-        for (size_t i = 0; i < (size_t)nq * M; i++) x[i] = x[i] + dt * (w_cond * v0[i] - w_uncond * v1[i]);
+        flow_euler_step(x, v, nq, M, dts[step], w_cond, w_uncond, NULL);
     }
     for (int t = 0; t < nq; t++) {
         const int f = S2 + t;
