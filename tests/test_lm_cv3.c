@@ -168,9 +168,9 @@ static cosy_status constant_sample(void *ctx, float *logp, int n, const int32_t 
     return COSY_OK;
 }
 
-/* Runs the fixture's zero-shot prompt (bistream: text one token at a time) with a constant sampler;
+/* Runs the fixture's zero-shot prompt (bistream: text one token at a time) with the sampler `sample`;
  * returns the tokens emitted. */
-static int run_constant(cosy_lm *lm, int bistream, int strict, constant_sampler *c, int max_tokens)
+static int run_fixture(cosy_lm *lm, int bistream, int strict, cosy_lm_sample_fn sample, void *ctx, int max_tokens, int min_tokens)
 {
     int np, nt, ns;
     int32_t *ptext = load_ids("lm_prompt_text", &np), *text = load_ids("lm_text", &nt), *speech = load_ids("lm_prompt_speech_token", &ns);
@@ -181,9 +181,10 @@ static int run_constant(cosy_lm *lm, int bistream, int strict, constant_sampler 
     cfg.n_prompt_speech = ns;
     cfg.bistream = bistream;
     cfg.strict_reference = strict;
-    cfg.sample = constant_sample;
-    cfg.sample_ctx = c;
+    cfg.sample = sample;
+    cfg.sample_ctx = ctx;
     cfg.max_tokens = max_tokens;
+    cfg.min_tokens = min_tokens;
     cosy_lm_run *run = NULL;
     int emitted = 0;
     CHECK_OK(cosy_lm_run_begin(lm, &cfg, &run));
@@ -196,6 +197,11 @@ static int run_constant(cosy_lm *lm, int bistream, int strict, constant_sampler 
     free(text);
     free(speech);
     return emitted;
+}
+
+static int run_constant(cosy_lm *lm, int bistream, int strict, constant_sampler *c, int max_tokens)
+{
+    return run_fixture(lm, bistream, strict, constant_sample, c, max_tokens, 0);
 }
 
 /* CosyVoice3LM's decode rules: stop on any id 6561..6760 (not emitted); ignore_eos masks 6561 (sos),
@@ -241,44 +247,17 @@ static void test_min_tokens(cosy_model *m)
     cosy_lm *lm = NULL;
     CHECK_OK(cosy_lm_get(m, &lm));
     if (!lm) return;
-    int np, nt, ns;
-    int32_t *ptext = load_ids("lm_prompt_text", &np), *text = load_ids("lm_text", &nt), *speech = load_ids("lm_prompt_speech_token", &ns);
     for (int bistream = 0; bistream < 2; bistream++) {
-        int base = -1; /* tokens without min_tokens: none, or (bistream) those made before the flush */
-        for (int pass = 0; pass < 2; pass++) {
-            cosy_lm_run_config cfg = cosy_lm_run_default_config();
-            cfg.prompt_text = ptext;
-            cfg.n_prompt_text = np;
-            cfg.prompt_speech = speech;
-            cfg.n_prompt_speech = ns;
-            cfg.bistream = bistream;
-            cfg.sample = eos_if_allowed;
-            cfg.min_tokens = pass ? base + 7 : 0;
-            cfg.max_tokens = 60;
-            cosy_lm_run *run = NULL;
-            CHECK_OK(cosy_lm_run_begin(lm, &cfg, &run));
-            if (run) CHECK_OK(cosy_lm_run_push_text(run, text, nt));
-            if (run) CHECK_OK(cosy_lm_run_end_text(run));
-            int emitted = 0;
-            cosy_lm_event ev = {COSY_LM_EVENT_TOKEN, 0};
-            while (run && ev.kind != COSY_LM_EVENT_DONE && cosy_lm_run_step(run, &ev) == COSY_OK) emitted += ev.kind == COSY_LM_EVENT_TOKEN;
-            cosy_lm_run_free(run);
-            if (pass == 0) {
-                base = emitted;
-                if (!bistream) CHECK(base == 0); /* eos on the first step: min_len masks 6561, not eos */
-                CHECK(base + 7 <= 60);
-            } else {
-                CHECK(emitted == base + 7); /* eos came as soon as it was allowed */
-            }
-        }
+        /* without min_tokens: no token, or (bistream) those made before the flush, where eos is allowed */
+        const int base = run_fixture(lm, bistream, 0, eos_if_allowed, NULL, 60, 0);
+        if (!bistream) CHECK(base == 0); /* eos on the first step: min_len masks 6561, not eos */
+        CHECK(base + 7 <= 60);
+        CHECK(run_fixture(lm, bistream, 0, eos_if_allowed, NULL, 60, base + 7) == base + 7); /* eos as soon as it is allowed */
     }
     cosy_lm_run_config bad = cosy_lm_run_default_config();
     bad.min_tokens = -1;
     cosy_lm_run *run = NULL;
     CHECK_FAILS(cosy_lm_run_begin(lm, &bad, &run), COSY_ERR_INVALID_ARG, "min_tokens");
-    free(ptext);
-    free(text);
-    free(speech);
 }
 
 static int same(const int32_t *a, int na, const int32_t *b, int nb) { return na == nb && (na == 0 || !memcmp(a, b, sizeof(int32_t) * na)); }
