@@ -128,6 +128,18 @@ static void test_stream_refusals(cosy_flow *flow)
     cosy_flow_prompt_free(p);
 }
 
+/* The model at gguf with its flow in bf16 (the other networks f32); NULL (and *m16 NULL or to free) on failure */
+static cosy_flow *load_bf16_flow(const char *gguf, cosy_model **m16)
+{
+    cosy_model_params mp = test_f32_params();
+    mp.flow_dtype = COSY_DTYPE_BF16;
+    cosy_flow *flow = NULL;
+    *m16 = NULL;
+    CHECK_OK(cosy_model_load(gguf, &mp, m16));
+    if (*m16) CHECK_OK(cosy_flow_get(*m16, &flow));
+    return flow;
+}
+
 /* the bf16 mode against f32 on one call: the deviation is measured and bounded (not a parity claim) */
 static void test_bf16(const char *gguf, cosy_flow *f32_flow)
 {
@@ -135,12 +147,8 @@ static void test_bf16(const char *gguf, cosy_flow *f32_flow)
         printf("  SKIP bf16 flow: this CPU lacks AVX512-BF16\n");
         return;
     }
-    cosy_model_params mp = test_f32_params();
-    mp.flow_dtype = COSY_DTYPE_BF16;
     cosy_model *m16 = NULL;
-    cosy_flow *flow = NULL;
-    CHECK_OK(cosy_model_load(gguf, &mp, &m16));
-    if (m16) CHECK_OK(cosy_flow_get(m16, &flow));
+    cosy_flow *flow = load_bf16_flow(gguf, &m16);
     if (!flow) {
         cosy_model_free(m16);
         return;
@@ -191,12 +199,8 @@ static size_t stream_all(cosy_flow *flow, const int (*calls)[3], int n_calls, fl
 static void test_bf16_stream_level(const char *gguf, cosy_flow *f32_flow, cosy_cpu_level_t level, const int (*calls)[3], int n_calls)
 {
     cosy_cpu_cap(level);
-    cosy_model_params mp = test_f32_params();
-    mp.flow_dtype = COSY_DTYPE_BF16;
     cosy_model *m16 = NULL;
-    cosy_flow *flow = NULL;
-    CHECK_OK(cosy_model_load(gguf, &mp, &m16));
-    if (m16) CHECK_OK(cosy_flow_get(m16, &flow));
+    cosy_flow *flow = load_bf16_flow(gguf, &m16);
     if (!flow) {
         cosy_model_free(m16);
         cosy_cpu_reset();
