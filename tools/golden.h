@@ -55,6 +55,15 @@ void golden_dump(golden_ctx *ctx, const char *name, const float *data, const int
 /* The number N of an input written "speech_token[:, :N]" in the current case (golden_flow.c). */
 cosy_status golden_token_count(golden_ctx *ctx, int *n);
 
+/* A flow case's inputs (golden_flow.c): speech_token (n of them used), prompt_speech_token, prompt_feat
+ * [2P, 80] and embedding, checked against the model's shapes. */
+typedef struct {
+    npy_array tok, ptok, pfeat, emb;
+    int n;
+} golden_flow_inputs;
+cosy_status golden_flow_inputs_load(golden_ctx *ctx, golden_flow_inputs *in);
+void golden_flow_inputs_free(golden_flow_inputs *in);
+
 /* The fixture's voice (golden_t2w.c): prompt_speech_token, prompt_feat and embedding as a flow-only voice. */
 cosy_status golden_fixture_voice(golden_ctx *ctx, cosy_voice **out);
 

@@ -78,27 +78,15 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
     cosy_flow *flow;
     COSY_TRY(cosy_flow_get(ctx->model, &flow));
     const cosy_hparams *hp = &ctx->model->hp;
-    int n;
-    COSY_TRY(golden_token_count(ctx, &n));
-    npy_array tok, ptok, pfeat, emb;
-    memset(&tok, 0, sizeof tok);
-    memset(&ptok, 0, sizeof ptok);
-    memset(&pfeat, 0, sizeof pfeat);
-    memset(&emb, 0, sizeof emb);
-    cosy_status st = golden_load_int(ctx, "speech_token", &tok);
-    if (st == COSY_OK) st = golden_load_int(ctx, "prompt_speech_token", &ptok);
-    if (st == COSY_OK) st = golden_load(ctx, "prompt_feat", &pfeat);
-    if (st == COSY_OK) st = golden_load(ctx, "embedding", &emb);
-    const int M = hp->flow_output_size, ratio = hp->token_mel_ratio;
-    if (st == COSY_OK && (n > tok.numel || pfeat.numel != ptok.numel * ratio * M || emb.numel != hp->spk_embed_dim))
-        st = cosy_error(COSY_ERR_FORMAT, "golden: %d tokens of %lld, or prompt_feat is not [2P, 80], or a bad embedding", n,
-                        (long long)tok.numel);
+    golden_flow_inputs fin;
+    cosy_status st = golden_flow_inputs_load(ctx, &fin);
+    const int n = fin.n, M = hp->flow_output_size, ratio = hp->token_mel_ratio;
     int32_t *tokens = NULL, *prompt = NULL;
     float *mel = NULL, *h = NULL, *est0 = NULL;
     dit_trace dt;
     memset(&dt, 0, sizeof dt);
     if (st == COSY_OK) {
-        const int P = (int)ptok.numel, T1 = P + n - (finalize ? 0 : hp->pre_lookahead_len), T = ratio * T1;
+        const int P = (int)fin.ptok.numel, T1 = P + n - (finalize ? 0 : hp->pre_lookahead_len), T = ratio * T1;
         tokens = malloc(sizeof(int32_t) * (size_t)n);
         prompt = malloc(sizeof(int32_t) * (size_t)(P + 1));
         mel = malloc(sizeof(float) * (size_t)M * T);
@@ -106,12 +94,12 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
         est0 = malloc(sizeof(float) * 2 * (size_t)M * T);
         if (!tokens || !prompt || !mel || !h || !est0) st = cosy_error(COSY_ERR_NOMEM, "golden: out of memory");
         if (st == COSY_OK) st = trace_alloc(&dt, hp, 2, T);
-        for (int i = 0; st == COSY_OK && i < n; i++) tokens[i] = (int32_t)tok.i64[i];
-        for (int i = 0; st == COSY_OK && i < P; i++) prompt[i] = (int32_t)ptok.i64[i];
+        for (int i = 0; st == COSY_OK && i < n; i++) tokens[i] = (int32_t)fin.tok.i64[i];
+        for (int i = 0; st == COSY_OK && i < P; i++) prompt[i] = (int32_t)fin.ptok.i64[i];
         int frames = 0;
         cosy_flow_trace trace = {h, NULL, est0, 0, 0, 0, &dt.t};
         if (st == COSY_OK)
-            st = cosy_flow_inference_trace(flow, tokens, n, prompt, P, pfeat.f32, emb.f32, streaming, finalize, mel, &frames, &trace);
+            st = cosy_flow_inference_trace(flow, tokens, n, prompt, P, fin.pfeat.f32, fin.emb.f32, streaming, finalize, mel, &frames, &trace);
         if (st == COSY_OK) {
             char key[64];
             snprintf(key, sizeof key, "%s_mel", prefix);
@@ -139,10 +127,7 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
     free(mel);
     free(h);
     free(est0);
-    npy_free(&tok);
-    npy_free(&ptok);
-    npy_free(&pfeat);
-    npy_free(&emb);
+    golden_flow_inputs_free(&fin);
     return st;
 }
 

@@ -31,28 +31,42 @@ cosy_status golden_token_count(golden_ctx *ctx, int *n)
 }
 
 
+cosy_status golden_flow_inputs_load(golden_ctx *ctx, golden_flow_inputs *in)
+{
+    memset(in, 0, sizeof *in);
+    COSY_TRY(golden_token_count(ctx, &in->n));
+    const cosy_hparams *hp = &ctx->model->hp;
+    cosy_status st = golden_load_int(ctx, "speech_token", &in->tok);
+    if (st == COSY_OK) st = golden_load_int(ctx, "prompt_speech_token", &in->ptok);
+    if (st == COSY_OK) st = golden_load(ctx, "prompt_feat", &in->pfeat);
+    if (st == COSY_OK) st = golden_load(ctx, "embedding", &in->emb);
+    if (st == COSY_OK && (in->n > in->tok.numel || in->pfeat.numel != in->ptok.numel * hp->token_mel_ratio * hp->flow_output_size ||
+                          in->emb.numel != hp->spk_embed_dim))
+        st = cosy_error(COSY_ERR_FORMAT, "golden: %d tokens of %lld, or prompt_feat is not [2P, 80], or a bad embedding", in->n,
+                        (long long)in->tok.numel);
+    return st; /* the caller frees *in either way */
+}
+
+void golden_flow_inputs_free(golden_flow_inputs *in)
+{
+    npy_free(&in->tok);
+    npy_free(&in->ptok);
+    npy_free(&in->pfeat);
+    npy_free(&in->emb);
+}
+
 static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, const char *prefix)
 {
     cosy_flow *flow;
     COSY_TRY(cosy_flow_get(ctx->model, &flow));
-    int n;
-    COSY_TRY(golden_token_count(ctx, &n));
-    npy_array tok, ptok, pfeat, emb;
-    memset(&tok, 0, sizeof tok);
-    memset(&ptok, 0, sizeof ptok);
-    memset(&pfeat, 0, sizeof pfeat);
-    memset(&emb, 0, sizeof emb);
-    cosy_status st = golden_load_int(ctx, "speech_token", &tok);
-    if (st == COSY_OK) st = golden_load_int(ctx, "prompt_speech_token", &ptok);
-    if (st == COSY_OK) st = golden_load(ctx, "prompt_feat", &pfeat);
-    if (st == COSY_OK) st = golden_load(ctx, "embedding", &emb);
+    golden_flow_inputs fin;
+    cosy_status st = golden_flow_inputs_load(ctx, &fin);
+    const int n = fin.n;
     int32_t *tokens = NULL, *prompt = NULL;
     float *mel = NULL, *h = NULL, *mu = NULL, *est0 = NULL;
-    if (st == COSY_OK && (n > tok.numel || pfeat.numel != ptok.numel * 2 * 80))
-        st = cosy_error(COSY_ERR_FORMAT, "golden: %d tokens of %lld, or prompt_feat is not [2P, 80]", n, (long long)tok.numel);
     if (st == COSY_OK) {
         const cosy_hparams *hp = &ctx->model->hp;
-        int P = (int)ptok.numel, ctx_tokens = finalize ? 0 : hp->pre_lookahead_len, E = hp->enc_output_size;
+        int P = (int)fin.ptok.numel, ctx_tokens = finalize ? 0 : hp->pre_lookahead_len, E = hp->enc_output_size;
         int T = hp->token_mel_ratio * (P + n - ctx_tokens);
         tokens = malloc(sizeof(int32_t) * (size_t)n);
         prompt = malloc(sizeof(int32_t) * (size_t)(P + 1));
@@ -61,12 +75,12 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
         mu = malloc(sizeof(float) * 80 * (size_t)T);
         est0 = malloc(sizeof(float) * 2 * 80 * (size_t)T);
         if (!tokens || !prompt || !mel || !h || !mu || !est0) st = cosy_error(COSY_ERR_NOMEM, "golden: out of memory");
-        for (int i = 0; st == COSY_OK && i < n; i++) tokens[i] = (int32_t)tok.i64[i];
-        for (int i = 0; st == COSY_OK && i < P; i++) prompt[i] = (int32_t)ptok.i64[i];
+        for (int i = 0; st == COSY_OK && i < n; i++) tokens[i] = (int32_t)fin.tok.i64[i];
+        for (int i = 0; st == COSY_OK && i < P; i++) prompt[i] = (int32_t)fin.ptok.i64[i];
         int frames = 0;
         cosy_flow_trace trace = {h, mu, est0, 0, 0, 0, NULL};
         if (st == COSY_OK)
-            st = cosy_flow_inference_trace(flow, tokens, n, prompt, P, pfeat.f32, emb.f32, streaming, finalize, mel, &frames, &trace);
+            st = cosy_flow_inference_trace(flow, tokens, n, prompt, P, fin.pfeat.f32, fin.emb.f32, streaming, finalize, mel, &frames, &trace);
         if (st == COSY_OK) {
             char key[64];
             snprintf(key, sizeof key, "%s_mel", prefix);
@@ -87,10 +101,7 @@ static cosy_status run_flow_case(golden_ctx *ctx, int streaming, int finalize, c
     free(h);
     free(mu);
     free(est0);
-    npy_free(&tok);
-    npy_free(&ptok);
-    npy_free(&pfeat);
-    npy_free(&emb);
+    golden_flow_inputs_free(&fin);
     return st;
 }
 
