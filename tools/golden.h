@@ -64,6 +64,18 @@ typedef struct {
 cosy_status golden_flow_inputs_load(golden_ctx *ctx, golden_flow_inputs *in);
 void golden_flow_inputs_free(golden_flow_inputs *in);
 
+/* A session's audio as on_audio delivers it (golden_collect, golden_t2w.c): up to cap samples and
+ * GOLDEN_MAX_CHUNKS chunks (the session's call log), each chunk's end; overflow: the rest was dropped. */
+#define GOLDEN_MAX_CHUNKS 64
+typedef struct {
+    float *audio;
+    int64_t n, cap;
+    int64_t chunk_end[GOLDEN_MAX_CHUNKS];
+    int chunks;
+    int overflow;
+} golden_collected;
+void golden_collect(void *user, const float *samples, int n);
+
 /* The fixture's voice (golden_t2w.c): prompt_speech_token, prompt_feat and embedding as a flow-only voice. */
 cosy_status golden_fixture_voice(golden_ctx *ctx, cosy_voice **out);
 

@@ -229,25 +229,6 @@ cosy_status golden_cv3_t2w_call(golden_ctx *ctx)
 
 /* ------------------------------------------------------------------ the whole stream */
 
-typedef struct {
-    float *audio;
-    int64_t n, cap;
-    int64_t chunk_end[MAX_CALLS];
-    int chunks;
-    int overflow;
-} collected;
-
-static void collect(void *user, const float *samples, int n)
-{
-    collected *c = user;
-    if (n < 0 || n > c->cap - c->n || c->chunks == MAX_CALLS) {
-        c->overflow = 1;
-        return;
-    }
-    memcpy(c->audio + c->n, samples, sizeof(float) * (size_t)n);
-    c->n += n;
-    c->chunk_end[c->chunks++] = c->n;
-}
 
 /* max |a - b| per call (the stream's chunks end at chunk_end), printed on one line */
 static void print_per_call(golden_ctx *ctx, const float *a, const float *b, const int64_t *chunk_end, int n_calls)
@@ -309,7 +290,7 @@ cosy_status golden_cv3_t2w_stream(golden_ctx *ctx)
     inputs in;
     COSY_TRY(load_inputs(ctx, 1, &in));
     cosy_status st = COSY_OK;
-    collected c;
+    golden_collected c;
     memset(&c, 0, sizeof c);
     c.cap = (int64_t)in.n_tokens * 2 * 480 + 1;
     if (!(c.audio = malloc(sizeof(float) * (size_t)c.cap))) st = cosy_error(COSY_ERR_NOMEM, "out of memory");
@@ -326,7 +307,7 @@ cosy_status golden_cv3_t2w_stream(golden_ctx *ctx)
     if (st == COSY_OK) {
         cosy_session_params p = cosy_session_default_params();
         p.stream = 1;
-        p.on_audio = collect;
+        p.on_audio = golden_collect;
         p.user = &c;
         st = cosy_session_create_tokens_mel(ctx->model, in.voice, &p, in.ids, in.n_tokens, NULL, 0, ref_mel.f32, (int)ref_mel.shape[2], &s);
     }

@@ -192,21 +192,11 @@ cosy_status golden_t2w_call(golden_ctx *ctx)
     return run_calls(ctx, k, k);
 }
 
-/* token2wav_stream goes through the session engine: the 200 tokens handed to a session, which
- * schedules the chunks itself (stream/schedule.h) — the calls must come out as the official loop's,
- * each with its recorded draws. */
-typedef struct {
-    float *audio;
-    int64_t n, cap;
-    int64_t chunk_end[MAX_CALLS];
-    int chunks;
-    int overflow; /* more audio than cap, or more chunks than MAX_CALLS: the rest was dropped */
-} collected;
-
-static void collect(void *user, const float *samples, int n)
+/* golden.h: audio of a session as it arrives, with each chunk's end */
+void golden_collect(void *user, const float *samples, int n)
 {
-    collected *c = user;
-    if (n < 0 || n > c->cap - c->n || c->chunks == MAX_CALLS) {
+    golden_collected *c = user;
+    if (n < 0 || n > c->cap - c->n || c->chunks == GOLDEN_MAX_CHUNKS) {
         c->overflow = 1;
         return;
     }
@@ -214,6 +204,10 @@ static void collect(void *user, const float *samples, int n)
     c->n += n;
     c->chunk_end[c->chunks++] = c->n;
 }
+
+/* token2wav_stream goes through the session engine: the 200 tokens handed to a session, which
+ * schedules the chunks itself (stream/schedule.h) — the calls must come out as the official loop's,
+ * each with its recorded draws. */
 
 /* Our default token2wav (incremental flow, chunk-causal final call) on the official schedule: each
  * call's mel must be the official call's mel from 2·offset on (t2w_k_flow_mel), and the final one
@@ -283,7 +277,7 @@ cosy_status golden_t2w_stream(golden_ctx *ctx)
     call_draws *draws = calloc((size_t)n_calls + 1, sizeof *draws);
     cosy_rng_source **sources = calloc((size_t)n_calls + 1, sizeof *sources);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(tokens.numel + 1));
-    collected c;
+    golden_collected c;
     memset(&c, 0, sizeof c);
     c.cap = tokens.numel * 2 * 480 + 1;
     c.audio = malloc(sizeof(float) * (size_t)c.cap);
@@ -298,7 +292,7 @@ cosy_status golden_t2w_stream(golden_ctx *ctx)
         cosy_session_params p = cosy_session_default_params();
         p.stream = 1;
         p.reference_final = 1;
-        p.on_audio = collect;
+        p.on_audio = golden_collect;
         p.user = &c;
         st = cosy_session_create_tokens(ctx->model, voice, &p, ids, (int)tokens.numel, sources, n_calls, &s);
     }
